@@ -1,0 +1,1 @@
+"""Recording models arrive with the recording pipeline (chunked rrweb ingest and replay)."""

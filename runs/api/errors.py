@@ -1,0 +1,149 @@
+"""One JSON error shape for the runs API: {"error": {"code", "message", "details"?}}."""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(exceptions.APIException):
+    """An error with a stable machine-readable code, raised from services and views."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message, code or self.default_code)
+        self.code = code or self.default_code
+        if status_code is not None:
+            self.status_code = status_code
+        self.details = details
+
+
+class NotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+
+
+class Conflict(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+
+class UnsupportedEncoding(ApiError):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    default_code = "unsupported_encoding"
+
+
+class Invalid(ApiError):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "validation_error"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            inner = _first_message(value)
+            return inner if field == "non_field_errors" else f"{field}: {inner}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+_DRF_CODES: dict[type[exceptions.APIException], tuple[int, str]] = {
+    exceptions.ParseError: (400, "invalid_json"),
+    exceptions.NotAuthenticated: (401, "unauthenticated"),
+    exceptions.AuthenticationFailed: (401, "unauthenticated"),
+    exceptions.PermissionDenied: (403, "forbidden"),
+    exceptions.NotFound: (404, "not_found"),
+    exceptions.MethodNotAllowed: (405, "method_not_allowed"),
+    exceptions.NotAcceptable: (406, "not_acceptable"),
+    exceptions.UnsupportedMediaType: (415, "unsupported_media_type"),
+    exceptions.Throttled: (429, "rate_limited"),
+}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's exception handler, reshaped: invalid fields are 422, nothing leaks a trace."""
+    from runs.selectors import ObjectNotFound
+
+    if isinstance(exc, ObjectNotFound):
+        return Response(error_body("not_found", str(exc)), status=404)
+    if isinstance(exc, Http404):
+        return Response(error_body("not_found", "Not found."), status=404)
+    if isinstance(exc, PermissionDenied):
+        return Response(error_body("forbidden", "Forbidden."), status=403)
+    if isinstance(exc, ApiError):
+        return Response(
+            error_body(exc.code, str(exc.detail), exc.details), status=exc.status_code
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(
+            error_body("validation_error", _first_message(exc.detail), exc.detail), status=422
+        )
+    if isinstance(exc, exceptions.APIException):
+        status_code, code = _DRF_CODES.get(type(exc), (exc.status_code, "error"))
+        response = Response(error_body(code, str(exc.detail)), status=status_code)
+        if status_code == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="bctrl"'
+        return response
+    return None
+
+
+_API_PREFIXES = ("/v1/", "/api/v1/", "/client/v4/")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(_API_PREFIXES)
+
+
+def api_error_response(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
+    if is_api_path(request.path):
+        return api_error_response(404, "not_found", "Not found.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception or Http404())
+
+
+def handler500(request: HttpRequest) -> Any:
+    if is_api_path(request.path):
+        return api_error_response(500, "internal_error", "Internal server error.")
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> Any:
+    if is_api_path(request.path):
+        return api_error_response(400, "bad_request", "Bad request.")
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception or Exception())

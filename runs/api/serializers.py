@@ -1,0 +1,200 @@
+"""JSON shapes of the runs API (camelCase) and validation of what callers send.
+
+Output is built by plain functions: a list page is a loop over rows already
+fetched, with no per-row queries and no per-field serializer machinery.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from runs.models import Artifact, Command, Event, FileExport, Run, Runtime
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def runtime_json(runtime: Runtime, *, active_run_id: str | None) -> dict[str, Any]:
+    return {
+        "id": runtime.id,
+        "object": "runtime",
+        "spaceId": runtime.space_id,
+        "name": runtime.name,
+        "status": runtime.status,
+        "activeRunId": active_run_id,
+        "config": runtime.config,
+        "createdAt": iso(runtime.created_at),
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "object": "run",
+        "spaceId": run.space_id,
+        "runtimeId": run.runtime_id,
+        "name": run.name,
+        "status": run.status,
+        "startedAt": iso(run.started_at),
+        "endedAt": iso(run.ended_at),
+        "error": run.error,
+        "labels": run.labels,
+        "metadata": run.metadata,
+        "usage": {
+            "durationMs": run.current_duration_ms,
+            "commandCount": run.command_count,
+            "eventCount": run.event_count,
+            "artifactCount": run.artifact_count,
+            "artifactBytes": run.artifact_bytes,
+        },
+        "thumbnailArtifactId": run.thumbnail_id,
+    }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "runId": event.run_id,
+        "seq": event.seq,
+        "type": event.type,
+        "time": iso(event.time),
+        "pageId": event.page_id or None,
+        "data": event.data,
+    }
+
+
+def command_json(command: Command) -> dict[str, Any]:
+    return {
+        "id": command.id,
+        "runId": command.run_id,
+        "method": command.method,
+        "params": command.params,
+        "status": command.status,
+        "source": command.source,
+        "pageId": command.page_id or None,
+        "startedAt": iso(command.started_at),
+        "endedAt": iso(command.ended_at),
+        "durationMs": command.duration_ms,
+        "error": command.error,
+    }
+
+
+def artifact_download_path(artifact: Artifact) -> str:
+    return reverse("api:artifact-content", args=[artifact.run_id, artifact.id])
+
+
+def artifact_json(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "id": artifact.id,
+        "runId": artifact.run_id,
+        "kind": artifact.kind,
+        "name": artifact.name,
+        "contentType": artifact.content_type,
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+        "metadata": artifact.metadata,
+        "createdAt": iso(artifact.created_at),
+        "downloadUrl": artifact_download_path(artifact),
+    }
+
+
+def export_json(export: FileExport) -> dict[str, Any]:
+    ready = export.status == FileExport.Status.READY and export.artifact is not None
+    return {
+        "id": export.id,
+        "object": "export",
+        "runId": export.run_id,
+        "name": export.name,
+        "type": export.types,
+        "status": export.status,
+        "fileCount": export.file_count,
+        "artifactId": export.artifact_id,
+        "downloadUrl": artifact_download_path(export.artifact)
+        if ready and export.artifact
+        else None,
+        "error": export.error or None,
+        "createdAt": iso(export.created_at),
+        "finishedAt": iso(export.finished_at),
+        "statusUrl": reverse("api:run-export", args=[export.run_id, export.id]),
+    }
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo is an error rather than a silent no-op."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class RuntimeCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    config = serializers.DictField(required=False, default=dict)
+
+
+class RunCreateSerializer(StrictSerializer):
+    runtimeId = serializers.CharField(max_length=40, required=False, allow_null=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    labels = serializers.DictField(required=False, default=dict)
+    metadata = serializers.DictField(required=False, default=dict)
+
+
+class EventInSerializer(StrictSerializer):
+    seq = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    type = serializers.RegexField(r"^[A-Za-z0-9_.:-]+$", max_length=100)
+    time = serializers.DateTimeField(required=False, allow_null=True)
+    pageId = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+    data = serializers.DictField(required=False, default=dict)
+
+
+class EventBatchSerializer(StrictSerializer):
+    events = EventInSerializer(many=True, allow_empty=False)
+
+
+class CommandInSerializer(StrictSerializer):
+    id = serializers.RegexField(r"^cmd_[0-9a-z]{1,36}$", required=False)
+    method = serializers.CharField(max_length=200)
+    params = serializers.DictField(required=False, default=dict)
+    status = serializers.ChoiceField(choices=Command.Status.choices, required=False)
+    source = serializers.CharField(max_length=50, required=False)
+    pageId = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+    startedAt = serializers.DateTimeField(required=False)
+    endedAt = serializers.DateTimeField(required=False, allow_null=True)
+    durationMs = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    error = serializers.JSONField(required=False, allow_null=True)
+
+
+class CommandBatchSerializer(StrictSerializer):
+    commands = CommandInSerializer(many=True, allow_empty=False, max_length=1000)
+
+
+class RunStopSerializer(StrictSerializer):
+    status = serializers.ChoiceField(
+        choices=[Run.Status.COMPLETED, Run.Status.FAILED], required=False, default="completed"
+    )
+    error = serializers.JSONField(required=False, allow_null=True)
+
+
+class ArtifactUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    kind = serializers.ChoiceField(choices=Artifact.Kind.choices)
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    contentType = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class ExportRequestSerializer(StrictSerializer):
+    name = serializers.RegexField(r"^[\w .-]{1,200}$", default="run-files")
+    type = serializers.ListField(
+        child=serializers.ChoiceField(
+            choices=[kind for kind in Artifact.Kind.values if kind != Artifact.Kind.RECORDING]
+        ),
+        required=False,
+        default=list,
+        max_length=10,
+    )

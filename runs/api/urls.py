@@ -1,0 +1,38 @@
+from django.urls import path
+
+from runs.api import streams, views
+from runs.api import activity as activity_views
+
+app_name = "api"
+
+urlpatterns = [
+    path("runtimes", views.RuntimeListView.as_view(), name="runtimes"),
+    path("runtimes/<str:runtime_id>", views.RuntimeDetailView.as_view(), name="runtime"),
+    path(
+        "runtimes/<str:runtime_id>/current-run",
+        views.RuntimeCurrentRunView.as_view(),
+        name="runtime-current-run",
+    ),
+    path("runs", views.RunListView.as_view(), name="runs"),
+    path("runs/<str:run_id>", views.RunDetailView.as_view(), name="run"),
+    path("runs/<str:run_id>/stop", views.RunStopView.as_view(), name="run-stop"),
+    path("runs/<str:run_id>/events", views.RunEventsView.as_view(), name="run-events"),
+    path("runs/<str:run_id>/events/stream", streams.events_stream, name="run-events-stream"),
+    path("runs/<str:run_id>/events/wait", streams.events_wait, name="run-events-wait"),
+    path("runs/<str:run_id>/activity", activity_views.ActivityView.as_view(), name="run-activity"),
+    path("runs/<str:run_id>/activity/stream", streams.activity_stream, name="run-activity-stream"),
+    path("runs/<str:run_id>/commands", views.RunCommandsView.as_view(), name="run-commands"),
+    path("runs/<str:run_id>/artifacts", views.RunArtifactsView.as_view(), name="run-artifacts"),
+    path(
+        "runs/<str:run_id>/artifacts/<str:artifact_id>/content",
+        views.ArtifactContentView.as_view(),
+        name="artifact-content",
+    ),
+    path("runs/<str:run_id>/files", views.RunFilesView.as_view(), name="run-files"),
+    path("runs/<str:run_id>/files/export", views.RunExportView.as_view(), name="run-export-create"),
+    path(
+        "runs/<str:run_id>/files/exports/<str:export_id>",
+        views.RunExportDetailView.as_view(),
+        name="run-export",
+    ),
+]

@@ -1,0 +1,349 @@
+"""The runs API (`/v1`): thin views over selectors and services."""
+
+from typing import Any
+
+from django.http import FileResponse
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from runs import selectors, services
+from runs.api import serializers as s
+from runs.api.auth import space_of
+from runs.api.errors import Invalid, NotFound, PayloadTooLarge
+from runs.api.pagination import paginate, parse_limit
+from runs.api.uploads import limited_upload_handlers
+from runs.models import Artifact, Run
+
+
+def validated(serializer_class: type[s.serializers.Serializer], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _split(raw: str | None) -> list[str]:
+    return [part for part in (raw or "").split(",") if part]
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise Invalid(f"{name} must be an integer.", details={name: raw}) from exc
+    if value < 0:
+        raise Invalid(f"{name} must not be negative.", details={name: value})
+    return value
+
+
+class RuntimeListView(APIView):
+    def get(self, request: Request) -> Response:
+        space = space_of(request)
+        runtimes = selectors.runtimes_of(space)
+        active = selectors.active_run_ids(space)
+        page = paginate(
+            runtimes,
+            order=["-id"],
+            cursor=request.query_params.get("cursor"),
+            limit=parse_limit(request.query_params.get("limit")),
+            to_json=lambda runtime: s.runtime_json(runtime, active_run_id=active.get(runtime.id)),
+            cursor_values=lambda runtime: [runtime.id],
+        )
+        return Response(page)
+
+    def post(self, request: Request) -> Response:
+        data = validated(s.RuntimeCreateSerializer, request.data)
+        runtime = services.runtime_create(
+            space=space_of(request), name=data["name"], config=data["config"]
+        )
+        return Response(s.runtime_json(runtime, active_run_id=None), status=201)
+
+
+class RuntimeDetailView(APIView):
+    def get(self, request: Request, runtime_id: str) -> Response:
+        runtime = selectors.runtime_of(space_of(request), runtime_id)
+        active = selectors.active_run_of(runtime)
+        return Response(s.runtime_json(runtime, active_run_id=active.id if active else None))
+
+
+class RuntimeCurrentRunView(APIView):
+    """What `runtime.currentRun()` falls back to: the runtime's active run, or a clear error."""
+
+    def get(self, request: Request, runtime_id: str) -> Response:
+        runtime = selectors.runtime_of(space_of(request), runtime_id)
+        active = selectors.active_run_of(runtime)
+        if active is None:
+            raise NotFound(
+                f"Runtime {runtime.id} has no active run.", code="runtime.no_active_run"
+            )
+        return Response(s.run_json(active))
+
+
+class RunListView(APIView):
+    def get(self, request: Request) -> Response:
+        space = space_of(request)
+        params = request.query_params
+        space_id = params.get("spaceId")
+        if space_id and space_id != space.id:
+            raise NotFound(f"No space {space_id!r}.")
+        runs = selectors.runs_of(space)
+        statuses = _split(params.get("status"))
+        unknown = sorted(set(statuses) - set(Run.Status.values))
+        if unknown:
+            raise Invalid(
+                f"Unknown status {unknown[0]!r}; use one of {', '.join(Run.Status.values)}.",
+                details={"status": unknown},
+            )
+        if statuses:
+            runs = runs.filter(status__in=statuses)
+        runtime_id = params.get("runtimeId")
+        if runtime_id:
+            runs = runs.filter(runtime=selectors.runtime_of(space, runtime_id))
+        return Response(
+            paginate(
+                runs,
+                order=["-id"],
+                cursor=params.get("cursor"),
+                limit=parse_limit(params.get("limit")),
+                to_json=s.run_json,
+                cursor_values=lambda run: [run.id],
+            )
+        )
+
+    def post(self, request: Request) -> Response:
+        space = space_of(request)
+        data = validated(s.RunCreateSerializer, request.data)
+        runtime = selectors.runtime_of(space, data["runtimeId"]) if data.get("runtimeId") else None
+        run = services.run_create(
+            space=space,
+            runtime=runtime,
+            name=data["name"],
+            labels=data["labels"],
+            metadata=data["metadata"],
+        )
+        return Response(s.run_json(run), status=201)
+
+
+class RunDetailView(APIView):
+    def get(self, request: Request, run_id: str) -> Response:
+        return Response(s.run_json(selectors.run_of(space_of(request), run_id)))
+
+
+class RunStopView(APIView):
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        data = validated(s.RunStopSerializer, request.data)
+        run = services.run_stop(run=run, status=data["status"], error=data.get("error"))
+        return Response(s.run_json(run))
+
+
+def event_filters(request: Request) -> dict[str, Any]:
+    """The filters shared by the events list, stream and wait: type, pageId, after."""
+    return {
+        "types": _split(request.query_params.get("type")),
+        "page_id": request.query_params.get("pageId") or None,
+        "after_seq": _int_param(request, "after"),
+    }
+
+
+class RunEventsView(APIView):
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        events = selectors.events_of(run, **event_filters(request))
+        return Response(
+            paginate(
+                events,
+                order=["seq"],
+                cursor=request.query_params.get("cursor"),
+                limit=parse_limit(request.query_params.get("limit"), default=100, maximum=1000),
+                to_json=s.event_json,
+                cursor_values=lambda event: [event.seq],
+            )
+        )
+
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        events = request.data.get("events")
+        if isinstance(events, list) and len(events) > _max_events():
+            raise PayloadTooLarge(f"A batch holds at most {_max_events()} events.")
+        data = validated(s.EventBatchSerializer, request.data)
+        _check_event_sizes(request.data["events"])
+        result = services.events_append(
+            run=run,
+            events=[
+                {
+                    "seq": event.get("seq"),
+                    "type": event["type"],
+                    "time": event.get("time"),
+                    "page_id": event.get("pageId") or "",
+                    "data": event["data"],
+                }
+                for event in data["events"]
+            ],
+        )
+        return Response(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "nextSeq": result.next_seq,
+            },
+            status=status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK,
+        )
+
+
+def _max_events() -> int:
+    from django.conf import settings
+
+    return int(settings.BCTRL_MAX_EVENTS_PER_BATCH)
+
+
+def _check_event_sizes(events: list[Any]) -> None:
+    import orjson
+    from django.conf import settings
+
+    limit = settings.BCTRL_MAX_EVENT_BYTES
+    for index, event in enumerate(events):
+        if len(orjson.dumps(event)) > limit:
+            raise PayloadTooLarge(
+                f"Event {index} is larger than {limit} bytes.", details={"index": index}
+            )
+
+
+class RunCommandsView(APIView):
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        return Response(
+            paginate(
+                selectors.commands_of(run),
+                order=["started_at", "id"],
+                cursor=request.query_params.get("cursor"),
+                limit=parse_limit(request.query_params.get("limit"), default=100, maximum=1000),
+                to_json=s.command_json,
+                cursor_values=lambda command: [command.started_at.isoformat(), command.id],
+            )
+        )
+
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        data = validated(s.CommandBatchSerializer, request.data)
+        created = services.commands_record(
+            run=run,
+            commands=[
+                {
+                    "id": command.get("id"),
+                    "method": command["method"],
+                    "params": command["params"],
+                    "status": command.get("status"),
+                    "source": command.get("source"),
+                    "page_id": command.get("pageId"),
+                    "started_at": command.get("startedAt"),
+                    "ended_at": command.get("endedAt"),
+                    "duration_ms": command.get("durationMs"),
+                    "error": command.get("error"),
+                }
+                for command in data["commands"]
+            ],
+        )
+        return Response(
+            {"data": [s.command_json(command) for command in created]},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+def _artifact_page(request: Request, artifacts: Any) -> Response:
+    return Response(
+        paginate(
+            artifacts,
+            order=["created_at", "id"],
+            cursor=request.query_params.get("cursor"),
+            limit=parse_limit(request.query_params.get("limit"), default=100, maximum=1000),
+            to_json=s.artifact_json,
+            cursor_values=lambda artifact: [artifact.created_at.isoformat(), artifact.id],
+        )
+    )
+
+
+def _kinds(request: Request, param: str) -> list[str]:
+    kinds = _split(request.query_params.get(param))
+    unknown = sorted(set(kinds) - set(Artifact.Kind.values))
+    if unknown:
+        raise Invalid(f"Unknown {param} {unknown[0]!r}.", details={param: unknown})
+    return kinds
+
+
+class RunArtifactsView(APIView):
+    def get_parsers(self) -> list[Any]:
+        if self.request.method == "POST":
+            return [MultiPartParser()]
+        return super().get_parsers()
+
+    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
+        if request.method == "POST":
+            request.upload_handlers = limited_upload_handlers(request)
+        return super().initialize_request(request, *args, **kwargs)
+
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        return _artifact_page(request, selectors.artifacts_of(run, kinds=_kinds(request, "kind")))
+
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        data = validated(s.ArtifactUploadSerializer, request.data)
+        upload = data["file"]
+        artifact = services.artifact_store(
+            run=run,
+            kind=data["kind"],
+            name=data.get("name") or upload.name or "file",
+            content=upload,
+            content_type=data.get("contentType") or upload.content_type or "",
+        )
+        return Response(s.artifact_json(artifact), status=201)
+
+
+class RunFilesView(APIView):
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        return _artifact_page(request, selectors.files_of(run, kinds=_kinds(request, "type")))
+
+
+def artifact_file_response(artifact: Artifact) -> FileResponse:
+    response = FileResponse(
+        artifact.file.open("rb"),
+        as_attachment=True,
+        filename=artifact.name,
+        content_type=artifact.content_type,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+class ArtifactContentView(APIView):
+    def get(self, request: Request, run_id: str, artifact_id: str) -> FileResponse:
+        run = selectors.run_of(space_of(request), run_id)
+        return artifact_file_response(selectors.artifact_of(run, artifact_id))
+
+
+class RunExportView(APIView):
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        data = validated(s.ExportRequestSerializer, request.data)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > 200:
+            raise Invalid("Idempotency-Key is longer than 200 characters.")
+        export, created = services.export_request(
+            run=run, name=data["name"], types=data["type"], idempotency_key=key
+        )
+        export.refresh_from_db()
+        return Response(s.export_json(export), status=202 if created else 200)
+
+
+class RunExportDetailView(APIView):
+    def get(self, request: Request, run_id: str, export_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        return Response(s.export_json(selectors.export_of(run, export_id)))

@@ -1,0 +1,66 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Starts the web server (daphne), the Celery worker and beat; Ctrl-C stops them all."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=settings.PORT)
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.REDIS_URL:
+            for folder in ("queue", "control"):
+                (settings.CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+        python = sys.executable
+        commands = {
+            "web": [
+                python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]),
+                "--proxy-headers", "bctrl_site.asgi:application",
+            ],
+            "worker": [
+                python, "-m", "celery", "-A", "bctrl_site", "worker", "--loglevel", "INFO",
+                "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2"),
+            ],
+            "beat": [
+                python, "-m", "celery", "-A", "bctrl_site", "beat", "--loglevel", "INFO",
+                "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
+            ],
+        }  # fmt: skip
+        processes = {name: subprocess.Popen(argv) for name, argv in commands.items()}
+        self.stdout.write(
+            f"bctrl is running at http://{options['host']}:{options['port']}/ (Ctrl-C stops it)"
+        )
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        self.stderr.write(f"{name} exited with {process.returncode}; stopping.")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.terminate()
+            deadline = time.monotonic() + 10
+            for process in processes.values():
+                try:
+                    process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()

@@ -1,0 +1,316 @@
+import hashlib
+import secrets
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from runs.ids import new_id
+
+API_KEY_PREFIX = "bctrl_sk_"
+
+
+def id_field(prefix: str) -> models.CharField:
+    return models.CharField(
+        primary_key=True, max_length=40, default=partial(new_id, prefix), editable=False
+    )
+
+
+class Space(models.Model):
+    """A tenant: owns runtimes, runs, API keys, embed origins and retention."""
+
+    id = id_field("spc")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    allowed_embed_origins = models.JSONField(
+        default=list, blank=True, help_text="Origins allowed to frame viewer embeds."
+    )
+    recording_retention_days = models.PositiveIntegerField(default=7)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="spaces"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "space"], name="unique_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.space}"
+
+
+def hash_api_key(raw_key: str) -> str:
+    # Keys carry 240 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyManager(models.Manager["ApiKey"]):
+    def issue(self, *, space: Space, name: str) -> tuple["ApiKey", str]:
+        """Creates a key and returns it with its raw value, which is never stored."""
+        raw_key = API_KEY_PREFIX + secrets.token_urlsafe(30)
+        api_key = self.create(
+            space=space, name=name, key_hash=hash_api_key(raw_key), last_four=raw_key[-4:]
+        )
+        return api_key, raw_key
+
+    def authenticate(self, raw_key: str) -> "ApiKey | None":
+        if not raw_key.startswith(API_KEY_PREFIX):
+            return None
+        return (
+            self.select_related("space")
+            .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True)
+            .first()
+        )
+
+
+class ApiKey(models.Model):
+    id = id_field("key")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    last_four = models.CharField(max_length=4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.masked})"
+
+    @property
+    def masked(self) -> str:
+        return f"{API_KEY_PREFIX}…{self.last_four}"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def touch(self) -> None:
+        """Records use, at most once a minute, so reads do not turn into writes."""
+        now = timezone.now()
+        if self.last_used_at is None or now - self.last_used_at > timedelta(minutes=1):
+            ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
+
+
+class Runtime(models.Model):
+    class Status(models.TextChoices):
+        IDLE = "idle"
+        STARTING = "starting"
+        RUNNING = "running"
+        STOPPING = "stopping"
+        STOPPED = "stopped"
+        FAILED = "failed"
+
+    id = id_field("rt")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="runtimes")
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.IDLE)
+    config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    id = id_field("run")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="runs")
+    runtime = models.ForeignKey(
+        Runtime, on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Usage, kept current by the write services and settled when the run stops.
+    # Events are numbered 1..event_count without gaps, so event_count is also the last seq.
+    event_count = models.PositiveIntegerField(default=0)
+    command_count = models.PositiveIntegerField(default=0)
+    artifact_count = models.PositiveIntegerField(default=0)
+    artifact_bytes = models.PositiveBigIntegerField(default=0)
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    thumbnail = models.ForeignKey(
+        "Artifact", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["space", "-id"], name="run_space_recent"),
+            models.Index(fields=["space", "status", "-id"], name="run_space_status_recent"),
+            models.Index(fields=["runtime", "-id"], name="run_runtime_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.RUNNING
+
+    @property
+    def current_duration_ms(self) -> int:
+        if self.duration_ms is not None:
+            return self.duration_ms
+        end = self.ended_at or timezone.now()
+        return max(0, int((end - self.started_at).total_seconds() * 1000))
+
+
+class Event(models.Model):
+    id = id_field("evt")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    time = models.DateTimeField()
+    type = models.CharField(max_length=100)
+    page_id = models.CharField(max_length=100, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="event_run_seq")]
+        indexes = [models.Index(fields=["run", "type", "seq"], name="event_run_type_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq} {self.type}"
+
+    def same_content(self, other: dict[str, Any]) -> bool:
+        return (
+            self.type == other["type"]
+            and self.page_id == other["page_id"]
+            and self.time == other["time"]
+            and self.data == other["data"]
+        )
+
+
+class Command(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = id_field("cmd")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="commands")
+    method = models.CharField(max_length=200)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUCCEEDED)
+    source = models.CharField(max_length=50, default="cdp", help_text="cdp, platform, invocation")
+    page_id = models.CharField(max_length=100, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "started_at", "id"]
+        indexes = [models.Index(fields=["run", "started_at", "id"], name="command_run_time")]
+
+    def __str__(self) -> str:
+        return f"{self.method} ({self.status})"
+
+
+def artifact_upload_to(artifact: "Artifact", filename: str) -> str:
+    return f"runs/{artifact.run_id}/artifacts/{artifact.id}/{filename}"
+
+
+class Artifact(models.Model):
+    class Kind(models.TextChoices):
+        SCREENSHOT = "screenshot"
+        DOWNLOAD = "download"
+        RECORDING = "recording"
+        REPORT = "report"
+        EXPORT = "export"
+
+    id = id_field("art")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=200, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(upload_to=artifact_upload_to, max_length=500)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "created_at", "id"]
+        indexes = [models.Index(fields=["run", "kind", "created_at"], name="artifact_run_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.name}"
+
+
+class FileExport(models.Model):
+    """A ZIP of a run's files, built by a Celery task; the result is an `export` artifact."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        READY = "ready"
+        FAILED = "failed"
+
+    id = id_field("exp")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="exports")
+    name = models.CharField(max_length=200)
+    types = models.JSONField(default=list, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    artifact = models.ForeignKey(
+        Artifact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    file_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="export_idempotency",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"

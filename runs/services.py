@@ -1,0 +1,365 @@
+"""Writes. Every change to a run and what belongs to it goes through these functions."""
+
+import hashlib
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from django.core.files import File
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Sum
+from django.utils import timezone
+
+from runs.api.errors import Conflict
+from runs.live import notify_run_changed
+from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, Space
+from runs.selectors import active_run_of
+
+
+def runtime_create(*, space: Space, name: str = "", config: dict[str, Any] | None = None) -> Runtime:
+    return Runtime.objects.create(space=space, name=name, config=config or {})
+
+
+def run_create(
+    *,
+    space: Space,
+    runtime: Runtime | None = None,
+    name: str = "",
+    labels: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Run:
+    with transaction.atomic():
+        if runtime is not None:
+            Runtime.objects.select_for_update().filter(pk=runtime.pk).first()
+            active = active_run_of(runtime)
+            if active is not None:
+                raise Conflict(
+                    f"Runtime {runtime.id} already has an active run {active.id}.",
+                    code="runtime.run_active",
+                    details={"runId": active.id},
+                )
+        run = Run.objects.create(
+            space=space,
+            runtime=runtime,
+            name=name,
+            labels=labels or {},
+            metadata=metadata or {},
+        )
+    return run
+
+
+def _lock_active_run(run: Run) -> Run:
+    """Locks the run row for the rest of the transaction and refuses writes to ended runs."""
+    locked = Run.objects.select_for_update().get(pk=run.pk)
+    if not locked.is_active:
+        raise Conflict(f"Run {run.id} has ended ({locked.status}).", code="run.ended")
+    return locked
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    accepted: int
+    duplicates: int
+    next_seq: int
+
+
+def events_append(*, run: Run, events: list[dict[str, Any]]) -> AppendResult:
+    """Appends a batch of events, keeping each run's seq unique and gap-free.
+
+    Each event is {seq?, type, time?, page_id, data}. Without seqs the server numbers
+    the batch; with seqs the batch must be contiguous and continue the run or repeat
+    events it already has. A repeated event is accepted once (same content) or refused
+    with 409 (other content); a batch that would leave a gap is refused with 409 and the
+    expected seq. A refused batch writes nothing.
+    """
+    given = [event.get("seq") for event in events]
+    if any(seq is not None for seq in given) and any(seq is None for seq in given):
+        raise Conflict("Give every event a seq, or none.", code="events.mixed_seq")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _lock_active_run(run)
+        last = locked.event_count
+        if given and given[0] is None:
+            seqs = list(range(last + 1, last + 1 + len(events)))
+        else:
+            seqs = [int(seq) for seq in given if seq is not None]
+            if any(b != a + 1 for a, b in zip(seqs, seqs[1:], strict=False)):
+                raise Conflict(
+                    "Seqs in a batch must be contiguous and ascending.",
+                    code="events.out_of_order",
+                    details={"expectedSeq": last + 1},
+                )
+            if seqs and seqs[0] > last + 1:
+                raise Conflict(
+                    f"Batch starts at seq {seqs[0]} but the run's next seq is {last + 1}.",
+                    code="events.out_of_order",
+                    details={"expectedSeq": last + 1},
+                )
+        rows = [{**event, "seq": seq, "time": event.get("time") or now} for event, seq in zip(events, seqs, strict=True)]
+        repeated = [row for row in rows if row["seq"] <= last]
+        fresh = [row for row in rows if row["seq"] > last]
+        if repeated:
+            stored = {
+                event.seq: event
+                for event in Event.objects.filter(
+                    run=locked, seq__gte=repeated[0]["seq"], seq__lte=repeated[-1]["seq"]
+                )
+            }
+            for row in repeated:
+                if not stored[row["seq"]].same_content(row):
+                    raise Conflict(
+                        f"Seq {row['seq']} was already stored with other content.",
+                        code="events.seq_conflict",
+                        details={"seq": row["seq"], "expectedSeq": last + 1},
+                    )
+        if fresh:
+            Event.objects.bulk_create(
+                [
+                    Event(
+                        run=locked,
+                        seq=row["seq"],
+                        time=row["time"],
+                        type=row["type"],
+                        page_id=row.get("page_id", ""),
+                        data=row.get("data") or {},
+                    )
+                    for row in fresh
+                ]
+            )
+            Run.objects.filter(pk=locked.pk).update(event_count=fresh[-1]["seq"])
+            notify_run_changed(run.id, "events")
+        next_seq = (fresh[-1]["seq"] if fresh else last) + 1
+    return AppendResult(accepted=len(fresh), duplicates=len(repeated), next_seq=next_seq)
+
+
+def event_emit(*, run: Run, type: str, data: dict[str, Any], page_id: str = "") -> None:
+    """A server-side event (artifact.created, …), numbered after whatever the run has."""
+    events_append(run=run, events=[{"type": type, "data": data, "page_id": page_id}])
+
+
+def commands_record(*, run: Run, commands: list[dict[str, Any]]) -> list[Command]:
+    """Records commands; one that repeats a known id of this run is taken once."""
+    with transaction.atomic():
+        locked = _lock_active_run(run)
+        ids = [command["id"] for command in commands if command.get("id")]
+        known = dict(Command.objects.filter(pk__in=ids).values_list("pk", "run_id"))
+        foreign = [command_id for command_id, run_id in known.items() if run_id != locked.pk]
+        if foreign:
+            raise Conflict(
+                f"Command id {foreign[0]} belongs to another run.", code="commands.id_conflict"
+            )
+        created = [
+            Command(
+                run=locked,
+                **({"id": command["id"]} if command.get("id") else {}),
+                method=command["method"],
+                params=command.get("params") or {},
+                status=command.get("status") or Command.Status.SUCCEEDED,
+                source=command.get("source") or "cdp",
+                page_id=command.get("page_id") or "",
+                started_at=command.get("started_at") or timezone.now(),
+                ended_at=command.get("ended_at"),
+                duration_ms=_duration_ms(command),
+                error=command.get("error"),
+            )
+            for command in commands
+            if command.get("id") not in known
+        ]
+        Command.objects.bulk_create(created)
+        if created:
+            Run.objects.filter(pk=locked.pk).update(
+                command_count=F("command_count") + len(created)
+            )
+            notify_run_changed(run.id, "commands")
+    return created
+
+
+def _duration_ms(command: dict[str, Any]) -> int | None:
+    if command.get("duration_ms") is not None:
+        return int(command["duration_ms"])
+    started, ended = command.get("started_at"), command.get("ended_at")
+    if isinstance(started, datetime) and isinstance(ended, datetime):
+        return max(0, int((ended - started).total_seconds() * 1000))
+    return None
+
+
+def artifact_store(
+    *,
+    run: Run,
+    kind: str,
+    name: str,
+    content: IO[bytes],
+    content_type: str = "application/octet-stream",
+    metadata: dict[str, Any] | None = None,
+    require_active: bool = True,
+) -> Artifact:
+    """Streams a file into storage, hashing it on the way, and records it on the run."""
+    digest = hashlib.sha256()
+    size = 0
+    with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as spool:
+        content.seek(0) if hasattr(content, "seek") else None
+        while chunk := content.read(256 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+            spool.write(chunk)
+        spool.seek(0)
+        artifact = Artifact(
+            run=run,
+            kind=kind,
+            name=name,
+            content_type=content_type or "application/octet-stream",
+            size=size,
+            sha256=digest.hexdigest(),
+            metadata=metadata or {},
+        )
+        artifact.file.save(_safe_filename(name), File(spool), save=False)
+    try:
+        with transaction.atomic():
+            locked = _lock_active_run(run) if require_active else Run.objects.select_for_update().get(pk=run.pk)
+            artifact.save()
+            changes: dict[str, Any] = {
+                "artifact_count": F("artifact_count") + 1,
+                "artifact_bytes": F("artifact_bytes") + size,
+            }
+            if kind == Artifact.Kind.SCREENSHOT:
+                changes["thumbnail"] = artifact
+            Run.objects.filter(pk=locked.pk).update(**changes)
+            if locked.is_active:
+                event_emit(
+                    run=locked,
+                    type="artifact.created",
+                    data={"artifactId": artifact.id, "kind": kind, "name": name, "size": size},
+                )
+            notify_run_changed(run.id, "artifacts")
+    except Exception:
+        artifact.file.delete(save=False)
+        raise
+    return artifact
+
+
+def _safe_filename(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "file"
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in base)[:120]
+
+
+def run_stop(*, run: Run, status: str = Run.Status.COMPLETED, error: Any = None) -> Run:
+    """Ends a run and settles its usage from the stored rows. Stopping twice is harmless."""
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        if locked.is_active:
+            ended_at = timezone.now()
+            artifacts = locked.artifacts.aggregate(count=Count("id"), bytes=Sum("size"))
+            Run.objects.filter(pk=locked.pk).update(
+                status=status,
+                error=error,
+                ended_at=ended_at,
+                duration_ms=max(0, int((ended_at - locked.started_at).total_seconds() * 1000)),
+                event_count=locked.events.count(),
+                command_count=locked.commands.count(),
+                artifact_count=artifacts["count"] or 0,
+                artifact_bytes=artifacts["bytes"] or 0,
+            )
+            notify_run_changed(run.id, "status")
+    return Run.objects.select_related("runtime", "thumbnail").get(pk=run.pk)
+
+
+def export_request(
+    *, run: Run, name: str, types: list[str], idempotency_key: str = ""
+) -> tuple[FileExport, bool]:
+    """Creates an export, or returns the one this Idempotency-Key already made.
+
+    The same key with a different request is a 409: a key names one request.
+    """
+    if idempotency_key:
+        existing = FileExport.objects.filter(run=run, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            _check_same_export(existing, name, types)
+            return existing, False
+    try:
+        with transaction.atomic():
+            export = FileExport.objects.create(
+                run=run, name=name, types=sorted(set(types)), idempotency_key=idempotency_key
+            )
+    except IntegrityError:
+        existing = FileExport.objects.get(run=run, idempotency_key=idempotency_key)
+        _check_same_export(existing, name, types)
+        return existing, False
+    from runs.tasks import build_export
+
+    transaction.on_commit(lambda: build_export.delay(export.id))
+    return export, True
+
+
+def _check_same_export(export: FileExport, name: str, types: list[str]) -> None:
+    if export.name != name or export.types != sorted(set(types)):
+        raise Conflict(
+            "This Idempotency-Key was used for a different export request.",
+            code="idempotency_key_reused",
+        )
+
+
+def export_build(*, export_id: str) -> FileExport:
+    """Builds the ZIP of an export. Re-running a finished export does nothing."""
+    export = FileExport.objects.select_related("run").get(pk=export_id)
+    if export.status != FileExport.Status.PENDING:
+        return export
+    from runs.selectors import files_of
+
+    files = list(files_of(export.run, kinds=export.types or None).exclude(kind=Artifact.Kind.EXPORT))
+    try:
+        with tempfile.TemporaryFile() as archive_file:
+            used_names: set[str] = set()
+            manifest = []
+            with zipfile.ZipFile(archive_file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for artifact in files:
+                    arcname = _unique_name(f"{artifact.kind}/{_safe_filename(artifact.name)}", used_names)
+                    with artifact.file.open("rb") as source, archive.open(arcname, "w") as target:
+                        while chunk := source.read(256 * 1024):
+                            target.write(chunk)
+                    manifest.append(
+                        {
+                            "path": arcname,
+                            "artifactId": artifact.id,
+                            "kind": artifact.kind,
+                            "name": artifact.name,
+                            "size": artifact.size,
+                            "sha256": artifact.sha256,
+                        }
+                    )
+                archive.writestr("manifest.json", json.dumps({"runId": export.run_id, "files": manifest}, indent=2))
+            artifact = artifact_store(
+                run=export.run,
+                kind=Artifact.Kind.EXPORT,
+                name=f"{_safe_filename(export.name)}.zip",
+                content=archive_file,
+                content_type="application/zip",
+                metadata={"exportId": export.id},
+                require_active=False,
+            )
+    except Exception as exc:
+        FileExport.objects.filter(pk=export.pk).update(
+            status=FileExport.Status.FAILED, error=str(exc)[:1000], finished_at=timezone.now()
+        )
+        raise
+    FileExport.objects.filter(pk=export.pk).update(
+        status=FileExport.Status.READY,
+        artifact=artifact,
+        file_count=len(files),
+        finished_at=timezone.now(),
+    )
+    notify_run_changed(export.run_id, "exports")
+    export.refresh_from_db()
+    return export
+
+
+def _unique_name(name: str, used: set[str]) -> str:
+    candidate, counter = name, 1
+    while candidate in used:
+        stem, dot, ext = name.rpartition(".")
+        candidate = f"{stem}-{counter}.{ext}" if dot else f"{name}-{counter}"
+        counter += 1
+    used.add(candidate)
+    return candidate

@@ -1,0 +1,170 @@
+"""Shared fixtures: spaces with API keys, API clients, a live ASGI server and Chromium."""
+
+import os
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from runs.models import ApiKey, Membership, Space
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def services_required() -> bool:
+    return os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def need_service(name: str, url: str | None) -> str:
+    """Skips (or, with REQUIRE_SERVICES=1, fails) unless the server at `url` answers."""
+    reason = ""
+    if not url:
+        reason = f"{name} is not configured (set its URL to run this test)"
+    else:
+        parsed = urlparse(url)
+        try:
+            with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), 2):
+                pass
+        except OSError as exc:
+            reason = f"{name} at {parsed.hostname}:{parsed.port} is not running ({exc})"
+    if reason:
+        if services_required():
+            pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    assert url is not None
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return need_service("Redis", os.environ.get("REDIS_URL"))
+
+
+@pytest.fixture(autouse=True)
+def _media_root(tmp_path: Any, settings: Any) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "files")
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(settings: Any) -> None:
+    # Tasks run inline unless a test starts a real worker (see tests of the export task).
+    from bctrl_site.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+
+
+@dataclass
+class Tenant:
+    space: Space
+    api_key: ApiKey
+    raw_key: str
+    client: APIClient
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": f"Bearer {self.raw_key}"}
+
+
+def make_tenant(slug: str) -> Tenant:
+    space = Space.objects.create(name=slug.title(), slug=slug)
+    api_key, raw_key = ApiKey.objects.issue(space=space, name=f"{slug} key")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return Tenant(space=space, api_key=api_key, raw_key=raw_key, client=client)
+
+
+@pytest.fixture
+def tenant(db: None) -> Tenant:
+    return make_tenant("acme")
+
+
+@pytest.fixture
+def other_tenant(db: None) -> Tenant:
+    return make_tenant("globex")
+
+
+@pytest.fixture
+def member(tenant: Tenant, django_user_model: Any) -> Any:
+    user = django_user_model.objects.create_user(username="ada", password="correct horse 9")
+    Membership.objects.create(user=user, space=tenant.space, role=Membership.Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def json_post(tenant: Tenant) -> Callable[..., Any]:
+    def post(path: str, body: Any, **extra: Any) -> Any:
+        return tenant.client.post(path, body, format="json", **extra)
+
+    return post
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """A real daphne process serving the ASGI app against the test database.
+
+    Tests that use it must commit their data (`transactional_db`), since the server
+    reads through its own connection.
+    """
+    from daphne.testing import DaphneProcess
+
+    def application() -> Any:
+        from bctrl_site.asgi import application as app
+
+        return app
+
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        connections.close_all()  # the child must open its own connections, not share ours
+        process = DaphneProcess("127.0.0.1", application)
+        process.start()
+        process.ready.wait(20)
+        if process.errors.empty() is False:
+            raise RuntimeError(process.errors.get())
+        try:
+            yield f"http://127.0.0.1:{process.port.value}"
+        finally:
+            process.terminate()
+            process.join(10)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Real headless Chromium from Debian, driven by Playwright."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}; `make test` installs it")
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"bctrl database: {settings.DATABASES['default']['ENGINE']}"
