@@ -120,8 +120,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
-            # A file, not :memory:, so a live ASGI server in another process sees test data.
-            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+            # A file, not :memory:, so a live ASGI server in another process sees test
+            # data; one per test process, so two suites on one checkout do not collide.
+            "TEST": {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, Q, QuerySet
 
 from runs.api.errors import Invalid
@@ -31,12 +32,16 @@ def encode_cursor(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(values))).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, size: int) -> list[Any]:
+def decode_cursor(cursor: str, key_types: Sequence[type]) -> list[Any]:
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, orjson.JSONDecodeError) as exc:
         raise Invalid("cursor is not valid.", code="invalid_cursor") from exc
-    if not isinstance(values, list) or len(values) != size:
+    if (
+        not isinstance(values, list)
+        or len(values) != len(key_types)
+        or not all(type(value) is kind for value, kind in zip(values, key_types, strict=True))
+    ):
         raise Invalid("cursor is not valid.", code="invalid_cursor")
     return values
 
@@ -49,17 +54,25 @@ def paginate(
     limit: int,
     to_json: Callable[[M], dict[str, Any]],
     cursor_values: Callable[[M], Sequence[Any]],
+    key_types: Sequence[type] | None = None,
 ) -> dict[str, Any]:
     """Returns {data, hasMore, nextCursor} for `queryset` ordered by `order`.
 
     `order` names the key columns, each with a leading "-" when descending; together
     they must be unique. The cursor holds the last row's key, and the next page is the
-    rows strictly after it, found with one indexed range condition.
+    rows strictly after it, found with one indexed range condition. `key_types` are the
+    Python types of the key's values (strings unless said otherwise).
     """
     if cursor:
-        values = decode_cursor(cursor, len(order))
-        queryset = queryset.filter(_after(order, values))
-    rows = list(queryset.order_by(*order)[: limit + 1])
+        values = decode_cursor(cursor, key_types or [str] * len(order))
+        try:
+            queryset = queryset.filter(_after(order, values))
+        except (DjangoValidationError, ValueError, TypeError) as exc:
+            raise Invalid("cursor is not valid.", code="invalid_cursor") from exc
+    try:
+        rows = list(queryset.order_by(*order)[: limit + 1])
+    except (DjangoValidationError, ValueError, TypeError) as exc:
+        raise Invalid("cursor is not valid.", code="invalid_cursor") from exc
     has_more = len(rows) > limit
     rows = rows[:limit]
     return {

@@ -122,6 +122,22 @@ def export_json(export: FileExport) -> dict[str, Any]:
     }
 
 
+class Text(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Pattern(serializers.RegexField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo is an error rather than a silent no-op."""
 
@@ -134,22 +150,22 @@ class StrictSerializer(serializers.Serializer):
 
 
 class RuntimeCreateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    name = Text(max_length=200, required=False, allow_blank=True, default="")
     config = serializers.DictField(required=False, default=dict)
 
 
 class RunCreateSerializer(StrictSerializer):
-    runtimeId = serializers.CharField(max_length=40, required=False, allow_null=True)
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    runtimeId = Text(max_length=40, required=False, allow_null=True)
+    name = Text(max_length=200, required=False, allow_blank=True, default="")
     labels = serializers.DictField(required=False, default=dict)
     metadata = serializers.DictField(required=False, default=dict)
 
 
 class EventInSerializer(StrictSerializer):
     seq = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    type = serializers.RegexField(r"^[A-Za-z0-9_.:-]+$", max_length=100)
+    type = Pattern(r"^[A-Za-z0-9_.:-]+$", max_length=100)
     time = serializers.DateTimeField(required=False, allow_null=True)
-    pageId = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+    pageId = Text(max_length=100, required=False, allow_blank=True, allow_null=True)
     data = serializers.DictField(required=False, default=dict)
 
 
@@ -158,12 +174,12 @@ class EventBatchSerializer(StrictSerializer):
 
 
 class CommandInSerializer(StrictSerializer):
-    id = serializers.RegexField(r"^cmd_[0-9a-z]{1,36}$", required=False)
-    method = serializers.CharField(max_length=200)
+    id = Pattern(r"^cmd_[0-9a-z]{1,36}$", required=False)
+    method = Text(max_length=200)
     params = serializers.DictField(required=False, default=dict)
     status = serializers.ChoiceField(choices=Command.Status.choices, required=False)
-    source = serializers.CharField(max_length=50, required=False)
-    pageId = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+    source = Text(max_length=50, required=False)
+    pageId = Text(max_length=100, required=False, allow_blank=True, allow_null=True)
     startedAt = serializers.DateTimeField(required=False)
     endedAt = serializers.DateTimeField(required=False, allow_null=True)
     durationMs = serializers.IntegerField(min_value=0, required=False, allow_null=True)
@@ -184,12 +200,12 @@ class RunStopSerializer(StrictSerializer):
 class ArtifactUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     kind = serializers.ChoiceField(choices=Artifact.Kind.choices)
-    name = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    contentType = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    name = Text(max_length=255, required=False, allow_blank=True)
+    contentType = Text(max_length=200, required=False, allow_blank=True)
 
 
 class ExportRequestSerializer(StrictSerializer):
-    name = serializers.RegexField(r"^[\w .-]{1,200}$", default="run-files")
+    name = Pattern(r"^[\w .-]{1,200}$", default="run-files")
     type = serializers.ListField(
         child=serializers.ChoiceField(
             choices=[kind for kind in Artifact.Kind.values if kind != Artifact.Kind.RECORDING]

@@ -163,6 +163,7 @@ class RunEventsView(APIView):
                 limit=parse_limit(request.query_params.get("limit"), default=100, maximum=1000),
                 to_json=s.event_json,
                 cursor_values=lambda event: [event.seq],
+                key_types=[int],
             )
         )
 
@@ -277,13 +278,10 @@ def _kinds(request: Request, param: str) -> list[str]:
 
 
 class RunArtifactsView(APIView):
-    def get_parsers(self) -> list[Any]:
-        if self.request.method == "POST":
-            return [MultiPartParser()]
-        return super().get_parsers()
+    parser_classes = [MultiPartParser]
 
     def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
-        if request.method == "POST":
+        if getattr(request, "method", None) == "POST":
             request.upload_handlers = limited_upload_handlers(request)
         return super().initialize_request(request, *args, **kwargs)
 
