@@ -54,9 +54,7 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user", "space"], name="unique_membership")
-        ]
+        constraints = [models.UniqueConstraint(fields=["user", "space"], name="unique_membership")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.space}"

@@ -48,7 +48,7 @@ def active_run_ids(space: Space) -> dict[str, str]:
 def spaces_of_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Space]:
     if not user.is_authenticated:
         return Space.objects.none()
-    return Space.objects.filter(memberships__user=user)
+    return Space.objects.filter(memberships__user_id=user.pk)
 
 
 def run_of_user(user: AbstractBaseUser | AnonymousUser, run_id: str) -> Run:

@@ -1,6 +1,7 @@
 """Writes. Every change to a run and what belongs to it goes through these functions."""
 
 import hashlib
+import itertools
 import json
 import tempfile
 import zipfile
@@ -19,7 +20,9 @@ from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, Spac
 from runs.selectors import active_run_of
 
 
-def runtime_create(*, space: Space, name: str = "", config: dict[str, Any] | None = None) -> Runtime:
+def runtime_create(
+    *, space: Space, name: str = "", config: dict[str, Any] | None = None
+) -> Runtime:
     return Runtime.objects.create(space=space, name=name, config=config or {})
 
 
@@ -86,7 +89,7 @@ def events_append(*, run: Run, events: list[dict[str, Any]]) -> AppendResult:
             seqs = list(range(last + 1, last + 1 + len(events)))
         else:
             seqs = [int(seq) for seq in given if seq is not None]
-            if any(b != a + 1 for a, b in zip(seqs, seqs[1:], strict=False)):
+            if any(b != a + 1 for a, b in itertools.pairwise(seqs)):
                 raise Conflict(
                     "Seqs in a batch must be contiguous and ascending.",
                     code="events.out_of_order",
@@ -98,7 +101,10 @@ def events_append(*, run: Run, events: list[dict[str, Any]]) -> AppendResult:
                     code="events.out_of_order",
                     details={"expectedSeq": last + 1},
                 )
-        rows = [{**event, "seq": seq, "time": event.get("time") or now} for event, seq in zip(events, seqs, strict=True)]
+        rows = [
+            {**event, "seq": seq, "time": event.get("time") or now}
+            for event, seq in zip(events, seqs, strict=True)
+        ]
         repeated = [row for row in rows if row["seq"] <= last]
         fresh = [row for row in rows if row["seq"] > last]
         if repeated:
@@ -170,9 +176,7 @@ def commands_record(*, run: Run, commands: list[dict[str, Any]]) -> list[Command
         ]
         Command.objects.bulk_create(created)
         if created:
-            Run.objects.filter(pk=locked.pk).update(
-                command_count=F("command_count") + len(created)
-            )
+            Run.objects.filter(pk=locked.pk).update(command_count=F("command_count") + len(created))
             notify_run_changed(run.id, "commands")
     return created
 
@@ -218,7 +222,11 @@ def artifact_store(
         artifact.file.save(_safe_filename(name), File(spool), save=False)
     try:
         with transaction.atomic():
-            locked = _lock_active_run(run) if require_active else Run.objects.select_for_update().get(pk=run.pk)
+            locked = (
+                _lock_active_run(run)
+                if require_active
+                else Run.objects.select_for_update().get(pk=run.pk)
+            )
             artifact.save()
             changes: dict[str, Any] = {
                 "artifact_count": F("artifact_count") + 1,
@@ -308,14 +316,18 @@ def export_build(*, export_id: str) -> FileExport:
         return export
     from runs.selectors import files_of
 
-    files = list(files_of(export.run, kinds=export.types or None).exclude(kind=Artifact.Kind.EXPORT))
+    files = list(
+        files_of(export.run, kinds=export.types or None).exclude(kind=Artifact.Kind.EXPORT)
+    )
     try:
         with tempfile.TemporaryFile() as archive_file:
             used_names: set[str] = set()
             manifest = []
             with zipfile.ZipFile(archive_file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 for artifact in files:
-                    arcname = _unique_name(f"{artifact.kind}/{_safe_filename(artifact.name)}", used_names)
+                    arcname = _unique_name(
+                        f"{artifact.kind}/{_safe_filename(artifact.name)}", used_names
+                    )
                     with artifact.file.open("rb") as source, archive.open(arcname, "w") as target:
                         while chunk := source.read(256 * 1024):
                             target.write(chunk)
@@ -329,7 +341,10 @@ def export_build(*, export_id: str) -> FileExport:
                             "sha256": artifact.sha256,
                         }
                     )
-                archive.writestr("manifest.json", json.dumps({"runId": export.run_id, "files": manifest}, indent=2))
+                archive.writestr(
+                    "manifest.json",
+                    json.dumps({"runId": export.run_id, "files": manifest}, indent=2),
+                )
             artifact = artifact_store(
                 run=export.run,
                 kind=Artifact.Kind.EXPORT,

@@ -115,7 +115,9 @@ def test_a_cursor_walks_every_run_once(tenant: Tenant) -> None:
     assert seen == sorted(seen, reverse=True)
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "cursor=%%%", "cursor=WzFd"])
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=101", "limit=ten", "cursor=%%%", "cursor=WzFd"]
+)
 def test_it_rejects_bad_paging(tenant: Tenant, query: str) -> None:
     response = tenant.client.get(f"/v1/runs?{query}")
     assert response.status_code == 422

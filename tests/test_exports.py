@@ -37,7 +37,8 @@ def download_zip(tenant: Tenant, url: str) -> zipfile.ZipFile:
     response = tenant.client.get(url)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
-    return zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    content = b"".join(response.streaming_content)  # type: ignore[attr-defined]
+    return zipfile.ZipFile(io.BytesIO(content))
 
 
 def test_an_export_zips_the_files_of_the_asked_types(tenant: Tenant, run_with_files: Run) -> None:

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 class ApiError(exceptions.APIException):
     """An error with a stable machine-readable code, raised from services and views."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "bad_request"
 
     def __init__(
@@ -33,27 +33,27 @@ class ApiError(exceptions.APIException):
 
 
 class NotFound(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
+    status_code: int = status.HTTP_404_NOT_FOUND
     default_code = "not_found"
 
 
 class Conflict(ApiError):
-    status_code = status.HTTP_409_CONFLICT
+    status_code: int = status.HTTP_409_CONFLICT
     default_code = "conflict"
 
 
 class PayloadTooLarge(ApiError):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    status_code: int = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "payload_too_large"
 
 
 class UnsupportedEncoding(ApiError):
-    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    status_code: int = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
     default_code = "unsupported_encoding"
 
 
 class Invalid(ApiError):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    status_code: int = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_code = "validation_error"
 
 
@@ -98,9 +98,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, PermissionDenied):
         return Response(error_body("forbidden", "Forbidden."), status=403)
     if isinstance(exc, ApiError):
-        return Response(
-            error_body(exc.code, str(exc.detail), exc.details), status=exc.status_code
-        )
+        return Response(error_body(exc.code, str(exc.detail), exc.details), status=exc.status_code)
     if isinstance(exc, exceptions.ValidationError):
         return Response(
             error_body("validation_error", _first_message(exc.detail), exc.detail), status=422

@@ -1,6 +1,7 @@
 """Request bodies: bounded before they are read, and bounded again while gzip inflates."""
 
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -72,7 +73,7 @@ class BoundedJSONParser(BaseParser):
         self,
         stream: Any,
         media_type: str | None = None,
-        parser_context: dict[str, Any] | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         request = (parser_context or {}).get("request")
         meta = request.META if request is not None else {}

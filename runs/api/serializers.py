@@ -166,7 +166,9 @@ class EventInSerializer(StrictSerializer):
     type = Pattern(r"^[A-Za-z0-9_.:-]+$", max_length=100)
     time = serializers.DateTimeField(required=False, allow_null=True)
     pageId = Text(max_length=100, required=False, allow_blank=True, allow_null=True)
-    data = serializers.DictField(required=False, default=dict)
+    # Field names that shadow Serializer attributes are fine at run time: DRF's metaclass
+    # moves declared fields off the class.
+    data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
 
 
 class EventBatchSerializer(StrictSerializer):
@@ -178,7 +180,7 @@ class CommandInSerializer(StrictSerializer):
     method = Text(max_length=200)
     params = serializers.DictField(required=False, default=dict)
     status = serializers.ChoiceField(choices=Command.Status.choices, required=False)
-    source = Text(max_length=50, required=False)
+    source = Text(max_length=50, required=False)  # type: ignore[assignment]
     pageId = Text(max_length=100, required=False, allow_blank=True, allow_null=True)
     startedAt = serializers.DateTimeField(required=False)
     endedAt = serializers.DateTimeField(required=False, allow_null=True)
@@ -187,7 +189,7 @@ class CommandInSerializer(StrictSerializer):
 
 
 class CommandBatchSerializer(StrictSerializer):
-    commands = CommandInSerializer(many=True, allow_empty=False, max_length=1000)
+    commands = CommandInSerializer(many=True, allow_empty=False, max_length=1000)  # type: ignore[call-arg]
 
 
 class RunStopSerializer(StrictSerializer):

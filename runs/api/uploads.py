@@ -25,7 +25,7 @@ class SizeLimitUploadHandler(FileUploadHandler):
         input_data: Any,
         META: dict[str, Any],
         content_length: int,
-        boundary: bytes,
+        boundary: Any,
         encoding: str | None = None,
     ) -> None:
         if content_length > self.limit + 64 * 1024:

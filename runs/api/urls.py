@@ -1,7 +1,7 @@
 from django.urls import path
 
-from runs.api import streams, views
 from runs.api import activity as activity_views
+from runs.api import streams, views
 
 app_name = "api"
 

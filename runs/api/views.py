@@ -78,9 +78,7 @@ class RuntimeCurrentRunView(APIView):
         runtime = selectors.runtime_of(space_of(request), runtime_id)
         active = selectors.active_run_of(runtime)
         if active is None:
-            raise NotFound(
-                f"Runtime {runtime.id} has no active run.", code="runtime.no_active_run"
-            )
+            raise NotFound(f"Runtime {runtime.id} has no active run.", code="runtime.no_active_run")
         return Response(s.run_json(active))
 
 
@@ -169,11 +167,12 @@ class RunEventsView(APIView):
 
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
-        events = request.data.get("events")
+        body = request.data if isinstance(request.data, dict) else {}
+        events = body.get("events")
         if isinstance(events, list) and len(events) > _max_events():
             raise PayloadTooLarge(f"A batch holds at most {_max_events()} events.")
-        data = validated(s.EventBatchSerializer, request.data)
-        _check_event_sizes(request.data["events"])
+        data = validated(s.EventBatchSerializer, body)
+        _check_event_sizes(body["events"])
         result = services.events_append(
             run=run,
             events=[
