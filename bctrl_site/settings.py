@@ -240,6 +240,10 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", default=False)
 
+# HSTS preload is a commitment for the whole domain that is hard to take back: opt in
+# with SECURE_HSTS_PRELOAD=1 rather than by default.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

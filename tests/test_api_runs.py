@@ -1,5 +1,6 @@
 """The read side of the runs API, its tenancy and its pagination."""
 
+import io
 from typing import Any
 
 import pytest
@@ -168,8 +169,6 @@ READ_PATHS = [
 def test_another_spaces_objects_are_not_found(
     tenant: Tenant, other_tenant: Tenant, path: str
 ) -> None:
-    import io
-
     runtime = services.runtime_create(space=other_tenant.space)
     run = services.run_create(space=other_tenant.space, runtime=runtime)
     artifact = services.artifact_store(
@@ -229,3 +228,25 @@ def test_the_openapi_schema_describes_the_runs_api(client: Any, db: None) -> Non
     schema = response.json()
     assert "/v1/runs" in schema["paths"]
     assert "/v1/runs/{run_id}/events" in schema["paths"]
+
+
+def test_the_documented_shapes_match_what_the_api_sends(tenant: Tenant) -> None:
+    from runs.api import schema
+    from runs.api import serializers as s
+
+    runtime = services.runtime_create(space=tenant.space)
+    run = services.run_create(space=tenant.space, runtime=runtime)
+    services.events_append(run=run, events=[{"type": "navigation", "data": {}}])
+    (command,) = services.commands_record(run=run, commands=[{"method": "Page.reload"}])
+    artifact = services.artifact_store(run=run, kind="report", name="r", content=io.BytesIO(b"x"))
+    export, _ = services.export_request(run=run, name="files", types=[])
+    pairs = [
+        (schema.RunOut, s.run_json(run)),
+        (schema.RuntimeOut, s.runtime_json(runtime, active_run_id=run.id)),
+        (schema.EventOut, s.event_json(run.events.order_by("seq")[0])),
+        (schema.CommandOut, s.command_json(command)),
+        (schema.ArtifactOut, s.artifact_json(artifact)),
+        (schema.ExportOut, s.export_json(export)),
+    ]
+    for shape, sent in pairs:
+        assert set(shape().fields) == set(sent), shape.__name__

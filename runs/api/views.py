@@ -3,6 +3,8 @@
 from typing import Any
 
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -14,6 +16,20 @@ from runs.api import serializers as s
 from runs.api.auth import space_of
 from runs.api.errors import Invalid, NotFound, PayloadTooLarge
 from runs.api.pagination import paginate, parse_limit
+from runs.api.schema import (
+    ERRORS,
+    EVENT_FILTERS,
+    PAGING,
+    AppendResult,
+    ArtifactOut,
+    CommandOut,
+    EventOut,
+    ExportOut,
+    RunOut,
+    RuntimeOut,
+    list_of,
+    page_of,
+)
 from runs.api.uploads import limited_upload_handlers
 from runs.models import Artifact, Run
 
@@ -42,6 +58,11 @@ def _int_param(request: Request, name: str) -> int | None:
 
 
 class RuntimeListView(APIView):
+    @extend_schema(
+        operation_id="runtimes_list",
+        parameters=PAGING,
+        responses={200: page_of("Runtime", RuntimeOut), **ERRORS},
+    )
     def get(self, request: Request) -> Response:
         space = space_of(request)
         runtimes = selectors.runtimes_of(space)
@@ -56,6 +77,11 @@ class RuntimeListView(APIView):
         )
         return Response(page)
 
+    @extend_schema(
+        operation_id="runtimes_create",
+        request=s.RuntimeCreateSerializer,
+        responses={201: RuntimeOut, **ERRORS},
+    )
     def post(self, request: Request) -> Response:
         data = validated(s.RuntimeCreateSerializer, request.data)
         runtime = services.runtime_create(
@@ -65,6 +91,7 @@ class RuntimeListView(APIView):
 
 
 class RuntimeDetailView(APIView):
+    @extend_schema(operation_id="runtimes_get", responses={200: RuntimeOut, **ERRORS})
     def get(self, request: Request, runtime_id: str) -> Response:
         runtime = selectors.runtime_of(space_of(request), runtime_id)
         active = selectors.active_run_of(runtime)
@@ -74,6 +101,7 @@ class RuntimeDetailView(APIView):
 class RuntimeCurrentRunView(APIView):
     """What `runtime.currentRun()` falls back to: the runtime's active run, or a clear error."""
 
+    @extend_schema(operation_id="runtimes_current_run", responses={200: RunOut, **ERRORS})
     def get(self, request: Request, runtime_id: str) -> Response:
         runtime = selectors.runtime_of(space_of(request), runtime_id)
         active = selectors.active_run_of(runtime)
@@ -83,6 +111,18 @@ class RuntimeCurrentRunView(APIView):
 
 
 class RunListView(APIView):
+    @extend_schema(
+        operation_id="runs_list",
+        parameters=[
+            *PAGING,
+            OpenApiParameter("spaceId", str, description="The caller's space (others: 404)"),
+            OpenApiParameter(
+                "status", str, description="running, completed, failed; comma-separated"
+            ),
+            OpenApiParameter("runtimeId", str),
+        ],
+        responses={200: page_of("Run", RunOut), **ERRORS},
+    )
     def get(self, request: Request) -> Response:
         space = space_of(request)
         params = request.query_params
@@ -113,6 +153,9 @@ class RunListView(APIView):
             )
         )
 
+    @extend_schema(
+        operation_id="runs_create", request=s.RunCreateSerializer, responses={201: RunOut, **ERRORS}
+    )
     def post(self, request: Request) -> Response:
         space = space_of(request)
         data = validated(s.RunCreateSerializer, request.data)
@@ -128,11 +171,15 @@ class RunListView(APIView):
 
 
 class RunDetailView(APIView):
+    @extend_schema(operation_id="runs_get", responses={200: RunOut, **ERRORS})
     def get(self, request: Request, run_id: str) -> Response:
         return Response(s.run_json(selectors.run_of(space_of(request), run_id)))
 
 
 class RunStopView(APIView):
+    @extend_schema(
+        operation_id="runs_stop", request=s.RunStopSerializer, responses={200: RunOut, **ERRORS}
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         data = validated(s.RunStopSerializer, request.data)
@@ -150,6 +197,11 @@ def event_filters(request: Request) -> dict[str, Any]:
 
 
 class RunEventsView(APIView):
+    @extend_schema(
+        operation_id="runs_events_list",
+        parameters=[*PAGING, *EVENT_FILTERS],
+        responses={200: page_of("Event", EventOut), **ERRORS},
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         events = selectors.events_of(run, **event_filters(request))
@@ -165,6 +217,16 @@ class RunEventsView(APIView):
             )
         )
 
+    @extend_schema(
+        operation_id="runs_events_append",
+        request=s.EventBatchSerializer,
+        responses={201: AppendResult, 200: AppendResult, **ERRORS},
+        parameters=[
+            OpenApiParameter(
+                "Content-Encoding", str, OpenApiParameter.HEADER, enum=["identity", "gzip"]
+            )
+        ],
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         body = request.data if isinstance(request.data, dict) else {}
@@ -215,6 +277,11 @@ def _check_event_sizes(events: list[Any]) -> None:
 
 
 class RunCommandsView(APIView):
+    @extend_schema(
+        operation_id="runs_commands_list",
+        parameters=PAGING,
+        responses={200: page_of("Command", CommandOut), **ERRORS},
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         return Response(
@@ -228,6 +295,11 @@ class RunCommandsView(APIView):
             )
         )
 
+    @extend_schema(
+        operation_id="runs_commands_record",
+        request=s.CommandBatchSerializer,
+        responses={201: list_of("Command", CommandOut), **ERRORS},
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         data = validated(s.CommandBatchSerializer, request.data)
@@ -284,10 +356,23 @@ class RunArtifactsView(APIView):
             request.upload_handlers = limited_upload_handlers(request)
         return super().initialize_request(request, *args, **kwargs)
 
+    @extend_schema(
+        operation_id="runs_artifacts_list",
+        parameters=[
+            *PAGING,
+            OpenApiParameter("kind", str, description="Artifact kinds, comma-separated"),
+        ],
+        responses={200: page_of("Artifact", ArtifactOut), **ERRORS},
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         return _artifact_page(request, selectors.artifacts_of(run, kinds=_kinds(request, "kind")))
 
+    @extend_schema(
+        operation_id="runs_artifacts_upload",
+        request={"multipart/form-data": s.ArtifactUploadSerializer},
+        responses={201: ArtifactOut, **ERRORS},
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         data = validated(s.ArtifactUploadSerializer, request.data)
@@ -303,6 +388,14 @@ class RunArtifactsView(APIView):
 
 
 class RunFilesView(APIView):
+    @extend_schema(
+        operation_id="runs_files_list",
+        parameters=[
+            *PAGING,
+            OpenApiParameter("type", str, description="File kinds, comma-separated"),
+        ],
+        responses={200: page_of("File", ArtifactOut), **ERRORS},
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         return _artifact_page(request, selectors.files_of(run, kinds=_kinds(request, "type")))
@@ -321,12 +414,22 @@ def artifact_file_response(artifact: Artifact) -> FileResponse:
 
 
 class ArtifactContentView(APIView):
+    @extend_schema(
+        operation_id="runs_artifacts_download",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS},
+    )
     def get(self, request: Request, run_id: str, artifact_id: str) -> FileResponse:
         run = selectors.run_of(space_of(request), run_id)
         return artifact_file_response(selectors.artifact_of(run, artifact_id))
 
 
 class RunExportView(APIView):
+    @extend_schema(
+        operation_id="runs_files_export",
+        request=s.ExportRequestSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        responses={202: ExportOut, 200: ExportOut, **ERRORS},
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         data = validated(s.ExportRequestSerializer, request.data)
@@ -341,6 +444,7 @@ class RunExportView(APIView):
 
 
 class RunExportDetailView(APIView):
+    @extend_schema(operation_id="runs_files_export_get", responses={200: ExportOut, **ERRORS})
     def get(self, request: Request, run_id: str, export_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         return Response(s.export_json(selectors.export_of(run, export_id)))

@@ -1,0 +1,205 @@
+"""OpenAPI descriptions of the runs API's shapes, for /v1/openapi.json and /docs/.
+
+The API builds its JSON with the plain functions of `serializers.py`; these classes only
+describe those shapes to drf-spectacular, and a test checks that they match.
+"""
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "runs.api.auth.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "bctrl_sk_…"}
+
+
+def _shape(name: str, fields: dict[str, serializers.Field]) -> type[serializers.Serializer]:
+    """A serializer class named `name` (the component name in the schema)."""
+    return type(name, (serializers.Serializer,), dict(fields))
+
+
+def _any(**kwargs: Any) -> serializers.JSONField:
+    return serializers.JSONField(**kwargs)
+
+
+Usage = _shape(
+    "Usage",
+    {
+        "durationMs": serializers.IntegerField(),
+        "commandCount": serializers.IntegerField(),
+        "eventCount": serializers.IntegerField(),
+        "artifactCount": serializers.IntegerField(),
+        "artifactBytes": serializers.IntegerField(),
+    },
+)
+RunOut = _shape(
+    "Run",
+    {
+        "id": serializers.CharField(),
+        "object": serializers.CharField(),
+        "spaceId": serializers.CharField(),
+        "runtimeId": serializers.CharField(allow_null=True),
+        "name": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=["running", "completed", "failed"]),
+        "startedAt": serializers.DateTimeField(),
+        "endedAt": serializers.DateTimeField(allow_null=True),
+        "error": _any(allow_null=True),
+        "labels": serializers.DictField(),
+        "metadata": serializers.DictField(),
+        "usage": Usage(),
+        "thumbnailArtifactId": serializers.CharField(allow_null=True),
+    },
+)
+RuntimeOut = _shape(
+    "Runtime",
+    {
+        "id": serializers.CharField(),
+        "object": serializers.CharField(),
+        "spaceId": serializers.CharField(),
+        "name": serializers.CharField(),
+        "status": serializers.CharField(),
+        "activeRunId": serializers.CharField(allow_null=True),
+        "config": serializers.DictField(),
+        "createdAt": serializers.DateTimeField(),
+    },
+)
+EventOut = _shape(
+    "Event",
+    {
+        "id": serializers.CharField(),
+        "runId": serializers.CharField(),
+        "seq": serializers.IntegerField(),
+        "type": serializers.CharField(),
+        "time": serializers.DateTimeField(),
+        "pageId": serializers.CharField(allow_null=True),
+        "data": serializers.DictField(),
+    },
+)
+CommandOut = _shape(
+    "Command",
+    {
+        "id": serializers.CharField(),
+        "runId": serializers.CharField(),
+        "method": serializers.CharField(),
+        "params": serializers.DictField(),
+        "status": serializers.ChoiceField(choices=["pending", "succeeded", "failed"]),
+        "source": serializers.CharField(),
+        "pageId": serializers.CharField(allow_null=True),
+        "startedAt": serializers.DateTimeField(),
+        "endedAt": serializers.DateTimeField(allow_null=True),
+        "durationMs": serializers.IntegerField(allow_null=True),
+        "error": _any(allow_null=True),
+    },
+)
+ArtifactOut = _shape(
+    "Artifact",
+    {
+        "id": serializers.CharField(),
+        "runId": serializers.CharField(),
+        "kind": serializers.CharField(),
+        "name": serializers.CharField(),
+        "contentType": serializers.CharField(),
+        "size": serializers.IntegerField(),
+        "sha256": serializers.CharField(),
+        "metadata": serializers.DictField(),
+        "createdAt": serializers.DateTimeField(),
+        "downloadUrl": serializers.CharField(),
+    },
+)
+ExportOut = _shape(
+    "Export",
+    {
+        "id": serializers.CharField(),
+        "object": serializers.CharField(),
+        "runId": serializers.CharField(),
+        "name": serializers.CharField(),
+        "type": serializers.ListField(child=serializers.CharField()),
+        "status": serializers.ChoiceField(choices=["pending", "ready", "failed"]),
+        "fileCount": serializers.IntegerField(),
+        "artifactId": serializers.CharField(allow_null=True),
+        "downloadUrl": serializers.CharField(allow_null=True),
+        "error": serializers.CharField(allow_null=True),
+        "createdAt": serializers.DateTimeField(),
+        "finishedAt": serializers.DateTimeField(allow_null=True),
+        "statusUrl": serializers.CharField(),
+    },
+)
+ActivityItem = _shape(
+    "ActivityItem",
+    {
+        "id": serializers.CharField(),
+        "time": serializers.DateTimeField(),
+        "type": serializers.CharField(),
+        "message": serializers.CharField(),
+        "status": serializers.CharField(),
+        "severity": serializers.ChoiceField(choices=["info", "warning", "error"]),
+        "durationMs": serializers.IntegerField(allow_null=True),
+        "children": serializers.ListField(child=serializers.DictField()),
+    },
+)
+AppendResult = _shape(
+    "AppendResult",
+    {
+        "accepted": serializers.IntegerField(),
+        "duplicates": serializers.IntegerField(),
+        "nextSeq": serializers.IntegerField(),
+    },
+)
+Error = _shape(
+    "Error",
+    {
+        "error": _shape(
+            "ErrorBody",
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "details": _any(required=False),
+            },
+        )()
+    },
+)
+
+
+def page_of(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    return _shape(
+        f"{name}Page",
+        {
+            "data": item(many=True),
+            "hasMore": serializers.BooleanField(),
+            "nextCursor": serializers.CharField(allow_null=True),
+        },
+    )
+
+
+def list_of(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    return _shape(f"{name}List", {"data": item(many=True)})
+
+
+ERRORS = {
+    code: OpenApiResponse(Error, description=description)
+    for code, description in [
+        (400, "Malformed JSON or body encoding"),
+        (401, "Missing, invalid or revoked API key"),
+        (404, "Unknown id, or an id of another space"),
+        (409, "Conflict with the current state"),
+        (413, "Body, event or upload too large"),
+        (415, "Unsupported media type or content encoding"),
+        (422, "Invalid fields"),
+    ]
+}
+
+PAGING = [
+    OpenApiParameter("limit", int, description="Page size"),
+    OpenApiParameter("cursor", str, description="`nextCursor` of the previous page"),
+]
+EVENT_FILTERS = [
+    OpenApiParameter("type", str, description="Event types, comma-separated"),
+    OpenApiParameter("pageId", str, description="Only events of this page target"),
+    OpenApiParameter("after", int, description="Only events with a greater seq"),
+]
