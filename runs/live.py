@@ -7,6 +7,7 @@ the database stays the source of truth, and a lost notice costs one poll interva
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -32,28 +33,44 @@ def notify_run_changed(run_id: str, kind: str) -> None:
 @contextlib.asynccontextmanager
 async def run_change_listener(run_id: str) -> AsyncIterator["RunChangeListener"]:
     layer = get_channel_layer()
-    channel = await layer.new_channel() if layer is not None else ""
+    listener = RunChangeListener(layer, await layer.new_channel() if layer is not None else "")
     if layer is not None:
-        await layer.group_add(run_group(run_id), channel)
+        await layer.group_add(run_group(run_id), listener.channel)
     try:
-        yield RunChangeListener(channel)
+        yield listener
     finally:
+        listener.close()
         if layer is not None:
-            await layer.group_discard(run_group(run_id), channel)
+            await layer.group_discard(run_group(run_id), listener.channel)
 
 
 class RunChangeListener:
-    def __init__(self, channel: str) -> None:
+    """Waits for change notices on one channel of the layer.
+
+    One receive stays pending across waits: a timed-out wait must not cancel it, since
+    cancelling a receive makes the Redis pub/sub layer drop the channel's subscription.
+    """
+
+    def __init__(self, layer: Any, channel: str) -> None:
+        self.layer = layer
         self.channel = channel
+        self._pending: asyncio.Future[Any] | None = None
 
     async def wait(self, timeout: float) -> bool:
         """Waits up to `timeout` seconds for a change notice; True if one came."""
-        layer = get_channel_layer()
-        if layer is None or not self.channel:
+        if self.layer is None or not self.channel:
             await asyncio.sleep(timeout)
             return False
-        try:
-            await asyncio.wait_for(layer.receive(self.channel), timeout)
-        except TimeoutError:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self.layer.receive(self.channel))
+        done, _ = await asyncio.wait({self._pending}, timeout=timeout)
+        if not done:
             return False
+        pending, self._pending = self._pending, None
+        pending.result()
         return True
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None

@@ -1,0 +1,61 @@
+"""The set-up commands that `make run` and scripts use."""
+
+import io
+import os
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from runs.models import ApiKey, Space
+
+
+def run_command(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_bootstrap_prints_a_working_key_once(db: None, client: Any) -> None:
+    first = run_command("bootstrap")
+    key = next(word for word in first.split() if word.startswith("bctrl_sk_"))
+    assert "password" in first
+    assert client.get("/v1/runs", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
+    second = run_command("bootstrap")
+    assert "bctrl_sk_" not in second
+    assert get_user_model().objects.filter(is_superuser=True).count() == 1
+    assert ApiKey.objects.count() == 1
+
+
+def test_create_space_and_api_key_are_scriptable(db: None, client: Any) -> None:
+    space_id = run_command(
+        "create_space", "Team QA", "--embed-origin", "https://qa.example"
+    ).strip()
+    space = Space.objects.get(pk=space_id)
+    assert space.slug == "team-qa"
+    assert space.allowed_embed_origins == ["https://qa.example"]
+    key = run_command("create_api_key", "--space", "team-qa", "--name", "ci").strip()
+    assert key.startswith("bctrl_sk_")
+    assert client.get("/v1/runs", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
+    assert run_command("create_api_key", "--space", space_id).strip() != key
+
+
+def test_create_api_key_refuses_an_unknown_space(db: None) -> None:
+    with pytest.raises(CommandError, match="No space"):
+        run_command("create_api_key", "--space", "nope")
+
+
+def test_create_space_refuses_a_taken_slug(db: None) -> None:
+    run_command("create_space", "Ops")
+    with pytest.raises(CommandError, match="exists"):
+        run_command("create_space", "Ops")
+
+
+def test_ci_runs_the_suite_on_postgresql(db: None) -> None:
+    """With REQUIRE_SERVICES=1 (CI), the suite must not quietly fall back to SQLite."""
+    if os.environ.get("REQUIRE_SERVICES") != "1":
+        pytest.skip("only CI promises PostgreSQL (REQUIRE_SERVICES is not 1)")
+    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert settings.REDIS_URL
