@@ -1,10 +1,1042 @@
-"""Activity: the human-readable timeline of a run, derived from its events and commands."""
+"""Activity: the human-readable timeline of a run, derived from its events and commands.
 
+Nothing here is stored: every call reads the run's events and commands (two queries,
+however big the run is) and folds them, in one pass in time order, into items a
+person can read. `activity_items(run)` is what a poller or stream calls; `activity()`
+also takes filters and says whether the timeline was cut short.
+
+Sources (what the runtime host and clients record)
+--------------------------------------------------
+Events (`Event.type` → `Event.data`):
+
+- `runtime.lifecycle`  {state: starting|started|stopped|failed, reason?}
+- `navigation`         {url, frameId?, transition?}
+- `network.request`    {requestId, method, url, resourceType}
+- `network.response`   {requestId, url, status, mimeType, encodedDataLength, timing?}
+- `network.failed`     {requestId, url, errorText, method?}
+- `console.message`    {level: log|info|warning|error|debug, text}
+- `page.error`         {message, stack?}
+- `dialog`             {type, message}
+- `download`           {url, suggestedFilename, artifactId?}
+- `target.created`, `target.closed`  {targetId, type, url}
+- `artifact.created`   {artifactId, kind, name, size}
+- `control.requested`, `control.granted`, `control.released`  {who}
+- anything else        → a generic `event` item named after its type.
+
+Commands (`Command.method`, `params`, `status`, `duration_ms`, `page_id`, times): CDP
+methods sent by a client: `Input.dispatchKeyEvent` {type, text?, key?, modifiers?},
+`Input.insertText` {text, possibly "[redacted]"}, `Input.dispatchMouseEvent` {type, x,
+y, button, clickCount?, deltaX?, deltaY?}, `Page.navigate` {url}, `Page.reload`, and
+any other method (`Runtime.evaluate`, `Page.captureScreenshot`, …).
+
+Items
+-----
+Every item is `{id, time, type, message, status, severity, durationMs, pageId,
+children, source}`. `status` is succeeded|failed|running|info, `severity`
+info|warning|error. `source` is `{"events": [seq, …], "commands": [id, …]}`; a list
+longer than MAX_SOURCE_REFS keeps its first entries and the exact total is added as
+`eventCount` / `commandCount`. `children` are compact sub-items `{time, type,
+message, status, severity, durationMs, source}` (at most MAX_CHILDREN).
+
+Types and the rules that make them:
+
+- `run.started` first, and `run.completed` / `run.failed` last once the run has ended:
+  taken from the Run row, not from events (`run.started` is running while the run
+  is). A failed run is an error and quotes the run's error message.
+- `browser.type`: a burst of `Input.dispatchKeyEvent` / `Input.insertText` commands
+  on one page, each less than BURST_GAP after the previous one, not interrupted by
+  another command (mouse moves aside) or by a navigation of that page. "Typed 12
+  characters, pressed Enter". Typed text is never echoed, since it may be a secret:
+  the message and children give counts and the names of special keys (Enter, Tab,
+  Backspace, shortcuts such as Control+a) only. Redacted text counts as "redacted
+  text". durationMs is the span of the burst.
+- `browser.click`: `mousePressed` (+ its `mouseReleased`) "Clicked at (x, y)";
+  a second press of a double click folds in ("Double-clicked at …"); right and
+  middle buttons say so. `browser.drag`: a press released more than DRAG_DISTANCE
+  px away "Dragged from (x, y) to (x, y)". `mouseMoved` is noise: no item, and it
+  interrupts nothing.
+- `browser.scroll`: a burst of `mouseWheel` commands (same page, gaps < BURST_GAP),
+  "Scrolled down 600 px".
+- `browser.navigate`: a `navigation` event "Navigated to <url>" (reload and
+  back/forward transitions say so). A `Page.navigate` / `Page.reload` command and the
+  navigation event that follows it within NAV_WINDOW are one item; a command with
+  no navigation event yet is "Navigating to <url>" (running) or "Navigated to <url>",
+  and a failed one is an error "Navigation to <url> failed: <error>".
+- `network.failed`: an error "Request failed: GET <url> — net::ERR_…".
+  `network.http_error`: a response with status >= 400, "GET <url> returned HTTP
+  404": a warning for 4xx, an error for 5xx. Other requests and responses are noise.
+- `console.message`: level error → an error item, warning → a warning item, each on
+  its own; log/info/debug messages in a row (same page, gaps < BURST_GAP, no other
+  item started in between, at most MAX_CHILDREN) are one info item whose children
+  are the messages.
+- `page.error` (error), `dialog`, `download`, `tab.opened` / `tab.closed` (from
+  `target.created` / `target.closed` of type page; other targets such as workers are
+  noise), `artifact.created`, `runtime.lifecycle` (an error when the state is
+  failed), `control.requested` / `control.granted` / `control.released`: one item
+  per event.
+- `command`: any other command, named by its method, with the command's status
+  (pending is running) and severity error when it failed. Consecutive commands of the
+  same method on the same page and with the same outcome (failed or not) are one item
+  "Runtime.evaluate (5 times)" whose children are the commands (at most MAX_CHILDREN per
+  item; the next one starts a new item).
+- `event`: any other event, named by its type.
+
+Commands are the foreground (what the client did) and interrupt each other's
+bursts; events other than navigations are background (what the page did) and never
+interrupt a typing, scroll or click burst. A console group is closed by any other
+item starting.
+
+Order and ids
+-------------
+Events are read by seq and commands by (started_at, id), merged by time; items are
+sorted by the time of the record that started them (stably). An item's id is "act_"
+plus the id of the record that started it (the first keystroke of a burst, the press
+of a click, the first console message of a group, …); run items use the run id.
+Records appended later only extend the open item or start new ones, so ids already
+handed out stay valid (their content may grow). Only a record that arrives late with
+a time earlier than records already stored can reshape its neighbours.
+
+Huge runs: the latest MAX_RECORDS events and MAX_RECORDS commands are read and at
+most the latest MAX_ITEMS items are returned (plus the run items); `truncated` says
+when either cut applied.
+"""
+
+import heapq
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from runs.models import Run
+from runs import selectors
+from runs.api.serializers import iso
+from runs.models import Command, Run
+
+MAX_RECORDS = 50_000
+MAX_ITEMS = 5_000
+MAX_CHILDREN = 100
+MAX_SOURCE_REFS = 100
+MAX_TEXT = 300
+
+BURST_GAP = timedelta(seconds=2)
+NAV_WINDOW = timedelta(seconds=10)
+NAV_SLACK = timedelta(seconds=1)
+DOUBLE_CLICK_GAP = timedelta(milliseconds=800)
+DRAG_DISTANCE = 5.0
+REDACTED = "[redacted]"
+
+SEVERITIES = ("info", "warning", "error")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+ITEM_TYPES = (
+    "run.started",
+    "run.completed",
+    "run.failed",
+    "runtime.lifecycle",
+    "browser.navigate",
+    "browser.type",
+    "browser.click",
+    "browser.drag",
+    "browser.scroll",
+    "network.failed",
+    "network.http_error",
+    "console.message",
+    "page.error",
+    "dialog",
+    "download",
+    "tab.opened",
+    "tab.closed",
+    "artifact.created",
+    "control.requested",
+    "control.granted",
+    "control.released",
+    "command",
+    "event",
+)
+
+KEY_METHODS = frozenset({"Input.dispatchKeyEvent", "Input.insertText"})
+MOUSE_METHOD = "Input.dispatchMouseEvent"
+NAV_METHODS = frozenset({"Page.navigate", "Page.reload"})
+MODIFIER_KEYS = frozenset({"Shift", "Control", "Alt", "Meta", "CapsLock", "AltGraph"})
+# CDP modifier bits: Alt=1, Ctrl=2, Meta=4, Shift=8. Shift alone makes capitals, not shortcuts.
+SHORTCUT_MODIFIERS = ((2, "Control"), (1, "Alt"), (4, "Meta"))
+SHORTCUT_BITS = 1 | 2 | 4
+
+_EVENT_FIELDS = ("id", "seq", "time", "type", "page_id", "data")
+_COMMAND_FIELDS = (
+    "id",
+    "method",
+    "params",
+    "status",
+    "page_id",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "error",
+)
+
+
+@dataclass(frozen=True)
+class Activity:
+    items: list[dict[str, Any]]
+    truncated: bool
 
 
 def activity_items(run: Run) -> list[dict[str, Any]]:
-    """Returns the run's activity items in time order (to be written)."""
-    return []
+    """The run's activity items in time order; ids are stable as the run grows."""
+    return activity(run).items
+
+
+def activity(
+    run: Run, *, min_severity: str = "info", types: Iterable[str] | None = None
+) -> Activity:
+    """The run's timeline, filtered to items at least `min_severity` and of `types`.
+
+    Two queries: the latest events and the latest commands of the run.
+    """
+    events, events_cut = _latest(
+        selectors.events_of(run).order_by("-seq").values_list(*_EVENT_FIELDS)
+    )
+    commands, commands_cut = _latest(
+        selectors.commands_of(run).order_by("-started_at", "-id").values_list(*_COMMAND_FIELDS)
+    )
+    builder = _Builder()
+    for record in _merged(events, commands):
+        builder.feed(record)
+    middle = sorted(builder.items, key=lambda item: (item.time, item.order))
+    wanted_types = set(types) if types else None
+    floor = SEVERITY_RANK[min_severity]
+
+    def keep(item: "_Item") -> bool:
+        return SEVERITY_RANK[item.severity] >= floor and (
+            wanted_types is None or item.type in wanted_types
+        )
+
+    kept = [item for item in middle if keep(item)]
+    truncated = events_cut or commands_cut or len(kept) > MAX_ITEMS
+    kept = kept[-MAX_ITEMS:]
+    head = [item for item in _run_items(run) if keep(item)]
+    started = [item for item in head if item.type == "run.started"]
+    ended = [item for item in head if item.type != "run.started"]
+    return Activity(
+        items=[item.render() for item in [*started, *kept, *ended]], truncated=truncated
+    )
+
+
+def _latest(rows: Any) -> tuple[list[tuple[Any, ...]], bool]:
+    """The newest MAX_RECORDS rows of a newest-first query, oldest first, and whether cut."""
+    fetched = list(rows[: MAX_RECORDS + 1])
+    cut = len(fetched) > MAX_RECORDS
+    fetched = fetched[:MAX_RECORDS]
+    fetched.reverse()
+    return fetched, cut
+
+
+# One record of the merged stream: (time, kind "e"|"c", row).
+_Record = tuple[datetime, str, tuple[Any, ...]]
+
+
+def _merged(events: list[tuple[Any, ...]], commands: list[tuple[Any, ...]]) -> Iterator[_Record]:
+    event_records = ((row[2], "e", row) for row in events)
+    command_records = ((row[5], "c", row) for row in commands)
+    return heapq.merge(event_records, command_records, key=lambda record: record[0])
+
+
+@dataclass(slots=True)
+class _Item:
+    id: str
+    time: datetime
+    type: str
+    page_id: str
+    order: int
+    message: str = ""
+    status: str = "info"
+    severity: str = "info"
+    duration_ms: int | None = None
+    end: datetime | None = None
+    events: list[int] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    children: list[dict[str, Any]] = field(default_factory=list)
+    # What the message is rendered from, for items that grow (bursts and groups).
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def render(self) -> dict[str, Any]:
+        if not self.state.get("finished"):
+            _finish(self)
+            self.state["finished"] = True
+        return {
+            "id": self.id,
+            "time": iso(self.time),
+            "type": self.type,
+            "message": self.message,
+            "status": self.status,
+            "severity": self.severity,
+            "durationMs": self.duration_ms,
+            "pageId": self.page_id or None,
+            "children": self.children[:MAX_CHILDREN],
+            "source": _source(self.events, self.commands),
+        }
+
+    def extend_to(self, end: datetime | None) -> None:
+        if end is not None and (self.end is None or end > self.end):
+            self.end = end
+            self.duration_ms = _ms(end - self.time)
+
+
+def _source(events: list[int], commands: list[str]) -> dict[str, Any]:
+    source: dict[str, Any] = {
+        "events": events[:MAX_SOURCE_REFS],
+        "commands": commands[:MAX_SOURCE_REFS],
+    }
+    if len(events) > MAX_SOURCE_REFS:
+        source["eventCount"] = len(events)
+    if len(commands) > MAX_SOURCE_REFS:
+        source["commandCount"] = len(commands)
+    return source
+
+
+def _child(
+    time: datetime,
+    type: str,
+    message: str,
+    *,
+    status: str = "info",
+    severity: str = "info",
+    duration_ms: int | None = None,
+    events: list[int] | None = None,
+    commands: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "time": iso(time),
+        "type": type,
+        "message": message,
+        "status": status,
+        "severity": severity,
+        "durationMs": duration_ms,
+        "source": _source(events or [], commands or []),
+    }
+
+
+class _Builder:
+    """Folds the merged records into items in one pass, keeping a few open items."""
+
+    def __init__(self) -> None:
+        self.items: list[_Item] = []
+        self.order = 0
+        self.foreground: _Item | None = None  # the open typing/scroll/click/command item
+        self.console: _Item | None = None  # the open group of info console messages
+        self.nav_command: _Item | None = None  # a navigate command awaiting its event
+        self.nav_event: _Item | None = None  # a navigation event item without a command
+        self.request_methods: dict[str, str] = {}
+
+    def feed(self, record: _Record) -> None:
+        self.order += 1
+        if record[1] == "e":
+            self.event(*record[2])
+        else:
+            self.command(*record[2])
+
+    def add(self, item: _Item) -> _Item:
+        self.items.append(item)
+        if item is not self.console:
+            self.console = None
+        return item
+
+    def new(self, anchor_id: str, time: datetime, type: str, page_id: str, **fields: Any) -> _Item:
+        return self.add(
+            _Item(
+                id=f"act_{anchor_id}",
+                time=time,
+                type=type,
+                page_id=page_id,
+                order=self.order,
+                **fields,
+            )
+        )
+
+    # Commands ------------------------------------------------------------------------
+
+    def command(
+        self,
+        id: str,
+        method: str,
+        params: Any,
+        status: str,
+        page_id: str,
+        started_at: datetime,
+        ended_at: datetime | None,
+        duration_ms: int | None,
+        error: Any,
+    ) -> None:
+        params = params if isinstance(params, dict) else {}
+        cmd = _Cmd(id, method, params, status, page_id, started_at, ended_at, duration_ms, error)
+        mouse = params.get("type") if method == MOUSE_METHOD else None
+        if mouse == "mouseMoved":
+            return  # noise: no item, and it interrupts nothing
+        if mouse == "mouseWheel":
+            self.scroll(cmd)
+        elif mouse == "mousePressed":
+            self.press(cmd)
+        elif mouse == "mouseReleased":
+            self.release(cmd)
+        elif method in KEY_METHODS:
+            self.key(cmd)
+        elif method in NAV_METHODS:
+            self.navigate_command(cmd)
+        else:
+            self.other_command(cmd)
+
+    def open_foreground(self, kind: str, cmd: "_Cmd") -> _Item | None:
+        """The open foreground item if `cmd` continues it, else None."""
+        item = self.foreground
+        if item is None or item.state.get("kind") != kind or item.page_id != cmd.page_id:
+            return None
+        if cmd.started_at - item.state["last"] >= BURST_GAP:
+            return None
+        return item
+
+    def start_foreground(self, cmd: "_Cmd", type: str, kind: str, **state: Any) -> _Item:
+        item = self.new(cmd.id, cmd.started_at, type, cmd.page_id, status="succeeded")
+        item.state = {"kind": kind, "last": cmd.started_at, "failed": 0, "pending": 0, **state}
+        self.foreground = item
+        return item
+
+    def join(self, item: _Item, cmd: "_Cmd") -> None:
+        item.commands.append(cmd.id)
+        item.state["last"] = cmd.started_at
+        if cmd.status == Command.Status.FAILED:
+            item.state["failed"] += 1
+        elif cmd.status == Command.Status.PENDING:
+            item.state["pending"] += 1
+        item.extend_to(cmd.end)
+
+    def key(self, cmd: "_Cmd") -> None:
+        item = self.open_foreground("type", cmd)
+        if item is None:
+            item = self.start_foreground(
+                cmd, "browser.type", "type", chars=0, redacted=False, segments=[]
+            )
+        self.join(item, cmd)
+        chars, key, redacted = _keystroke(cmd.method, cmd.params)
+        segments: list[dict[str, Any]] = item.state["segments"]
+        if chars or redacted:
+            item.state["chars"] += chars
+            item.state["redacted"] = item.state["redacted"] or redacted
+            last = segments[-1] if segments else None
+            if last is not None and last["key"] is None:
+                last["chars"] += chars
+                last["redacted"] = last["redacted"] or redacted
+                last["commands"].append(cmd.id)
+            else:
+                segments.append(
+                    {
+                        "key": None,
+                        "chars": chars,
+                        "redacted": redacted,
+                        "time": cmd.started_at,
+                        "commands": [cmd.id],
+                    }
+                )
+        elif key is not None:
+            last = segments[-1] if segments else None
+            if last is not None and last["key"] == key:
+                last["count"] += 1
+                last["commands"].append(cmd.id)
+            else:
+                segments.append(
+                    {"key": key, "count": 1, "time": cmd.started_at, "commands": [cmd.id]}
+                )
+        elif segments:
+            segments[-1]["commands"].append(cmd.id)  # a keyUp belongs to what it ends
+
+    def scroll(self, cmd: "_Cmd") -> None:
+        item = self.open_foreground("scroll", cmd)
+        if item is None:
+            item = self.start_foreground(cmd, "browser.scroll", "scroll", dx=0.0, dy=0.0)
+        self.join(item, cmd)
+        item.state["dx"] += _number(cmd.params.get("deltaX"))
+        item.state["dy"] += _number(cmd.params.get("deltaY"))
+
+    def press(self, cmd: "_Cmd") -> None:
+        x, y = _number(cmd.params.get("x")), _number(cmd.params.get("y"))
+        button = str(cmd.params.get("button") or "left")
+        item = self.foreground
+        if (
+            item is not None
+            and item.state.get("kind") == "click"
+            and item.state["released"]
+            and item.page_id == cmd.page_id
+            and item.state["button"] == button
+            and _int(cmd.params.get("clickCount")) >= 2
+            and cmd.started_at - item.state["last"] < DOUBLE_CLICK_GAP
+            and _distance(item.state["x"], item.state["y"], x, y) <= DRAG_DISTANCE
+        ):
+            item.state.update(clicks=_int(cmd.params.get("clickCount")), released=False)
+        else:
+            item = self.start_foreground(
+                cmd, "browser.click", "click", x=x, y=y, button=button, clicks=1,
+                released=False, to=None,
+            )  # fmt: skip
+        self.join(item, cmd)
+
+    def release(self, cmd: "_Cmd") -> None:
+        item = self.foreground
+        if (
+            item is None
+            or item.state.get("kind") != "click"
+            or item.state["released"]
+            or item.page_id != cmd.page_id
+        ):
+            self.other_command(cmd)  # a release without its press: show it as is
+            return
+        self.join(item, cmd)
+        x, y = _number(cmd.params.get("x")), _number(cmd.params.get("y"))
+        item.state["released"] = True
+        if _distance(item.state["x"], item.state["y"], x, y) > DRAG_DISTANCE:
+            item.state["to"] = (x, y)
+
+    def navigate_command(self, cmd: "_Cmd") -> None:
+        self.foreground = None
+        pending = self.nav_event
+        self.nav_event = None
+        if (
+            pending is not None
+            and _same_page(pending.page_id, cmd.page_id)
+            and pending.time >= cmd.started_at - NAV_SLACK
+        ):
+            pending.commands.append(cmd.id)
+            pending.state.update(command=cmd)
+            return
+        item = self.new(cmd.id, cmd.started_at, "browser.navigate", cmd.page_id)
+        item.commands.append(cmd.id)
+        item.state = {"command": cmd, "url": None}
+        self.nav_command = item
+
+    def other_command(self, cmd: "_Cmd") -> None:
+        failed = cmd.status == Command.Status.FAILED
+        item = self.foreground
+        if (
+            item is not None
+            and item.state.get("kind") == "command"
+            and item.state["method"] == cmd.method
+            and item.page_id == cmd.page_id
+            and item.state["is_failed"] == failed
+            and len(item.commands) < MAX_CHILDREN
+        ):
+            self.join(item, cmd)
+        else:
+            item = self.start_foreground(
+                cmd, "command", "command", method=cmd.method, is_failed=failed
+            )
+            self.join(item, cmd)
+        item.children.append(
+            _child(
+                cmd.started_at,
+                "command",
+                _command_message(cmd.method, cmd.status, cmd.error),
+                status=_command_status(cmd.status),
+                severity="error" if failed else "info",
+                duration_ms=cmd.duration_ms,
+                commands=[cmd.id],
+            )
+        )
+
+    # Events --------------------------------------------------------------------------
+
+    def event(self, id: str, seq: int, time: datetime, type: str, page_id: str, data: Any) -> None:
+        data = data if isinstance(data, dict) else {}
+        ev = _Evt(id, seq, time, type, page_id, data)
+        handler = _EVENT_HANDLERS.get(type)
+        if handler is not None:
+            handler(self, ev)
+        else:
+            self.single(ev, "event", type)
+
+    def single(
+        self,
+        ev: "_Evt",
+        type: str,
+        message: str,
+        *,
+        severity: str = "info",
+        status: str = "info",
+    ) -> _Item:
+        item = self.new(
+            ev.id, ev.time, type, ev.page_id, message=message, severity=severity, status=status
+        )
+        item.events.append(ev.seq)
+        return item
+
+    def navigation(self, ev: "_Evt") -> None:
+        url = _text(ev.data.get("url"))
+        if self.foreground is not None and _same_page(self.foreground.page_id, ev.page_id):
+            self.foreground = None
+        pending = self.nav_command
+        if pending is not None and _same_page(pending.page_id, ev.page_id):
+            cmd: _Cmd = pending.state["command"]
+            if cmd.started_at - NAV_SLACK <= ev.time <= max(cmd.started_at, cmd.end) + NAV_WINDOW:
+                self.nav_command = None
+                pending.events.append(ev.seq)
+                pending.state.update(url=url, transition=ev.data.get("transition"))
+                if cmd.duration_ms is None:
+                    pending.duration_ms = _ms(ev.time - cmd.started_at)
+                return
+        item = self.single(ev, "browser.navigate", "", status="succeeded")
+        item.state = {"url": url, "transition": ev.data.get("transition"), "command": None}
+        self.nav_event = item
+
+    def network_request(self, ev: "_Evt") -> None:
+        request_id = ev.data.get("requestId")
+        if request_id is not None:
+            self.request_methods[str(request_id)] = _text(ev.data.get("method") or "GET")
+
+    def network_response(self, ev: "_Evt") -> None:
+        method = self.request_methods.pop(str(ev.data.get("requestId")), None)
+        status = _int(ev.data.get("status"))
+        if status < 400:
+            return
+        self.single(
+            ev,
+            "network.http_error",
+            f"{method or 'GET'} {_text(ev.data.get('url'))} returned HTTP {status}",
+            severity="error" if status >= 500 else "warning",
+            status="failed",
+        )
+
+    def network_failed(self, ev: "_Evt") -> None:
+        known = self.request_methods.pop(str(ev.data.get("requestId")), None)
+        method = _text(ev.data.get("method") or known or "GET")
+        error = _text(ev.data.get("errorText") or "unknown error")
+        url = _text(ev.data.get("url"))
+        self.single(
+            ev,
+            "network.failed",
+            f"Request failed: {method} {url} — {error}",
+            severity="error",
+            status="failed",
+        )
+
+    def console_message(self, ev: "_Evt") -> None:
+        level = str(ev.data.get("level") or "log")
+        text = _text(ev.data.get("text"))
+        if level in ("error", "warning"):
+            label = "Console error" if level == "error" else "Console warning"
+            self.single(ev, "console.message", f"{label}: {text}", severity=level)
+            return
+        group = self.console
+        if (
+            group is None
+            or group.page_id != ev.page_id
+            or ev.time - group.state["last"] >= BURST_GAP
+            or len(group.events) >= MAX_CHILDREN
+        ):
+            group = _Item(
+                id=f"act_{ev.id}", time=ev.time, type="console.message", page_id=ev.page_id,
+                order=self.order, state={"kind": "console"},
+            )  # fmt: skip
+            self.console = group
+            self.add(group)
+        group.events.append(ev.seq)
+        group.state["last"] = ev.time
+        group.extend_to(ev.time)
+        group.children.append(
+            _child(ev.time, "console.message", f"Console {level}: {text}", events=[ev.seq])
+        )
+
+    def page_error(self, ev: "_Evt") -> None:
+        message = _text(str(ev.data.get("message") or "Unknown error").splitlines()[0])
+        self.single(ev, "page.error", f"Page error: {message}", severity="error")
+
+    def dialog(self, ev: "_Evt") -> None:
+        kind = str(ev.data.get("type") or "dialog")
+        label = {"alert": "Alert", "confirm": "Confirm dialog", "prompt": "Prompt"}.get(
+            kind, "Leave-page dialog" if kind == "beforeunload" else "Dialog"
+        )
+        text = _text(ev.data.get("message"))
+        self.single(ev, "dialog", f"{label}: “{text}”" if text else f"{label} shown")
+
+    def download(self, ev: "_Evt") -> None:
+        name = _text(ev.data.get("suggestedFilename") or ev.data.get("url") or "a file")
+        self.single(ev, "download", f"Downloaded {name}")
+
+    def target(self, ev: "_Evt") -> None:
+        if ev.data.get("type") not in ("page", "tab"):
+            return  # workers, iframes, the browser target: noise for a person
+        url = _text(ev.data.get("url"))
+        blank = not url or url == "about:blank"
+        if ev.type == "target.created":
+            self.single(ev, "tab.opened", "Opened a new tab" + ("" if blank else f": {url}"))
+        else:
+            self.single(ev, "tab.closed", "Closed a tab" + ("" if blank else f": {url}"))
+
+    def artifact_created(self, ev: "_Evt") -> None:
+        kind = str(ev.data.get("kind") or "file")
+        name = _text(ev.data.get("name") or "")
+        size = _size(ev.data.get("size"))
+        if kind == "screenshot":
+            message = f"Captured a screenshot {name}".rstrip()
+        else:
+            message = f"Saved {kind} {name}".rstrip()
+        self.single(ev, "artifact.created", f"{message} ({size})" if size else message)
+
+    def lifecycle(self, ev: "_Evt") -> None:
+        state = str(ev.data.get("state") or "")
+        reason = _text(ev.data.get("reason") or "")
+        labels = {
+            "starting": "Browser starting",
+            "started": "Browser started",
+            "stopped": "Browser stopped",
+            "failed": "Browser failed",
+        }
+        message = labels.get(state, f"Browser {state}".rstrip())
+        if reason:
+            message += f": {reason}"
+        failed = state == "failed"
+        self.single(
+            ev,
+            "runtime.lifecycle",
+            message,
+            severity="error" if failed else "info",
+            status="failed" if failed else "info",
+        )
+
+    def control(self, ev: "_Evt") -> None:
+        who = _text(ev.data.get("who") or "someone")
+        message = {
+            "control.requested": f"Control requested by {who}",
+            "control.granted": f"Control granted to {who}",
+            "control.released": f"Control released by {who}",
+        }[ev.type]
+        self.single(ev, ev.type, message)
+
+
+_EVENT_HANDLERS = {
+    "navigation": _Builder.navigation,
+    "network.request": _Builder.network_request,
+    "network.response": _Builder.network_response,
+    "network.failed": _Builder.network_failed,
+    "console.message": _Builder.console_message,
+    "page.error": _Builder.page_error,
+    "dialog": _Builder.dialog,
+    "download": _Builder.download,
+    "target.created": _Builder.target,
+    "target.closed": _Builder.target,
+    "artifact.created": _Builder.artifact_created,
+    "runtime.lifecycle": _Builder.lifecycle,
+    "control.requested": _Builder.control,
+    "control.granted": _Builder.control,
+    "control.released": _Builder.control,
+}
+
+
+@dataclass(slots=True)
+class _Cmd:
+    id: str
+    method: str
+    params: dict[str, Any]
+    status: str
+    page_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    duration_ms: int | None
+    error: Any
+
+    @property
+    def end(self) -> datetime:
+        return self.ended_at or self.started_at
+
+
+@dataclass(slots=True)
+class _Evt:
+    id: str
+    seq: int
+    time: datetime
+    type: str
+    page_id: str
+    data: dict[str, Any]
+
+
+# Rendering of items that grow -------------------------------------------------------
+
+
+def _finish(item: _Item) -> None:
+    kind = item.state.get("kind")
+    if kind in ("type", "scroll", "click", "command"):
+        failed, pending = item.state["failed"], item.state["pending"]
+        item.status = "failed" if failed else "running" if pending else "succeeded"
+        item.severity = "error" if failed else "info"
+    if kind == "type":
+        _finish_typing(item)
+    elif kind == "scroll":
+        _finish_scroll(item)
+    elif kind == "click":
+        _finish_click(item)
+    elif kind == "command":
+        _finish_commands(item)
+    elif kind == "console":
+        _finish_console(item)
+    elif item.type == "browser.navigate":
+        _finish_navigation(item)
+
+
+def _finish_typing(item: _Item) -> None:
+    state = item.state
+    parts = []
+    if state["chars"] or state["redacted"]:
+        typed = _plural(state["chars"], "character") if state["chars"] else ""
+        if state["redacted"]:
+            typed = f"{typed} and redacted text" if typed else "redacted text"
+        parts.append(f"typed {typed}")
+    keys = [segment for segment in state["segments"] if segment["key"] is not None]
+    if keys:
+        names = [_times(segment["key"], segment["count"]) for segment in keys[:5]]
+        parts.append("pressed " + ", ".join(names) + (", …" if len(keys) > 5 else ""))
+    message = ", ".join(parts) or "pressed keys"
+    item.message = message[0].upper() + message[1:]
+    if state["failed"]:
+        item.message += f" ({state['failed']} failed)"
+    item.children = [_typing_child(segment) for segment in state["segments"][:MAX_CHILDREN]]
+
+
+def _typing_child(segment: dict[str, Any]) -> dict[str, Any]:
+    if segment["key"] is not None:
+        message = f"Pressed {_times(segment['key'], segment['count'])}"
+        return _child(segment["time"], "browser.key", message, commands=segment["commands"])
+    if segment["chars"]:
+        message = f"Typed {_plural(segment['chars'], 'character')}"
+        if segment["redacted"]:
+            message += " and redacted text"
+    else:
+        message = "Typed redacted text"
+    return _child(segment["time"], "browser.type", message, commands=segment["commands"])
+
+
+def _finish_scroll(item: _Item) -> None:
+    dx, dy = item.state["dx"], item.state["dy"]
+    parts = []
+    if dy:
+        parts.append(f"{'down' if dy > 0 else 'up'} {round(abs(dy))} px")
+    if dx:
+        parts.append(f"{'right' if dx > 0 else 'left'} {round(abs(dx))} px")
+    item.message = "Scrolled " + " and ".join(parts) if parts else "Scrolled"
+
+
+def _finish_click(item: _Item) -> None:
+    state = item.state
+    at = _point(state["x"], state["y"])
+    if state["to"] is not None:
+        item.type = "browser.drag"
+        item.message = f"Dragged from {at} to {_point(*state['to'])}"
+        return
+    verb = "Clicked"
+    if state["clicks"] == 2:
+        verb = "Double-clicked"
+    elif state["clicks"] > 2:
+        verb = f"Clicked {state['clicks']} times"
+    if state["button"] in ("right", "middle"):
+        verb = f"{state['button'].capitalize()}-{verb[0].lower()}{verb[1:]}"
+    item.message = f"{verb} at {at}"
+
+
+def _finish_commands(item: _Item) -> None:
+    count = len(item.commands)
+    if count == 1:
+        item.message = item.children[0]["message"]
+        item.duration_ms = item.children[0]["durationMs"]
+        item.children = []
+    else:
+        failed = " failed" if item.state["is_failed"] else ""
+        item.message = f"{item.state['method']}{failed} ({count} times)"
+
+
+def _finish_console(item: _Item) -> None:
+    if len(item.events) == 1:
+        item.message = item.children[0]["message"]
+        item.children = []
+        item.duration_ms = None
+    else:
+        first = item.children[0]["message"]
+        item.message = f"{len(item.events)} console messages, starting with {first}"
+
+
+def _finish_navigation(item: _Item) -> None:
+    cmd: _Cmd | None = item.state.get("command")
+    url = item.state.get("url")
+    if cmd is None:
+        item.status = "succeeded"
+    else:
+        item.status = _command_status(cmd.status)
+        if item.duration_ms is None:
+            item.duration_ms = cmd.duration_ms
+        url = url or _text(cmd.params.get("url") or "")
+    verb = {"reload": "Reloaded", "back_forward": "Went back or forward to"}.get(
+        str(item.state.get("transition")), "Navigated to"
+    )
+    if cmd is not None and cmd.method == "Page.reload" and not item.state.get("url"):
+        verb = "Reloaded"
+    if cmd is not None and cmd.status == Command.Status.FAILED:
+        item.severity = "error"
+        error = _error_text(cmd.error)
+        item.message = f"Navigation to {url} failed" + (f": {error}" if error else "")
+    elif cmd is not None and cmd.status == Command.Status.PENDING and not item.events:
+        item.message = f"Navigating to {url}"
+    else:
+        item.message = f"{verb} {url}".rstrip() if url else verb.replace(" to", "")
+
+
+# The run's own items ------------------------------------------------------------------
+
+
+def _run_items(run: Run) -> list[_Item]:
+    items = [
+        _Item(
+            id=f"act_{run.id}_started",
+            time=run.started_at,
+            type="run.started",
+            page_id="",
+            order=0,
+            message=f"Run {run.name} started" if run.name else "Run started",
+            status="running" if run.is_active else "info",
+        )
+    ]
+    if run.ended_at is not None and not run.is_active:
+        failed = run.status == Run.Status.FAILED
+        took = _human_duration(run.current_duration_ms)
+        if failed:
+            error = _error_text(run.error)
+            message = f"Run failed after {took}" + (f": {error}" if error else "")
+        else:
+            message = f"Run completed in {took}"
+        items.append(
+            _Item(
+                id=f"act_{run.id}_ended",
+                time=run.ended_at,
+                type="run.failed" if failed else "run.completed",
+                page_id="",
+                order=0,
+                message=message,
+                status="failed" if failed else "succeeded",
+                severity="error" if failed else "info",
+                duration_ms=run.current_duration_ms,
+            )
+        )
+    return items
+
+
+# Small helpers ------------------------------------------------------------------------
+
+
+def _keystroke(method: str, params: dict[str, Any]) -> tuple[int, str | None, bool]:
+    """(characters typed, special key pressed, whether text was redacted) of one command."""
+    text = params.get("text")
+    if method == "Input.insertText":
+        if not isinstance(text, str) or text == REDACTED:
+            return 0, None, True
+        return len(text), None, False
+    kind = params.get("type")
+    key = str(params.get("key") or "")
+    if kind not in ("keyDown", "rawKeyDown", "char") or key in MODIFIER_KEYS:
+        return 0, None, False
+    if len(key) > 1:  # a named key: Enter, Tab, Backspace, ArrowLeft, F5, …
+        if kind == "char":
+            return 0, None, False  # its rawKeyDown already counted it
+        return 0, _shortcut(params, key), False
+    if kind != "char" and key and _int(params.get("modifiers")) & SHORTCUT_BITS:
+        return 0, _shortcut(params, key), False
+    if kind == "rawKeyDown":
+        return 0, None, False  # the char event that follows carries the text
+    if text == REDACTED:
+        return 0, None, True
+    return (len(text), None, False) if isinstance(text, str) and text else (0, None, False)
+
+
+def _shortcut(params: dict[str, Any], key: str) -> str:
+    modifiers = [name for bit, name in SHORTCUT_MODIFIERS if _int(params.get("modifiers")) & bit]
+    return "+".join([*modifiers, key])
+
+
+def _command_status(status: str) -> str:
+    return {"failed": "failed", "pending": "running"}.get(status, "succeeded")
+
+
+def _command_message(method: str, status: str, error: Any) -> str:
+    if status != Command.Status.FAILED:
+        return method
+    text = _error_text(error)
+    return f"{method} failed" + (f": {text}" if text else "")
+
+
+def _error_text(error: Any) -> str:
+    if error in (None, "", {}, []):
+        return ""
+    if isinstance(error, dict):
+        for key in ("message", "errorText", "error", "reason"):
+            if error.get(key):
+                return _text(error[key])
+        return _text(json.dumps(error, sort_keys=True, default=str))
+    return _text(error)
+
+
+def _text(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _ms(delta: timedelta) -> int:
+    return max(0, int(delta.total_seconds() * 1000))
+
+
+def _distance(x1: float, y1: float, x2: float, y2: float) -> float:
+    return float(((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5)
+
+
+def _point(x: float, y: float) -> str:
+    return f"({round(x)}, {round(y)})"
+
+
+def _same_page(a: str, b: str) -> bool:
+    return a == b or not a or not b
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _times(name: str, count: int) -> str:
+    return name if count == 1 else f"{name} {count} times"
+
+
+def _size(value: Any) -> str:
+    size = _number(value)
+    if size <= 0:
+        return ""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def _human_duration(ms: int) -> str:
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"

@@ -140,8 +140,14 @@ ActivityItem = _shape(
         "status": serializers.CharField(),
         "severity": serializers.ChoiceField(choices=["info", "warning", "error"]),
         "durationMs": serializers.IntegerField(allow_null=True),
+        "pageId": serializers.CharField(allow_null=True),
         "children": serializers.ListField(child=serializers.DictField()),
+        "source": serializers.DictField(),
     },
+)
+ActivityList = _shape(
+    "ActivityList",
+    {"data": ActivityItem(many=True), "truncated": serializers.BooleanField()},
 )
 AppendResult = _shape(
     "AppendResult",
