@@ -76,7 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "bctrl_site.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -221,6 +221,11 @@ BCTRL_MAX_ARTIFACT_BYTES = envint("BCTRL_MAX_ARTIFACT_BYTES", 200 * 1024 * 1024)
 BCTRL_SSE_HEARTBEAT_SECONDS = envint("BCTRL_SSE_HEARTBEAT_SECONDS", 15)
 BCTRL_SSE_POLL_SECONDS = float(envstr("BCTRL_SSE_POLL_SECONDS", "1.0"))
 BCTRL_EVENTS_WAIT_MAX_MS = envint("BCTRL_EVENTS_WAIT_MAX_MS", 60_000)
+# rrweb batches: full snapshots with inlined styles and images can be large.
+BCTRL_RECORDING_MAX_BATCH_BYTES = envint("BCTRL_RECORDING_MAX_BATCH_BYTES", 10 * 1024 * 1024)
+BCTRL_RECORDING_MAX_INFLATED_BYTES = envint("BCTRL_RECORDING_MAX_INFLATED_BYTES", 64 * 1024 * 1024)
+BCTRL_RECORDING_MAX_EVENT_BYTES = envint("BCTRL_RECORDING_MAX_EVENT_BYTES", 16 * 1024 * 1024)
+BCTRL_RECORDING_MAX_EVENTS_PER_BATCH = envint("BCTRL_RECORDING_MAX_EVENTS_PER_BATCH", 20_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = BCTRL_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

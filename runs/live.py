@@ -6,6 +6,7 @@ the database stays the source of truth, and a lost notice costs one poll interva
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,16 +19,33 @@ def run_group(run_id: str) -> str:
     return f"run.{run_id}"
 
 
-def notify_run_changed(run_id: str, kind: str) -> None:
+def notify_run_changed(run_id: str, kind: str, **detail: Any) -> None:
     """Tells every open stream of the run that something changed, once the write commits."""
 
     def send() -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.changed", "kind": kind})
+        message = {"type": "run.changed", "kind": kind, **detail}
+        publish = async_to_sync(layer.group_send)
+        if _loop_running_here():
+            # A sync caller on a thread that runs an event loop (Playwright's sync API
+            # does this) cannot block on the loop; publish from a thread of its own.
+            thread = threading.Thread(target=publish, args=(run_group(run_id), message))
+            thread.start()
+            thread.join(5)
+        else:
+            publish(run_group(run_id), message)
 
     transaction.on_commit(send)
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @contextlib.asynccontextmanager

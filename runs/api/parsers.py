@@ -13,14 +13,20 @@ from runs.api.errors import ApiError, PayloadTooLarge, UnsupportedEncoding
 _READ_CHUNK = 64 * 1024
 
 
-def read_body(stream: Any, meta: dict[str, Any]) -> bytes:
+def read_body(
+    stream: Any,
+    meta: Mapping[str, Any],
+    *,
+    max_body: int | None = None,
+    max_inflated: int | None = None,
+) -> bytes:
     """Reads a request body, refusing it past the configured size, and inflates gzip safely.
 
     The compressed size is checked against Content-Length first and while reading; the
     inflated size is checked while inflating, so a compression bomb stops at the limit.
     """
-    max_body = settings.BCTRL_MAX_BODY_BYTES
-    max_inflated = settings.BCTRL_MAX_INFLATED_BYTES
+    max_body = max_body or settings.BCTRL_MAX_BODY_BYTES
+    max_inflated = max_inflated or settings.BCTRL_MAX_INFLATED_BYTES
     encoding = (meta.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise UnsupportedEncoding(

@@ -48,12 +48,11 @@ def _int_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise Invalid(f"{name} must be an integer.", details={name: raw}) from exc
-    if value < 0:
-        raise Invalid(f"{name} must not be negative.", details={name: value})
+    if len(raw) > 12 or not raw.isdigit():
+        raise Invalid(f"{name} must be a non-negative integer.", details={name: raw[:20]})
+    value = int(raw)
+    if value > 2**31 - 1:
+        raise Invalid(f"{name} is too large.", details={name: value})
     return value
 
 
