@@ -6,4 +6,7 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.runs_list, name="runs"),
+    path("spaces/switch", views.switch_space, name="switch-space"),
+    path("runs/<str:run_id>", views.run_detail, name="run"),
+    path("runs/<str:run_id>/artifacts/<str:artifact_id>", views.artifact_file, name="artifact"),
 ]

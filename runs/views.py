@@ -1,13 +1,393 @@
-"""The dashboard (to be written)."""
+"""The dashboard: server-rendered pages over the selectors, for signed-in users.
 
+Every query is scoped to the spaces the user belongs to; an id from another space
+is a 404, exactly like an id that does not exist.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from drf_spectacular.views import SpectacularSwaggerSplitView
+
+from runs import selectors
+from runs.activity import activity_items
+from runs.api.views import artifact_file_response
+from runs.models import Artifact, Command, Event, Run, Space
+
+SESSION_SPACE_KEY = "space_id"
+RUNS_PAGE_SIZE = 25
+RUNS_MAX_PAGE_SIZE = 100
+EVENTS_PAGE_SIZE = 200
+COMMANDS_SHOWN = 200
+
+# Raster images are shown inline; everything else (SVG and HTML included) downloads.
+INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"}
+
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+# Formatting -------------------------------------------------------------------------
+
+
+def human_duration(ms: int | None) -> str:
+    """1.2 s, 3 m 04 s, 2 h 05 m: short, and precise where it matters."""
+    if ms is None:
+        return "—"
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} m {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} m"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def relative_time(value: datetime, now: datetime | None = None) -> str:
+    """ "just now", "4 min ago", "3 h ago", "2 days ago"."""
+    seconds = int(((now or timezone.now()) - value).total_seconds())
+    if seconds < 45:
+        return "just now"
+    if seconds < 3600:
+        return f"{max(1, round(seconds / 60))} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    days = seconds // 86400
+    if days < 30:
+        return f"{days} day{'s' if days != 1 else ''} ago"
+    return f"{value:%b} {value.day}, {value.year}"
+
+
+def json_preview(value: Any, limit: int = 90) -> str:
+    text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+# Spaces -----------------------------------------------------------------------------
+
+
+@dataclass
+class SpaceContext:
+    spaces: list[Space]
+    current: Space | None
+
+
+def space_context(request: HttpRequest) -> SpaceContext:
+    """The user's spaces (one query) and the current one: the session's, else the first."""
+    spaces = list(selectors.spaces_of_user(request.user).order_by("name", "id"))
+    wanted = request.session.get(SESSION_SPACE_KEY)
+    current = next((space for space in spaces if space.id == wanted), None)
+    if current is None and spaces:
+        current = spaces[0]
+    return SpaceContext(spaces=spaces, current=current)
+
+
+def base_context(request: HttpRequest, spaces: SpaceContext, **extra: Any) -> dict[str, Any]:
+    return {
+        "spaces": spaces.spaces,
+        "current_space": spaces.current,
+        "docs_url": reverse("api-docs"),
+        **extra,
+    }
 
 
 @login_required
+@require_POST
+def switch_space(request: HttpRequest) -> HttpResponse:
+    space_id = request.POST.get("space_id", "")
+    space = selectors.spaces_of_user(request.user).filter(pk=space_id).first()
+    if space is None:
+        raise Http404("No such space.")
+    request.session[SESSION_SPACE_KEY] = space.id
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("dashboard:runs")
+    return HttpResponseRedirect(target)
+
+
+# Runs list --------------------------------------------------------------------------
+
+
+@dataclass
+class RunRow:
+    run: Run
+    duration: str
+    started: str
+
+
+def _page_size(raw: str | None) -> int:
+    try:
+        size = int(raw or RUNS_PAGE_SIZE)
+    except ValueError:
+        return RUNS_PAGE_SIZE
+    return min(max(size, 1), RUNS_MAX_PAGE_SIZE)
+
+
+@login_required
+@require_GET
 def runs_list(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("runs")
+    spaces = space_context(request)
+    space = spaces.current
+    if space is None:
+        return render(request, "dashboard/no_space.html", base_context(request, spaces))
+
+    status = request.GET.get("status", "")
+    if status not in Run.Status.values:
+        status = ""
+    runtime_id = request.GET.get("runtime", "")
+    cursor = request.GET.get("cursor", "")
+    limit = _page_size(request.GET.get("limit"))
+
+    runtimes = list(selectors.runtimes_of(space).order_by("name", "-id"))
+    # runs_of selects the runtime and thumbnail: one query for the page, whatever its size.
+    runs = selectors.runs_of(space)
+    if status:
+        runs = runs.filter(status=status)
+    if runtime_id:
+        runs = runs.filter(runtime_id=runtime_id)
+    if cursor:
+        runs = runs.filter(id__lt=cursor)  # ids sort by creation: keyset on -id
+    page = list(runs.order_by("-id")[: limit + 1])
+    has_more = len(page) > limit
+    page = page[:limit]
+
+    filtered = bool(status or runtime_id)
+    now = timezone.now()
+    context = base_context(
+        request,
+        spaces,
+        rows=[
+            RunRow(
+                run=run,
+                duration=human_duration(run.current_duration_ms),
+                started=relative_time(run.started_at, now),
+            )
+            for run in page
+        ],
+        statuses=Run.Status.values,
+        status=status,
+        runtimes=runtimes,
+        runtime_id=runtime_id,
+        filtered=filtered,
+        cursor=cursor,
+        next_cursor=page[-1].id if has_more and page else None,
+        space_is_empty=not page and not filtered and not cursor,
+        site_url=settings.SITE_URL,
+    )
+    return render(request, "dashboard/runs.html", context)
+
+
+# Run detail -------------------------------------------------------------------------
+
+
+def _run_or_404(request: HttpRequest, run_id: str) -> Run:
+    try:
+        return selectors.run_of_user(request.user, run_id)
+    except selectors.ObjectNotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+@dataclass
+class EventRow:
+    event: Event
+    preview: str
+    pretty: str
+
+
+@dataclass
+class CommandRow:
+    command: Command
+    duration: str
+    preview: str
+    pretty: str
+    error: str
+
+
+@dataclass
+class ActivityRow:
+    id: str
+    time: datetime | None
+    type: str
+    message: str
+    status: str
+    severity: str
+    duration: str
+    children: list["ActivityRow"] = field(default_factory=list)
+
+
+def _activity_rows(items: list[dict[str, Any]], depth: int = 0) -> list[ActivityRow]:
+    rows = []
+    for item in items:
+        raw_time = item.get("time")
+        when = parse_datetime(raw_time) if isinstance(raw_time, str) else None
+        severity = item.get("severity") or "info"
+        duration_ms = item.get("durationMs")
+        rows.append(
+            ActivityRow(
+                id=str(item.get("id") or ""),
+                time=when,
+                type=str(item.get("type") or ""),
+                message=str(item.get("message") or ""),
+                status=str(item.get("status") or ""),
+                severity=severity if severity in ("info", "warning", "error") else "info",
+                duration=human_duration(int(duration_ms)) if duration_ms is not None else "",
+                children=_activity_rows(item.get("children") or [], depth + 1) if depth < 5 else [],
+            )
+        )
+    return rows
+
+
+def _positive_int(raw: str | None) -> int | None:
+    try:
+        value = int(raw or "")
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    run = _run_or_404(request, run_id)
+    spaces = space_context(request)
+    # A run of another of the user's spaces is shown in its own space.
+    spaces.current = run.space
+
+    event_types = list(
+        selectors.events_of(run).order_by("type").values_list("type", flat=True).distinct()
+    )
+    event_type = request.GET.get("type", "")
+    before = _positive_int(request.GET.get("before"))
+    events = selectors.events_of(run, types=[event_type] if event_type else None)
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    latest = list(events.order_by("-seq")[: EVENTS_PAGE_SIZE + 1])
+    has_earlier = len(latest) > EVENTS_PAGE_SIZE
+    shown = list(reversed(latest[:EVENTS_PAGE_SIZE]))
+    matching_count = (
+        run.event_count if not event_type else selectors.events_of(run, types=[event_type]).count()
+    )
+    last_seq = max([shown[-1].seq if shown else 0, run.event_count])
+
+    commands = [
+        CommandRow(
+            command=command,
+            duration=human_duration(command.duration_ms),
+            preview=json_preview(command.params),
+            pretty=json_pretty(command.params),
+            error=json_pretty(command.error) if command.error is not None else "",
+        )
+        for command in selectors.commands_of(run)[:COMMANDS_SHOWN]
+    ]
+    artifacts = list(selectors.artifacts_of(run))
+
+    context = base_context(
+        request,
+        spaces,
+        run=run,
+        duration=human_duration(run.current_duration_ms),
+        error_text=_error_text(run.error),
+        error_pretty=json_pretty(run.error) if run.error is not None else "",
+        activity=_activity_rows(activity_items(run)),
+        event_rows=[
+            EventRow(event=event, preview=json_preview(event.data), pretty=json_pretty(event.data))
+            for event in shown
+        ],
+        event_types=event_types,
+        event_type=event_type,
+        before=before,
+        has_earlier=has_earlier,
+        earlier_before=shown[0].seq if shown else None,
+        matching_count=matching_count,
+        live=run.is_active and before is None,
+        stream_after=last_seq,
+        command_rows=commands,
+        commands_truncated=run.command_count > len(commands),
+        artifacts=artifacts,
+        inline_types=INLINE_IMAGE_TYPES,
+    )
+    return render(request, "dashboard/run.html", context)
+
+
+def _error_text(error: Any) -> str:
+    if error is None:
+        return ""
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or json_preview(error, 200))
+    if isinstance(error, str):
+        return error
+    return json_preview(error, 200)
+
+
+# Artifacts --------------------------------------------------------------------------
+
+
+def artifact_inline_response(artifact: Artifact) -> FileResponse:
+    """A raster image for an <img> or a tab: shown inline, sandboxed, never sniffed."""
+    response = FileResponse(
+        artifact.file.open("rb"),
+        as_attachment=False,
+        filename=artifact.name,
+        content_type=artifact.content_type,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+    )
+    return response
+
+
+@login_required
+@require_GET
+def artifact_file(request: HttpRequest, run_id: str, artifact_id: str) -> FileResponse:
+    run = _run_or_404(request, run_id)
+    try:
+        artifact = selectors.artifact_of(run, artifact_id)
+    except selectors.ObjectNotFound as exc:
+        raise Http404(str(exc)) from exc
+    if request.GET.get("download") or artifact.content_type not in INLINE_IMAGE_TYPES:
+        response = artifact_file_response(artifact)
+    else:
+        response = artifact_inline_response(artifact)
+    # Artifacts never change once stored; only the signed-in browser may keep a copy.
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# API docs ---------------------------------------------------------------------------
+
+_swagger_view = SpectacularSwaggerSplitView.as_view(url_name="openapi", title="bctrl API")
 
 
 def api_docs(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("docs")
+    """Swagger UI, self-hosted; its init script is a second request, so no inline script."""
+    response: HttpResponse = _swagger_view(request)
+    # Swagger UI sets inline style attributes and draws icons from data: URLs.
+    response["Content-Security-Policy"] = DOCS_POLICY
+    return response

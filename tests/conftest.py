@@ -56,11 +56,6 @@ def redis_url() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _media_root(tmp_path: Any, settings: Any) -> None:
-    settings.MEDIA_ROOT = str(tmp_path / "files")
-
-
-@pytest.fixture(autouse=True)
 def _eager_celery(settings: Any) -> None:
     # Tasks run inline unless a test starts a real worker (see tests of the export task).
     from bctrl_site.celery import app
@@ -99,9 +94,12 @@ def other_tenant(db: None) -> Tenant:
     return make_tenant("globex")
 
 
+MEMBER_PASSWORD = "correct horse 9"
+
+
 @pytest.fixture
 def member(tenant: Tenant, django_user_model: Any) -> Any:
-    user = django_user_model.objects.create_user(username="ada", password="correct horse 9")
+    user = django_user_model.objects.create_user(username="ada", password=MEMBER_PASSWORD)
     Membership.objects.create(user=user, space=tenant.space, role=Membership.Role.OWNER)
     return user
 
@@ -144,9 +142,14 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
             process.join(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Real headless Chromium from Debian, driven by Playwright."""
+    """Real headless Chromium from Debian, driven by Playwright, for one test module.
+
+    Playwright's sync API keeps an event loop running on the main thread while it is
+    open, which async tests elsewhere cannot share, so it closes with its module. The
+    write services cope with that loop (see runs.live.notify_run_changed).
+    """
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium is not installed at {CHROMIUM}; `make test` installs it")
     from playwright.sync_api import sync_playwright
@@ -164,6 +167,15 @@ def page(chromium: Any) -> Iterator[Any]:
     page = context.new_page()
     yield page
     context.close()
+
+
+def sign_in(page: Any, base_url: str) -> None:
+    """Signs in through the dashboard's login form as the `member` fixture's user."""
+    page.goto(base_url + "/login/")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", MEMBER_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/")
 
 
 def pytest_report_header(config: Any) -> str:
