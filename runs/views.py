@@ -136,9 +136,31 @@ def switch_space(request: HttpRequest) -> HttpResponse:
 
 @dataclass
 class RunRow:
+    """What one row of the runs list shows, computed in the view: the template only prints.
+
+    Rendering is most of a list page's time, so URLs and dates are built here once.
+    """
+
     run: Run
+    url: str
+    thumbnail_url: str
     duration: str
     started: str
+    started_iso: str
+    started_utc: str
+
+    @classmethod
+    def of(cls, run: Run, now: Any) -> "RunRow":
+        url = reverse("dashboard:run", args=[run.id])
+        return cls(
+            run=run,
+            url=url,
+            thumbnail_url=f"{url}/artifacts/{run.thumbnail_id}" if run.thumbnail_id else "",
+            duration=human_duration(run.current_duration_ms),
+            started=relative_time(run.started_at, now),
+            started_iso=run.started_at.isoformat(),
+            started_utc=run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
 
 
 def _page_size(raw: str | None) -> int:
@@ -164,7 +186,8 @@ def runs_list(request: HttpRequest) -> HttpResponse:
     cursor = request.GET.get("cursor", "")
     limit = _page_size(request.GET.get("limit"))
 
-    runtimes = list(selectors.runtimes_of(space).order_by("name", "-id"))
+    # (id, name) pairs only: a space may have hundreds of runtimes in the filter.
+    runtimes = list(selectors.runtimes_of(space).order_by("name", "-id").values_list("id", "name"))
     # runs_of selects the runtime and thumbnail: one query for the page, whatever its size.
     runs = selectors.runs_of(space)
     if status:
@@ -182,14 +205,7 @@ def runs_list(request: HttpRequest) -> HttpResponse:
     context = base_context(
         request,
         spaces,
-        rows=[
-            RunRow(
-                run=run,
-                duration=human_duration(run.current_duration_ms),
-                started=relative_time(run.started_at, now),
-            )
-            for run in page
-        ],
+        rows=[RunRow.of(run, now) for run in page],
         statuses=Run.Status.values,
         status=status,
         runtimes=runtimes,
