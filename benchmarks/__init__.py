@@ -1,0 +1,1 @@
+"""Benchmarks: `make benchmark` (python -m benchmarks.runs_api). See benchmarks/README.md."""
