@@ -163,13 +163,27 @@ CELERY_TIMEZONE = "UTC"
 
 # Files: a local folder through Django's storage API.
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "files")))
+if TESTING and not envstr("MEDIA_ROOT"):
+    # One folder per test session, shared with the live servers that tests fork.
+    import atexit
+    import shutil
+    import tempfile
+
+    MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="bctrl-test-files-"))
+    atexit.register(shutil.rmtree, MEDIA_ROOT, True)
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static", ("vendor", BASE_DIR / "node_modules")]
+# Cold tier of archived recordings (POST /api/v1/recordings/{id}/archive moves files here).
+BCTRL_COLD_STORAGE_ROOT = Path(envstr("BCTRL_COLD_STORAGE_ROOT", str(VAR_DIR / "cold")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "cold": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(BCTRL_COLD_STORAGE_ROOT), "base_url": None},
+    },
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if TESTING or DEBUG
@@ -210,6 +224,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": ["running", "completed", "failed"],
+        "CommandStatusEnum": "runs.models.Command.Status",
+        "ExportStatusEnum": "runs.models.FileExport.Status",
+        "RunEndStatusEnum": ["completed", "failed"],
+        "RecordingViewerStatusEnum": [
+            "not_available",
+            "preparing",
+            "processing",
+            "ready",
+            "failed",
+        ],
+    },
 }
 
 # Limits on what the write API accepts.
@@ -226,6 +253,11 @@ BCTRL_RECORDING_MAX_BATCH_BYTES = envint("BCTRL_RECORDING_MAX_BATCH_BYTES", 10 *
 BCTRL_RECORDING_MAX_INFLATED_BYTES = envint("BCTRL_RECORDING_MAX_INFLATED_BYTES", 64 * 1024 * 1024)
 BCTRL_RECORDING_MAX_EVENT_BYTES = envint("BCTRL_RECORDING_MAX_EVENT_BYTES", 16 * 1024 * 1024)
 BCTRL_RECORDING_MAX_EVENTS_PER_BATCH = envint("BCTRL_RECORDING_MAX_EVENTS_PER_BATCH", 20_000)
+# Lifetime of the signed download URLs of the recordings API (/api/v1/recordings/{id}/download).
+BCTRL_DOWNLOAD_URL_TTL_S = envint("BCTRL_DOWNLOAD_URL_TTL_S", 15 * 60)
+# Processing: a recording stuck this long is re-queued, and failed after this many tries.
+BCTRL_RECORDING_PROCESSING_TIMEOUT_S = envint("BCTRL_RECORDING_PROCESSING_TIMEOUT_S", 600)
+BCTRL_RECORDING_MAX_ATTEMPTS = envint("BCTRL_RECORDING_MAX_ATTEMPTS", 3)
 DATA_UPLOAD_MAX_MEMORY_SIZE = BCTRL_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 

@@ -12,9 +12,12 @@ handler500 = "runs.api.errors.handler500"
 urlpatterns = [
     path("v1/", include("runs.api.urls")),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    # Recordings API of seed 004 (/api/v1/…) and Browser Run of seed 003 (/client/v4/…).
+    path("", include("recordings.seed_urls")),
     path("docs/", dashboard_views.api_docs, name="api-docs"),
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("recordings.urls")),
     path("", include("runs.urls")),
 ]

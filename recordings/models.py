@@ -1,1 +1,146 @@
-"""Recording models arrive with the recording pipeline (chunked rrweb ingest and replay)."""
+"""rrweb recordings of a run: batches taken in while it happens, chunks for replay after.
+
+Lifecycle: recording → preparing → processing → ready → archived, and → failed from
+preparing/processing; deleted (soft) and expired (retention passed) hide a recording.
+"""
+
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.utils import timezone
+
+from runs.models import Run, Space, id_field
+
+MIN_PLAYABLE_MS = 1000
+MAX_CAPTURE_MS = 2 * 60 * 60 * 1000
+
+
+class Recording(models.Model):
+    class Status(models.TextChoices):
+        RECORDING = "recording"
+        PREPARING = "preparing"
+        PROCESSING = "processing"
+        READY = "ready"
+        ARCHIVED = "archived"
+        FAILED = "failed"
+        DELETED = "deleted"
+        EXPIRED = "expired"
+
+    class Tier(models.TextChoices):
+        HOT = "hot"
+        COLD = "cold"
+
+    id = id_field("rec")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="recordings")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="recordings")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECORDING)
+    tier = models.CharField(max_length=10, choices=Tier.choices, default=Tier.HOT)
+    started_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    # Filled by processing.
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    target_count = models.PositiveIntegerField(default=0)
+    raw_bytes = models.PositiveBigIntegerField(default=0, help_text="rrweb JSON as received")
+    size_bytes = models.PositiveBigIntegerField(default=0, help_text="Stored, compressed")
+    gaps = models.JSONField(default=list, blank=True, help_text="Missing batch seqs per target")
+    failure_reason = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["space", "-id"], name="recording_space_recent"),
+            models.Index(fields=["run", "-id"], name="recording_run_recent"),
+            models.Index(fields=["status", "processing_started_at"], name="recording_status"),
+            models.Index(fields=["expires_at"], name="recording_expiry"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run"],
+                condition=models.Q(status="recording"),
+                name="one_active_recording_per_run",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_visible(self) -> bool:
+        return self.status not in (self.Status.DELETED, self.Status.EXPIRED)
+
+    def retention_deadline(self) -> datetime | None:
+        ended = self.stopped_at or self.run.ended_at
+        if ended is None:
+            return None
+        return ended + timedelta(days=self.space.recording_retention_days)
+
+
+class RecordingBatch(models.Model):
+    """One batch of rrweb events as a recorder sent it: one row and one file per batch."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="batches")
+    target = models.CharField(max_length=100)
+    seq = models.PositiveIntegerField()
+    event_count = models.PositiveIntegerField()
+    first_timestamp = models.BigIntegerField(help_text="ms since the epoch, rrweb's clock")
+    last_timestamp = models.BigIntegerField()
+    raw_bytes = models.PositiveIntegerField()
+    stored_bytes = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    path = models.CharField(max_length=300, help_text="Name in the default storage")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recording", "target", "seq"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recording", "target", "seq"], name="recording_batch_seq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recording_id}/{self.target}#{self.seq}"
+
+
+class RecordingTarget(models.Model):
+    """The processed replay of one page target: gzip chunks in one file, and their index.
+
+    `index` is {"chunks": [{"start", "end", "offset", "length", "events"}], "markers":
+    [{"time", "kind", "label"}], "inactivity": [{"start", "end"}]}; each chunk begins with
+    a Meta and a FullSnapshot, so a player can start at any chunk.
+    """
+
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="targets")
+    target = models.CharField(max_length=100)
+    playable = models.BooleanField(default=True)
+    problem = models.TextField(blank=True, help_text="Why this target cannot be played")
+    start_timestamp = models.BigIntegerField(null=True, blank=True)
+    end_timestamp = models.BigIntegerField(null=True, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    raw_bytes = models.PositiveBigIntegerField(default=0)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    path = models.CharField(max_length=300, blank=True)
+    index = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["recording", "start_timestamp", "target"]
+        constraints = [
+            models.UniqueConstraint(fields=["recording", "target"], name="recording_target")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recording_id}/{self.target}"
+
+    @property
+    def duration_ms(self) -> int:
+        if self.start_timestamp is None or self.end_timestamp is None:
+            return 0
+        return self.end_timestamp - self.start_timestamp

@@ -271,6 +271,9 @@ def run_stop(*, run: Run, status: str = Run.Status.COMPLETED, error: Any = None)
                 artifact_bytes=artifacts["bytes"] or 0,
             )
             notify_run_changed(run.id, "status")
+            from recordings.services import recordings_stop_for_run
+
+            recordings_stop_for_run(run=locked)
     return Run.objects.select_related("runtime", "thumbnail").get(pk=run.pk)
 
 

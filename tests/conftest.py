@@ -169,13 +169,15 @@ def page(chromium: Any) -> Iterator[Any]:
     context.close()
 
 
-def sign_in(page: Any, base_url: str) -> None:
-    """Signs in through the dashboard's login form as the `member` fixture's user."""
-    page.goto(base_url + "/login/")
+def sign_in(page: Any, base_url: str, next_path: str = "/") -> None:
+    """Opens `next_path`, signs in on the login page it redirects to as the `member`
+    fixture's user, and waits to be back on `next_path`."""
+    page.goto(base_url + next_path)
+    assert "/login/" in page.url
     page.fill("input[name=username]", "ada")
     page.fill("input[name=password]", MEMBER_PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(base_url + "/")
+    page.wait_for_url(base_url + next_path)
 
 
 def pytest_report_header(config: Any) -> str:

@@ -56,6 +56,22 @@ RunOut = _shape(
         "thumbnailArtifactId": serializers.CharField(allow_null=True),
     },
 )
+RunDetailOut = _shape(
+    "RunDetail",
+    {
+        **RunOut().fields,
+        "recording": _shape(
+            "RunRecording",
+            {
+                "id": serializers.CharField(allow_null=True),
+                "status": serializers.ChoiceField(
+                    choices=["not_available", "preparing", "processing", "ready", "failed"]
+                ),
+                "durationMs": serializers.IntegerField(allow_null=True),
+            },
+        )(),
+    },
+)
 RuntimeOut = _shape(
     "Runtime",
     {

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from recordings import api as recording_api
 from runs.api import activity as activity_views
 from runs.api import streams, views
 
@@ -21,6 +22,11 @@ urlpatterns = [
     path("runs/<str:run_id>/events/wait", streams.events_wait, name="run-events-wait"),
     path("runs/<str:run_id>/activity", activity_views.ActivityView.as_view(), name="run-activity"),
     path("runs/<str:run_id>/activity/stream", streams.activity_stream, name="run-activity-stream"),
+    path(
+        "runs/<str:run_id>/recording/events",
+        recording_api.RecordingEventsView.as_view(),
+        name="run-recording-events",
+    ),
     path("runs/<str:run_id>/commands", views.RunCommandsView.as_view(), name="run-commands"),
     path("runs/<str:run_id>/artifacts", views.RunArtifactsView.as_view(), name="run-artifacts"),
     path(

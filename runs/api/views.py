@@ -25,6 +25,7 @@ from runs.api.schema import (
     CommandOut,
     EventOut,
     ExportOut,
+    RunDetailOut,
     RunOut,
     RuntimeOut,
     list_of,
@@ -170,9 +171,12 @@ class RunListView(APIView):
 
 
 class RunDetailView(APIView):
-    @extend_schema(operation_id="runs_get", responses={200: RunOut, **ERRORS})
+    @extend_schema(operation_id="runs_get", responses={200: RunDetailOut, **ERRORS})
     def get(self, request: Request, run_id: str) -> Response:
-        return Response(s.run_json(selectors.run_of(space_of(request), run_id)))
+        from recordings.selectors import run_recording_summary
+
+        run = selectors.run_of(space_of(request), run_id)
+        return Response({**s.run_json(run), "recording": run_recording_summary(run)})
 
 
 class RunStopView(APIView):

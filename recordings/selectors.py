@@ -1,0 +1,63 @@
+"""Reads of recordings, scoped to a space, and the status the runs API reports."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from recordings.models import MIN_PLAYABLE_MS, Recording, RecordingTarget
+from runs.models import Run, Space
+from runs.selectors import ObjectNotFound
+
+HIDDEN = (Recording.Status.DELETED, Recording.Status.EXPIRED)
+
+# DESIGN.md: how the runs API (seed 000) names the recording lifecycle.
+RUNS_API_STATUS = {
+    Recording.Status.RECORDING: "processing",
+    Recording.Status.PROCESSING: "processing",
+    Recording.Status.PREPARING: "preparing",
+    Recording.Status.READY: "ready",
+    Recording.Status.ARCHIVED: "ready",
+    Recording.Status.FAILED: "failed",
+    Recording.Status.DELETED: "not_available",
+    Recording.Status.EXPIRED: "not_available",
+}
+
+
+def recordings_of(space: Space) -> QuerySet[Recording]:
+    """The space's recordings that callers may see: deleted and expired ones are hidden."""
+    return Recording.objects.filter(space=space).exclude(status__in=HIDDEN)
+
+
+def recording_of(space: Space, recording_id: str) -> Recording:
+    recording = recordings_of(space).filter(pk=recording_id).select_related("run").first()
+    if recording is None:
+        raise ObjectNotFound(f"No recording {recording_id!r}.")
+    return recording
+
+
+def latest_recording_of(run: Run) -> Recording | None:
+    return run.recordings.exclude(status__in=HIDDEN).order_by("-id").first()
+
+
+def runs_api_status(recording: Recording | None) -> str:
+    if recording is None:
+        return "not_available"
+    too_short = (
+        recording.status in (Recording.Status.READY, Recording.Status.ARCHIVED)
+        and (recording.duration_ms or 0) < MIN_PLAYABLE_MS
+    )
+    return "not_available" if too_short else RUNS_API_STATUS[Recording.Status(recording.status)]
+
+
+def run_recording_summary(run: Run) -> dict[str, Any]:
+    """`recording` of GET /v1/runs/{id}: {id, status, durationMs} in the runs API's words."""
+    recording = latest_recording_of(run)
+    return {
+        "id": recording.id if recording else None,
+        "status": runs_api_status(recording),
+        "durationMs": recording.duration_ms if recording else None,
+    }
+
+
+def targets_of(recording: Recording) -> QuerySet[RecordingTarget]:
+    return recording.targets.order_by("start_timestamp", "target")

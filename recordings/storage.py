@@ -1,0 +1,266 @@
+"""Where a recording's files live (hot or cold), archiving, and signed downloads of its events.
+
+Tiers: `hot` files are in the default storage; `archive` copies a ready recording's target
+and batch files to the `cold` storage (`STORAGES["cold"]`, a folder at
+`BCTRL_COLD_STORAGE_ROOT` by default), checks each copy's size, and deletes the hot files
+once the move is committed. Every reader asks `storage_of(recording)`.
+
+Downloads: one JSON document of a recording's rrweb events per page target,
+`{<head fields>, "events": {"<target>": [rrweb events…]}}`, streamed chunk by chunk from the
+processed target files (each a concatenation of gzip members, one JSON array per member,
+described by `RecordingTarget.index["chunks"]`). At most one chunk is in memory at a time.
+
+Signed URLs: a token is `TimestampSigner(salt=DOWNLOAD_SALT).sign_object({"r": recording id,
+"s": space id})`; it is good for `BCTRL_DOWNLOAD_URL_TTL_S` seconds (15 minutes by default)
+and only for the recording it names.
+"""
+
+import gzip
+import logging
+import zlib
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core import signing
+from django.core.files import File
+from django.core.files.storage import Storage, storages
+from django.db import transaction
+from django.utils import timezone
+
+from recordings.models import Recording, RecordingBatch, RecordingTarget
+from runs.api.errors import ApiError, Conflict
+from runs.live import notify_run_changed
+
+logger = logging.getLogger(__name__)
+
+DOWNLOAD_SALT = "bctrl.recordings.download"
+DOWNLOADABLE = (Recording.Status.READY, Recording.Status.ARCHIVED)
+
+
+# --- Tiers ------------------------------------------------------------------------------
+
+
+def hot_storage() -> Storage:
+    return storages["default"]
+
+
+def cold_storage() -> Storage:
+    return storages["cold"]
+
+
+def storage_of(recording: Recording) -> Storage:
+    """The storage that holds the recording's files now."""
+    return cold_storage() if recording.tier == Recording.Tier.COLD else hot_storage()
+
+
+def provider_of(recording: Recording) -> str:
+    """`provider` of the download answer: "local" for the hot tier, "cold" once archived."""
+    return "cold" if recording.tier == Recording.Tier.COLD else "local"
+
+
+class NotArchivable(ApiError):
+    status_code = 400
+    default_code = "recording.not_archivable"
+
+
+def recording_archive(*, recording: Recording) -> Recording:
+    """Moves a ready, hot recording to cold storage: copy, verify sizes, then delete hot.
+
+    The hot files are deleted only after the new tier and paths are committed, so a
+    failure at any point leaves the recording readable where its rows say it is.
+    """
+    hot, cold = hot_storage(), cold_storage()
+    copied: list[str] = []
+    try:
+        with transaction.atomic():
+            locked = Recording.objects.select_for_update().get(pk=recording.pk)
+            if locked.status != Recording.Status.READY or locked.tier != Recording.Tier.HOT:
+                raise NotArchivable(
+                    f"Recording {locked.id} is {locked.status} in {locked.tier} storage; only "
+                    "a ready recording in hot storage can be archived."
+                )
+            hot_names: list[str] = []
+            rows: list[RecordingTarget | RecordingBatch] = [
+                *locked.targets.exclude(path=""),
+                *locked.batches.exclude(path=""),
+            ]
+            for row in rows:
+                name = _copy_verified(hot, cold, row.path)
+                copied.append(name)
+                hot_names.append(row.path)
+                if name != row.path:
+                    row.path = name
+                    row.save(update_fields=["path"])
+            locked.tier = Recording.Tier.COLD
+            locked.status = Recording.Status.ARCHIVED
+            locked.archived_at = timezone.now()
+            locked.save(update_fields=["tier", "status", "archived_at"])
+            notify_run_changed(locked.run_id, "recording", status=locked.status)
+            transaction.on_commit(lambda: _delete_quietly(hot, hot_names))
+    except Exception:
+        _delete_quietly(cold, copied)
+        raise
+    return locked
+
+
+def _copy_verified(source: Storage, destination: Storage, name: str) -> str:
+    try:
+        size = source.size(name)
+    except FileNotFoundError as exc:
+        raise Conflict(
+            f"File {name} of the recording is missing from hot storage.",
+            code="recording.file_missing",
+        ) from exc
+    if destination.exists(name):
+        # Left over from an archive that failed before it committed.
+        destination.delete(name)
+    with source.open(name, "rb") as handle:
+        saved = destination.save(name, File(handle))
+    if destination.size(saved) != size:
+        destination.delete(saved)
+        raise OSError(f"Copy of {name} to cold storage has the wrong size.")
+    return saved
+
+
+def _delete_quietly(storage: Storage, names: Iterable[str]) -> None:
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError:
+            logger.exception("Could not delete %s", name)
+
+
+# --- Signed download URLs ---------------------------------------------------------------
+
+
+class DownloadTokenInvalid(Exception):
+    """Tampered with, malformed, or made for another recording: 403."""
+
+
+class DownloadTokenExpired(Exception):
+    """Authentic but older than the TTL: 410."""
+
+
+def download_ttl_s() -> int:
+    return int(settings.BCTRL_DOWNLOAD_URL_TTL_S)
+
+
+def _signer() -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt=DOWNLOAD_SALT)
+
+
+def download_token(recording: Recording) -> str:
+    return _signer().sign_object({"r": recording.id, "s": recording.space_id})
+
+
+def download_token_space(token: str, recording_id: str) -> str:
+    """The space id that a valid token for `recording_id` was issued in."""
+    try:
+        payload = _signer().unsign_object(token, max_age=download_ttl_s())
+    except signing.SignatureExpired as exc:
+        raise DownloadTokenExpired("The download link has expired.") from exc
+    except (signing.BadSignature, ValueError) as exc:
+        raise DownloadTokenInvalid("The download link is invalid.") from exc
+    if (
+        not isinstance(payload, dict)
+        or payload.get("r") != recording_id
+        or not isinstance(payload.get("s"), str)
+    ):
+        raise DownloadTokenInvalid("The download link is invalid.")
+    return payload["s"]
+
+
+# --- Streaming the events document ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetFile:
+    target: str
+    path: str
+    chunks: list[tuple[int, int]]  # (offset, length) of each gzip member, in order
+
+
+def target_files(recording: Recording) -> list[TargetFile]:
+    """The playable targets of a processed recording, read from the database up front so
+    that streaming touches storage only."""
+    files = []
+    for row in (
+        recording.targets.filter(playable=True)
+        .exclude(path="")
+        .order_by("start_timestamp", "target")
+    ):
+        chunks = (row.index or {}).get("chunks") or []
+        files.append(
+            TargetFile(
+                target=row.target,
+                path=row.path,
+                chunks=[(int(chunk["offset"]), int(chunk["length"])) for chunk in chunks],
+            )
+        )
+    return files
+
+
+def events_document(
+    head: dict[str, Any], storage: Storage, files: list[TargetFile]
+) -> Iterator[bytes]:
+    """`{**head, "events": {target: [events…], …}}` as JSON, a piece at a time."""
+    opening = orjson.dumps(head)
+    yield (opening[:-1] + b"," if head else b"{") + b'"events":{'
+    for position, file in enumerate(files):
+        yield (b"," if position else b"") + orjson.dumps(file.target) + b":["
+        first = True
+        for array in _target_arrays(storage, file):
+            inner = _array_inner(array)
+            if inner:
+                yield inner if first else b"," + inner
+                first = False
+        yield b"]"
+    yield b"}}"
+
+
+def _target_arrays(storage: Storage, file: TargetFile) -> Iterator[bytes]:
+    """The decompressed JSON array of each chunk of a target file, in order."""
+    with storage.open(file.path, "rb") as handle:
+        if not file.chunks:
+            # No index: split the file into its gzip members.
+            yield from _gzip_members(handle.read())
+            return
+        for offset, length in file.chunks:
+            handle.seek(offset)
+            yield gzip.decompress(handle.read(length))
+
+
+def _gzip_members(data: bytes) -> Iterator[bytes]:
+    while data:
+        inflater = zlib.decompressobj(wbits=31)
+        yield inflater.decompress(data) + inflater.flush()
+        data = inflater.unused_data
+
+
+def _array_inner(array: bytes) -> bytes:
+    """The elements of a JSON array, without its brackets: arrays join with a comma."""
+    text = array.strip()
+    if not (text.startswith(b"[") and text.endswith(b"]")):
+        raise ValueError("A recording chunk is not a JSON array.")
+    return text[1:-1].strip()
+
+
+async def as_async(parts: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Serves a blocking iterator of bytes to an ASGI server, one piece per worker hop.
+
+    The iterator touches storage only (no database), so any worker thread may run it.
+    """
+    step = sync_to_async(_next_part, thread_sensitive=False)
+    while True:
+        part = await step(parts)
+        if part is None:
+            return
+        yield part
+
+
+def _next_part(parts: Iterator[bytes]) -> bytes | None:
+    return next(parts, None)

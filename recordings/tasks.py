@@ -1,0 +1,28 @@
+from celery import shared_task
+
+
+@shared_task(acks_late=True)
+def process_recording(recording_id: str, force: bool = False) -> None:
+    """Turns a stopped recording's batches into replay chunks (see recordings.processing).
+
+    `force` takes a recording that another worker is processing right now (a recover).
+    """
+    from recordings.processing import recording_process
+
+    recording_process(recording_id=recording_id, force=force)
+
+
+@shared_task(acks_late=True)
+def sweep_stuck_recordings() -> None:
+    """Every minute: re-queue recordings whose processing was lost, fail those out of tries."""
+    from recordings.processing import recordings_sweep_stuck
+
+    recordings_sweep_stuck()
+
+
+@shared_task(acks_late=True)
+def expire_recordings() -> None:
+    """Hourly: expire recordings past retention and purge files of deleted ones."""
+    from recordings.processing import recordings_expire
+
+    recordings_expire()

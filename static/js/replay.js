@@ -1,0 +1,893 @@
+// bctrl replay player: rrweb's Replayer driven chunk by chunk.
+//
+// Chunked mode (a processed recording): the manifest gives each target's index
+// ({chunks: [{start, end, offset, length}], markers, inactivity}); nothing else is
+// fetched up front. The page keeps its own clock (time T in rrweb epoch ms) across the
+// whole target; one Replayer renders the chunk whose start <= T (binary search), built
+// from that chunk alone: every chunk begins with Meta + FullSnapshot. A chunk is one
+// Range request of the chunk file, inflated with DecompressionStream. As T nears the
+// next chunk (PREFETCH_LEAD_MS of wall time) that chunk is prefetched; when T reaches
+// it the Replayer is swapped. Seeking anywhere loads the chunk that starts before the
+// target time and plays from the offset inside it. At most MAX_CHUNKS_HELD decoded
+// chunks are kept (least recently used go first), so memory follows chunk size, not
+// recording length. Skip inactivity jumps over the index's inactivity periods and
+// gaps between chunks.
+//
+// Live mode (the recording has only batches): the live endpoint is polled every
+// second for batches after the last seq; events since the latest Meta feed a
+// live-mode Replayer (startLive + addEvent). When processing has made the recording
+// ready, the page reloads its manifest into chunked mode.
+//
+// Safety: the Replayer renders into rrweb's sandboxed iframe (allow-same-origin only,
+// no scripts); UNSAFE_replayCanvas stays false and no plugins or style rules are given.
+(function () {
+  "use strict";
+
+  const root = document.querySelector("[data-replay]");
+  if (!root) return;
+
+  const MAX_CHUNKS_HELD = 3;
+  const PREFETCH_LEAD_MS = 8000;
+  const LIVE_POLL_MS = 1000;
+  const MANIFEST_POLL_MS = 4000;
+  const SKIP_MIN_GAP_MS = 2000;
+  const LIVE_STATUSES = ["recording", "preparing", "processing"];
+
+  const $ = (sel) => root.querySelector(sel);
+  const els = {
+    tabs: $("[data-target-tabs]"),
+    liveBadge: $("[data-live-badge]"),
+    stage: $("[data-stage]"),
+    viewport: $("[data-viewport]"),
+    message: $("[data-stage-message]"),
+    messageText: $("[data-stage-text]"),
+    bigPlay: $("[data-big-play]"),
+    scrubber: $("[data-scrubber]"),
+    progress: $("[data-progress]"),
+    handle: $("[data-handle]"),
+    markers: $("[data-markers]"),
+    inactivity: $("[data-inactivity]"),
+    tip: $("[data-scrub-tip]"),
+    play: $("[data-play]"),
+    time: $("[data-clock]"),
+    skip: $("[data-skip]"),
+    speed: $("[data-speed]"),
+    fullscreen: $("[data-fullscreen]"),
+    timeline: $("[data-timeline]"),
+    timelineCount: $("[data-timeline-count]"),
+    timelineEmpty: $("[data-timeline-empty]"),
+    recordingStatus: document.querySelector("[data-recording-status]"),
+  };
+
+  const state = {
+    manifest: null,
+    mode: "none",
+    target: null,
+    skipPeriods: [],
+    clock: { anchorT: 0, anchorWall: 0, playing: false, speed: 1 },
+    replayer: null,
+    replayerKey: null,
+    replayerStart: 0,
+    dims: null,
+    cache: new Map(), // key -> {promise, events}
+    token: 0,
+    busy: false,
+    items: [],
+    currentItem: -1,
+    userScrolledAt: 0,
+    live: null,
+    manifestTimer: null,
+    dragging: false,
+    lastDataUpdate: 0,
+  };
+
+  if (!window.rrweb || !window.rrweb.Replayer) {
+    showMessage("The player could not load.", false);
+    return;
+  }
+
+  // Formatting -------------------------------------------------------------------
+
+  function clockText(ms) {
+    const total = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = String(total % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  }
+
+  function showMessage(text, spinning) {
+    els.messageText.textContent = text;
+    els.message.classList.toggle("is-spinning", !!spinning);
+    els.message.hidden = false;
+  }
+
+  function hideMessage() {
+    els.message.hidden = true;
+  }
+
+  function setState(name) {
+    root.dataset.state = name;
+    const playing = name === "playing";
+    els.play.classList.toggle("is-playing", playing);
+    els.play.setAttribute("aria-label", playing ? "Pause" : "Play");
+    els.bigPlay.hidden = !(name === "paused" || name === "ended");
+  }
+
+  // Clock ------------------------------------------------------------------------
+
+  function now() {
+    return performance.now();
+  }
+
+  function currentT() {
+    const c = state.clock;
+    return c.playing ? c.anchorT + (now() - c.anchorWall) * c.speed : c.anchorT;
+  }
+
+  function setClock(t, playing) {
+    state.clock.anchorT = t;
+    state.clock.anchorWall = now();
+    state.clock.playing = playing;
+  }
+
+  function clampT(t) {
+    const target = state.target;
+    if (!target) return t;
+    return Math.min(Math.max(t, target.start), target.end);
+  }
+
+  // Chunks -----------------------------------------------------------------------
+
+  function chunksOf(target) {
+    return (target && target.index && target.index.chunks) || [];
+  }
+
+  function chunkIndexAt(t) {
+    const chunks = chunksOf(state.target);
+    let lo = 0;
+    let hi = chunks.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (chunks[mid].start <= t) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  function chunkKey(target, i) {
+    return `${target.id}#${i}`;
+  }
+
+  async function inflate(blob) {
+    const stream = blob.stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).json();
+  }
+
+  function fetchChunk(target, i) {
+    const key = chunkKey(target, i);
+    const held = state.cache.get(key);
+    if (held) {
+      state.cache.delete(key); // most recently used last
+      state.cache.set(key, held);
+      return held.promise;
+    }
+    const chunk = chunksOf(target)[i];
+    const last = chunk.offset + chunk.length - 1;
+    const entry = { events: null, promise: null };
+    entry.promise = fetch(target.chunksUrl, {
+      headers: { Range: `bytes=${chunk.offset}-${last}` },
+      credentials: "same-origin",
+    })
+      .then((response) => {
+        if (response.status !== 206 && response.status !== 200) {
+          throw new Error(`chunk ${i}: HTTP ${response.status}`);
+        }
+        return response.blob().then((blob) =>
+          response.status === 200 ? blob.slice(chunk.offset, last + 1) : blob
+        );
+      })
+      .then(inflate)
+      .then((events) => {
+        entry.events = events;
+        return events;
+      })
+      .catch((error) => {
+        state.cache.delete(key);
+        throw error;
+      });
+    state.cache.set(key, entry);
+    evict();
+    return entry.promise;
+  }
+
+  function evict() {
+    for (const key of state.cache.keys()) {
+      if (state.cache.size <= MAX_CHUNKS_HELD) break;
+      if (key !== state.replayerKey) state.cache.delete(key);
+    }
+    root.dataset.chunksHeld = String(state.cache.size);
+  }
+
+  // Replayer ---------------------------------------------------------------------
+
+  function destroyReplayer() {
+    if (state.replayer) {
+      try {
+        state.replayer.destroy();
+      } catch (error) {
+        /* already gone */
+      }
+    }
+    state.replayer = null;
+    state.replayerKey = null;
+    els.viewport.textContent = "";
+  }
+
+  function mountReplayer(events, key, options) {
+    destroyReplayer();
+    const meta = events.find((e) => e.type === 4);
+    state.dims = meta ? { width: meta.data.width, height: meta.data.height } : null;
+    const replayer = new window.rrweb.Replayer(events, {
+      root: els.viewport,
+      speed: state.clock.speed,
+      skipInactive: false,
+      showWarning: false,
+      showDebug: false,
+      triggerFocus: false,
+      pauseAnimation: true,
+      mouseTail: false,
+      UNSAFE_replayCanvas: false,
+      liveMode: !!(options && options.live),
+    });
+    replayer.on("resize", (dims) => {
+      state.dims = { width: dims.width, height: dims.height };
+      fit();
+    });
+    state.replayer = replayer;
+    state.replayerKey = key;
+    state.replayerStart = events.length ? events[0].timestamp : 0;
+    fit();
+    return replayer;
+  }
+
+  function fit() {
+    const wrapper = els.viewport.querySelector(".replayer-wrapper");
+    if (!wrapper || !state.dims || !state.dims.width) return;
+    const box = els.stage.getBoundingClientRect();
+    const scale = Math.min(box.width / state.dims.width, box.height / state.dims.height);
+    const x = (box.width - state.dims.width * scale) / 2;
+    const y = (box.height - state.dims.height * scale) / 2;
+    wrapper.style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
+  }
+
+  // Seek / play: shows time t, loading the chunk that contains it when needed.
+  async function seek(t, play) {
+    const target = state.target;
+    if (!target || state.mode !== "chunks" || !target.playable) return;
+    t = clampT(t);
+    const token = ++state.token;
+    const i = chunkIndexAt(t);
+    const key = chunkKey(target, i);
+    setClock(t, false);
+    render(t);
+    let events;
+    const held = state.cache.get(key);
+    if (held && held.events) {
+      events = held.events;
+      fetchChunk(target, i); // touch
+    } else {
+      setState("buffering");
+      showMessage("Loading…", true);
+      try {
+        events = await fetchChunk(target, i);
+      } catch (error) {
+        if (token === state.token) showMessage("This part of the recording could not be loaded.", false);
+        return;
+      }
+      if (token !== state.token) return;
+    }
+    hideMessage();
+    if (state.replayerKey !== key) mountReplayer(events, key);
+    const offset = Math.max(0, t - state.replayerStart);
+    state.replayer.setConfig({ speed: state.clock.speed });
+    if (play && t < target.end) {
+      state.replayer.play(offset);
+      setClock(t, true);
+      setState("playing");
+    } else {
+      state.replayer.pause(offset);
+      setClock(t, false);
+      setState(t >= target.end ? "ended" : "paused");
+    }
+    root.dataset.currentChunk = String(i);
+    render(t);
+  }
+
+  function play() {
+    if (state.mode !== "chunks" || !state.target) return;
+    let t = currentT();
+    if (t >= state.target.end) t = state.target.start;
+    seek(t, true);
+  }
+
+  function pause() {
+    if (state.mode !== "chunks") return;
+    const t = currentT();
+    state.token++;
+    setClock(t, false);
+    if (state.replayer) state.replayer.pause();
+    setState("paused");
+    render(t);
+  }
+
+  function togglePlay() {
+    if (state.clock.playing || root.dataset.state === "buffering") pause();
+    else play();
+  }
+
+  function setSpeed(speed) {
+    const t = currentT();
+    state.clock.speed = speed;
+    setClock(t, state.clock.playing);
+    if (state.replayer && state.mode === "chunks") state.replayer.setConfig({ speed });
+    els.speed.querySelectorAll("button").forEach((button) => {
+      const on = Number(button.dataset.speedValue) === speed;
+      button.classList.toggle("active", on);
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+  }
+
+  function skipPeriodAt(t) {
+    for (const period of state.skipPeriods) {
+      if (period.start <= t && t < period.end - 250) return period;
+    }
+    return null;
+  }
+
+  function computeSkipPeriods(target) {
+    const periods = ((target.index && target.index.inactivity) || []).map((p) => ({
+      start: p.start,
+      end: p.end,
+    }));
+    const chunks = chunksOf(target);
+    for (let i = 0; i + 1 < chunks.length; i++) {
+      if (chunks[i + 1].start - chunks[i].end > SKIP_MIN_GAP_MS) {
+        periods.push({ start: chunks[i].end, end: chunks[i + 1].start });
+      }
+    }
+    periods.sort((a, b) => a.start - b.start);
+    const merged = [];
+    for (const period of periods) {
+      const last = merged[merged.length - 1];
+      if (last && period.start <= last.end) last.end = Math.max(last.end, period.end);
+      else merged.push(period);
+    }
+    return merged;
+  }
+
+  function tick() {
+    if (state.mode === "chunks" && state.target && state.clock.playing) {
+      const target = state.target;
+      let t = currentT();
+      if (t >= target.end) {
+        t = target.end;
+        setClock(t, false);
+        if (state.replayer) state.replayer.pause();
+        setState("ended");
+      } else {
+        const skip = els.skip.checked && skipPeriodAt(t);
+        const i = chunkIndexAt(t);
+        if (skip) {
+          seek(skip.end, true);
+        } else if (chunkKey(target, i) !== state.replayerKey) {
+          seek(t, true); // crossed into the next chunk: swap Replayers
+        } else {
+          const chunks = chunksOf(target);
+          const next = chunks[i + 1];
+          if (next && (next.start - t) / state.clock.speed < PREFETCH_LEAD_MS) {
+            fetchChunk(target, i + 1).catch(() => {});
+          }
+        }
+      }
+      render(t);
+    } else if (state.mode === "live" && state.live) {
+      render(state.live.lastTimestamp || 0);
+    }
+    requestAnimationFrame(tick);
+  }
+
+  // Rendering of controls --------------------------------------------------------
+
+  function fraction(t) {
+    const target = state.target;
+    if (!target || !(target.end > target.start)) return 0;
+    return Math.min(1, Math.max(0, (t - target.start) / (target.end - target.start)));
+  }
+
+  function render(t) {
+    const target = state.target;
+    if (!target) return;
+    const live = state.mode === "live";
+    const f = live ? 1 : fraction(t);
+    if (!state.dragging) {
+      els.progress.style.width = `${f * 100}%`;
+      els.handle.style.left = `${f * 100}%`;
+    }
+    const elapsed = Math.max(0, t - target.start);
+    const duration = Math.max(0, target.end - target.start);
+    els.time.textContent = live
+      ? `${clockText(elapsed)} · live`
+      : `${clockText(elapsed)} / ${clockText(duration)}`;
+    els.scrubber.setAttribute("aria-valuenow", String(Math.round(elapsed / 1000)));
+    els.scrubber.setAttribute("aria-valuetext", els.time.textContent);
+    highlight(t);
+    const wall = now();
+    if (wall - state.lastDataUpdate > 200) {
+      state.lastDataUpdate = wall;
+      root.dataset.time = String(Math.round(t));
+    }
+  }
+
+  function renderScrubber() {
+    const target = state.target;
+    els.markers.textContent = "";
+    els.inactivity.textContent = "";
+    if (!target || state.mode !== "chunks") return;
+    const span = target.end - target.start;
+    els.scrubber.setAttribute("aria-valuemax", String(Math.round(span / 1000)));
+    if (!(span > 0)) return;
+    const pct = (t) => `${(Math.min(1, Math.max(0, (t - target.start) / span)) * 100).toFixed(3)}%`;
+    for (const period of state.skipPeriods) {
+      const band = document.createElement("div");
+      band.className = "scrub-inactive";
+      band.style.left = pct(period.start);
+      band.style.width = `${(((period.end - period.start) / span) * 100).toFixed(3)}%`;
+      band.title = `Inactive for ${clockText(period.end - period.start)}`;
+      els.inactivity.appendChild(band);
+    }
+    for (const marker of (target.index && target.index.markers) || []) {
+      const tick = document.createElement("div");
+      tick.className = `scrub-marker kind-${kindClass(marker.kind)}`;
+      tick.style.left = pct(marker.time);
+      tick.title = `${clockText(marker.time - target.start)} · ${marker.label || marker.kind}`;
+      els.markers.appendChild(tick);
+    }
+  }
+
+  function kindClass(kind) {
+    return String(kind || "custom").replace(/[^a-z0-9]+/gi, "-").toLowerCase();
+  }
+
+  // Timeline ---------------------------------------------------------------------
+
+  const SEVERE_MARKERS = ["console.error", "network.failed"];
+
+  function buildTimeline() {
+    const target = state.target;
+    const items = [];
+    for (const item of (state.manifest && state.manifest.activity) || []) {
+      if (typeof item.timeMs !== "number") continue;
+      items.push({
+        time: item.timeMs,
+        kind: item.type,
+        label: item.message,
+        severity: item.severity || "info",
+        source: "activity",
+        durationMs: item.durationMs,
+      });
+    }
+    for (const marker of (target && target.index && target.index.markers) || []) {
+      items.push({
+        time: marker.time,
+        kind: marker.kind,
+        label: marker.label || marker.kind,
+        severity: SEVERE_MARKERS.includes(marker.kind) ? "error" : "info",
+        source: "marker",
+      });
+    }
+    items.sort((a, b) => a.time - b.time);
+    state.items = items;
+    state.currentItem = -1;
+    els.timeline.textContent = "";
+    const start = target ? target.start : items.length ? items[0].time : 0;
+    items.forEach((item, index) => {
+      const li = document.createElement("li");
+      li.className = `rt-item sev-${item.severity} src-${item.source} is-future`;
+      li.dataset.index = String(index);
+      li.dataset.time = String(item.time);
+      li.dataset.kind = item.kind;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "rt-row";
+      const when = document.createElement("span");
+      when.className = "rt-time mono";
+      when.textContent = itemTimeText(item.time, start);
+      when.title = new Date(item.time).toLocaleString();
+      const dot = document.createElement("span");
+      dot.className = "rt-dot";
+      dot.setAttribute("aria-hidden", "true");
+      const body = document.createElement("span");
+      body.className = "rt-body";
+      const label = document.createElement("span");
+      label.className = "rt-label";
+      label.textContent = item.label;
+      const kind = document.createElement("span");
+      kind.className = "rt-kind mono";
+      kind.textContent = item.source === "marker" ? `${item.kind} · recording` : item.kind;
+      body.append(label, kind);
+      button.append(when, dot, body);
+      button.addEventListener("click", () => onItemClick(item));
+      li.appendChild(button);
+      els.timeline.appendChild(li);
+    });
+    els.timelineCount.textContent = String(items.length);
+    els.timelineEmpty.hidden = items.length > 0;
+  }
+
+  // Offset from the recording's start; clock time for items far from it (clock skew).
+  function itemTimeText(time, start) {
+    if (Math.abs(time - start) > 6 * 3600 * 1000) {
+      const date = new Date(time);
+      return `${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`;
+    }
+    return time < start ? `-${clockText(start - time)}` : clockText(time - start);
+  }
+
+  function onItemClick(item) {
+    if (state.mode !== "chunks" || !state.target) return;
+    seek(clampT(item.time), state.clock.playing);
+  }
+
+  function highlight(t) {
+    const items = state.items;
+    let lo = 0;
+    let hi = items.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (items[mid].time <= t + 1) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    if (found === state.currentItem) return;
+    const rows = els.timeline.children;
+    const from = Math.min(found, state.currentItem) + 1;
+    const to = Math.max(found, state.currentItem);
+    for (let i = Math.max(0, from); i <= to && i < rows.length; i++) {
+      rows[i].classList.toggle("is-future", i > found);
+    }
+    if (state.currentItem >= 0 && rows[state.currentItem]) rows[state.currentItem].classList.remove("is-current");
+    state.currentItem = found;
+    const row = found >= 0 ? rows[found] : null;
+    if (!row) return;
+    row.classList.add("is-current");
+    if (now() - state.userScrolledAt < 4000) return;
+    const list = els.timeline;
+    const top = row.offsetTop - list.offsetTop;
+    if (top < list.scrollTop || top + row.offsetHeight > list.scrollTop + list.clientHeight) {
+      list.scrollTo({ top: Math.max(0, top - list.clientHeight / 3), behavior: "smooth" });
+    }
+  }
+
+  // Targets ----------------------------------------------------------------------
+
+  function renderTabs() {
+    const targets = (state.manifest && state.manifest.targets) || [];
+    els.tabs.textContent = "";
+    targets.forEach((target, index) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.setAttribute("role", "tab");
+      button.className = "target-tab";
+      button.dataset.target = target.id;
+      const on = state.target && state.target.id === target.id;
+      button.classList.toggle("active", !!on);
+      button.setAttribute("aria-selected", on ? "true" : "false");
+      const name = document.createElement("span");
+      name.textContent = `Tab ${index + 1}`;
+      const id = document.createElement("span");
+      id.className = "mono muted";
+      id.textContent = target.id.length > 14 ? `${target.id.slice(0, 12)}…` : target.id;
+      button.append(name, id);
+      button.title = target.problem ? `${target.id}: ${target.problem}` : target.id;
+      if (!target.playable) button.classList.add("unplayable");
+      button.addEventListener("click", () => selectTarget(target.id));
+      els.tabs.appendChild(button);
+    });
+    els.tabs.hidden = targets.length === 0;
+  }
+
+  function selectTarget(id, keepTime) {
+    const targets = (state.manifest && state.manifest.targets) || [];
+    const target = targets.find((t) => t.id === id) || targets[0];
+    if (!target) return;
+    const previousT = state.target ? currentT() : null;
+    const wasPlaying = state.clock.playing;
+    state.token++;
+    stopLive();
+    destroyReplayer();
+    state.target = target;
+    state.skipPeriods = state.mode === "chunks" ? computeSkipPeriods(target) : [];
+    root.dataset.target = target.id;
+    renderTabs();
+    renderScrubber();
+    buildTimeline();
+    if (!target.playable) {
+      setState("unplayable");
+      showMessage(target.problem || "This tab cannot be played.", false);
+      els.play.disabled = true;
+      return;
+    }
+    if (state.mode === "live") {
+      startLive(target);
+      return;
+    }
+    els.play.disabled = false;
+    let t = target.start;
+    if (keepTime && previousT !== null && previousT >= target.start && previousT <= target.end) t = previousT;
+    seek(t, keepTime ? wasPlaying : false);
+  }
+
+  // Live mode --------------------------------------------------------------------
+
+  function stopLive() {
+    if (state.live) {
+      clearTimeout(state.live.timer);
+      state.live.stopped = true;
+    }
+    state.live = null;
+  }
+
+  function startLive(target) {
+    const live = { target, seq: -1, pending: [], replayer: null, lastTimestamp: target.end, timer: null, stopped: false };
+    state.live = live;
+    setState("live");
+    els.play.disabled = true;
+    els.liveBadge.hidden = false;
+    showMessage("Waiting for the first frame…", true);
+    pollLive(live);
+  }
+
+  function startOfLastSnapshot(events) {
+    for (let i = events.length - 1; i >= 0; i--) {
+      if (events[i].type === 4 && events.slice(i + 1).some((e) => e.type === 2)) return i;
+    }
+    return -1;
+  }
+
+  async function pollLive(live) {
+    if (live.stopped) return;
+    let data = null;
+    try {
+      const response = await fetch(`${live.target.liveUrl}?after=${live.seq}`, { credentials: "same-origin" });
+      if (response.ok) data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    if (live.stopped) return;
+    if (data) {
+      live.seq = data.seq;
+      feedLive(live, data.events || []);
+      if (!LIVE_STATUSES.includes(data.status)) {
+        reloadManifest(true);
+        return;
+      }
+    }
+    live.timer = setTimeout(() => pollLive(live), data && data.more ? 0 : LIVE_POLL_MS);
+  }
+
+  function feedLive(live, events) {
+    if (!events.length) return;
+    live.lastTimestamp = Math.max(live.lastTimestamp || 0, events[events.length - 1].timestamp);
+    if (!live.replayer) {
+      live.pending = live.pending.concat(events);
+      const first = startOfLastSnapshot(live.pending);
+      if (first < 0) {
+        // Keep only what a later snapshot cannot make useless: events since the last Meta.
+        const meta = live.pending.map((e) => e.type).lastIndexOf(4);
+        if (meta > 0) live.pending = live.pending.slice(meta);
+        return;
+      }
+      const initial = live.pending.slice(first);
+      live.pending = [];
+      const replayer = mountReplayer([], `live:${live.target.id}`, { live: true });
+      live.replayer = replayer;
+      replayer.startLive(live.lastTimestamp - 500);
+      initial.forEach((event) => replayer.addEvent(event));
+      hideMessage();
+      return;
+    }
+    events.forEach((event) => live.replayer.addEvent(event));
+    if (state.target) state.target.end = Math.max(state.target.end, live.lastTimestamp);
+  }
+
+  // Manifest ---------------------------------------------------------------------
+
+  function describeStatus(manifest) {
+    const recording = manifest.recording;
+    if (!els.recordingStatus) return;
+    if (!recording) {
+      els.recordingStatus.hidden = true;
+      return;
+    }
+    els.recordingStatus.hidden = false;
+    els.recordingStatus.dataset.status = recording.status;
+    const words = {
+      recording: "Recording in progress",
+      preparing: "Preparing replay",
+      processing: "Processing replay",
+      ready: "Recording ready",
+      archived: "Recording archived",
+      failed: "Recording failed",
+    };
+    els.recordingStatus.textContent = words[recording.status] || `Recording ${recording.status}`;
+  }
+
+  function applyManifest(manifest, fresh) {
+    const previousActivity = state.manifest ? JSON.stringify(state.manifest.activity) : "";
+    const previousMode = state.mode;
+    const previousTarget = state.target ? state.target.id : null;
+    state.manifest = manifest;
+    state.mode = manifest.mode;
+    describeStatus(manifest);
+    root.dataset.mode = manifest.mode;
+    els.liveBadge.hidden = manifest.mode !== "live";
+    els.scrubber.classList.toggle("is-live", manifest.mode === "live");
+    els.speed.querySelectorAll("button").forEach((b) => { b.disabled = manifest.mode !== "chunks"; });
+    els.skip.disabled = manifest.mode !== "chunks";
+
+    if (!manifest.targets.length) {
+      stopLive();
+      destroyReplayer();
+      state.target = null;
+      renderTabs();
+      buildTimeline();
+      const recording = manifest.recording;
+      let text = "This run has no recording.";
+      if (recording && LIVE_STATUSES.includes(recording.status)) text = "Waiting for the first recorded page…";
+      else if (recording && recording.status === "failed") text = `The recording could not be processed. ${recording.failureReason || ""}`;
+      else if (recording) text = "This recording has no playable tabs.";
+      showMessage(text, !!(recording && LIVE_STATUSES.includes(recording.status)));
+      setState("empty");
+      return;
+    }
+    const sameTarget = manifest.targets.find((t) => t.id === previousTarget);
+    if (fresh || previousMode !== manifest.mode || !sameTarget) {
+      selectTarget(sameTarget ? sameTarget.id : manifest.targets[0].id, previousMode === manifest.mode);
+    } else {
+      // Same mode and tab: refresh the tabs and the activity without touching playback.
+      if (state.mode === "live") {
+        state.target.start = sameTarget.start;
+      }
+      renderTabs();
+      if (JSON.stringify(manifest.activity) !== previousActivity) {
+        buildTimeline();
+        render(state.mode === "live" && state.live ? state.live.lastTimestamp : currentT());
+      }
+    }
+  }
+
+  function scheduleManifestPoll() {
+    clearTimeout(state.manifestTimer);
+    const recording = state.manifest && state.manifest.recording;
+    const waiting = state.mode !== "chunks" && (!state.manifest || !recording || LIVE_STATUSES.includes(recording.status));
+    const runActive = state.manifest && state.manifest.run.status === "running";
+    if (waiting || runActive) state.manifestTimer = setTimeout(() => reloadManifest(false), MANIFEST_POLL_MS);
+  }
+
+  async function reloadManifest(fresh) {
+    try {
+      const response = await fetch(root.dataset.manifestUrl, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const manifest = await response.json();
+      applyManifest(manifest, fresh);
+    } catch (error) {
+      if (!state.manifest) showMessage("The recording could not be loaded.", false);
+    }
+    scheduleManifestPoll();
+  }
+
+  // Scrubber input ---------------------------------------------------------------
+
+  function timeAtPointer(event) {
+    const box = els.scrubber.getBoundingClientRect();
+    const f = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+    return state.target.start + f * (state.target.end - state.target.start);
+  }
+
+  function showTip(event, t) {
+    const box = els.scrubber.getBoundingClientRect();
+    els.tip.hidden = false;
+    els.tip.textContent = clockText(t - state.target.start);
+    els.tip.style.left = `${Math.min(box.width, Math.max(0, event.clientX - box.left))}px`;
+  }
+
+  els.scrubber.addEventListener("pointerdown", (event) => {
+    if (state.mode !== "chunks" || !state.target) return;
+    state.dragging = true;
+    els.scrubber.setPointerCapture(event.pointerId);
+    const t = timeAtPointer(event);
+    els.progress.style.width = `${fraction(t) * 100}%`;
+    els.handle.style.left = `${fraction(t) * 100}%`;
+    showTip(event, t);
+  });
+  els.scrubber.addEventListener("pointermove", (event) => {
+    if (state.mode !== "chunks" || !state.target) return;
+    const t = timeAtPointer(event);
+    showTip(event, t);
+    if (state.dragging) {
+      els.progress.style.width = `${fraction(t) * 100}%`;
+      els.handle.style.left = `${fraction(t) * 100}%`;
+    }
+  });
+  els.scrubber.addEventListener("pointerup", (event) => {
+    if (!state.dragging) return;
+    state.dragging = false;
+    seek(timeAtPointer(event), state.clock.playing);
+  });
+  els.scrubber.addEventListener("pointerleave", () => {
+    if (!state.dragging) els.tip.hidden = true;
+  });
+  els.scrubber.addEventListener("keydown", (event) => {
+    if (state.mode !== "chunks") return;
+    const step = event.shiftKey ? 30000 : 5000;
+    if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+      event.preventDefault();
+      seek(currentT() + (event.key === "ArrowLeft" ? -step : step), state.clock.playing);
+    } else if (event.key === "Home" || event.key === "End") {
+      event.preventDefault();
+      seek(event.key === "Home" ? state.target.start : state.target.end, false);
+    }
+  });
+
+  // Controls ---------------------------------------------------------------------
+
+  els.play.addEventListener("click", togglePlay);
+  els.bigPlay.addEventListener("click", togglePlay);
+  els.speed.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-speed-value]");
+    if (button) setSpeed(Number(button.dataset.speedValue));
+  });
+  els.skip.addEventListener("change", () => {
+    root.dataset.skip = els.skip.checked ? "on" : "off";
+  });
+  els.fullscreen.addEventListener("click", () => {
+    const player = root.querySelector("[data-player]");
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (player.requestFullscreen) player.requestFullscreen().catch(() => {});
+  });
+  document.addEventListener("fullscreenchange", () => requestAnimationFrame(fit));
+  els.timeline.addEventListener("wheel", () => { state.userScrolledAt = now(); }, { passive: true });
+  els.timeline.addEventListener("touchmove", () => { state.userScrolledAt = now(); }, { passive: true });
+  document.addEventListener("keydown", (event) => {
+    const tag = (event.target && event.target.tagName) || "";
+    if (["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(tag) || event.metaKey || event.ctrlKey || event.altKey) return;
+    if (event.key === " " || event.key === "k") {
+      event.preventDefault();
+      togglePlay();
+    } else if (event.key === "f") {
+      els.fullscreen.click();
+    }
+  });
+  if (window.ResizeObserver) new ResizeObserver(() => fit()).observe(els.stage);
+  else window.addEventListener("resize", fit);
+
+  // Test and debugging hook: what the player holds, never the events themselves.
+  window.bctrlReplay = {
+    chunksHeld: () => Array.from(state.cache.keys()),
+    time: () => currentT(),
+    seek: (t) => seek(t, false),
+  };
+
+  reloadManifest(true);
+  requestAnimationFrame(tick);
+})();

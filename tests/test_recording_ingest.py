@@ -1,0 +1,254 @@
+"""Ingest of rrweb batches: POST /v1/runs/{id}/recording/events."""
+
+import gzip
+import os
+from typing import Any
+
+import orjson
+import pytest
+from django.conf import settings as django_settings
+
+from recordings.models import Recording, RecordingBatch
+from recordings.selectors import run_recording_summary
+from runs import services
+from runs.models import Run
+
+from .conftest import Tenant
+
+T0 = 1_790_000_000_000  # an rrweb timestamp (ms since the epoch)
+
+
+def rrweb_events(count: int = 3, start: int = T0) -> list[dict[str, Any]]:
+    meta = {"href": "https://example.com/", "width": 1280, "height": 720}
+    snapshot = {
+        "node": {"type": 0, "id": 1, "childNodes": []},
+        "initialOffset": {"top": 0, "left": 0},
+    }
+    first: list[dict[str, Any]] = [
+        {"type": 4, "timestamp": start, "data": meta},
+        {"type": 2, "timestamp": start + 1, "data": snapshot},
+    ]
+    rest = [
+        {"type": 3, "timestamp": start + 10 * i, "data": {"source": 1, "positions": []}}
+        for i in range(2, count)
+    ]
+    return (first + rest)[:count]
+
+
+@pytest.fixture
+def run(tenant: Tenant) -> Run:
+    return services.run_create(space=tenant.space)
+
+
+def post_batch(tenant: Tenant, run: Run, body: Any, **extra: Any) -> Any:
+    return tenant.client.post(f"/v1/runs/{run.id}/recording/events", body, format="json", **extra)
+
+
+def post_bytes(tenant: Tenant, run: Run, body: bytes, **headers: str) -> Any:
+    extra: dict[str, Any] = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+    path = f"/v1/runs/{run.id}/recording/events"
+    # Django sends bytes as they are; the stubs only know str.
+    return tenant.client.generic("POST", path, body, "application/json", **extra)  # type: ignore[arg-type]
+
+
+def stored_files(run: Run | None = None) -> list[str]:
+    """Batch files in storage, of one run's recordings or of all."""
+    recording_ids = set(
+        Recording.objects.filter(**({"run": run} if run else {})).values_list("id", flat=True)
+    )
+    found = []
+    for folder, _, files in os.walk(django_settings.MEDIA_ROOT):
+        if "batches" in folder and any(rec in folder for rec in recording_ids):
+            found += [os.path.join(folder, name) for name in files]
+    return sorted(found)
+
+
+def test_the_first_batch_starts_a_recording_and_is_stored_once(tenant: Tenant, run: Run) -> None:
+    body = {"target": "page-1", "seq": 0, "events": rrweb_events(3)}
+    first = post_batch(tenant, run, body)
+    assert first.status_code == 201
+    assert first.json()["duplicate"] is False
+    assert first.json()["eventCount"] == 3
+    again = post_batch(tenant, run, body)
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+    recording = Recording.objects.get(run=run)
+    assert recording.status == "recording"
+    batch = RecordingBatch.objects.get(recording=recording)
+    assert (batch.target, batch.seq, batch.event_count) == ("page-1", 0, 3)
+    assert (batch.first_timestamp, batch.last_timestamp) == (T0, T0 + 20)
+    with batch_file(batch) as stored:
+        assert orjson.loads(gzip.decompress(stored.read())) == body["events"]
+
+
+class batch_file:
+    def __init__(self, batch: RecordingBatch) -> None:
+        from django.core.files.storage import default_storage
+
+        self.file = default_storage.open(batch.path, "rb")
+
+    def __enter__(self) -> Any:
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+
+def test_the_same_seq_with_other_content_is_a_conflict(tenant: Tenant, run: Run) -> None:
+    post_batch(tenant, run, {"target": "page-1", "seq": 0, "events": rrweb_events(3)})
+    files_before = stored_files()
+    response = post_batch(tenant, run, {"target": "page-1", "seq": 0, "events": rrweb_events(2)})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "recording.batch_conflict"
+    assert RecordingBatch.objects.count() == 1
+    assert stored_files() == files_before
+
+
+def test_batches_out_of_order_and_per_target_are_all_kept(tenant: Tenant, run: Run) -> None:
+    for target, seq in [("page-1", 2), ("page-1", 0), ("page-2", 0), ("page-1", 5)]:
+        response = post_batch(
+            tenant, run, {"target": target, "seq": seq, "events": rrweb_events(2, T0 + seq)}
+        )
+        assert response.status_code == 201
+    stored = list(RecordingBatch.objects.order_by("target", "seq").values_list("target", "seq"))
+    assert stored == [("page-1", 0), ("page-1", 2), ("page-1", 5), ("page-2", 0)]
+
+
+def test_a_gzip_batch_is_accepted(tenant: Tenant, run: Run) -> None:
+    body = gzip.compress(orjson.dumps({"target": "t", "seq": 1, "events": rrweb_events()}))
+    response = post_bytes(tenant, run, body, content_encoding="gzip")
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"target": "t", "seq": 0, "events": []}, "non-empty"),
+        ({"target": "t", "seq": 0, "events": "x"}, "non-empty"),
+        ({"target": "t", "seq": 0, "events": [1]}, "object"),
+        ({"target": "t", "seq": 0, "events": [{"type": 9, "timestamp": T0, "data": {}}]}, "type"),
+        ({"target": "t", "seq": 0, "events": [{"type": "2", "timestamp": T0, "data": {}}]}, "type"),
+        ({"target": "t", "seq": 0, "events": [{"type": 2, "timestamp": "x", "data": {}}]}, "times"),
+        ({"target": "t", "seq": 0, "events": [{"type": 2, "timestamp": T0, "data": []}]}, "data"),
+        ({"target": "t", "seq": 0, "events": [{"type": 2, "timestamp": T0}]}, "data"),
+        ({"target": "t", "seq": -1, "events": rrweb_events()}, "seq"),
+        ({"target": "t", "seq": "1", "events": rrweb_events()}, "seq"),
+        ({"target": "../etc", "seq": 0, "events": rrweb_events()}, "target"),
+        ({"target": 5, "seq": 0, "events": rrweb_events()}, "target"),
+        ({"target": "t", "seq": 0, "events": rrweb_events(), "extra": 1}, "extra"),
+    ],
+)  # fmt: skip
+def test_a_malformed_batch_is_refused_and_writes_nothing(
+    tenant: Tenant, run: Run, body: dict[str, Any], fragment: str
+) -> None:
+    response = post_batch(tenant, run, body)
+    assert response.status_code == 422
+    assert fragment in response.json()["error"]["message"]
+    assert not Recording.objects.exists()
+    assert not RecordingBatch.objects.exists()
+
+
+def test_malformed_json_and_unknown_encodings_are_refused(tenant: Tenant, run: Run) -> None:
+    assert post_bytes(tenant, run, b"{oops").status_code == 400
+    response = post_bytes(tenant, run, b"{}", content_encoding="deflate")
+    assert response.status_code == 415
+    assert not RecordingBatch.objects.exists()
+
+
+def test_a_compressed_bomb_is_refused_before_it_inflates_past_the_limit(
+    tenant: Tenant, run: Run, settings: Any
+) -> None:
+    settings.BCTRL_RECORDING_MAX_INFLATED_BYTES = 2 * 1024 * 1024
+    padding = "a" * (50 * 1024 * 1024)
+    body = gzip.compress(orjson.dumps({"target": "t", "seq": 0, "events": [], "pad": padding}))
+    assert len(body) < settings.BCTRL_RECORDING_MAX_BATCH_BYTES
+    response = post_bytes(tenant, run, body, content_encoding="gzip")
+    assert response.status_code == 413
+    assert not Recording.objects.exists()
+
+
+def test_an_oversized_event_or_batch_is_refused(tenant: Tenant, run: Run, settings: Any) -> None:
+    settings.BCTRL_RECORDING_MAX_EVENT_BYTES = 5_000
+    big = rrweb_events(2)
+    big[1]["data"]["blob"] = "x" * 10_000
+    response = post_batch(tenant, run, {"target": "t", "seq": 0, "events": big})
+    assert response.status_code == 413
+    assert response.json()["error"]["details"] == {"index": 1}
+    settings.BCTRL_RECORDING_MAX_EVENTS_PER_BATCH = 2
+    response = post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events(3)})
+    assert response.status_code == 413
+    settings.BCTRL_RECORDING_MAX_BATCH_BYTES = 1_000
+    response = post_batch(tenant, run, {"target": "t", "seq": 0, "events": big})
+    assert response.status_code == 413
+    assert not RecordingBatch.objects.exists()
+    assert stored_files() == []
+
+
+def test_a_stopped_recording_takes_no_more_batches(tenant: Tenant, run: Run) -> None:
+    post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events()})
+    services.run_stop(run=run)
+    response = post_batch(tenant, run, {"target": "t", "seq": 1, "events": rrweb_events()})
+    assert response.status_code == 409
+    assert RecordingBatch.objects.count() == 1
+
+
+def test_a_stopped_recording_answers_409_even_if_the_run_is_active(
+    tenant: Tenant, run: Run
+) -> None:
+    from recordings.services import recording_stop
+
+    post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events()})
+    recording_stop(recording=Recording.objects.get(run=run))
+    response = post_batch(tenant, run, {"target": "t", "seq": 1, "events": rrweb_events()})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "recording.not_recording"
+
+
+def test_capture_stops_at_two_hours(tenant: Tenant, run: Run) -> None:
+    post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events(2)})
+    late = rrweb_events(3, start=T0 + 2 * 60 * 60 * 1000 + 5_000)[2:]
+    response = post_batch(tenant, run, {"target": "t", "seq": 1, "events": late})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "recording.limit_reached"
+    recording = Recording.objects.get(run=run)
+    assert recording.status != "recording"
+    assert "2 hours" in recording.failure_reason
+    assert RecordingBatch.objects.count() == 1
+
+
+def test_another_space_cannot_send_batches(other_tenant: Tenant, run: Run) -> None:
+    response = post_batch(other_tenant, run, {"target": "t", "seq": 0, "events": rrweb_events()})
+    assert response.status_code == 404
+    assert not Recording.objects.exists()
+
+
+def test_stopping_the_run_stops_its_recording(tenant: Tenant, run: Run) -> None:
+    post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events()})
+    assert run_recording_summary(run)["status"] == "processing"
+    services.run_stop(run=run)
+    recording = Recording.objects.get(run=run)
+    assert recording.status in ("preparing", "processing", "ready", "failed")
+    assert recording.stopped_at is not None
+    assert recording.expires_at is not None
+    body = tenant.client.get(f"/v1/runs/{run.id}").json()
+    assert body["recording"]["id"] == recording.id
+
+
+def test_a_run_without_recording_reports_not_available(tenant: Tenant, run: Run) -> None:
+    body = tenant.client.get(f"/v1/runs/{run.id}").json()
+    assert body["recording"] == {"id": None, "status": "not_available", "durationMs": None}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_each_batch_is_published_to_the_runs_group(tenant: Tenant) -> None:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from recordings.services import batch_ingest
+    from runs.live import run_change_listener
+
+    run = await sync_to_async(services.run_create)(space=tenant.space)
+    async with run_change_listener(run.id) as listener:
+        await sync_to_async(batch_ingest)(run=run, target="t", seq=0, events=rrweb_events())
+        assert await listener.wait(5) is True
+    await sync_to_async(connections.close_all)()
