@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reseed", action="store_true", help="wipe and seed again")
     parser.add_argument(
         "--dashboard-large",
-        default=os.environ.get("BENCH_DASHBOARD_LARGE", "?limit=100"),
+        default=os.environ.get("BENCH_DASHBOARD_LARGE", "?limit=50"),
         help="query string of the dashboard's larger page ('' to skip)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
