@@ -1,23 +1,23 @@
 """The run's live surfaces: the events SSE stream, the events long-poll, the activity stream."""
 
 import asyncio
+import contextlib
 import http.client
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.db import connections
 from django.http import StreamingHttpResponse
 from django.test import AsyncClient
 from django.utils import timezone
 
 from runs import services
-from runs.live import run_group
+from runs.api import streams
 from runs.models import ApiKey, Run, Space
 from tests.conftest import Tenant
 
@@ -157,14 +157,25 @@ async def in_own_thread(write: Callable[[], Any]) -> None:
     await asyncio.to_thread(work)
 
 
-async def listening(run: Run) -> None:
-    """Returns once some stream of the run subscribed to change notices (in-memory layer)."""
-    layer: Any = get_channel_layer()
-    for _ in range(200):
-        if layer.groups.get(run_group(run.id)):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("nothing subscribed to the run's notices")
+@pytest.fixture
+def listening(monkeypatch: pytest.MonkeyPatch) -> Callable[[Run], Awaitable[None]]:
+    """Waits until some stream of a run subscribed to its change notices, on any layer."""
+    subscribed: dict[str, asyncio.Event] = {}
+    original = streams.run_change_listener
+
+    @contextlib.asynccontextmanager
+    async def observed(run_id: str) -> AsyncIterator[Any]:
+        async with original(run_id) as listener:
+            subscribed.setdefault(run_id, asyncio.Event()).set()
+            yield listener
+
+    monkeypatch.setattr(streams, "run_change_listener", observed)
+
+    async def wait(run: Run) -> None:
+        event = subscribed.setdefault(run.id, asyncio.Event())
+        await asyncio.wait_for(event.wait(), 10)
+
+    return wait
 
 
 # ---------------------------------------------------------------- events stream
@@ -355,7 +366,9 @@ async def test_streams_answer_other_methods_with_json(tenant: Tenant) -> None:
 # ---------------------------------------------------------------- events wait
 
 
-async def test_wait_returns_an_event_appended_while_waiting(tenant: Tenant) -> None:
+async def test_wait_returns_an_event_appended_while_waiting(
+    tenant: Tenant, listening: Callable[[Run], Awaitable[None]]
+) -> None:
     run = await new_run(tenant.space)
     await append(run, "page.created", "console.log")  # already there: not "the next event"
     client = AsyncClient()
@@ -415,7 +428,9 @@ async def test_wait_refuses_a_bad_timeout(tenant: Tenant, timeout: str) -> None:
     assert error["message"] == "timeoutMs must be an integer from 0 to 60000."
 
 
-async def test_wait_reports_the_run_ending(tenant: Tenant) -> None:
+async def test_wait_reports_the_run_ending(
+    tenant: Tenant, listening: Callable[[Run], Awaitable[None]]
+) -> None:
     run = await new_run(tenant.space)
     client = AsyncClient()
     waiting = asyncio.create_task(
