@@ -14,9 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import User
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core import signing
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -24,7 +25,8 @@ from recordings.models import Recording, ViewerLease
 from recordings.selectors import latest_recording_of
 from runs.api.errors import ApiError, Conflict
 from runs.live import notify_run_changed
-from runs.models import ApiKey, Run
+from runs.models import ApiKey, Run, Space
+from runs.selectors import ObjectNotFound, spaces_of_user
 
 SALT = "bctrl.viewer-lease"
 DEFAULT_LIFETIME_S = 60 * 60
@@ -83,7 +85,9 @@ def lease_mint(
     lease = ViewerLease.objects.create(
         space_id=run.space_id,
         run=run,
-        recording=latest_recording_of(run) if kind != ViewerLease.Kind.LIVE else None,
+        recording=latest_recording_of(run)
+        if kind in (ViewerLease.Kind.REPLAY, ViewerLease.Kind.ACTIVITY)
+        else None,
         kind=kind,
         control=control,
         components=sorted(set(components or [])),
@@ -174,4 +178,58 @@ def lease_revoke(*, lease: ViewerLease) -> ViewerLease:
         lease.revoked_at = timezone.now()
         lease.save(update_fields=["revoked_at"])
         notify_run_changed(lease.run_id, "lease.revoked", leaseId=lease.id)
+    return lease
+
+
+# Embed URLs ---------------------------------------------------------------------------
+
+# The pages and the stream that a lease token opens (recordings.embeds serves them). The
+# activity stream takes an `activity` lease, or a `replay` lease granted the "activity"
+# component (POST /v1/runs/{id}/recording with components: ["activity"]), which it checks
+# with lease_check(token, kind="replay", component="activity").
+EMBED_PATHS = {
+    "replay": "/embed/replay/{token}",
+    "live": "/embed/live/{token}",
+    "activity": "/embed/activity/{token}",
+    "activity_stream": "/embed/activity/{token}/stream",
+}
+
+
+def embed_url(kind: str, token: str) -> str:
+    """The absolute URL of the embed `kind` ("replay", "live", "activity" or
+    "activity_stream") that `token` opens, on settings.SITE_URL."""
+    return settings.SITE_URL + EMBED_PATHS[kind].format(token=token)
+
+
+# Reads --------------------------------------------------------------------------------
+
+
+def leases_of(space: Space) -> QuerySet[ViewerLease]:
+    """A space's leases with what a list shows beside them, in one query."""
+    return ViewerLease.objects.filter(space=space).select_related(
+        "run", "created_by_key", "created_by_user"
+    )
+
+
+def active_leases(leases: QuerySet[ViewerLease]) -> QuerySet[ViewerLease]:
+    """Those of `leases` that still open something: neither revoked nor expired."""
+    return leases.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+def lease_of(space: Space, lease_id: str) -> ViewerLease:
+    lease = leases_of(space).filter(pk=lease_id).first()
+    if lease is None:
+        raise ObjectNotFound(f"No viewer lease {lease_id!r}.")
+    return lease
+
+
+def lease_of_user(user: AbstractBaseUser | AnonymousUser, lease_id: str) -> ViewerLease:
+    """A lease of one of the spaces the dashboard user belongs to."""
+    lease = (
+        ViewerLease.objects.filter(pk=lease_id, space__in=spaces_of_user(user))
+        .select_related("run")
+        .first()
+    )
+    if lease is None:
+        raise ObjectNotFound(f"No viewer lease {lease_id!r}.")
     return lease

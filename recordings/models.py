@@ -159,6 +159,7 @@ class ViewerLease(models.Model):
         REPLAY = "replay"
         LIVE = "live"
         ACTIVITY = "activity"
+        CDP = "cdp"  # the credential of a runtime's connectUrl, revoked when its run ends
 
     class Control(models.TextChoices):
         NONE = "none"

@@ -135,9 +135,23 @@ class Runtime(models.Model):
     config = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Set by the runtime host that runs the browser (see runtime_host/).
+    host_id = models.CharField(max_length=100, blank=True, help_text="The host that claimed it")
+    cdp_endpoint = models.CharField(
+        max_length=300, blank=True, help_text="The browser's own DevTools websocket URL"
+    )
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+    # Options of the current start, from the connect URL's query (seed 003).
+    recording_enabled = models.BooleanField(default=True)
+    keep_alive_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Clients connected through connectUrl, kept by the CDP proxy of the web processes.
+    client_count = models.PositiveIntegerField(default=0)
+    last_client_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "host_id"], name="runtime_status_host")]
 
     def __str__(self) -> str:
         return self.name or self.id

@@ -381,3 +381,124 @@ def _unique_name(name: str, used: set[str]) -> str:
         counter += 1
     used.add(candidate)
     return candidate
+
+
+# Runtimes -----------------------------------------------------------------------------
+# The API asks (start, stop); a runtime host process does (claim, running, finished).
+# They meet in the database, so any number of web processes and hosts can share the work.
+
+RUNTIME_BUSY = (Runtime.Status.STARTING, Runtime.Status.RUNNING, Runtime.Status.STOPPING)
+
+
+@dataclass(frozen=True)
+class RuntimeStart:
+    runtime: Runtime
+    run: Run
+    token: str
+
+
+def runtime_start(
+    *,
+    runtime: Runtime,
+    recording: bool = True,
+    keep_alive_ms: int | None = None,
+    api_key: Any = None,
+) -> RuntimeStart:
+    """Opens a run and asks a runtime host to launch the browser; 409 if it is running."""
+    from recordings.leases import MAX_LIFETIME_S, lease_mint
+    from recordings.models import ViewerLease
+
+    with transaction.atomic():
+        locked = Runtime.objects.select_for_update().get(pk=runtime.pk)
+        if locked.status in RUNTIME_BUSY:
+            active = active_run_of(locked)
+            raise Conflict(
+                f"Runtime {locked.id} is {locked.status}.",
+                code="runtime.already_running",
+                details={"activeRunId": active.id if active else None},
+            )
+        run = run_create(space=locked.space, runtime=locked)
+        Runtime.objects.filter(pk=locked.pk).update(
+            status=Runtime.Status.STARTING,
+            host_id="",
+            cdp_endpoint="",
+            heartbeat_at=None,
+            failure_reason="",
+            recording_enabled=recording,
+            keep_alive_ms=keep_alive_ms,
+            client_count=0,
+            last_client_at=None,
+        )
+        minted = lease_mint(
+            run=run, kind=ViewerLease.Kind.CDP, lifetime_s=MAX_LIFETIME_S, api_key=api_key
+        )
+        event_emit(run=run, type="runtime.lifecycle", data={"state": "starting"})
+    locked.refresh_from_db()
+    return RuntimeStart(runtime=locked, run=run, token=minted.token)
+
+
+def runtime_stop(*, runtime: Runtime) -> Runtime:
+    """Asks the runtime's host to stop it; a runtime no host claimed yet stops at once."""
+    with transaction.atomic():
+        locked = Runtime.objects.select_for_update().get(pk=runtime.pk)
+        if locked.status == Runtime.Status.STARTING and not locked.host_id:
+            return runtime_finished(runtime=locked, state="stopped")
+        if locked.status in (Runtime.Status.STARTING, Runtime.Status.RUNNING):
+            Runtime.objects.filter(pk=locked.pk).update(status=Runtime.Status.STOPPING)
+    locked.refresh_from_db()
+    return locked
+
+
+def runtime_claim(*, host_id: str) -> Runtime | None:
+    """A host takes one runtime waiting to start; two hosts never take the same one."""
+    for candidate in Runtime.objects.filter(status=Runtime.Status.STARTING, host_id="")[:5]:
+        taken = Runtime.objects.filter(
+            pk=candidate.pk, status=Runtime.Status.STARTING, host_id=""
+        ).update(host_id=host_id, heartbeat_at=timezone.now())
+        if taken:
+            return Runtime.objects.select_related("space").get(pk=candidate.pk)
+    return None
+
+
+def runtime_running(*, runtime: Runtime, cdp_endpoint: str) -> None:
+    Runtime.objects.filter(pk=runtime.pk, status=Runtime.Status.STARTING).update(
+        status=Runtime.Status.RUNNING, cdp_endpoint=cdp_endpoint, heartbeat_at=timezone.now()
+    )
+    run = active_run_of(runtime)
+    if run is not None:
+        event_emit(run=run, type="runtime.lifecycle", data={"state": "started"})
+
+
+def runtime_heartbeat(*, host_id: str) -> None:
+    Runtime.objects.filter(host_id=host_id, status__in=RUNTIME_BUSY).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+def runtime_finished(*, runtime: Runtime, state: str, reason: str = "") -> Runtime:
+    """The browser is gone: the runtime is stopped (or failed, with the reason), its run
+    ends the same way, and the connectUrl's credential is revoked."""
+    from recordings.leases import lease_revoke
+    from recordings.models import ViewerLease
+
+    failed = state == "failed"
+    with transaction.atomic():
+        Runtime.objects.filter(pk=runtime.pk).update(
+            status=Runtime.Status.FAILED if failed else Runtime.Status.STOPPED,
+            failure_reason=reason if failed else "",
+            cdp_endpoint="",
+            client_count=0,
+        )
+        run = active_run_of(runtime)
+        if run is not None:
+            data = {"state": state, **({"reason": reason} if reason else {})}
+            event_emit(run=run, type="runtime.lifecycle", data=data)
+            for lease in run.viewer_leases.filter(kind=ViewerLease.Kind.CDP, revoked_at=None):
+                lease_revoke(lease=lease)
+            run_stop(
+                run=run,
+                status=Run.Status.FAILED if failed else Run.Status.COMPLETED,
+                error={"code": "runtime.failed", "message": reason} if failed else None,
+            )
+    runtime.refresh_from_db()
+    return runtime
