@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
-.PHONY: setup run test check chromium migrate clean benchmark
+.PHONY: setup run test check chromium migrate clean benchmark benchmark-ingest benchmark-replay \
+	benchmark-runtimes
 
 setup: $(STAMP_PY) $(STAMP_NPM) chromium var
 
@@ -50,6 +51,15 @@ check: setup
 
 benchmark: setup
 	$(PY) -m benchmarks.runs_api
+
+benchmark-ingest: setup
+	$(PY) -m benchmarks.recording_ingest
+
+benchmark-replay: setup
+	$(PY) -m benchmarks.recording_replay
+
+benchmark-runtimes: setup
+	$(PY) -m benchmarks.runtimes
 
 clean:
 	rm -rf $(VENV) node_modules var

@@ -7,12 +7,20 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-from bctrl_site.routing import websocket_urlpatterns  # noqa: E402
+from bctrl_site.routing import cdp_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        # The CDP proxy first, with its own Origin rule (automation clients send none);
+        # every other websocket is for web pages and needs an Origin of ALLOWED_HOSTS.
+        "websocket": URLRouter(
+            [
+                *cdp_urlpatterns,
+                re_path(r"^", AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns))),
+            ]
+        ),
     }
 )

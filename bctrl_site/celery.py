@@ -15,6 +15,10 @@ app.conf.beat_schedule = {
         "task": "recordings.tasks.sweep_stuck_recordings",
         "schedule": 60.0,
     },
+    "runtimes-sweep-vanished": {
+        "task": "runs.tasks.sweep_vanished_runtimes",
+        "schedule": 10.0,
+    },
     "recordings-expire": {
         "task": "recordings.tasks.expire_recordings",
         "schedule": crontab(minute=7),

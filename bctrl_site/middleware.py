@@ -1,4 +1,23 @@
-from collections.abc import Awaitable, Callable
+"""Security headers of every response, and the framing rules of viewer embeds.
+
+Every response gets the strict policy (`STRICT_POLICY`) unless the view set its own
+`Content-Security-Policy`; Django's XFrameOptionsMiddleware adds `X-Frame-Options:
+DENY` and SecurityMiddleware `Referrer-Policy: same-origin`.
+
+Embeds (`/embed/…`, recordings/embeds.py) are opened by a lease URL, inside a third-party
+iframe. Their responses:
+
+- all of them: `Referrer-Policy: no-referrer`, so the token in the URL never leaves in
+  a Referer header;
+- a page that may be framed calls `allow_embed_framing(response, origins)`: the
+  middleware then rewrites the page's own policy (or the strict one) with
+  `frame-ancestors <origins>` (`'none'` for an empty list; every origin is validated
+  here, at rendering: see `frame_ancestors`) and sends no `X-Frame-Options`;
+- the rest (JSON data endpoints, SSE) keep `frame-ancestors 'none'` and DENY.
+"""
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -12,14 +31,84 @@ STRICT_POLICY = (
 )
 
 
-def _apply_policy(response: HttpResponse) -> HttpResponse:
-    if "Content-Security-Policy" not in response:
-        response["Content-Security-Policy"] = STRICT_POLICY
+EMBED_PREFIX = "/embed/"
+# A response attribute set by allow_embed_framing: the origins that may frame it.
+_FRAMING_ATTR = "bctrl_frame_ancestors"
+ANY_ANCESTOR = "*"
+# scheme://host[:port] of http(s), a host being a DNS name (optionally with one leading
+# `*.` label, which CSP allows), an IPv4 address or a bracketed IPv6 address. Nothing
+# else: no path, no quote, no `;` or whitespace that could end the directive.
+_ORIGIN = re.compile(
+    r"^https?://"
+    r"(?:(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])"
+    r"(?::[0-9]{1,5})?$"
+)
+_PORT = re.compile(r":([0-9]+)$")
+_FRAME_ANCESTORS = re.compile(r"(^|;)\s*frame-ancestors[^;]*")
+
+
+def valid_origin(value: Any) -> str | None:
+    """`value` as a CSP source (lowercase `scheme://host[:port]`), or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    origin = value.strip().lower().rstrip("/")
+    if len(origin) > 300 or _ORIGIN.fullmatch(origin) is None:
+        return None
+    port = _PORT.search(origin)
+    if port is not None and not 0 < int(port.group(1)) < 65536:
+        return None
+    return origin
+
+
+def frame_ancestors(origins: Iterable[Any] | str) -> str:
+    """The source list of a `frame-ancestors` directive: the valid origins, or 'none'.
+
+    Invalid values are dropped, never passed through: a space's origins are typed by
+    people, and a value such as "https://a.com; script-src *" must not add a directive.
+    """
+    if origins == ANY_ANCESTOR:
+        return ANY_ANCESTOR
+    valid = []
+    for value in origins:
+        origin = valid_origin(value)
+        if origin is not None and origin not in valid:
+            valid.append(origin)
+    return " ".join(valid) if valid else "'none'"
+
+
+def with_frame_ancestors(policy: str, sources: str) -> str:
+    """`policy` with its frame-ancestors directive replaced (or added)."""
+    stripped = _FRAME_ANCESTORS.sub(r"\1", policy)
+    parts = [part.strip() for part in stripped.split(";") if part.strip()]
+    parts.append(f"frame-ancestors {sources}")
+    return "; ".join(parts)
+
+
+def allow_embed_framing(response: HttpResponse, origins: Iterable[Any] | str) -> HttpResponse:
+    """Lets `origins` (a space's allowed_embed_origins, or ANY_ANCESTOR) frame this embed
+    response; the middleware turns it into the CSP and drops X-Frame-Options."""
+    setattr(response, _FRAMING_ATTR, frame_ancestors(origins))
+    return response
+
+
+def _apply_policy(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    policy = response.get("Content-Security-Policy") or STRICT_POLICY
+    sources = getattr(response, _FRAMING_ATTR, None)
+    if sources is not None:
+        policy = with_frame_ancestors(policy, sources)
+        response.xframe_options_exempt = True
+        if "X-Frame-Options" in response:
+            del response["X-Frame-Options"]
+    response["Content-Security-Policy"] = policy
+    if request.path.startswith(EMBED_PREFIX):
+        response["Referrer-Policy"] = "no-referrer"
     return response
 
 
 class ContentSecurityPolicyMiddleware:
-    """Sends the strict policy on every response that has not chosen its own.
+    """Sends the strict policy on every response that has not chosen its own, and the
+    framing and referrer rules of embeds (see the module docstring).
 
     Sync and async capable, so async views (streams, long-polls) run on the event loop
     instead of being pushed into a thread each.
@@ -37,11 +126,11 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self._acall(request)
-        return _apply_policy(self.get_response(request))
+        return _apply_policy(request, self.get_response(request))
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         response = await self.get_response(request)
-        return _apply_policy(response)
+        return _apply_policy(request, response)
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):

@@ -175,7 +175,8 @@ MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static", ("vendor", BASE_DIR / "node_modules")]
+# Of the npm packages, the browser loads rrweb's replayer bundle and its stylesheet.
+STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/rrweb", BASE_DIR / "node_modules/rrweb")]
 # Cold tier of archived recordings (POST /api/v1/recordings/{id}/archive moves files here).
 BCTRL_COLD_STORAGE_ROOT = Path(envstr("BCTRL_COLD_STORAGE_ROOT", str(VAR_DIR / "cold")))
 STORAGES = {
@@ -187,7 +188,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if TESTING or DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "bctrl_site.storage.StaticFilesStorage"
     },
 }
 WHITENOISE_USE_FINDERS = TESTING or DEBUG
@@ -258,6 +259,8 @@ BCTRL_DOWNLOAD_URL_TTL_S = envint("BCTRL_DOWNLOAD_URL_TTL_S", 15 * 60)
 # Processing: a recording stuck this long is re-queued, and failed after this many tries.
 BCTRL_RECORDING_PROCESSING_TIMEOUT_S = envint("BCTRL_RECORDING_PROCESSING_TIMEOUT_S", 600)
 BCTRL_RECORDING_MAX_ATTEMPTS = envint("BCTRL_RECORDING_MAX_ATTEMPTS", 3)
+# Viewer-lease uses are tallied in memory and written this often (0: at every use).
+BCTRL_LEASE_USE_FLUSH_S = float(envstr("BCTRL_LEASE_USE_FLUSH_S", "0" if TESTING else "1.0"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = BCTRL_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
@@ -281,11 +284,50 @@ if PRODUCTION:
 # with SECURE_HSTS_PRELOAD=1 rather than by default.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
+# Viewer lease tokens are credentials in URL paths (/embed/<kind>/<token>): the filter of
+# bctrl_site.logging rewrites them to [redacted] on the root handler and, at the source,
+# in the loggers that name request paths. `manage.py serve` runs daphne with its access
+# log sent to the `daphne.access` logger (python -m bctrl_site.logging).
+_REDACT = ["redact_embed_tokens"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_embed_tokens": {"()": "bctrl_site.logging.RedactEmbedTokens"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": _REDACT}
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.request": {"filters": _REDACT},
+        "django.server": {"filters": _REDACT},
+        "daphne.access": {"filters": _REDACT},
+    },
 }
+
+# Runtime host (`manage.py runtime_host`, started by `make run`): the browsers it runs.
+# Debian's binary behind its /usr/bin/chromium shell wrapper, which costs ~0.3 s a launch.
+BCTRL_CHROMIUM_PATH = envstr(
+    "BCTRL_CHROMIUM_PATH",
+    "/usr/lib/chromium/chromium"
+    if os.path.exists("/usr/lib/chromium/chromium")
+    else "/usr/bin/chromium",
+)
+BCTRL_RUNTIME_MAX_BROWSERS = envint("BCTRL_RUNTIME_MAX_BROWSERS", 4)
+BCTRL_RUNTIME_HEARTBEAT_S = float(envstr("BCTRL_RUNTIME_HEARTBEAT_S", "2"))
+# A runtime whose host has not heartbeated for this many heartbeats is marked failed.
+BCTRL_RUNTIME_STALE_HEARTBEATS = envint("BCTRL_RUNTIME_STALE_HEARTBEATS", 3)
+BCTRL_RUNTIME_LAUNCH_TIMEOUT_S = envint("BCTRL_RUNTIME_LAUNCH_TIMEOUT_S", 30)
+BCTRL_RUNTIME_CLOSE_TIMEOUT_S = envint("BCTRL_RUNTIME_CLOSE_TIMEOUT_S", 10)
+
+# Runtimes and the CDP proxy of connectUrl (runs.consumers).
+# How long POST /v1/runtimes/{id}/start waits for a runtime host to launch the browser.
+BCTRL_RUNTIME_START_TIMEOUT_S = float(envstr("BCTRL_RUNTIME_START_TIMEOUT_S", "30"))
+# How often an open CDP connection checks that its credential and run are still valid.
+BCTRL_CDP_RECHECK_SECONDS = float(envstr("BCTRL_CDP_RECHECK_SECONDS", "2"))
+# How long POST /v1/runs/{id}/screenshot waits for the browser.
+BCTRL_CDP_SCREENSHOT_TIMEOUT_S = float(envstr("BCTRL_CDP_SCREENSHOT_TIMEOUT_S", "20"))
+# Largest websocket message and frame daphne accepts (`manage.py serve`): CDP messages
+# (screenshots, DOM snapshots, scripts) exceed daphne's 1 MiB default.
+BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES = envint("BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES", 256 * 1024 * 1024)

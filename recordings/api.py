@@ -1,19 +1,36 @@
 """Recorder-facing ingest of rrweb batches: POST /v1/runs/{id}/recording/events."""
 
+import asyncio
+import contextvars
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.db import connections
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.views import APIView
 
 from recordings import services
 from runs import selectors
-from runs.api.auth import space_of
-from runs.api.errors import Invalid
+from runs.api.auth import bearer_token, space_of
+from runs.api.errors import ApiError, Invalid, error_body
 from runs.api.parsers import BoundedJSONParser, parse_json_object, read_body
 from runs.api.schema import ERRORS
+from runs.models import ApiKey, Run
+from runs.selectors import ObjectNotFound
 
 
 class RecordingBatchParser(BoundedJSONParser):
@@ -48,8 +65,152 @@ class BatchOut(serializers.Serializer):
     duplicate = serializers.BooleanField()
 
 
+def _ingest_threads() -> int:
+    from django.conf import settings
+
+    configured = getattr(settings, "BCTRL_RECORDING_INGEST_THREADS", None)
+    return int(configured or os.environ.get("BCTRL_RECORDING_INGEST_THREADS") or 4)
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def ingest_executor() -> ThreadPoolExecutor:
+    """The threads that ingest batches in parallel, each with its own database connection.
+
+    Django runs a sync view in a thread of its own per request under ASGI, started for
+    that request (a new thread, so a new database connection, every time); these threads
+    and their connections live as long as the process. Bounded: at most
+    BCTRL_RECORDING_INGEST_THREADS (4) connections per web process.
+    """
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=_ingest_threads(), thread_name_prefix="recording-ingest"
+            )
+        return _executor
+
+
+def ingest_batch(request: HttpRequest, run: Run) -> tuple[int, dict[str, Any]]:
+    """Parses, validates and stores one batch for `run` (read with its active recording:
+    see services.ingest_lookup); the status and JSON body of the answer."""
+    from django.conf import settings
+
+    content_type = request.META.get("CONTENT_TYPE", "")
+    body: dict[str, Any] = {}  # no Content-Type: no body, as DRF reads it
+    if content_type:
+        if not media_type_matches(RecordingBatchParser.media_type, content_type):
+            raise UnsupportedMediaType(content_type)
+        body = parse_json_object(
+            read_body(
+                request,
+                request.META,
+                max_body=settings.BCTRL_RECORDING_MAX_BATCH_BYTES,
+                max_inflated=settings.BCTRL_RECORDING_MAX_INFLATED_BYTES,
+            )
+        )
+    unknown = sorted(set(body) - {"target", "seq", "events"})
+    if unknown:
+        raise Invalid(f"Unknown field {unknown[0]!r}.", details={"unknown": unknown})
+    target, seq = body.get("target"), body.get("seq")
+    if not isinstance(target, str):
+        raise Invalid("target must be a string.", details={"target": target})
+    if type(seq) is not int or not 0 <= seq <= 2**31 - 1:
+        raise Invalid("seq must be a non-negative integer.", details={"seq": seq})
+    events = services.validate_rrweb_events(body.get("events"))
+    result = services.batch_ingest(run=run, target=target, seq=seq, events=events)
+    return (
+        201 if result.created else 200,
+        {
+            "recordingId": result.batch.recording_id,
+            "target": result.batch.target,
+            "seq": result.batch.seq,
+            "eventCount": result.batch.event_count,
+            "duplicate": not result.created,
+        },
+    )
+
+
+def _json(status: int, body: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _error(exc: Exception) -> HttpResponse | None:
+    """The API's error answer for `exc` (runs.api.errors.exception_handler), or None."""
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        response = _json(401, error_body("unauthenticated", str(exc.detail)))
+        response["WWW-Authenticate"] = 'Bearer realm="bctrl"'
+        return response
+    if isinstance(exc, UnsupportedMediaType):
+        return _json(415, error_body("unsupported_media_type", str(exc.detail)))
+    if isinstance(exc, ObjectNotFound):
+        return _json(404, error_body("not_found", str(exc)))
+    if isinstance(exc, ApiError):
+        return _json(exc.status_code, error_body(exc.code, str(exc.detail), exc.details))
+    return None
+
+
+def ingest_request(request: HttpRequest, run_id: str) -> HttpResponse:
+    """The whole POST, sync: API key, run, body, batch."""
+    try:
+        token = bearer_token(request.META)
+        if token is None:
+            raise exceptions.NotAuthenticated()
+        caller = services.ingest_lookup(token, run_id)
+        if caller is None:
+            raise exceptions.AuthenticationFailed("The API key is invalid or revoked.")
+        if caller.touch_due:  # as ApiKey.touch: at most once a minute
+            ApiKey.objects.filter(pk=caller.api_key_id).update(last_used_at=timezone.now())
+        if caller.run is None:
+            raise ObjectNotFound(f"No run {run_id!r}.")
+        status, body = ingest_batch(request, caller.run)
+        return _json(status, body)
+    except Exception as exc:
+        response = _error(exc)
+        if response is None:
+            raise
+        return response
+
+
+# `POST /v1/runs/{id}/recording/events` is an async view (see `as_view`) that stores the
+# batch in an ingest thread, so one process takes several batches at once. The DRF class
+# documents the endpoint (OpenAPI) and answers the other methods.
 class RecordingEventsView(APIView):
+
     parser_classes = [RecordingBatchParser]
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        drf_view = super().as_view(**initkwargs)
+        other_methods = sync_to_async(drf_view)
+
+        async def view(request: HttpRequest, run_id: str) -> HttpResponseBase:
+            if request.method != "POST":
+                response: HttpResponseBase = await other_methods(request, run_id=run_id)
+                return response
+            if isinstance(request, ASGIRequest):
+                # Under an ASGI server: a thread of the ingest pool, not the request's
+                # own (new) thread, so several batches are taken in parallel on warm
+                # database connections.
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(
+                    ingest_executor(),
+                    contextvars.copy_context().run,
+                    _ingest_in_thread,
+                    loop,
+                    request,
+                    run_id,
+                )
+            # Django's test client and other sync callers: the caller's thread, its
+            # connection and its transaction.
+            return await sync_to_async(ingest_request)(request, run_id)
+
+        view.cls = cls  # type: ignore[attr-defined]  # for drf-spectacular, as DRF sets
+        view.initkwargs = initkwargs  # type: ignore[attr-defined]
+        view.view_class = cls  # type: ignore[attr-defined]
+        return csrf_exempt(view)
 
     @extend_schema(
         operation_id="runs_recording_events_append",
@@ -62,25 +223,34 @@ class RecordingEventsView(APIView):
         ],
     )
     def post(self, request: Request, run_id: str) -> Response:
-        run = selectors.run_of(space_of(request), run_id)
-        body = request.data if isinstance(request.data, dict) else {}
-        unknown = sorted(set(body) - {"target", "seq", "events"})
-        if unknown:
-            raise Invalid(f"Unknown field {unknown[0]!r}.", details={"unknown": unknown})
-        target, seq = body.get("target"), body.get("seq")
-        if not isinstance(target, str):
-            raise Invalid("target must be a string.", details={"target": target})
-        if type(seq) is not int or not 0 <= seq <= 2**31 - 1:
-            raise Invalid("seq must be a non-negative integer.", details={"seq": seq})
-        events = services.validate_rrweb_events(body.get("events"))
-        result = services.batch_ingest(run=run, target=target, seq=seq, events=events)
-        return Response(
-            {
-                "recordingId": result.batch.recording_id,
-                "target": result.batch.target,
-                "seq": result.batch.seq,
-                "eventCount": result.batch.event_count,
-                "duplicate": not result.created,
-            },
-            status=201 if result.created else 200,
-        )
+        runs = services.with_active_recording(selectors.runs_of(space_of(request)))
+        run = runs.select_related(None).filter(pk=run_id).first()
+        if run is None:
+            raise ObjectNotFound(f"No run {run_id!r}.")
+        status, body = ingest_batch(request._request, run)
+        return Response(body, status=status)
+
+
+def _ingest_in_thread(
+    loop: asyncio.AbstractEventLoop, request: HttpRequest, run_id: str
+) -> HttpResponse:
+    # As sync_to_async does for its threads: async_to_sync (the channel layer's
+    # publish) then runs on the server's event loop.
+    SyncToAsync.threadlocal.main_event_loop = loop
+    SyncToAsync.threadlocal.main_event_loop_pid = os.getpid()
+    # What request_started and request_finished do for the connection of a view's thread
+    # (CONN_MAX_AGE, CONN_HEALTH_CHECKS, a connection left unusable by an error), except
+    # that CONN_MAX_AGE = 0 (SQLite's default here) keeps the connection: these threads
+    # are few and live as long as the process, so each keeps one connection.
+    _close_old_connections()
+    try:
+        return ingest_request(request, run_id)
+    finally:
+        _close_old_connections()
+
+
+def _close_old_connections() -> None:
+    for connection in connections.all(initialized_only=True):
+        if connection.settings_dict.get("CONN_MAX_AGE") == 0:
+            connection.close_at = None
+        connection.close_if_unusable_or_obsolete()

@@ -7,16 +7,20 @@ The signature turns away tampered tokens before the database is asked; the lease
 is found by the secret's SHA-256, so the URL holds no id and nothing parseable.
 """
 
+import atexit
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core import signing
+from django.db import connection
 from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -161,12 +165,64 @@ def lease_check(
     ):
         raise LeaseRefused("unavailable")
     if record_use:
-        ViewerLease.objects.filter(pk=lease.pk).update(
-            use_count=F("use_count") + 1,
-            last_used_at=now,
-            first_used_at=Coalesce(F("first_used_at"), now),
-        )
+        lease_uses.add(lease.pk, now)
     return lease
+
+
+class LeaseUses:
+    """Counts lease uses off the hot path: a check adds to a tally in memory, and a
+    background thread writes the tallies every BCTRL_LEASE_USE_FLUSH_S seconds (one UPDATE
+    per lease used in that window). With the setting at 0 each use is written at once.
+
+    A use count is telemetry: a crash loses at most the last window's uses, while every
+    viewer page load and connect is spared a write.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, list[Any]] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease_id: str, now: datetime) -> None:
+        interval = float(settings.BCTRL_LEASE_USE_FLUSH_S)
+        if interval <= 0:
+            self._write({lease_id: [1, now, now]})
+            return
+        with self._lock:
+            tally = self._pending.setdefault(lease_id, [0, now, now])
+            tally[0] += 1
+            tally[2] = now
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, args=(interval,), name="lease-uses", daemon=True
+                )
+                self._thread.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        self._write(pending)
+
+    def _run(self, interval: float) -> None:
+        try:
+            while True:
+                time.sleep(interval)
+                self.flush()
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _write(pending: dict[str, list[Any]]) -> None:
+        for lease_id, (count, first, last) in pending.items():
+            ViewerLease.objects.filter(pk=lease_id).update(
+                use_count=F("use_count") + count,
+                last_used_at=last,
+                first_used_at=Coalesce(F("first_used_at"), first),
+            )
+
+
+lease_uses = LeaseUses()
+atexit.register(lease_uses.flush)
 
 
 alease_check = sync_to_async(lease_check)
@@ -204,9 +260,14 @@ def embed_url(kind: str, token: str) -> str:
 # Reads --------------------------------------------------------------------------------
 
 
+# What people share: a runtime's CDP credential (kind "cdp") is not a viewer link, and
+# is neither listed nor revoked with them; it ends with its run.
+VIEWER_KINDS = (ViewerLease.Kind.REPLAY, ViewerLease.Kind.LIVE, ViewerLease.Kind.ACTIVITY)
+
+
 def leases_of(space: Space) -> QuerySet[ViewerLease]:
-    """A space's leases with what a list shows beside them, in one query."""
-    return ViewerLease.objects.filter(space=space).select_related(
+    """A space's viewer leases with what a list shows beside them, in one query."""
+    return ViewerLease.objects.filter(space=space, kind__in=VIEWER_KINDS).select_related(
         "run", "created_by_key", "created_by_user"
     )
 
@@ -224,9 +285,11 @@ def lease_of(space: Space, lease_id: str) -> ViewerLease:
 
 
 def lease_of_user(user: AbstractBaseUser | AnonymousUser, lease_id: str) -> ViewerLease:
-    """A lease of one of the spaces the dashboard user belongs to."""
+    """A viewer lease of one of the spaces the dashboard user belongs to."""
     lease = (
-        ViewerLease.objects.filter(pk=lease_id, space__in=spaces_of_user(user))
+        ViewerLease.objects.filter(
+            pk=lease_id, space__in=spaces_of_user(user), kind__in=VIEWER_KINDS
+        )
         .select_related("run")
         .first()
     )

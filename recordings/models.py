@@ -37,6 +37,9 @@ class Recording(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECORDING)
     tier = models.CharField(max_length=10, choices=Tier.choices, default=Tier.HOT)
     started_at = models.DateTimeField(default=timezone.now)
+    # The earliest rrweb timestamp taken in (ms since the epoch), kept by the ingest for
+    # the 2 hour capture limit: the minimum over the batches, without querying them.
+    first_timestamp = models.BigIntegerField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     # Filled by processing.
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True)

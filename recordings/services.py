@@ -5,19 +5,20 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from recordings.models import MAX_CAPTURE_MS, Recording, RecordingBatch
 from runs.api.errors import Conflict, Invalid, PayloadTooLarge
 from runs.live import notify_run_changed
-from runs.models import Run
+from runs.models import API_KEY_PREFIX, ApiKey, Run, hash_api_key
 
 TARGET_PATTERN = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,100}$")  # not "." or ".."
 # rrweb's EventType: DomContentLoaded 0, Load 1, FullSnapshot 2, IncrementalSnapshot 3,
@@ -105,57 +106,195 @@ class IngestResult:
     created: bool
 
 
+@dataclass(frozen=True)
+class ActiveRecording:
+    """The recording that takes a run's batches, as read with the run (one query)."""
+
+    id: str
+    first_timestamp: int | None
+
+
+def active_recording_of(run: Run) -> ActiveRecording | None:
+    """The run's recording in status `recording`, from annotations of the run's row
+    (`with_active_recording`) when present, else with one query."""
+    if hasattr(run, "active_recording_id"):
+        recording_id = getattr(run, "active_recording_id", None)
+        first = getattr(run, "active_recording_first", None)
+    else:
+        row = (
+            Recording.objects.filter(run=run, status=Recording.Status.RECORDING)
+            .values_list("id", "first_timestamp")
+            .first()
+        )
+        recording_id, first = row if row is not None else (None, None)
+    return ActiveRecording(recording_id, first) if recording_id else None
+
+
+def with_active_recording(runs: QuerySet[Run]) -> QuerySet[Run]:
+    """Runs annotated with their active recording's id and first timestamp (or None), so
+    that the ingest finds run and recording in one query."""
+    active = Recording.objects.filter(run=OuterRef("pk"), status=Recording.Status.RECORDING)
+    return runs.annotate(
+        active_recording_id=Subquery(active.values("id")[:1]),
+        active_recording_first=Subquery(active.values("first_timestamp")[:1]),
+    )
+
+
+@dataclass(frozen=True)
+class IngestCaller:
+    """What one query tells the ingest about a request: the API key, and the run of the
+    key's space with its active recording (`run` None: no such run in that space)."""
+
+    api_key_id: str
+    space_id: str
+    touch_due: bool
+    run: Run | None
+
+
+def ingest_lookup(raw_key: str, run_id: str) -> IngestCaller | None:
+    """The API key (None: unknown or revoked), its space's run `run_id` and that run's
+    recording in status `recording`, in one query: the hot path of every batch.
+
+    Same rules as `ApiKey.objects.authenticate` and `selectors.run_of`: an unrevoked key
+    by its hash, a run of the key's space only.
+    """
+    if not raw_key.startswith(API_KEY_PREFIX):
+        return None
+    touch_before = timezone.now() - API_KEY_TOUCH_EVERY
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INGEST_LOOKUP_SQL,
+            [
+                connection.ops.adapt_datetimefield_value(touch_before),
+                run_id,
+                Recording.Status.RECORDING.value,
+                hash_api_key(raw_key),
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    key_id, space_id, touch_due, found_run_id, run_status, recording_id, first = row
+    run = None
+    if found_run_id is not None:
+        run = Run.from_db(
+            connection.alias, ["id", "space_id", "status"], [found_run_id, space_id, run_status]
+        )
+        run.active_recording_id = recording_id  # type: ignore[attr-defined]
+        run.active_recording_first = first  # type: ignore[attr-defined]
+    return IngestCaller(key_id, space_id, bool(touch_due), run)
+
+
+API_KEY_TOUCH_EVERY = timedelta(minutes=1)  # as ApiKey.touch
+_INGEST_LOOKUP_SQL = f"""
+    SELECT k.id, k.space_id,
+           CASE WHEN k.last_used_at IS NULL OR k.last_used_at < %s THEN 1 ELSE 0 END,
+           r.id, r.status, rec.id, rec.first_timestamp
+    FROM {ApiKey._meta.db_table} k
+    LEFT JOIN {Run._meta.db_table} r ON r.id = %s AND r.space_id = k.space_id
+    LEFT JOIN {Recording._meta.db_table} rec ON rec.run_id = r.id AND rec.status = %s
+    WHERE k.key_hash = %s AND k.revoked_at IS NULL
+"""  # noqa: S608  (table names from the models; values are parameters)
+
+# Takes a batch: only while the recording records and while the batch ends within 2
+# hours of the recording's first event; keeps that first timestamp (the minimum).
+_TAKE_BATCH_SQL = f"""
+    UPDATE {Recording._meta.db_table}
+    SET first_timestamp = CASE WHEN first_timestamp IS NULL OR first_timestamp > %s
+                               THEN %s ELSE first_timestamp END
+    WHERE id = %s AND status = %s AND (first_timestamp IS NULL OR first_timestamp >= %s)
+"""  # noqa: S608
+
+
 def batch_ingest(*, run: Run, target: str, seq: int, events: list[dict[str, Any]]) -> IngestResult:
     """Stores one batch of rrweb events for a page target of the run.
 
     Idempotent on (recording, target, seq): the same batch again is answered as stored;
     the same seq with other content is a 409. Batches may arrive in any order; processing
     sorts them and records gaps. A refused batch leaves neither a row nor a file.
+
+    Queries on the common path (a recording already taking batches, `run` read with
+    `ingest_lookup` or `with_active_recording`): the conditional UPDATE of the recording
+    (status, 2 hour limit and first timestamp in one statement, which also locks it
+    against a concurrent stop) and the INSERT of the batch, in one transaction. A
+    duplicate is found by the unique constraint, not looked up first.
     """
     if not TARGET_PATTERN.match(target):
         raise Invalid("target must be 1-100 letters, digits, '.', '_' or '-'.")
     encoded = orjson.dumps(events)
     _check_event_sizes(events, len(encoded))
     digest = hashlib.sha256(encoded).hexdigest()
-    recording = active_recording_for_ingest(run=run)
-    existing = RecordingBatch.objects.filter(recording=recording, target=target, seq=seq).first()
-    if existing is not None:
-        return IngestResult(_same_batch(existing, digest), created=False)
+    active = active_recording_of(run)
+    if active is None:
+        recording = active_recording_for_ingest(run=run)
+        active = ActiveRecording(recording.id, recording.first_timestamp)
     timestamps = [int(event["timestamp"]) for event in events]
-    _check_capture_window(recording, max(timestamps))
+    first, last = min(timestamps), max(timestamps)
+    if active.first_timestamp is not None and last - active.first_timestamp > MAX_CAPTURE_MS:
+        _refuse(active.id)  # past the limit already: nothing written
     stored = gzip.compress(encoded, compresslevel=1)
-    path = default_storage.save(batch_path(recording.id, target, seq, digest), ContentFile(stored))
+    path = default_storage.save(batch_path(active.id, target, seq, digest), ContentFile(stored))
+    batch: RecordingBatch | None = None
     try:
         with transaction.atomic():
-            locked = Recording.objects.select_for_update().get(pk=recording.pk)
-            if locked.status != Recording.Status.RECORDING:
-                raise Conflict(
-                    f"Recording {locked.id} is {locked.status}; it takes no more batches.",
-                    code="recording.not_recording",
+            # The recording's row stays locked until commit: a stop waits for this
+            # batch, or this batch sees the stop.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _TAKE_BATCH_SQL,
+                    [
+                        first,
+                        first,
+                        active.id,
+                        Recording.Status.RECORDING.value,
+                        last - MAX_CAPTURE_MS,
+                    ],
                 )
-            batch = RecordingBatch.objects.create(
-                recording=locked,
-                target=target,
-                seq=seq,
-                event_count=len(events),
-                first_timestamp=min(timestamps),
-                last_timestamp=max(timestamps),
-                raw_bytes=len(encoded),
-                stored_bytes=len(stored),
-                sha256=digest,
-                path=path,
-            )
-            notify_run_changed(
-                run.id, "recording.batch", recordingId=recording.id, target=target, seq=seq
-            )
+                taken = cursor.rowcount > 0
+            if taken:
+                batch = RecordingBatch.objects.create(
+                    recording_id=active.id,
+                    target=target,
+                    seq=seq,
+                    event_count=len(events),
+                    first_timestamp=first,
+                    last_timestamp=last,
+                    raw_bytes=len(encoded),
+                    stored_bytes=len(stored),
+                    sha256=digest,
+                    path=path,
+                )
+                notify_run_changed(
+                    run.id, "recording.batch", recordingId=active.id, target=target, seq=seq
+                )
     except IntegrityError:
         default_storage.delete(path)
-        raced = RecordingBatch.objects.get(recording=recording, target=target, seq=seq)
+        raced = RecordingBatch.objects.get(recording_id=active.id, target=target, seq=seq)
         return IngestResult(_same_batch(raced, digest), created=False)
     except Exception:
         default_storage.delete(path)
         raise
+    if batch is None:
+        default_storage.delete(path)
+        _refuse(active.id)
+    assert batch is not None
     return IngestResult(batch, created=True)
+
+
+def _refuse(recording_id: str) -> NoReturn:
+    """Why a recording took no batch: it stopped (409), or the batch is past the 2 hour
+    limit, which stops the recording (409)."""
+    recording = Recording.objects.get(pk=recording_id)
+    if recording.status != Recording.Status.RECORDING:
+        raise Conflict(
+            f"Recording {recording.id} is {recording.status}; it takes no more batches.",
+            code="recording.not_recording",
+        )
+    recording_stop(recording=recording, reason="capture limit of 2 hours reached")
+    raise Conflict(
+        "The recording reached its 2 hour limit and was stopped.",
+        code="recording.limit_reached",
+    )
 
 
 def _same_batch(batch: RecordingBatch, digest: str) -> RecordingBatch:
@@ -176,22 +315,6 @@ def _check_event_sizes(events: list[dict[str, Any]], total: int) -> None:
             raise PayloadTooLarge(
                 f"events[{index}] is larger than {limit} bytes.", details={"index": index}
             )
-
-
-def _check_capture_window(recording: Recording, last_timestamp: int) -> None:
-    """Capture stops at two hours: a batch past that is refused and the recording stopped."""
-    first = (
-        RecordingBatch.objects.filter(recording=recording)
-        .order_by("first_timestamp")
-        .values_list("first_timestamp", flat=True)
-        .first()
-    )
-    if first is not None and last_timestamp - first > MAX_CAPTURE_MS:
-        recording_stop(recording=recording, reason="capture limit of 2 hours reached")
-        raise Conflict(
-            "The recording reached its 2 hour limit and was stopped.",
-            code="recording.limit_reached",
-        )
 
 
 def recording_stop(*, recording: Recording, reason: str = "") -> Recording:

@@ -5,28 +5,55 @@ the database stays the source of truth, and a lost notice costs one poll interva
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
+import logging
+import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+logger = logging.getLogger(__name__)
 
 
 def run_group(run_id: str) -> str:
     return f"run.{run_id}"
 
 
+# Kinds sent often enough to be thinned out: at most one notice per run per interval
+# (seconds) and process. A recorder sends a batch every 250 ms per page; listeners poll
+# anyway, so a notice dropped here is seen at the next one or the next poll.
+THROTTLED_KINDS: dict[str, float] = {"recording.batch": 0.25}
+_last_sent: dict[tuple[str, str], float] = {}
+_last_sent_lock = threading.Lock()
+_LAST_SENT_MAX = 10_000
+
+
 def notify_run_changed(run_id: str, kind: str, **detail: Any) -> None:
     """Tells every open stream of the run that something changed, once the write commits."""
 
     def send() -> None:
+        interval = THROTTLED_KINDS.get(kind)
+        if interval is not None and not _due(run_id, kind, interval):
+            return
         layer = get_channel_layer()
         if layer is None:
             return
         message = {"type": "run.changed", "kind": kind, **detail}
+        loop = _server_loop()
+        if loop is not None:
+            # A sync caller on a thread of an event loop's (a view under ASGI, an ingest
+            # thread): hand the publish to that loop and go on, rather than block on it.
+            future = asyncio.run_coroutine_threadsafe(
+                layer.group_send(run_group(run_id), message), loop
+            )
+            future.add_done_callback(_log_failure)
+            return
         publish = async_to_sync(layer.group_send)
         if _loop_running_here():
             # A sync caller on a thread that runs an event loop (Playwright's sync API
@@ -38,6 +65,40 @@ def notify_run_changed(run_id: str, kind: str, **detail: Any) -> None:
             publish(run_group(run_id), message)
 
     transaction.on_commit(send)
+
+
+def _due(run_id: str, kind: str, interval: float) -> bool:
+    """True (and noted) when no notice of this kind went out for the run in `interval`."""
+    now = time.monotonic()
+    key = (run_id, kind)
+    with _last_sent_lock:
+        last = _last_sent.get(key)
+        if last is not None and now - last < interval:
+            return False
+        if len(_last_sent) >= _LAST_SENT_MAX:
+            horizon = now - max(THROTTLED_KINDS.values())
+            for stale in [k for k, at in _last_sent.items() if at < horizon]:
+                del _last_sent[stale]
+        _last_sent[key] = now
+    return True
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop that this sync thread works for (asgiref's sync_to_async
+    notes it per thread), if any and if it is not this thread's own."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != (
+        os.getpid()
+    ):
+        return None
+    if loop.is_closed() or not loop.is_running() or _loop_running_here():
+        return None
+    return loop
+
+
+def _log_failure(future: "concurrent.futures.Future[Any]") -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("Could not publish a run change notice: %r", future.exception())
 
 
 def _loop_running_here() -> bool:

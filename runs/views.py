@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -20,8 +21,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
+from recordings import leases
+from recordings.models import ViewerLease
 from runs import selectors
 from runs.activity import activity_items
+from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
 from runs.models import Artifact, Command, Event, Run, Space
 
@@ -76,6 +80,20 @@ def relative_time(value: datetime, now: datetime | None = None) -> str:
     if days < 30:
         return f"{days} day{'s' if days != 1 else ''} ago"
     return f"{value:%b} {value.day}, {value.year}"
+
+
+def time_until(value: datetime, now: datetime | None = None) -> str:
+    """ "in 45 s", "in 12 min", "in 5 h", "expired"."""
+    seconds = int((value - (now or timezone.now())).total_seconds())
+    if seconds <= 0:
+        return "expired"
+    if seconds < 90:
+        return f"in {seconds} s"
+    if seconds < 5400:
+        return f"in {round(seconds / 60)} min"
+    if seconds < 172800:
+        return f"in {round(seconds / 3600)} h"
+    return f"in {seconds // 86400} days"
 
 
 def json_preview(value: Any, limit: int = 90) -> str:
@@ -347,6 +365,8 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         commands_truncated=run.command_count > len(commands),
         artifacts=artifacts,
         inline_types=INLINE_IMAGE_TYPES,
+        lifetimes=LEASE_LIFETIMES,
+        default_lifetime=leases.DEFAULT_LIFETIME_S,
     )
     return render(request, "dashboard/run.html", context)
 
@@ -394,6 +414,137 @@ def artifact_file(request: HttpRequest, run_id: str, artifact_id: str) -> FileRe
     # Artifacts never change once stored; only the signed-in browser may keep a copy.
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+# Viewer links -----------------------------------------------------------------------
+
+LEASE_LIFETIMES = [
+    (15 * 60, "15 minutes"),
+    (60 * 60, "1 hour"),
+    (6 * 60 * 60, "6 hours"),
+    (24 * 60 * 60, "24 hours"),
+]
+LEASES_SHOWN = 200
+
+
+def _share_error(request: HttpRequest, run: Run, message: str, status: int) -> HttpResponse:
+    context = base_context(request, space_context(request), run=run, error=message)
+    return render(request, "dashboard/share_result.html", context, status=status)
+
+
+@login_required
+@require_POST
+def run_share(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Mints a replay or live viewer link with the same lease_mint as the API, and shows
+    its URL this once: the response is the only place the token ever appears."""
+    run = _run_or_404(request, run_id)
+    kind = request.POST.get("kind", "")
+    if kind not in (ViewerLease.Kind.REPLAY, ViewerLease.Kind.LIVE):
+        return _share_error(request, run, "Choose a replay or a live viewer link.", 400)
+    control = request.POST.get("control") or ViewerLease.Control.NONE
+    if control not in ViewerLease.Control.values:
+        return _share_error(request, run, "Control is none or input.", 400)
+    raw_lifetime = request.POST.get("lifetime", "")
+    components = ["activity"] if request.POST.get("activity") else []
+    try:
+        lifetime = leases.lifetime_seconds(
+            int(raw_lifetime) if raw_lifetime.isdigit() else raw_lifetime or None
+        )
+        minted = leases.lease_mint(
+            run=run,
+            kind=kind,
+            control=control if kind == ViewerLease.Kind.LIVE else ViewerLease.Control.NONE,
+            components=components if kind == ViewerLease.Kind.REPLAY else [],
+            lifetime_s=lifetime,
+            user=request.user if isinstance(request.user, User) else None,
+        )
+    except ApiError as exc:
+        return _share_error(request, run, str(exc.detail), exc.status_code)
+    lease = minted.lease
+    url = leases.embed_url(kind, minted.token)
+    spaces = space_context(request)
+    spaces.current = run.space
+    context = base_context(
+        request,
+        spaces,
+        run=run,
+        lease=lease,
+        url=url,
+        activity_stream_url=leases.embed_url("activity_stream", minted.token)
+        if "activity" in lease.components
+        else "",
+        iframe_snippet=(
+            f'<iframe src="{url}" style="width: 100%; height: 600px; border: none;"></iframe>'
+        ),
+        expires_in=time_until(lease.expires_at),
+    )
+    response = render(request, "dashboard/share_result.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@dataclass
+class LeaseRow:
+    lease: ViewerLease
+    run_url: str
+    expires_in: str
+    last_used: str
+    creator: str
+
+
+def _creator(lease: ViewerLease) -> str:
+    if lease.created_by_user is not None:
+        return lease.created_by_user.get_username()
+    if lease.created_by_key is not None:
+        return f"API key {lease.created_by_key.name or lease.created_by_key.masked}"
+    return "—"
+
+
+@login_required
+@require_GET
+def leases_list(request: HttpRequest) -> HttpResponse:
+    """The current space's viewer links that still open something, soonest to expire first."""
+    spaces = space_context(request)
+    space = spaces.current
+    if space is None:
+        return render(request, "dashboard/no_space.html", base_context(request, spaces))
+    run_id = request.GET.get("run", "")
+    active = leases.active_leases(leases.leases_of(space))
+    if run_id:
+        active = active.filter(run_id=run_id)
+    page = list(active.order_by("expires_at", "id")[: LEASES_SHOWN + 1])
+    now = timezone.now()
+    rows = [
+        LeaseRow(
+            lease=lease,
+            run_url=reverse("dashboard:run", args=[lease.run_id]),
+            expires_in=time_until(lease.expires_at, now),
+            last_used=relative_time(lease.last_used_at, now) if lease.last_used_at else "never",
+            creator=_creator(lease),
+        )
+        for lease in page[:LEASES_SHOWN]
+    ]
+    context = base_context(
+        request, spaces, rows=rows, run_id=run_id, truncated=len(page) > LEASES_SHOWN
+    )
+    return render(request, "dashboard/leases.html", context)
+
+
+@login_required
+@require_POST
+def lease_revoke(request: HttpRequest, lease_id: str) -> HttpResponse:
+    """Revokes a lease of one of the user's spaces; any other id is a 404."""
+    try:
+        lease = leases.lease_of_user(request.user, lease_id)
+    except selectors.ObjectNotFound as exc:
+        raise Http404(str(exc)) from exc
+    leases.lease_revoke(lease=lease)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("dashboard:leases")
+    return HttpResponseRedirect(target)
 
 
 # API docs ---------------------------------------------------------------------------

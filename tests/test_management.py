@@ -59,3 +59,19 @@ def test_ci_runs_the_suite_on_postgresql(db: None) -> None:
         pytest.skip("only CI promises PostgreSQL (REQUIRE_SERVICES is not 1)")
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     assert settings.REDIS_URL
+
+
+def test_collectstatic_builds_the_production_manifest(tmp_path: Any, settings: Any) -> None:
+    """`make run` collects static files with hashed names before it serves them."""
+    from django.contrib.staticfiles.storage import staticfiles_storage
+
+    settings.STATIC_ROOT = str(tmp_path)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "bctrl_site.storage.StaticFilesStorage"},
+    }
+    run_command("collectstatic", "--noinput", "--verbosity", "0")
+    manifest = (tmp_path / "staticfiles.json").read_text()
+    assert "vendor/rrweb/umd/rrweb.min.js" in manifest
+    assert "css/dashboard.css" in manifest
+    assert staticfiles_storage.url("css/dashboard.css") != "/static/css/dashboard.css"

@@ -252,3 +252,129 @@ async def test_each_batch_is_published_to_the_runs_group(tenant: Tenant) -> None
         await sync_to_async(batch_ingest)(run=run, target="t", seq=0, events=rrweb_events())
         assert await listener.wait(5) is True
     await sync_to_async(connections.close_all)()
+
+
+def test_the_recording_keeps_its_first_timestamp_for_the_two_hour_limit(
+    tenant: Tenant, run: Run
+) -> None:
+    post_batch(tenant, run, {"target": "t", "seq": 1, "events": rrweb_events(2, T0 + 60_000)})
+    assert Recording.objects.get(run=run).first_timestamp == T0 + 60_000
+    # An earlier batch arriving late moves the start back; a later one does not.
+    post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events(2)})
+    post_batch(tenant, run, {"target": "u", "seq": 0, "events": rrweb_events(2, T0 + 90_000)})
+    assert Recording.objects.get(run=run).first_timestamp == T0
+    # The limit counts from the earliest event of any batch, of any target.
+    limit = 2 * 60 * 60 * 1000
+    inside = rrweb_events(3, start=T0 + limit - 40)[2:]
+    assert post_batch(tenant, run, {"target": "u", "seq": 1, "events": inside}).status_code == 201
+    late = rrweb_events(3, start=T0 + limit - 10)[2:]
+    response = post_batch(tenant, run, {"target": "u", "seq": 2, "events": late})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "recording.limit_reached"
+    assert RecordingBatch.objects.count() == 4
+    assert stored_files(run) and len(stored_files(run)) == 4
+
+
+def test_a_batch_costs_three_queries_once_the_recording_runs(tenant: Tenant, run: Run) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events()})
+    with CaptureQueriesContext(connection) as captured:
+        response = post_batch(tenant, run, {"target": "t", "seq": 1, "events": rrweb_events()})
+    assert response.status_code == 201
+    statements = [
+        q["sql"].split()[0].upper()
+        for q in captured.captured_queries
+        if "SAVEPOINT" not in q["sql"].upper()
+    ]
+    # The API key with the run and its recording; the recording's conditional UPDATE; the
+    # batch's INSERT (plus BEGIN/COMMIT outside a test's transaction).
+    assert statements == ["SELECT", "UPDATE", "INSERT"]
+
+
+def test_a_duplicate_is_found_by_the_constraint_and_leaves_no_file(
+    tenant: Tenant, run: Run
+) -> None:
+    body = {"target": "t", "seq": 0, "events": rrweb_events()}
+    post_batch(tenant, run, body)
+    files = stored_files(run)
+    for _ in range(2):
+        again = post_batch(tenant, run, body)
+        assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert stored_files(run) == files
+    assert RecordingBatch.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_notices_reach_listeners_at_most_every_quarter_second(tenant: Tenant) -> None:
+    from unittest import mock
+
+    from runs import live
+
+    run = services.run_create(space=tenant.space)
+    layer = mock.MagicMock()
+    sends: list[str] = []
+
+    async def group_send(group: str, message: dict[str, Any]) -> None:
+        sends.append(message["kind"])
+
+    layer.group_send = group_send
+    with mock.patch.object(live, "get_channel_layer", return_value=layer):
+        for seq in range(3):
+            body = {"target": "t", "seq": seq, "events": rrweb_events(2, T0 + seq)}
+            assert post_batch(tenant, run, body).status_code == 201
+        assert sends.count("recording.batch") == 1  # 3 batches within 0.25 s
+        assert sends.count("recording") == 1  # the start: not thinned out
+        live._last_sent.clear()
+        body = {"target": "t", "seq": 3, "events": rrweb_events(2, T0 + 3)}
+        assert post_batch(tenant, run, body).status_code == 201
+        assert sends.count("recording.batch") == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_asgi_server_takes_batches_of_several_runs_in_parallel(
+    asgi_server: str, tenant: Tenant
+) -> None:
+    """Through a real daphne process: the async view and its ingest threads."""
+    import threading
+    from http.client import HTTPConnection
+    from urllib.parse import urlparse
+
+    runs = [services.run_create(space=tenant.space) for _ in range(4)]
+    server = urlparse(asgi_server)
+    results: list[tuple[str, int, int]] = []
+    lock = threading.Lock()
+
+    def client(run: Run) -> None:
+        conn = HTTPConnection(server.hostname or "127.0.0.1", server.port, timeout=30)
+        headers = {
+            "Authorization": f"Bearer {tenant.raw_key}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        }
+        for seq in [0, 1, 2, 1]:  # the last one again: a duplicate
+            body = orjson.dumps({"target": "t", "seq": seq, "events": rrweb_events(5, T0 + seq)})
+            path = f"/v1/runs/{run.id}/recording/events"
+            conn.request("POST", path, body=gzip.compress(body), headers=headers)
+            response = conn.getresponse()
+            response.read()
+            with lock:
+                results.append((run.id, seq, response.status))
+        conn.request("POST", f"/v1/runs/{run.id}/recording/events", body=b"{}", headers={})
+        unauthenticated = conn.getresponse()
+        unauthenticated.read()
+        with lock:
+            results.append((run.id, -1, unauthenticated.status))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(status for _, _, status in results) == sorted([201] * 12 + [200] * 4 + [401] * 4)
+    for run in runs:
+        recording = Recording.objects.get(run=run)
+        assert list(recording.batches.order_by("seq").values_list("seq", flat=True)) == [0, 1, 2]
+        assert recording.first_timestamp == T0

@@ -318,6 +318,18 @@ def test_manifest_shape(signed_in: Client, run: Run, processed: StoredTarget) ->
     assert all("timeMs" in item for item in body["activity"])
 
 
+def test_manifest_is_gzipped_for_browsers_that_accept_it(
+    signed_in: Client, run: Run, processed: StoredTarget
+) -> None:
+    plain = signed_in.get(urls(run)["manifest"])
+    assert "Content-Encoding" not in plain
+    packed = signed_in.get(urls(run)["manifest"], HTTP_ACCEPT_ENCODING="gzip, br")
+    assert packed["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed["Vary"]
+    assert packed["Cache-Control"] == "private, no-store"
+    assert orjson.loads(gzip.decompress(packed.content)) == plain.json()
+
+
 def test_manifest_without_a_recording(signed_in: Client, run: Run) -> None:
     body = signed_in.get(urls(run)["manifest"]).json()
     assert body["mode"] == "none"

@@ -115,7 +115,11 @@ def test_replays_seeks_and_fetches_only_needed_chunks(
         "() => document.querySelector('[data-replay]').dataset.state === 'paused'"
     )
     assert len(ranges) == 1 and ranges[0].startswith("bytes=0-")
-    # The scrubber spans the whole target from the index; markers and inactivity drawn.
+    # The scrubber spans the whole target from the index; markers and inactivity drawn,
+    # after the first frame.
+    page.wait_for_function(
+        "() => document.querySelector('[data-replay]').dataset.decorations === 'ready'"
+    )
     assert page.locator(".scrub-marker").count() == 5
     assert page.locator(".scrub-inactive").count() == 2
     assert "0:00 / 20:04" in page.locator("[data-clock]").inner_text()

@@ -85,6 +85,27 @@ RuntimeOut = _shape(
         "createdAt": serializers.DateTimeField(),
     },
 )
+RuntimeDetailOut = _shape(
+    "RuntimeDetail",
+    {
+        **RuntimeOut().fields,
+        "failureReason": serializers.CharField(allow_null=True),
+        "recording": serializers.BooleanField(),
+        "keepAliveMs": serializers.IntegerField(allow_null=True),
+        "clientCount": serializers.IntegerField(),
+    },
+)
+RuntimeStartOut = _shape(
+    "RuntimeStart",
+    {
+        "connectUrl": serializers.CharField(
+            help_text="ws[s]://<host>/cdp/<token>: pass to chromium.connect_over_cdp"
+        ),
+        "runId": serializers.CharField(),
+        "runtimeId": serializers.CharField(),
+        "status": serializers.CharField(),
+    },
+)
 EventOut = _shape(
     "Event",
     {
@@ -173,6 +194,49 @@ AppendResult = _shape(
         "nextSeq": serializers.IntegerField(),
     },
 )
+RecordingViewerOut = _shape(
+    "RecordingViewer",
+    {
+        "iframeUrl": serializers.URLField(),
+        "activityStreamUrl": serializers.URLField(
+            required=False, help_text='Only when components includes "activity"'
+        ),
+        "status": serializers.ChoiceField(
+            choices=["not_available", "preparing", "processing", "ready", "failed"]
+        ),
+        "durationMs": serializers.IntegerField(allow_null=True),
+        "expiresAt": serializers.DateTimeField(),
+    },
+)
+LiveViewerOut = _shape(
+    "LiveViewer", {"url": serializers.URLField(), "expiresAt": serializers.DateTimeField()}
+)
+LeaseOut = _shape(
+    "ViewerLease",
+    {
+        "id": serializers.CharField(),
+        "object": serializers.CharField(),
+        "runId": serializers.CharField(),
+        "kind": serializers.ChoiceField(choices=["replay", "live", "activity"]),
+        "control": serializers.ChoiceField(choices=["none", "input"]),
+        "components": serializers.ListField(child=serializers.CharField()),
+        "status": serializers.ChoiceField(choices=["active", "expired", "revoked"]),
+        "expiresAt": serializers.DateTimeField(),
+        "createdAt": serializers.DateTimeField(),
+        "createdBy": _shape(
+            "ViewerLeaseCreator",
+            {
+                "type": serializers.ChoiceField(choices=["apiKey", "user"]),
+                "id": serializers.CharField(),
+                "name": serializers.CharField(),
+            },
+        )(allow_null=True),
+        "revokedAt": serializers.DateTimeField(allow_null=True),
+        "firstUsedAt": serializers.DateTimeField(allow_null=True),
+        "lastUsedAt": serializers.DateTimeField(allow_null=True),
+        "useCount": serializers.IntegerField(),
+    },
+)
 Error = _shape(
     "Error",
     {
@@ -213,6 +277,8 @@ ERRORS = {
         (413, "Body, event or upload too large"),
         (415, "Unsupported media type or content encoding"),
         (422, "Invalid fields"),
+        (502, "The browser failed (runtime.start_failed, runtime.screenshot_failed)"),
+        (503, "No runtime host took the start (runtime.no_host, runtime.start_timeout)"),
     ]
 }
 

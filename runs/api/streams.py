@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -169,8 +169,17 @@ class Feed(Protocol):
         ...
 
 
-async def sse_loop(run: Run, feed: Feed) -> AsyncIterator[str]:
-    """Sends what the feed has, then waits for a notice or the poll timer, until the end."""
+# A check the loop makes before every read (on connect, each wake and each poll): None to
+# go on, or the data of a final `event: end` frame (e.g. {"reason": "revoked"}).
+StreamCheck = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+async def sse_loop(run: Run, feed: Feed, *, check: StreamCheck | None = None) -> AsyncIterator[str]:
+    """Sends what the feed has, then waits for a notice or the poll timer, until the end.
+
+    With `check` (viewer leases), the stream ends with the `end` frame it returns as soon
+    as it returns one: at most a poll interval after a lease expires or is revoked.
+    """
     heartbeat = float(settings.BCTRL_SSE_HEARTBEAT_SECONDS)
     poll = float(settings.BCTRL_SSE_POLL_SECONDS)
     clock = asyncio.get_running_loop().time
@@ -180,6 +189,11 @@ async def sse_loop(run: Run, feed: Feed) -> AsyncIterator[str]:
             woken = True
             quiet_since = clock()
             while True:
+                if check is not None:
+                    stop = await check()
+                    if stop is not None:
+                        yield sse_frame(stop, event="end")
+                        return
                 batch = await feed.read(woken)
                 if batch.frames:
                     yield "".join(batch.frames)

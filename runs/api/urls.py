@@ -1,6 +1,7 @@
 from django.urls import path
 
 from recordings import api as recording_api
+from recordings import lease_api
 from runs.api import activity as activity_views
 from runs.api import streams, views
 
@@ -9,6 +10,8 @@ app_name = "api"
 urlpatterns = [
     path("runtimes", views.RuntimeListView.as_view(), name="runtimes"),
     path("runtimes/<str:runtime_id>", views.RuntimeDetailView.as_view(), name="runtime"),
+    path("runtimes/<str:runtime_id>/start", views.RuntimeStartView.as_view(), name="runtime-start"),
+    path("runtimes/<str:runtime_id>/stop", views.RuntimeStopView.as_view(), name="runtime-stop"),
     path(
         "runtimes/<str:runtime_id>/current-run",
         views.RuntimeCurrentRunView.as_view(),
@@ -17,6 +20,7 @@ urlpatterns = [
     path("runs", views.RunListView.as_view(), name="runs"),
     path("runs/<str:run_id>", views.RunDetailView.as_view(), name="run"),
     path("runs/<str:run_id>/stop", views.RunStopView.as_view(), name="run-stop"),
+    path("runs/<str:run_id>/screenshot", views.RunScreenshotView.as_view(), name="run-screenshot"),
     path("runs/<str:run_id>/events", views.RunEventsView.as_view(), name="run-events"),
     path("runs/<str:run_id>/events/stream", streams.events_stream, name="run-events-stream"),
     path("runs/<str:run_id>/events/wait", streams.events_wait, name="run-events-wait"),
@@ -27,6 +31,14 @@ urlpatterns = [
         recording_api.RecordingEventsView.as_view(),
         name="run-recording-events",
     ),
+    path(
+        "runs/<str:run_id>/recording",
+        lease_api.RecordingViewerView.as_view(),
+        name="run-recording-viewer",
+    ),
+    path("runs/<str:run_id>/live", lease_api.LiveViewerView.as_view(), name="run-live-viewer"),
+    path("runs/<str:run_id>/leases", lease_api.RunLeasesView.as_view(), name="run-leases"),
+    path("leases/<str:lease_id>/revoke", lease_api.LeaseRevokeView.as_view(), name="lease-revoke"),
     path("runs/<str:run_id>/commands", views.RunCommandsView.as_view(), name="run-commands"),
     path("runs/<str:run_id>/artifacts", views.RunArtifactsView.as_view(), name="run-artifacts"),
     path(

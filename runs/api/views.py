@@ -1,11 +1,17 @@
 """The runs API (`/v1`): thin views over selectors and services."""
 
+import asyncio
+import io
 from typing import Any
 
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.db import transaction
 from django.http import FileResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,7 +20,7 @@ from rest_framework.views import APIView
 from runs import selectors, services
 from runs.api import serializers as s
 from runs.api.auth import space_of
-from runs.api.errors import Invalid, NotFound, PayloadTooLarge
+from runs.api.errors import ApiError, Conflict, Invalid, NotFound, PayloadTooLarge
 from runs.api.pagination import paginate, parse_limit
 from runs.api.schema import (
     ERRORS,
@@ -27,12 +33,16 @@ from runs.api.schema import (
     ExportOut,
     RunDetailOut,
     RunOut,
+    RuntimeDetailOut,
     RuntimeOut,
+    RuntimeStartOut,
     list_of,
     page_of,
 )
 from runs.api.uploads import limited_upload_handlers
-from runs.models import Artifact, Run
+from runs.cdp import CdpError, capture_screenshot
+from runs.live import run_change_listener
+from runs.models import Artifact, Command, Run, Runtime
 
 
 def validated(serializer_class: type[s.serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -90,12 +100,159 @@ class RuntimeListView(APIView):
         return Response(s.runtime_json(runtime, active_run_id=None), status=201)
 
 
+def runtime_detail_json(runtime: Runtime) -> dict[str, Any]:
+    """A runtime with its active run and what its current (or last) start is doing."""
+    active = selectors.active_run_of(runtime)
+    return {
+        **s.runtime_json(runtime, active_run_id=active.id if active else None),
+        "failureReason": runtime.failure_reason or None,
+        "recording": runtime.recording_enabled,
+        "keepAliveMs": runtime.keep_alive_ms,
+        "clientCount": runtime.client_count,
+    }
+
+
 class RuntimeDetailView(APIView):
-    @extend_schema(operation_id="runtimes_get", responses={200: RuntimeOut, **ERRORS})
+    @extend_schema(operation_id="runtimes_get", responses={200: RuntimeDetailOut, **ERRORS})
     def get(self, request: Request, runtime_id: str) -> Response:
         runtime = selectors.runtime_of(space_of(request), runtime_id)
-        active = selectors.active_run_of(runtime)
-        return Response(s.runtime_json(runtime, active_run_id=active.id if active else None))
+        return Response(runtime_detail_json(runtime))
+
+
+MAX_KEEP_ALIVE_MS = 24 * 60 * 60 * 1000
+
+
+class RuntimeStartSerializer(s.StrictSerializer):
+    recording = serializers.BooleanField(required=False, default=True)
+    keepAliveMs = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=0, max_value=MAX_KEEP_ALIVE_MS
+    )
+
+    def validate_recording(self, value: bool) -> bool:
+        if type(self.initial_data.get("recording", True)) is not bool:
+            raise serializers.ValidationError("Must be true or false.")
+        return value
+
+    def validate_keepAliveMs(self, value: int | None) -> int | None:
+        if type(self.initial_data.get("keepAliveMs")) not in (int, type(None)):
+            raise serializers.ValidationError("Must be an integer of milliseconds.")
+        return value
+
+
+def connect_url(request: Request, token: str) -> str:
+    """The absolute websocket URL of the CDP proxy that `token` opens (no ids in it)."""
+    scheme = "wss" if request.is_secure() else "ws"
+    return f"{scheme}://{request.get_host()}/cdp/{token}"
+
+
+START_POLL_S = 0.025
+
+
+async def wait_for_start(runtime_id: str, run_id: str, timeout_s: float) -> Runtime:
+    """The runtime once it is no longer `starting`, or as it is when `timeout_s` passed.
+
+    Polls the database every START_POLL_S; a notice on the run's channel-layer group
+    (the host's `started` event) wakes it sooner when the host shares the layer.
+    """
+    get = sync_to_async(lambda: Runtime.objects.get(pk=runtime_id))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with run_change_listener(run_id) as listener:
+        while True:
+            runtime = await get()
+            remaining = deadline - loop.time()
+            if runtime.status != Runtime.Status.STARTING or remaining <= 0:
+                return runtime
+            await listener.wait(min(START_POLL_S, remaining))
+
+
+def _abandon_start(runtime: Runtime, timeout_s: float) -> Runtime:
+    """Stops a start that no host took in time, so it does not start later unseen."""
+    with transaction.atomic():
+        locked = Runtime.objects.select_for_update().get(pk=runtime.pk)
+        if locked.status == Runtime.Status.STARTING and not locked.host_id:
+            return services.runtime_finished(
+                runtime=locked,
+                state="failed",
+                reason=f"No runtime host took the runtime within {timeout_s:g} s.",
+            )
+    return services.runtime_stop(runtime=runtime)
+
+
+class RuntimeStartView(APIView):
+    @extend_schema(
+        operation_id="runtimes_start",
+        request=RuntimeStartSerializer,
+        responses={200: RuntimeStartOut, **ERRORS},
+        description=(
+            "Opens a run and waits until a runtime host has launched the browser. "
+            "`connectUrl` is a websocket URL for `chromium.connect_over_cdp`; its query "
+            "may add `recording=false` and `keep_alive=<ms>`. 409 runtime.already_running, "
+            "502 runtime.start_failed, 503 runtime.no_host / runtime.start_timeout."
+        ),
+    )
+    def post(self, request: Request, runtime_id: str) -> Response:
+        runtime = selectors.runtime_of(space_of(request), runtime_id)
+        data = validated(RuntimeStartSerializer, request.data if request.data else {})
+        caller = request.user
+        started = services.runtime_start(
+            runtime=runtime,
+            recording=data["recording"],
+            keep_alive_ms=data["keepAliveMs"],
+            api_key=getattr(caller, "api_key", None),
+        )
+        timeout_s = float(settings.BCTRL_RUNTIME_START_TIMEOUT_S)
+        runtime = async_to_sync(wait_for_start)(runtime.id, started.run.id, timeout_s)
+        if runtime.status == Runtime.Status.STARTING:
+            claimed = bool(runtime.host_id)
+            _abandon_start(runtime, timeout_s)
+            if not claimed:
+                raise ApiError(
+                    f"No runtime host took runtime {runtime.id} within {timeout_s:g} s; "
+                    "start one with `manage.py runtime_host` (or `make run`). The start "
+                    "was cancelled.",
+                    code="runtime.no_host",
+                    status_code=503,
+                    details={"runId": started.run.id},
+                )
+            raise ApiError(
+                f"The browser of runtime {runtime.id} did not start within {timeout_s:g} s; "
+                "the start was cancelled.",
+                code="runtime.start_timeout",
+                status_code=503,
+                details={"runId": started.run.id},
+            )
+        if runtime.status == Runtime.Status.FAILED:
+            raise ApiError(
+                f"Runtime {runtime.id} failed to start: {runtime.failure_reason or 'unknown'}",
+                code="runtime.start_failed",
+                status_code=502,
+                details={"runId": started.run.id, "reason": runtime.failure_reason},
+            )
+        if runtime.status != Runtime.Status.RUNNING:
+            raise Conflict(
+                f"Runtime {runtime.id} was stopped while it started ({runtime.status}).",
+                code="runtime.stopped",
+                details={"runId": started.run.id},
+            )
+        return Response(
+            {
+                "connectUrl": connect_url(request, started.token),
+                "runId": started.run.id,
+                "runtimeId": runtime.id,
+                "status": runtime.status,
+            }
+        )
+
+
+class RuntimeStopView(APIView):
+    @extend_schema(
+        operation_id="runtimes_stop", request=None, responses={200: RuntimeDetailOut, **ERRORS}
+    )
+    def post(self, request: Request, runtime_id: str) -> Response:
+        runtime = selectors.runtime_of(space_of(request), runtime_id)
+        runtime = services.runtime_stop(runtime=runtime)
+        return Response(runtime_detail_json(runtime))
 
 
 class RuntimeCurrentRunView(APIView):
@@ -451,3 +608,73 @@ class RunExportDetailView(APIView):
     def get(self, request: Request, run_id: str, export_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         return Response(s.export_json(selectors.export_of(run, export_id)))
+
+
+class RunScreenshotView(APIView):
+    @extend_schema(
+        operation_id="runs_screenshot",
+        request=None,
+        responses={201: ArtifactOut, **ERRORS},
+        description=(
+            "A PNG of the page the run's clients used last (else the first page that "
+            "shows something), stored as a `screenshot` artifact. 409 when the runtime "
+            "is not running."
+        ),
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        runtime = run.runtime
+        if runtime is not None:
+            runtime.refresh_from_db()
+        if (
+            not run.is_active
+            or runtime is None
+            or runtime.status != Runtime.Status.RUNNING
+            or not runtime.cdp_endpoint
+        ):
+            raise Conflict(
+                f"Run {run.id} has no running browser to photograph.",
+                code="runtime.not_running",
+            )
+        last_used = (
+            selectors.commands_of(run)
+            .filter(source="cdp")
+            .exclude(page_id="")
+            .order_by("-started_at", "-id")
+            .values_list("page_id", flat=True)
+            .first()
+        )
+        started_at = timezone.now()
+        try:
+            shot = async_to_sync(capture_screenshot)(
+                runtime.cdp_endpoint,
+                preferred_target_id=last_used,
+                timeout_s=float(settings.BCTRL_CDP_SCREENSHOT_TIMEOUT_S),
+            )
+        except CdpError as exc:
+            raise ApiError(
+                f"The screenshot failed: {exc}", code="runtime.screenshot_failed", status_code=502
+            ) from exc
+        artifact = services.artifact_store(
+            run=run,
+            kind=Artifact.Kind.SCREENSHOT,
+            name=f"screenshot-{started_at:%Y%m%d-%H%M%S}.png",
+            content=io.BytesIO(shot.png),
+            content_type="image/png",
+            metadata={"pageId": shot.target_id, "url": shot.url, "title": shot.title},
+        )
+        services.commands_record(
+            run=run,
+            commands=[
+                {
+                    "method": "Page.captureScreenshot",
+                    "params": {"format": "png", "artifactId": artifact.id},
+                    "status": Command.Status.SUCCEEDED,
+                    "source": "platform",
+                    "page_id": shot.target_id,
+                    "started_at": started_at,
+                    "ended_at": timezone.now(),
+                }
+            ],
+        )
+        return Response(s.artifact_json(artifact), status=201)

@@ -55,6 +55,15 @@
     });
   }
 
+  // Forms that end something ask first (revoking a viewer link closes open viewers).
+  function confirmForms() {
+    document.querySelectorAll("form[data-confirm]").forEach((form) => {
+      form.addEventListener("submit", (e) => {
+        if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+      });
+    });
+  }
+
   // Tabs: every section is rendered; with JS only the chosen one shows.
   function tabs() {
     const nav = document.querySelector("[data-tabs]");
@@ -182,6 +191,7 @@
     document.querySelectorAll("time[data-abs]").forEach(localizeTime);
     autosubmit();
     copyButtons();
+    confirmForms();
     tabs();
     liveEvents();
   }

@@ -18,6 +18,12 @@
 // live-mode Replayer (startLive + addEvent). When processing has made the recording
 // ready, the page reloads its manifest into chunked mode.
 //
+// Embeds (templates/embed/replay.html, data-post-playhead): the playhead is posted to
+// the parent window as {type: "bctrl.replay.time", timeMs (from the tab's start),
+// playing, target (the tab's id), epochMs} about four times a second while playing and
+// at once on seek, pause, end and tab change. Target origin "*": the message carries the
+// playhead only, never a URL, token or recorded content (see recordings/embeds.py).
+//
 // Safety: the Replayer renders into rrweb's sandboxed iframe (allow-same-origin only,
 // no scripts); UNSAFE_replayCanvas stays false and no plugins or style rules are given.
 (function () {
@@ -75,11 +81,15 @@
     items: [],
     currentItem: -1,
     userScrolledAt: 0,
+    decorationToken: 0,
     live: null,
     manifestTimer: null,
     dragging: false,
     lastDataUpdate: 0,
+    lastPost: 0,
   };
+  const POST_EVERY_MS = 250;
+  const postPlayhead = "postPlayhead" in root.dataset && window.parent && window.parent !== window;
 
   if (!window.rrweb || !window.rrweb.Replayer) {
     showMessage("The player could not load.", false);
@@ -307,6 +317,7 @@
     }
     root.dataset.currentChunk = String(i);
     render(t);
+    announce(t, true);
   }
 
   function play() {
@@ -324,6 +335,7 @@
     if (state.replayer) state.replayer.pause();
     setState("paused");
     render(t);
+    announce(t, true);
   }
 
   function togglePlay() {
@@ -380,6 +392,7 @@
         setClock(t, false);
         if (state.replayer) state.replayer.pause();
         setState("ended");
+        announce(t, true);
       } else {
         const skip = els.skip.checked && skipPeriodAt(t);
         const i = chunkIndexAt(t);
@@ -432,6 +445,30 @@
       state.lastDataUpdate = wall;
       root.dataset.time = String(Math.round(t));
     }
+    if (state.clock.playing) announce(t, false);
+  }
+
+  // Tells the parent window (an embed's host page) where the playhead is.
+  function announce(t, force) {
+    const target = state.target;
+    if (!postPlayhead || !target || state.mode !== "chunks") return;
+    const wall = now();
+    if (!force && wall - state.lastPost < POST_EVERY_MS) return;
+    state.lastPost = wall;
+    try {
+      window.parent.postMessage(
+        {
+          type: "bctrl.replay.time",
+          timeMs: Math.max(0, Math.round(t - target.start)),
+          playing: !!state.clock.playing,
+          target: target.id,
+          epochMs: Math.round(t),
+        },
+        "*"
+      );
+    } catch (error) {
+      /* a parent that went away */
+    }
   }
 
   function renderScrubber() {
@@ -443,21 +480,26 @@
     els.scrubber.setAttribute("aria-valuemax", String(Math.round(span / 1000)));
     if (!(span > 0)) return;
     const pct = (t) => `${(Math.min(1, Math.max(0, (t - target.start) / span)) * 100).toFixed(3)}%`;
+    // Built off-document and inserted once: one style and layout pass for all ticks.
+    const bands = document.createDocumentFragment();
     for (const period of state.skipPeriods) {
       const band = document.createElement("div");
       band.className = "scrub-inactive";
       band.style.left = pct(period.start);
       band.style.width = `${(((period.end - period.start) / span) * 100).toFixed(3)}%`;
       band.title = `Inactive for ${clockText(period.end - period.start)}`;
-      els.inactivity.appendChild(band);
+      bands.appendChild(band);
     }
+    els.inactivity.appendChild(bands);
+    const ticks = document.createDocumentFragment();
     for (const marker of (target.index && target.index.markers) || []) {
       const tick = document.createElement("div");
       tick.className = `scrub-marker kind-${kindClass(marker.kind)}`;
       tick.style.left = pct(marker.time);
       tick.title = `${clockText(marker.time - target.start)} · ${marker.label || marker.kind}`;
-      els.markers.appendChild(tick);
+      ticks.appendChild(tick);
     }
+    els.markers.appendChild(ticks);
   }
 
   function kindClass(kind) {
@@ -496,6 +538,9 @@
     state.currentItem = -1;
     els.timeline.textContent = "";
     const start = target ? target.start : items.length ? items[0].time : 0;
+    // Rows are built off-document and inserted at once (one layout for 1,000+ rows, not
+    // one per row); one click listener on the list serves them all (see onTimelineClick).
+    const rows = document.createDocumentFragment();
     items.forEach((item, index) => {
       const li = document.createElement("li");
       li.className = `rt-item sev-${item.severity} src-${item.source} is-future`;
@@ -522,12 +567,43 @@
       kind.textContent = item.source === "marker" ? `${item.kind} · recording` : item.kind;
       body.append(label, kind);
       button.append(when, dot, body);
-      button.addEventListener("click", () => onItemClick(item));
       li.appendChild(button);
-      els.timeline.appendChild(li);
+      rows.appendChild(li);
     });
+    els.timeline.appendChild(rows);
     els.timelineCount.textContent = String(items.length);
     els.timelineEmpty.hidden = items.length > 0;
+  }
+
+  function onTimelineClick(event) {
+    const row = event.target.closest && event.target.closest(".rt-item");
+    if (!row || !els.timeline.contains(row)) return;
+    const item = state.items[Number(row.dataset.index)];
+    if (item) onItemClick(item);
+  }
+
+  // The scrubber's markers and the timeline panel of the target, drawn after its first
+  // frame (they are not needed to show it, and 1,000+ rows and ticks cost more style and
+  // layout than the frame itself), when the browser is idle.
+  function clearDecorations() {
+    state.items = [];
+    state.currentItem = -1;
+    els.markers.textContent = "";
+    els.inactivity.textContent = "";
+    els.timeline.textContent = "";
+    root.dataset.decorations = "pending";
+  }
+
+  function decorate(token) {
+    const run = () => {
+      if (token !== state.decorationToken) return;
+      renderScrubber();
+      buildTimeline();
+      root.dataset.decorations = "ready";
+      if (state.target && state.mode === "chunks") highlight(currentT());
+    };
+    if (window.requestIdleCallback) window.requestIdleCallback(run, { timeout: 300 });
+    else setTimeout(run, 0);
   }
 
   // Offset from the recording's start; clock time for items far from it (clock skew).
@@ -619,22 +695,26 @@
     state.skipPeriods = state.mode === "chunks" ? computeSkipPeriods(target) : [];
     root.dataset.target = target.id;
     renderTabs();
-    renderScrubber();
-    buildTimeline();
+    clearDecorations();
+    const decorationToken = ++state.decorationToken;
     if (!target.playable) {
+      decorate(decorationToken);
       setState("unplayable");
       showMessage(target.problem || "This tab cannot be played.", false);
       els.play.disabled = true;
       return;
     }
     if (state.mode === "live") {
+      decorate(decorationToken);
       startLive(target);
       return;
     }
     els.play.disabled = false;
     let t = target.start;
     if (keepTime && previousT !== null && previousT >= target.start && previousT <= target.end) t = previousT;
-    seek(t, keepTime ? wasPlaying : false);
+    // The first chunk first: its fetch starts now, the markers and timeline once it shows.
+    const shown = seek(t, keepTime ? wasPlaying : false);
+    Promise.resolve(shown).finally(() => decorate(decorationToken));
   }
 
   // Live mode --------------------------------------------------------------------
@@ -866,6 +946,7 @@
     else if (player.requestFullscreen) player.requestFullscreen().catch(() => {});
   });
   document.addEventListener("fullscreenchange", () => requestAnimationFrame(fit));
+  els.timeline.addEventListener("click", onTimelineClick);
   els.timeline.addEventListener("wheel", () => { state.userScrolledAt = now(); }, { passive: true });
   els.timeline.addEventListener("touchmove", () => { state.userScrolledAt = now(); }, { passive: true });
   document.addEventListener("keydown", (event) => {

@@ -10,7 +10,10 @@ from django.core.management.base import BaseCommand, CommandParser
 
 
 class Command(BaseCommand):
-    help = "Starts the web server (daphne), the Celery worker and beat; Ctrl-C stops them all."
+    help = (
+        "Starts the web server (daphne), the runtime host, the Celery worker and beat; "
+        "Ctrl-C stops them all."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=settings.PORT)
@@ -23,13 +26,23 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "web": [
-                python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]),
-                "--proxy-headers", "bctrl_site.asgi:application",
+                # daphne, with its access log sent through logging, where lease tokens
+                # in embed paths are redacted (bctrl_site/logging.py).
+                python, "-m", "bctrl_site.logging",
+                "-b", options["host"], "-p", str(options["port"]),
+                "--proxy-headers",
+                # CDP messages through the connectUrl proxy (screenshots, DOM snapshots)
+                # exceed daphne's 1 MiB default, which it would drop.
+                "--websocket-max-message-size", str(settings.BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES),
+                "--websocket-max-frame-size", str(settings.BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES),
+                "bctrl_site.asgi:application",
             ],
             "worker": [
                 python, "-m", "celery", "-A", "bctrl_site", "worker", "--loglevel", "INFO",
                 "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2"),
             ],
+            # Runs the browsers of runtimes (Chromium via Playwright), see runtime_host/.
+            "runtime_host": [python, str(settings.BASE_DIR / "manage.py"), "runtime_host"],
             "beat": [
                 python, "-m", "celery", "-A", "bctrl_site", "beat", "--loglevel", "INFO",
                 "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,

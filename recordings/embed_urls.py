@@ -1,0 +1,21 @@
+"""Viewer embeds (recordings/embeds.py): one opaque URL per lease, no session."""
+
+from django.urls import path
+
+from recordings import embeds
+
+app_name = "embed"
+
+urlpatterns = [
+    path("embed/replay/<str:token>", embeds.replay_page, name="replay"),
+    path("embed/replay/<str:token>/manifest", embeds.replay_manifest, name="replay-manifest"),
+    path(
+        "embed/replay/<str:token>/chunks/<str:target>",
+        embeds.replay_chunks,
+        name="replay-chunks",
+    ),
+    path("embed/replay/<str:token>/live/<str:target>", embeds.replay_live, name="replay-live"),
+    path("embed/activity/<str:token>", embeds.activity_page, name="activity"),
+    path("embed/activity/<str:token>/stream", embeds.activity_stream, name="activity-stream"),
+    path("embed/live/<str:token>", embeds.live_page, name="live"),
+]

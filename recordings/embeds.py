@@ -1,0 +1,280 @@
+"""Viewer embeds: the pages a lease URL opens inside another product's iframe.
+
+URLs (recordings/embed_urls.py, names in the `embed` namespace; `<token>` is a viewer
+lease token, recordings.leases):
+
+- `GET /embed/replay/<token>` (`embed:replay`): the replay player of
+  recordings/views.py (same markup, static/js/replay.js and CSS) bound to the lease's
+  run. The activity panel is there only when the lease has the "activity" component
+  (the lease decides, never a query parameter; without it the manifest carries no
+  activity either). The player posts its playhead to the parent window (below).
+- `GET /embed/replay/<token>/manifest`, `…/chunks/<target>`, `…/live/<target>`: the
+  player's data, through manifest_data / chunks_response / live_response of
+  recordings/views.py with embed URLs; the lease is checked again on every request.
+- `GET /embed/activity/<token>` (`embed:activity`): the run's activity timeline, kept
+  current by the SSE stream below (static/js/embed-activity.js). Lease kind "activity".
+- `GET /embed/activity/<token>/stream` (`embed:activity-stream`): runs.api.streams'
+  activity stream (`sse_loop` + `ActivityFeed`), the `activityStreamUrl` of the minting
+  API. Accepts an "activity" lease, a "replay" lease with the "activity" component and
+  a "live" lease (the live embed shows the activity). The lease is checked again before
+  every read of the loop (each change notice, and every BCTRL_SSE_POLL_SECONDS, 1 s by
+  default): once it is revoked or has expired the stream sends
+  `event: end` / `data: {"reason": "revoked"|"expired"|…, "message": …}` and closes.
+- `GET /embed/live/<token>` (`embed:live`): until the live view lands, says whether the
+  run is live or has ended, what control the lease gives, and shows the activity.
+  `?control=input` asks for input control and is refused (403) when the lease has none.
+
+Every lease check goes through recordings.leases.lease_check: pages and a stream's
+connect record a use, data requests and the stream's re-checks do not. A refused page is
+a small standalone page with the words of LeaseRefused.message and its status (403, or
+410 for expired and no longer available); a refused data request or stream connect is
+`{"error": {"code": "lease.<reason>", "message": …}}` with that status. Neither says
+anything about the run or the space.
+
+No session and no cookie: nothing here reads `request.user` or the session, no form
+and no CSRF token, so a browser that blocks third-party cookies sees the same embed,
+and no `Set-Cookie` is ever sent. Responses carry `Cache-Control: no-store` (pages and
+JSON) and, from bctrl_site.middleware, `Referrer-Policy: no-referrer`. Pages that open
+let the space's `allowed_embed_origins` frame them (`frame-ancestors`, no
+X-Frame-Options); refusal pages may be framed by anyone, so that the viewer inside an
+embed reads why it does not open (they hold no data and no control to click); data
+endpoints and streams cannot be framed.
+
+Playhead messages: while the replay plays (about four times a second) and on every
+seek, pause and tab change, the player sends
+`window.parent.postMessage({type: "bctrl.replay.time", timeMs, playing, target,
+epochMs}, "*")`: `timeMs` is the position from the start of the tab's recording,
+`epochMs` the recorded page's clock, `target` the tab's id. The target origin is "*"
+on purpose: the embed cannot know which of several allowed origins framed it, and the
+message reveals nothing but the playhead of a recording that parent already shows; no
+token, no URL and no recorded content is ever posted.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.gzip import gzip_page
+from django.views.decorators.http import require_GET
+
+from bctrl_site.middleware import ANY_ANCESTOR, allow_embed_framing
+from recordings.leases import LeaseRefused, lease_check
+from recordings.models import ViewerLease
+from recordings.views import (
+    REPLAY_POLICY,
+    ReplayUrls,
+    chunks_response,
+    live_response,
+    manifest_data,
+)
+from runs.api.streams import ActivityFeed, Refused, sse_loop, sse_response
+from runs.models import Run
+
+P = ParamSpec("P")
+ACTIVITY = "activity"
+# Leases that open the activity stream, tried in this order.
+_ACTIVITY_GRANTS: tuple[tuple[str, str | None], ...] = (
+    (ViewerLease.Kind.ACTIVITY, None),
+    (ViewerLease.Kind.REPLAY, ACTIVITY),
+    (ViewerLease.Kind.LIVE, None),
+)
+
+
+# Answers ----------------------------------------------------------------------------
+
+
+def _no_store(response: HttpResponseBase) -> HttpResponseBase:
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _json(data: Any, status: int = 200) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(data), content_type="application/json", status=status)
+    _no_store(response)
+    return response
+
+
+def _error_json(status: int, code: str, message: str) -> HttpResponse:
+    return _json({"error": {"code": code, "message": message}}, status=status)
+
+
+def refused_json(refused: LeaseRefused) -> HttpResponse:
+    return _error_json(refused.status, f"lease.{refused.reason}", refused.message)
+
+
+def refused_page(request: HttpRequest, refused: LeaseRefused) -> HttpResponse:
+    response = render(
+        request, "embed/refused.html", {"message": refused.message}, status=refused.status
+    )
+    _no_store(response)
+    return allow_embed_framing(response, ANY_ANCESTOR)
+
+
+def _page(
+    request: HttpRequest,
+    lease: ViewerLease,
+    template: str,
+    context: dict[str, Any],
+    policy: str | None = None,
+) -> HttpResponse:
+    response = render(request, template, context)
+    if policy is not None:
+        response["Content-Security-Policy"] = policy
+    _no_store(response)
+    return allow_embed_framing(response, lease.space.allowed_embed_origins)
+
+
+def _run_state(run: Run) -> str:
+    return "live" if run.status == Run.Status.RUNNING else "ended"
+
+
+# Replay -----------------------------------------------------------------------------
+
+
+def embed_replay_urls(token: str) -> ReplayUrls:
+    return ReplayUrls(
+        chunks=lambda target: reverse("embed:replay-chunks", args=[token, target]),
+        live=lambda target: reverse("embed:replay-live", args=[token, target]),
+    )
+
+
+def _replay_data(
+    view: Callable[Concatenate[HttpRequest, ViewerLease, str, P], HttpResponseBase],
+) -> Callable[Concatenate[HttpRequest, str, P], HttpResponseBase]:
+    """A data endpoint of the replay embed: the lease checked on every request (no use
+    recorded), refusals and unknown targets as JSON errors."""
+
+    @functools.wraps(view)
+    def wrapped(
+        request: HttpRequest, token: str, *args: P.args, **kwargs: P.kwargs
+    ) -> HttpResponseBase:
+        try:
+            lease = lease_check(token, kind=ViewerLease.Kind.REPLAY, record_use=False)
+        except LeaseRefused as refused:
+            return refused_json(refused)
+        try:
+            return view(request, lease, token, *args, **kwargs)
+        except Http404 as exc:
+            return _error_json(404, "not_found", str(exc) or "Not found.")
+
+    return csrf_exempt(require_GET(wrapped))
+
+
+@require_GET
+def replay_page(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        lease = lease_check(token, kind=ViewerLease.Kind.REPLAY)
+    except LeaseRefused as refused:
+        return refused_page(request, refused)
+    context = {
+        "manifest_url": reverse("embed:replay-manifest", args=[token]),
+        "show_activity": ACTIVITY in lease.components,
+    }
+    return _page(request, lease, "embed/replay.html", context, policy=REPLAY_POLICY)
+
+
+@gzip_page  # as recordings.views.replay_manifest
+@_replay_data
+def replay_manifest(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResponse:
+    data = manifest_data(lease.run, embed_replay_urls(token))
+    # The viewer is shown the recording, not the names and ids of the space's records.
+    data["run"] = {key: data["run"][key] for key in ("status", "startedAt", "endedAt")}
+    if data["recording"] is not None:
+        data["recording"].pop("id", None)
+    if ACTIVITY not in lease.components:
+        data["activity"] = []
+    return _json(data)
+
+
+@_replay_data
+def replay_chunks(
+    request: HttpRequest, lease: ViewerLease, token: str, target: str
+) -> HttpResponseBase:
+    return chunks_response(request, lease.run, target)
+
+
+@_replay_data
+def replay_live(request: HttpRequest, lease: ViewerLease, token: str, target: str) -> HttpResponse:
+    return live_response(request, lease.run, target)
+
+
+# Activity ---------------------------------------------------------------------------
+
+
+@require_GET
+def activity_page(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        lease = lease_check(token, kind=ViewerLease.Kind.ACTIVITY)
+    except LeaseRefused as refused:
+        return refused_page(request, refused)
+    context = {
+        "stream_url": reverse("embed:activity-stream", args=[token]),
+        "run_state": _run_state(lease.run),
+    }
+    return _page(request, lease, "embed/activity.html", context)
+
+
+def activity_lease(token: str, *, record_use: bool) -> ViewerLease:
+    """The lease, if it opens the activity stream (see _ACTIVITY_GRANTS)."""
+    refusal: LeaseRefused | None = None
+    for kind, component in _ACTIVITY_GRANTS:
+        try:
+            return lease_check(token, kind=kind, component=component, record_use=record_use)
+        except LeaseRefused as refused:
+            if refused.reason != "wrong_kind":
+                raise  # invalid, revoked, expired…: the same for every kind
+            refusal = refused
+    assert refusal is not None
+    raise refusal
+
+
+_aactivity_lease = sync_to_async(activity_lease)
+
+
+@csrf_exempt
+async def activity_stream(request: HttpRequest, token: str) -> HttpResponseBase:
+    if request.method != "GET":
+        refused = Refused(405, "method_not_allowed", f"Method {request.method} is not allowed.")
+        return refused.response()
+    try:
+        lease = await _aactivity_lease(token, record_use=True)
+    except LeaseRefused as refused:
+        return refused_json(refused)
+    run = lease.run
+
+    async def still_open() -> dict[str, Any] | None:
+        try:
+            await _aactivity_lease(token, record_use=False)
+        except LeaseRefused as refused:
+            return {"reason": refused.reason, "message": refused.message}
+        return None
+
+    response = sse_response(sse_loop(run, ActivityFeed(run), check=still_open))
+    _no_store(response)
+    return response
+
+
+# Live -------------------------------------------------------------------------------
+
+
+@require_GET
+def live_page(request: HttpRequest, token: str) -> HttpResponse:
+    control = request.GET.get("control") or None
+    if control is not None and control not in ViewerLease.Control.values:
+        control = ViewerLease.Control.INPUT  # an unknown ask is at least as much as input
+    try:
+        lease = lease_check(token, kind=ViewerLease.Kind.LIVE, control=control)
+    except LeaseRefused as refused:
+        return refused_page(request, refused)
+    context = {
+        "stream_url": reverse("embed:activity-stream", args=[token]),
+        "run_state": _run_state(lease.run),
+        "control": lease.control,
+    }
+    return _page(request, lease, "embed/live.html", context)

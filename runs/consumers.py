@@ -1,0 +1,358 @@
+"""The CDP proxy behind a runtime's `connectUrl`.
+
+Routes (bctrl_site.routing.cdp_urlpatterns, outside the browser Origin check, since a
+Playwright or Puppeteer client sends no Origin header):
+
+- `/cdp/<token>`: the token of POST /v1/runtimes/{id}/start (a `cdp` viewer lease,
+  revoked when the run ends), checked by recordings.leases.lease_check.
+- `/v1/runtimes/<runtime_id>/cdp` with `Authorization: Bearer <api key>`: the key's
+  space must own the runtime.
+
+Query options (seed 003): `recording=true|false|1|0` sets Runtime.recording_enabled,
+`keep_alive=<ms>` sets Runtime.keep_alive_ms; the runtime host reads both.
+
+Every refusal happens before the handshake is accepted, so no CDP message reaches the
+browser. The consumer closes with a code that says why (`REFUSALS`); daphne turns any
+close before accept into an HTTP 403 answer to the handshake (it does not implement
+ASGI's `websocket.http.response` extension), so over the network every refusal is a
+403, and the code is what ASGI test clients and the logs see.
+
+An accepted client gets its own upstream websocket to the browser's DevTools endpoint
+(Chromium takes several clients); messages are forwarded as they came, both ways, and
+peeked at by runs.cdp.CommandRecorder, whose commands are written in batches off the
+event loop. The credential is checked again every few seconds and on a `lease.revoked`
+notice of the run, so ending the run closes its clients.
+"""
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import websockets
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from runs import selectors
+from runs.api.auth import api_key_from_meta
+from runs.api.errors import Conflict
+from runs.cdp import CommandRecorder
+from runs.live import run_group
+from runs.models import ApiKey, Run, Runtime
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.5
+FLUSH_BATCH = 200
+MAX_KEEP_ALIVE_MS = 24 * 60 * 60 * 1000
+
+# Close codes of a refused or ended connection (4000 + the HTTP status it stands for).
+REFUSALS = {
+    4400: "bad connect options",
+    4401: "missing, invalid or revoked API key",
+    4403: "invalid or revoked connect token",
+    4404: "no such runtime in the key's space",
+    4409: "the runtime is not running, or the token belongs to an earlier run",
+    4410: "expired connect token, or the run has ended",
+    4502: "the browser cannot be reached",
+}
+
+
+class ProxyRefused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    recording: bool | None = None
+    keep_alive_ms: int | None = None
+
+
+def connect_options(query_string: bytes) -> ConnectOptions:
+    """`recording` and `keep_alive` of the connect URL's query; anything else is ignored."""
+    query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+    recording: bool | None = None
+    keep_alive_ms: int | None = None
+    if "recording" in query:
+        value = query["recording"].strip().lower()
+        if value not in ("true", "1", "false", "0"):
+            raise ProxyRefused(4400, "recording must be true or false.")
+        recording = value in ("true", "1")
+    if "keep_alive" in query:
+        value = query["keep_alive"].strip()
+        if not value.isdigit() or len(value) > 10 or int(value) > MAX_KEEP_ALIVE_MS:
+            raise ProxyRefused(
+                4400, f"keep_alive must be milliseconds from 0 to {MAX_KEEP_ALIVE_MS}."
+            )
+        keep_alive_ms = int(value)
+    return ConnectOptions(recording=recording, keep_alive_ms=keep_alive_ms)
+
+
+@dataclass(frozen=True)
+class ProxyGrant:
+    """What a client may reach: one runtime's browser, for one run."""
+
+    runtime_id: str
+    run: Run
+    cdp_endpoint: str
+    token: str | None = None
+    api_key_id: str | None = None
+
+
+_LEASE_CLOSE = {
+    "expired": (4410, "The connect URL has expired."),
+    "revoked": (4403, "The connect URL was revoked: its run has ended."),
+}
+
+
+def grant_for_token(token: str) -> ProxyGrant:
+    from recordings.leases import LeaseRefused, lease_check
+    from recordings.models import ViewerLease
+
+    try:
+        lease = lease_check(token, kind=ViewerLease.Kind.CDP)
+    except LeaseRefused as refused:
+        raise ProxyRefused(
+            *_LEASE_CLOSE.get(refused.reason, (4403, "The connect URL is not valid."))
+        ) from refused
+    if lease.run.runtime_id is None:
+        raise ProxyRefused(4409, "The run of this connect URL has no runtime.")
+    return _grant(lease.run.runtime_id, lease.run, token=token)
+
+
+def grant_for_api_key(authorization: str, runtime_id: str) -> ProxyGrant:
+    api_key = api_key_from_meta({"HTTP_AUTHORIZATION": authorization})
+    if api_key is None:
+        raise ProxyRefused(4401, "Send an API key as `Authorization: Bearer bctrl_sk_…`.")
+    try:
+        runtime = selectors.runtime_of(api_key.space, runtime_id)
+    except selectors.ObjectNotFound as exc:
+        raise ProxyRefused(4404, f"No runtime {runtime_id!r}.") from exc
+    run = selectors.active_run_of(runtime)
+    if run is None:
+        raise ProxyRefused(4409, f"Runtime {runtime.id} is {runtime.status}, not running.")
+    return _grant(runtime.id, run, api_key_id=api_key.id)
+
+
+def _grant(
+    runtime_id: str, run: Run, *, token: str | None = None, api_key_id: str | None = None
+) -> ProxyGrant:
+    runtime = Runtime.objects.get(pk=runtime_id)
+    if runtime.status != Runtime.Status.RUNNING or not runtime.cdp_endpoint:
+        raise ProxyRefused(4409, f"Runtime {runtime.id} is {runtime.status}, not running.")
+    active = selectors.active_run_of(runtime)
+    if active is None or active.pk != run.pk:
+        raise ProxyRefused(4409, "This connect URL belongs to an earlier run of the runtime.")
+    return ProxyGrant(
+        runtime_id=runtime.id,
+        run=run,
+        cdp_endpoint=runtime.cdp_endpoint,
+        token=token,
+        api_key_id=api_key_id,
+    )
+
+
+def grant_recheck(grant: ProxyGrant) -> ProxyRefused | None:
+    """Why an open connection must end now (revoked, expired, run over), or None."""
+    from recordings.leases import LeaseRefused, lease_check
+    from recordings.models import ViewerLease
+
+    if grant.token is not None:
+        try:
+            lease_check(grant.token, kind=ViewerLease.Kind.CDP, record_use=False)
+        except LeaseRefused as refused:
+            return ProxyRefused(
+                *_LEASE_CLOSE.get(refused.reason, (4403, "The connect URL is not valid."))
+            )
+    elif not ApiKey.objects.filter(pk=grant.api_key_id, revoked_at__isnull=True).exists():
+        return ProxyRefused(4401, "The API key was revoked.")
+    if not Run.objects.filter(pk=grant.run.pk, status=Run.Status.RUNNING).exists():
+        return ProxyRefused(4410, "The run has ended.")
+    return None
+
+
+def client_joined(grant: ProxyGrant, options: ConnectOptions) -> None:
+    changes: dict[str, Any] = {
+        "client_count": F("client_count") + 1,
+        "last_client_at": timezone.now(),
+    }
+    if options.recording is not None:
+        changes["recording_enabled"] = options.recording
+    if options.keep_alive_ms is not None:
+        changes["keep_alive_ms"] = options.keep_alive_ms
+    Runtime.objects.filter(pk=grant.runtime_id).update(**changes)
+
+
+def client_left(grant: ProxyGrant) -> None:
+    # Only while the run is still the runtime's: runtime_finished resets the count, and a
+    # later start must not be counted down by a client of an earlier run.
+    if not Run.objects.filter(pk=grant.run.pk, status=Run.Status.RUNNING).exists():
+        return
+    now = timezone.now()
+    left = Runtime.objects.filter(pk=grant.runtime_id, client_count__gt=0).update(
+        client_count=F("client_count") - 1, last_client_at=now
+    )
+    if not left:
+        Runtime.objects.filter(pk=grant.runtime_id).update(last_client_at=now)
+
+
+def commands_store(run: Run, commands: list[dict[str, Any]]) -> bool:
+    """Writes a batch; False once the run has ended (nothing more will be recorded)."""
+    from runs.services import commands_record
+
+    try:
+        commands_record(run=run, commands=commands)
+    except Conflict:
+        return False
+    return True
+
+
+class CdpProxyConsumer(AsyncWebsocketConsumer):
+    grant: ProxyGrant | None = None
+    upstream: Any = None
+
+    async def connect(self) -> None:
+        self.recorder = CommandRecorder()
+        self.recording = True
+        self.tasks: list[asyncio.Task[None]] = []
+        self.flush_wanted = asyncio.Event()
+        self.recheck_wanted = asyncio.Event()
+        self.flush_lock = asyncio.Lock()
+        self.counted = False
+        try:
+            options = connect_options(self.scope.get("query_string", b""))
+            self.grant = await self._authorize()
+        except ProxyRefused as refused:
+            logger.info("CDP connection refused (%s): %s", refused.code, refused.reason)
+            await self.close(code=refused.code, reason=refused.reason)
+            return
+        try:
+            self.upstream = await websockets.connect(
+                self.grant.cdp_endpoint,
+                max_size=None,
+                compression=None,
+                ping_interval=None,
+                open_timeout=10,
+            )
+        except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            logger.warning("CDP upstream of runtime %s failed: %s", self.grant.runtime_id, exc)
+            await self.close(code=4502, reason="The browser cannot be reached.")
+            return
+        await database_sync_to_async(client_joined)(self.grant, options)
+        self.counted = True
+        if self.channel_layer is not None:
+            group = run_group(self.grant.run.pk)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups.append(group)
+        await self.accept()
+        for job in (self._pump_upstream(), self._flush_loop(), self._recheck_loop()):
+            self.tasks.append(asyncio.create_task(job))
+
+    async def _authorize(self) -> ProxyGrant:
+        kwargs = self.scope["url_route"]["kwargs"]
+        if "token" in kwargs:
+            return await database_sync_to_async(grant_for_token)(kwargs["token"])
+        headers = dict(self.scope.get("headers") or [])
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        return await database_sync_to_async(grant_for_api_key)(authorization, kwargs["runtime_id"])
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        message = text_data if text_data is not None else bytes_data
+        if message is None or self.upstream is None:
+            return
+        if self.recording:
+            self.recorder.from_client(message)
+        try:
+            await self.upstream.send(message)
+        except websockets.exceptions.ConnectionClosed:
+            await self.close(code=1011)
+
+    async def _pump_upstream(self) -> None:
+        code = 1000
+        try:
+            async for message in self.upstream:
+                if self.recording:
+                    self.recorder.from_browser(message)
+                    if len(self.recorder.ready) >= FLUSH_BATCH:
+                        self.flush_wanted.set()
+                if isinstance(message, str):
+                    await self.send(text_data=message)
+                else:
+                    await self.send(bytes_data=message)
+        except websockets.exceptions.ConnectionClosedError:
+            code = 1011
+        await self.close(code=code)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush_wanted.wait(), FLUSH_INTERVAL_S)
+            self.flush_wanted.clear()
+            await self._flush()
+
+    async def _flush(self, *, final: bool = False) -> None:
+        async with self.flush_lock:
+            batch = self.recorder.take(final=final)
+            if batch and self.recording and self.grant is not None:
+                self.recording = await database_sync_to_async(commands_store)(self.grant.run, batch)
+
+    async def _recheck_loop(self) -> None:
+        interval = float(settings.BCTRL_CDP_RECHECK_SECONDS)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.recheck_wanted.wait(), interval)
+            self.recheck_wanted.clear()
+            assert self.grant is not None
+            refused = await database_sync_to_async(grant_recheck)(self.grant)
+            if refused is not None:
+                logger.info("CDP connection closed (%s): %s", refused.code, refused.reason)
+                await self.close(code=refused.code, reason=refused.reason)
+                return
+
+    async def run_changed(self, message: dict[str, Any]) -> None:
+        """A notice of runs.live: a revoked lease or a run that ended is checked at once."""
+        if message.get("kind") in ("lease.revoked", "status"):
+            self.recheck_wanted.set()
+
+    async def disconnect(self, code: int) -> None:
+        current = asyncio.current_task()
+        for task in getattr(self, "tasks", []):
+            if task is not current:
+                task.cancel()
+        for task in getattr(self, "tasks", []):
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self.upstream is not None:
+            with contextlib.suppress(Exception):
+                await self.upstream.close()
+        if self.grant is not None and self.counted:
+            self.counted = False
+            try:
+                await self._flush(final=True)
+            finally:
+                await database_sync_to_async(client_left)(self.grant)
+
+
+class _MissingOrAllowedOriginValidator(OriginValidator):
+    """Lets in a client that sends no Origin (Playwright, Puppeteer, CDP libraries) and
+    still refuses a web page of another site (a browser always sends its Origin)."""
+
+    def valid_origin(self, parsed_origin: Any) -> bool:
+        return parsed_origin is None or bool(super().valid_origin(parsed_origin))
+
+
+def CdpOriginValidator(application: Any) -> _MissingOrAllowedOriginValidator:
+    allowed_hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed_hosts:
+        allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return _MissingOrAllowedOriginValidator(application, allowed_hosts)

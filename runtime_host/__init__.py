@@ -1,0 +1,1 @@
+"""The runtime host: runs Chromium for runtimes and records what happens in it."""

@@ -1,0 +1,724 @@
+"""One managed browser: launch through Playwright, instrument every target over CDP,
+turn what happens into run events and rrweb batches, and stop cleanly or fail loudly."""
+
+import asyncio
+import base64
+import contextlib
+import io
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from runs.models import Artifact, Run, Runtime
+from runtime_host.cdp import CDPConnection
+from runtime_host.recorder import (
+    BINDING_NAME,
+    FLUSH_EXPRESSION,
+    RUNNING_EXPRESSION,
+    WORLD_NAME,
+    recorder_source,
+    set_enabled_expression,
+)
+from runtime_host.writer import RunWriter
+
+logger = logging.getLogger(__name__)
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--remote-debugging-port=0",
+    "--remote-debugging-address=127.0.0.1",
+    # Playwright adds it when it launches Chrome: without it a full-page screenshot of a
+    # background tab can time out.
+    "--enable-features=CDPScreenshotNewSurface",
+]
+PORT_FILE_POLL_S = 0.02
+CONSOLE_LEVELS = {"warning": "warning", "error": "error", "assert": "error", "debug": "debug"}
+CONSOLE_LEVELS.update({"info": "info", "trace": "debug"})
+MAX_TEXT = 4000
+SHOT_CACHE_INTERVAL_S = 2.0
+
+
+class LaunchError(Exception):
+    pass
+
+
+@dataclass
+class Target:
+    target_id: str
+    type: str
+    url: str
+    session_id: str
+    page_id: str  # the page target this one belongs to (itself for a page)
+    script_id: str = ""  # Page.addScriptToEvaluateOnNewDocument identifier
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Download:
+    url: str
+    name: str
+    page_id: str
+
+
+def find_browser_process(marker: str) -> tuple[int, Path] | None:
+    """The Chromium browser process (not a renderer or helper) launched with `marker` in
+    its arguments, and its profile folder."""
+    needle = marker.encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in argv and not any(arg.startswith(b"--type=") for arg in argv):
+            for arg in argv:
+                if arg.startswith(b"--user-data-dir="):
+                    return int(entry.name), Path(arg.split(b"=", 1)[1].decode())
+    return None
+
+
+def _text_of(value: dict[str, Any]) -> str:
+    if "value" in value:
+        raw = value["value"]
+        return raw if isinstance(raw, str) else orjson.dumps(raw).decode()
+    return str(value.get("unserializableValue") or value.get("description") or value.get("type"))
+
+
+class ManagedBrowser:
+    """A runtime's browser. `start()` returns once instrumentation is attached; the
+    host then calls `runtime_running`. `finished` is set when it is gone."""
+
+    def __init__(self, runtime: Runtime, run: Run, playwright: Any) -> None:
+        self.runtime = runtime
+        self.run = run
+        self.playwright = playwright
+        self.recording_enabled = runtime.recording_enabled
+        self.root = Path(tempfile.mkdtemp(prefix=f"bctrl-{runtime.id}-"))
+        self.profile_dir = self.root / "profile"  # Playwright's own, once launched
+        self.download_dir = self.root / "downloads"
+        self.download_dir.mkdir()
+        self.browser: Any = None
+        self.cdp: CDPConnection | None = None
+        self.cdp_endpoint = ""
+        self.pid: int | None = None
+        self.writer = RunWriter(run)
+        self.targets: dict[str, Target] = {}  # by session id
+        self.sessions_by_target: dict[str, str] = {}
+        self.page_infos: dict[str, dict[str, Any]] = {}  # page target id → {type, url}
+        self.page_order: list[str] = []  # pages, least recently active first
+        self.contexts_with_downloads: set[str] = set()
+        self.downloads: dict[str, Download] = {}
+        self.running_since = time.monotonic()
+        self.stopping = False
+        self.finished = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._last_shot_at = 0.0
+        self._shot_scheduled = False
+        self._shot_target: Target | None = None
+        self._cached_shot: tuple[bytes, str, str] | None = None
+
+    # Launch -------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Launches Chromium, attaches the instrumentation and returns the CDP endpoint."""
+        self.writer.start()
+        # Playwright launches the browser (its own pipe connection keeps the process in
+        # hand: close, kill, the `disconnected` event) and Chromium also opens a DevTools
+        # port for clients and for our instrumentation connection. `launch()` (not a
+        # persistent context) opens no window and instruments nothing of the clients',
+        # so it starts in ~0.2 s; Playwright makes and deletes the temporary profile.
+        marker = f"--bctrl-runtime={self.runtime.id}-{os.getpid()}"
+        self.browser = await self.playwright.chromium.launch(
+            executable_path=settings.BCTRL_CHROMIUM_PATH,
+            headless=True,
+            args=[*CHROMIUM_ARGS, marker],
+            downloads_path=str(self.download_dir),
+            timeout=settings.BCTRL_RUNTIME_LAUNCH_TIMEOUT_S * 1000,
+        )
+        self.browser.on(
+            "disconnected", lambda *_: self._spawn(self._on_disconnected("browser disconnected"))
+        )
+        found = find_browser_process(marker)
+        if found is None:
+            raise LaunchError("the browser process was not found")
+        self.pid, self.profile_dir = found
+        self.cdp_endpoint = await self._read_port_file()
+        self.cdp = await CDPConnection.connect(self.cdp_endpoint, self._on_event)
+        await asyncio.gather(
+            self.cdp.send("Target.setDiscoverTargets", {"discover": True}),
+            self.cdp.send(
+                "Browser.setDownloadBehavior",
+                {
+                    "behavior": "allowAndName",
+                    "downloadPath": str(self.download_dir),
+                    "eventsEnabled": True,
+                },
+            ),
+            self.cdp.send(
+                "Target.setAutoAttach",
+                {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
+            ),
+        )
+        self._spawn(self._watch_connection(self.cdp))
+        self.running_since = time.monotonic()
+        return self.cdp_endpoint
+
+    async def _read_port_file(self) -> str:
+        port_file = self.profile_dir / "DevToolsActivePort"
+        deadline = time.monotonic() + settings.BCTRL_RUNTIME_LAUNCH_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                lines = port_file.read_text().split("\n")
+                if len(lines) >= 2 and lines[0].strip() and lines[1].strip():
+                    return f"ws://127.0.0.1:{lines[0].strip()}{lines[1].strip()}"
+            await asyncio.sleep(PORT_FILE_POLL_S)
+        raise LaunchError("Chromium did not write DevToolsActivePort")
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # CDP events ---------------------------------------------------------------------
+
+    def _on_event(self, method: str, params: dict[str, Any], session_id: str) -> None:
+        if method == "Target.attachedToTarget":
+            self._attached(params, session_id)
+            return
+        if method == "Target.detachedFromTarget":
+            target = self.targets.pop(params.get("sessionId", ""), None)
+            if target is not None and self.sessions_by_target.get(target.target_id) == (
+                params.get("sessionId")
+            ):
+                del self.sessions_by_target[target.target_id]
+            return
+        if not session_id:
+            self._browser_event(method, params)
+            return
+        target = self.targets.get(session_id)
+        if target is None:
+            return
+        handler = TARGET_HANDLERS.get(method)
+        if handler is not None:
+            handler(self, target, params)
+
+    def _browser_event(self, method: str, params: dict[str, Any]) -> None:
+        if method == "Target.targetCreated":
+            info = params["targetInfo"]
+            self._ensure_downloads(info.get("browserContextId", ""))
+            if info.get("type") == "page":
+                self.page_infos[info["targetId"]] = {"type": "page", "url": info.get("url", "")}
+                self._touch(info["targetId"])
+                self.writer.event(
+                    "target.created",
+                    {"targetId": info["targetId"], "type": "page", "url": info.get("url", "")},
+                    page_id=info["targetId"],
+                )
+        elif method == "Target.targetInfoChanged":
+            info = params["targetInfo"]
+            if info["targetId"] in self.page_infos:
+                self.page_infos[info["targetId"]]["url"] = info.get("url", "")
+        elif method == "Target.targetDestroyed":
+            target_id = params["targetId"]
+            known = self.page_infos.pop(target_id, None)
+            if target_id in self.page_order:
+                self.page_order.remove(target_id)
+            if known is not None:
+                self.writer.event(
+                    "target.closed",
+                    {"targetId": target_id, "type": known["type"], "url": known["url"]},
+                    page_id=target_id,
+                )
+        elif method == "Browser.downloadWillBegin":
+            frame_id = params.get("frameId", "")
+            self.downloads[params["guid"]] = Download(
+                url=params.get("url", ""),
+                name=params.get("suggestedFilename") or "download",
+                page_id=frame_id if frame_id in self.page_infos else "",
+            )
+        elif method == "Browser.downloadProgress":
+            state = params.get("state")
+            if state in ("completed", "canceled"):
+                download = self.downloads.pop(params["guid"], None)
+                if download is not None and state == "completed":
+                    self._spawn(self._store_download(params, download))
+
+    def _ensure_downloads(self, browser_context_id: str) -> None:
+        """Downloads of every browser context (clients' contexts too) land in our folder."""
+        if not browser_context_id or browser_context_id in self.contexts_with_downloads:
+            return
+        self.contexts_with_downloads.add(browser_context_id)
+        assert self.cdp is not None
+        self.cdp.send_nowait(
+            "Browser.setDownloadBehavior",
+            {
+                "behavior": "allowAndName",
+                "browserContextId": browser_context_id,
+                "downloadPath": str(self.download_dir),
+                "eventsEnabled": True,
+            },
+        )
+
+    def _attached(self, params: dict[str, Any], parent_session: str) -> None:
+        assert self.cdp is not None
+        info = params["targetInfo"]
+        session = params["sessionId"]
+        kind = info.get("type", "")
+        parent = self.targets.get(parent_session)
+        page_id = info["targetId"] if kind == "page" else (parent.page_id if parent else "")
+        target = Target(info["targetId"], kind, info.get("url", ""), session, page_id)
+        self.targets[session] = target
+        send = self.cdp.send_nowait
+        auto_attach = {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True}
+        # Setup goes out back-to-back and the target is resumed right after it; replies
+        # are awaited later (awaiting them before resuming hangs noopener popups).
+        if kind == "page":
+            self.sessions_by_target[target.target_id] = session
+            if target.target_id not in self.page_infos:
+                self.page_infos[target.target_id] = {"type": "page", "url": target.url}
+            self._touch(target.target_id)
+            send("Page.enable", {}, session)
+            send("Runtime.enable", {}, session)
+            send(
+                "Runtime.addBinding",
+                {"name": BINDING_NAME, "executionContextName": WORLD_NAME},
+                session,
+            )
+            script = None
+            if self.recording_enabled:
+                script = send(
+                    "Page.addScriptToEvaluateOnNewDocument", self._script_params(), session
+                )
+            send("Network.enable", {}, session)
+            send("Target.setAutoAttach", auto_attach, session)
+            send("Runtime.runIfWaitingForDebugger", {}, session)
+            if script is not None:
+                self._spawn(self._remember_script(target, script))
+        elif kind == "iframe":
+            send("Runtime.enable", {}, session)
+            send("Network.enable", {}, session)
+            send("Target.setAutoAttach", auto_attach, session)
+            send("Runtime.runIfWaitingForDebugger", {}, session)
+        else:
+            # Workers, browser_ui, tabs…: they only need to be let go.
+            send("Runtime.runIfWaitingForDebugger", {}, session)
+
+    def _script_params(self) -> dict[str, Any]:
+        return {"source": recorder_source(), "worldName": WORLD_NAME, "runImmediately": True}
+
+    async def _remember_script(self, target: Target, pending: "asyncio.Future[Any]") -> None:
+        with contextlib.suppress(Exception):
+            result = await asyncio.wait_for(pending, 10)
+            target.script_id = result.get("identifier", "")
+
+    def _touch(self, target_id: str) -> None:
+        if target_id in self.page_order:
+            self.page_order.remove(target_id)
+        self.page_order.append(target_id)
+
+    # Per-target handlers --------------------------------------------------------------
+
+    def _frame_navigated(self, target: Target, params: dict[str, Any]) -> None:
+        frame = params.get("frame") or {}
+        if frame.get("parentId") or target.type != "page":
+            return
+        url = frame.get("url", "") + frame.get("urlFragment", "")
+        target.url = url
+        if target.target_id in self.page_infos:
+            self.page_infos[target.target_id]["url"] = url
+        self._touch(target.target_id)
+        data: dict[str, Any] = {"url": url, "frameId": frame.get("id", "")}
+        if params.get("type") and params.get("type") != "Navigation":
+            data["transition"] = params["type"]
+        self.writer.event("navigation", data, page_id=target.page_id)
+        if self.recording_enabled:
+            self._spawn(self._check_recorder(target))
+
+    def _load_fired(self, target: Target, params: dict[str, Any]) -> None:
+        if target.type != "page":
+            return
+        if self.recording_enabled:
+            self._spawn(self._check_recorder(target, delay=0))
+        self._shot_target = target
+        if not self._shot_scheduled:
+            self._shot_scheduled = True
+            waited = time.monotonic() - self._last_shot_at
+            self._spawn(self._cache_screenshot(max(0.3, SHOT_CACHE_INTERVAL_S - waited)))
+
+    async def _cache_screenshot(self, delay: float) -> None:
+        """Keeps a recent picture of the last loaded page (at most one every
+        SHOT_CACHE_INTERVAL_S): a client that closes its pages before the runtime stops
+        leaves nothing else for the run's final screenshot."""
+        await asyncio.sleep(delay)  # also lets the page paint
+        self._shot_scheduled = False
+        self._last_shot_at = time.monotonic()
+        target = self._shot_target
+        if target is None or self.stopping:
+            return
+        with contextlib.suppress(Exception):
+            shot = await self.screenshot(target.target_id)
+            if shot is not None:
+                self._cached_shot = (shot[0], target.target_id, target.url)
+
+    async def _check_recorder(self, target: Target, delay: float = 0.3) -> None:
+        """Same-origin popups skip new-document scripts on their first real page: inject
+        the recorder into the page's world when it is not running there."""
+        await asyncio.sleep(delay)
+        if self.stopping or not self.recording_enabled:
+            return
+        with contextlib.suppress(Exception):
+            running = await self._evaluate_in_world(target, RUNNING_EXPRESSION)
+            if running is False and self.recording_enabled and not self.stopping:
+                await self._evaluate_in_world(target, recorder_source())
+
+    async def _evaluate_in_world(
+        self, target: Target, expression: str, timeout: float = 5.0
+    ) -> Any:
+        assert self.cdp is not None
+        world = await self.cdp.send(
+            "Page.createIsolatedWorld",
+            {"frameId": target.target_id, "worldName": WORLD_NAME},
+            target.session_id,
+            timeout=timeout,
+        )
+        result = await self.cdp.send(
+            "Runtime.evaluate",
+            {
+                "expression": expression,
+                "contextId": world["executionContextId"],
+                "returnByValue": True,
+            },
+            target.session_id,
+            timeout=timeout,
+        )
+        return (result.get("result") or {}).get("value")
+
+    def _binding_called(self, target: Target, params: dict[str, Any]) -> None:
+        if params.get("name") != BINDING_NAME or not self.recording_enabled:
+            return
+        try:
+            events = orjson.loads(params.get("payload") or "[]")
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(events, list):
+            self.writer.rrweb(target.target_id, [e for e in events if isinstance(e, dict)])
+
+    def _request(self, target: Target, params: dict[str, Any]) -> None:
+        request = params.get("request") or {}
+        url = request.get("url", "")
+        if url.startswith("data:"):
+            return
+        redirected = target.requests.pop(params["requestId"], None)
+        if redirected is not None and params.get("redirectResponse"):
+            response = params["redirectResponse"]
+            self.writer.event(
+                "network.response",
+                {
+                    "requestId": params["requestId"],
+                    "url": redirected["url"],
+                    "status": response.get("status"),
+                    "mimeType": response.get("mimeType", ""),
+                    "encodedDataLength": response.get("encodedDataLength", 0),
+                },
+                page_id=target.page_id,
+            )
+        target.requests[params["requestId"]] = {"url": url, "method": request.get("method", "")}
+        self.writer.event(
+            "network.request",
+            {
+                "requestId": params["requestId"],
+                "method": request.get("method", ""),
+                "url": url,
+                "resourceType": params.get("type", "Other"),
+            },
+            page_id=target.page_id,
+        )
+
+    def _response(self, target: Target, params: dict[str, Any]) -> None:
+        known = target.requests.get(params["requestId"])
+        if known is None:
+            return
+        response = params.get("response") or {}
+        known["response"] = {
+            "requestId": params["requestId"],
+            "url": response.get("url", known["url"]),
+            "status": response.get("status"),
+            "mimeType": response.get("mimeType", ""),
+        }
+        timing = response.get("timing")
+        if timing:
+            known["response"]["timing"] = timing
+
+    def _finished(self, target: Target, params: dict[str, Any]) -> None:
+        known = target.requests.pop(params["requestId"], None)
+        if known is None or "response" not in known:
+            return
+        data = {**known["response"], "encodedDataLength": params.get("encodedDataLength", 0)}
+        self.writer.event("network.response", data, page_id=target.page_id)
+
+    def _failed(self, target: Target, params: dict[str, Any]) -> None:
+        known = target.requests.pop(params["requestId"], None)
+        if known is None:
+            return
+        data = {
+            "requestId": params["requestId"],
+            "url": known["url"],
+            "errorText": params.get("errorText", ""),
+            "method": known["method"],
+        }
+        if params.get("canceled"):
+            data["canceled"] = True
+        if "response" in known:
+            data["status"] = known["response"]["status"]
+        self.writer.event("network.failed", data, page_id=target.page_id)
+
+    def _console(self, target: Target, params: dict[str, Any]) -> None:
+        text = " ".join(_text_of(arg) for arg in params.get("args") or [])
+        level = CONSOLE_LEVELS.get(params.get("type", "log"), "log")
+        self.writer.event(
+            "console.message", {"level": level, "text": text[:MAX_TEXT]}, page_id=target.page_id
+        )
+
+    def _exception(self, target: Target, params: dict[str, Any]) -> None:
+        details = params.get("exceptionDetails") or {}
+        exception = details.get("exception") or {}
+        description = exception.get("description") or ""
+        message = description.split("\n", 1)[0] if description else details.get("text", "")
+        data: dict[str, Any] = {"message": message[:MAX_TEXT]}
+        if "\n" in description:
+            data["stack"] = description[:MAX_TEXT]
+        self.writer.event("page.error", data, page_id=target.page_id)
+
+    def _dialog(self, target: Target, params: dict[str, Any]) -> None:
+        self.writer.event(
+            "dialog",
+            {"type": params.get("type", ""), "message": params.get("message", "")[:MAX_TEXT]},
+            page_id=target.page_id,
+        )
+
+    # Downloads and screenshots ----------------------------------------------------------
+
+    async def _store_download(self, params: dict[str, Any], download: Download) -> None:
+        path = Path(params.get("filePath") or self.download_dir / params["guid"])
+
+        def store() -> str:
+            from runs.services import artifact_store
+
+            close_old_connections()
+            with open(path, "rb") as handle:
+                artifact = artifact_store(
+                    run=self.run,
+                    kind=Artifact.Kind.DOWNLOAD,
+                    name=download.name,
+                    content=handle,
+                    metadata={"url": download.url},
+                )
+            return artifact.id
+
+        try:
+            await self.writer.flush()  # the events before it keep their order
+            artifact_id = await sync_to_async(store, thread_sensitive=False)()
+        except Exception:
+            logger.exception("Storing download %s of run %s failed", download.name, self.run.id)
+            return
+        self.writer.event(
+            "download",
+            {"url": download.url, "suggestedFilename": download.name, "artifactId": artifact_id},
+            page_id=download.page_id,
+        )
+
+    def last_active_page(self) -> Target | None:
+        pages = [self.targets[s] for t in self.page_order if (s := self.sessions_by_target.get(t))]
+        real = [page for page in pages if page.url and not page.url.startswith("about:")]
+        candidates = real or pages
+        return candidates[-1] if candidates else None
+
+    async def screenshot(self, target_id: str | None = None) -> tuple[bytes, Target] | None:
+        assert self.cdp is not None
+        session = self.sessions_by_target.get(target_id) if target_id else None
+        target = self.targets.get(session) if session else self.last_active_page()
+        if target is None:
+            return None
+        result = await self.cdp.send(
+            "Page.captureScreenshot", {"format": "png"}, target.session_id, timeout=10
+        )
+        return base64.b64decode(result["data"]), target
+
+    async def _final_screenshot(self) -> None:
+        with contextlib.suppress(Exception):
+            shot = None
+            with contextlib.suppress(Exception):
+                shot = await self.screenshot()
+            if shot is not None:
+                data, target_id, url = shot[0], shot[1].target_id, shot[1].url
+            elif self._cached_shot is not None:
+                data, target_id, url = self._cached_shot
+            else:
+                return
+
+            def store() -> None:
+                from runs.services import artifact_store
+
+                close_old_connections()
+                artifact_store(
+                    run=self.run,
+                    kind=Artifact.Kind.SCREENSHOT,
+                    name="final.png",
+                    content=io.BytesIO(data),
+                    content_type="image/png",
+                    metadata={"targetId": target_id, "url": url, "final": True},
+                )
+
+            await sync_to_async(store, thread_sensitive=False)()
+
+    # Recording switch -----------------------------------------------------------------
+
+    async def set_recording(self, enabled: bool) -> None:
+        if enabled == self.recording_enabled or self.cdp is None:
+            return
+        self.recording_enabled = enabled
+        pages = [t for t in self.targets.values() if t.type == "page"]
+        for target in pages:
+            with contextlib.suppress(Exception):
+                if enabled:
+                    result = await self.cdp.send(
+                        "Page.addScriptToEvaluateOnNewDocument",
+                        self._script_params(),
+                        target.session_id,
+                    )
+                    target.script_id = result.get("identifier", "")
+                    await self._evaluate_in_world(target, set_enabled_expression(True))
+                else:
+                    if target.script_id:
+                        await self.cdp.send(
+                            "Page.removeScriptToEvaluateOnNewDocument",
+                            {"identifier": target.script_id},
+                            target.session_id,
+                        )
+                        target.script_id = ""
+                    await self._evaluate_in_world(target, set_enabled_expression(False))
+
+    # Stop and failure -------------------------------------------------------------------
+
+    async def _watch_connection(self, cdp: CDPConnection) -> None:
+        await cdp.closed.wait()
+        await self._on_disconnected(f"CDP connection closed: {cdp.close_reason or 'no reason'}")
+
+    async def _on_disconnected(self, detail: str) -> None:
+        if self.stopping:
+            return
+        logger.warning("Browser of runtime %s is gone: %s", self.runtime.id, detail)
+        await self.stop(state="failed", reason=f"browser process exited unexpectedly ({detail})")
+
+    async def stop(self, state: str = "stopped", reason: str = "", finish: bool = True) -> None:
+        """Final screenshot, flush of every recorder and pending batch, browser closed,
+        profile deleted, then the runtime is finished. A second call waits for the first."""
+        if self.stopping:
+            await self.finished.wait()
+            return
+        self.stopping = True
+        try:
+            await self._shutdown(alive=state != "failed")
+        except Exception:
+            logger.exception("Stopping runtime %s failed", self.runtime.id)
+        if finish:
+            from runs.services import runtime_finished
+
+            def finished() -> None:
+                close_old_connections()
+                runtime_finished(runtime=self.runtime, state=state, reason=reason)
+
+            try:
+                await sync_to_async(finished, thread_sensitive=False)()
+            except Exception:
+                logger.exception("Finishing runtime %s failed", self.runtime.id)
+        self.finished.set()
+
+    async def _shutdown(self, alive: bool) -> None:
+        if alive and self.cdp is not None and not self.cdp.closed.is_set():
+            await self._final_screenshot()
+            pages = [t for t in self.targets.values() if t.type == "page"]
+            await asyncio.gather(
+                *(self._evaluate_in_world(p, FLUSH_EXPRESSION, timeout=2) for p in pages),
+                return_exceptions=True,
+            )
+            # Binding calls are events sent before the evaluate replies; give the reader
+            # a turn to hand them over.
+            await asyncio.sleep(0.05)
+        await self.writer.flush()
+        await self._close_browser()
+        if self.cdp is not None:
+            await self.cdp.close()
+        pending = [t for t in self._background if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self.writer.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.profile_dir != self.root / "profile":
+            shutil.rmtree(self.profile_dir, ignore_errors=True)
+
+    async def _close_browser(self) -> None:
+        if self.browser is None:
+            return
+        try:
+            await asyncio.wait_for(self.browser.close(), settings.BCTRL_RUNTIME_CLOSE_TIMEOUT_S)
+        except Exception as exc:
+            logger.warning("Closing browser of %s failed (%s); killing it", self.runtime.id, exc)
+            self.kill()
+        if self.pid is not None:
+            # Playwright closed its side; make sure no process of ours outlives the runtime.
+            for _ in range(50):
+                if not _alive(self.pid):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                self.kill()
+
+    def kill(self) -> None:
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[-1][:1] != "Z"
+    except OSError:
+        return False
+
+
+TARGET_HANDLERS = {
+    "Page.frameNavigated": ManagedBrowser._frame_navigated,
+    "Page.loadEventFired": ManagedBrowser._load_fired,
+    "Page.javascriptDialogOpening": ManagedBrowser._dialog,
+    "Runtime.bindingCalled": ManagedBrowser._binding_called,
+    "Runtime.consoleAPICalled": ManagedBrowser._console,
+    "Runtime.exceptionThrown": ManagedBrowser._exception,
+    "Network.requestWillBeSent": ManagedBrowser._request,
+    "Network.responseReceived": ManagedBrowser._response,
+    "Network.loadingFinished": ManagedBrowser._finished,
+    "Network.loadingFailed": ManagedBrowser._failed,
+}

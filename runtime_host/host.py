@@ -1,0 +1,207 @@
+"""The runtime host: claims runtimes waiting to start, runs their browsers, heartbeats,
+and stops them when asked, when idle past keep_alive, or when the host shuts down."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from runs.models import Run, Runtime
+from runtime_host.browser import ManagedBrowser
+
+logger = logging.getLogger(__name__)
+
+STATE_POLL_S = 0.5
+
+
+def new_host_id() -> str:
+    return f"{socket.gethostname()[:60]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+async def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+    def call() -> Any:
+        close_old_connections()
+        return function(*args, **kwargs)
+
+    return await sync_to_async(call, thread_sensitive=False)()
+
+
+def _claim(host_id: str) -> tuple[Runtime, Run | None] | None:
+    from runs.selectors import active_run_of
+    from runs.services import runtime_claim
+
+    runtime = runtime_claim(host_id=host_id)
+    if runtime is None:
+        return None
+    return runtime, active_run_of(runtime)
+
+
+def _states(ids: list[str]) -> dict[str, dict[str, Any]]:
+    rows = Runtime.objects.filter(pk__in=ids).values(
+        "id",
+        "status",
+        "host_id",
+        "recording_enabled",
+        "keep_alive_ms",
+        "client_count",
+        "last_client_at",
+    )
+    return {row["id"]: dict(row) for row in rows}
+
+
+class RuntimeHost:
+    def __init__(
+        self,
+        host_id: str | None = None,
+        max_browsers: int | None = None,
+        heartbeat_s: float | None = None,
+        poll_s: float = 0.2,
+    ) -> None:
+        self.host_id = host_id or new_host_id()
+        self.max_browsers = max_browsers or settings.BCTRL_RUNTIME_MAX_BROWSERS
+        self.heartbeat_s = heartbeat_s or settings.BCTRL_RUNTIME_HEARTBEAT_S
+        self.poll_s = poll_s
+        self.browsers: dict[str, ManagedBrowser] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.stop_requested = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.playwright: Any = None
+        self._running_at: dict[str, datetime] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def shutdown(self) -> None:
+        self.stop_requested.set()
+
+    async def run(self) -> None:
+        from playwright.async_api import async_playwright
+
+        manager = async_playwright()
+        self.playwright = await manager.start()
+        logger.info("Runtime host %s ready (up to %s browsers)", self.host_id, self.max_browsers)
+        self.ready.set()
+        last_beat = last_states = 0.0
+        try:
+            while not self.stop_requested.is_set():
+                now = time.monotonic()
+                if now - last_beat >= self.heartbeat_s:
+                    last_beat = now
+                    await self._heartbeat()
+                await self._claim_all()
+                if now - last_states >= STATE_POLL_S and self.browsers:
+                    last_states = now
+                    await self._watch_states()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_requested.wait(), self.poll_s)
+        finally:
+            logger.info("Runtime host %s stopping %d runtimes", self.host_id, len(self.browsers))
+            await asyncio.gather(
+                *(b.stop() for b in list(self.browsers.values())), return_exceptions=True
+            )
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.playwright.stop()
+            await in_thread(lambda: None)
+
+    async def _heartbeat(self) -> None:
+        from runs.services import runtime_heartbeat
+
+        try:
+            await in_thread(runtime_heartbeat, host_id=self.host_id)
+        except Exception:
+            logger.exception("Heartbeat failed")
+
+    async def _claim_all(self) -> None:
+        while len(self.tasks) < self.max_browsers and not self.stop_requested.is_set():
+            try:
+                claimed = await in_thread(_claim, self.host_id)
+            except Exception:
+                logger.exception("Claiming a runtime failed")
+                return
+            if claimed is None:
+                return
+            runtime, run = claimed
+            self.tasks[runtime.id] = asyncio.create_task(self._serve(runtime, run))
+
+    async def _serve(self, runtime: Runtime, run: Run | None) -> None:
+        from runs.services import runtime_finished, runtime_running
+
+        try:
+            if run is None:
+                await in_thread(
+                    runtime_finished, runtime=runtime, state="failed", reason="runtime has no run"
+                )
+                return
+            browser = ManagedBrowser(runtime, run, self.playwright)
+            self.browsers[runtime.id] = browser
+            started = time.monotonic()
+            try:
+                endpoint = await browser.start()
+            except Exception as exc:
+                logger.exception("Launching runtime %s failed", runtime.id)
+                await browser.stop(state="failed", reason=f"browser failed to start: {exc}")
+                return
+            await in_thread(runtime_running, runtime=runtime, cdp_endpoint=endpoint)
+            self._running_at[runtime.id] = timezone.now()
+            logger.info(
+                "Runtime %s running at %s (%.2fs)", runtime.id, endpoint, time.monotonic() - started
+            )
+            await browser.finished.wait()
+        except Exception:
+            logger.exception("Runtime %s failed in the host", runtime.id)
+            browser_obj = self.browsers.get(runtime.id)
+            if browser_obj is not None:
+                await browser_obj.stop(state="failed", reason="runtime host error")
+        finally:
+            self.browsers.pop(runtime.id, None)
+            self.tasks.pop(runtime.id, None)
+            self._running_at.pop(runtime.id, None)
+
+    async def _watch_states(self) -> None:
+        try:
+            states = await in_thread(_states, list(self.browsers))
+        except Exception:
+            logger.exception("Reading runtime states failed")
+            return
+        now = timezone.now()
+        for runtime_id, browser in list(self.browsers.items()):
+            if browser.stopping or runtime_id not in self._running_at:
+                continue
+            state = states.get(runtime_id)
+            if (
+                state is None
+                or state["host_id"] != self.host_id
+                or state["status"]
+                in (
+                    Runtime.Status.STOPPED,
+                    Runtime.Status.FAILED,
+                )
+            ):
+                # Deleted, swept or taken over: close the browser, write nothing more.
+                self._spawn(browser.stop(finish=False))
+                continue
+            if state["status"] == Runtime.Status.STOPPING:
+                self._spawn(browser.stop())
+                continue
+            if state["recording_enabled"] != browser.recording_enabled:
+                self._spawn(browser.set_recording(state["recording_enabled"]))
+            keep_alive = state["keep_alive_ms"]
+            if keep_alive and state["client_count"] == 0:
+                since = state["last_client_at"] or self._running_at[runtime_id]
+                if (now - since).total_seconds() * 1000 > keep_alive:
+                    logger.info("Runtime %s idle past keep_alive; stopping", runtime_id)
+                    self._spawn(browser.stop())

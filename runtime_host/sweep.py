@@ -1,0 +1,39 @@
+"""Runtimes whose host vanished (SIGKILL, lost machine) are failed by a beat task."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from runs.models import Runtime
+
+logger = logging.getLogger(__name__)
+
+HOST_GONE_REASON = "runtime host stopped responding"
+
+
+def runtimes_sweep_vanished() -> int:
+    from runs.services import RUNTIME_BUSY, runtime_finished
+
+    stale = settings.BCTRL_RUNTIME_HEARTBEAT_S * settings.BCTRL_RUNTIME_STALE_HEARTBEATS
+    cutoff = timezone.now() - timedelta(seconds=stale)
+    swept = 0
+    candidates = Runtime.objects.filter(status__in=RUNTIME_BUSY, heartbeat_at__lt=cutoff).exclude(
+        host_id=""
+    )
+    for runtime in candidates:
+        with transaction.atomic():
+            # Locked and re-checked: a heartbeat may have landed since the query.
+            locked = (
+                Runtime.objects.select_for_update()
+                .filter(pk=runtime.pk, status__in=RUNTIME_BUSY, heartbeat_at__lt=cutoff)
+                .first()
+            )
+            if locked is None:
+                continue
+            logger.warning("Runtime %s: host %s stopped responding", locked.id, locked.host_id)
+            runtime_finished(runtime=locked, state="failed", reason=HOST_GONE_REASON)
+            swept += 1
+    return swept
