@@ -1011,8 +1011,9 @@ def report(
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPU cores "
         f"({cpu_name()}), Python {platform.python_version()}, Django {django.get_version()}, "
-        "one daphne process (its sync views run on one thread), the load generator on the "
-        f"same machine. {load}",
+        "one daphne process (bctrl: an async view that stores batches in the process's "
+        "ingest threads; the baselines: sync DRF views, which Django runs in a thread of "
+        f"their own per request), the load generator on the same machine. {load}",
         f"Load: {args.clients} client threads (http.client, keep-alive), each posting its own "
         f"run's batches of {args.batch_events} rrweb events in seq order, gzip'd "
         f"(level 6): {raw_sample / events_sample:.0f} bytes of JSON per event on average, "

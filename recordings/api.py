@@ -178,7 +178,6 @@ def ingest_request(request: HttpRequest, run_id: str) -> HttpResponse:
 # batch in an ingest thread, so one process takes several batches at once. The DRF class
 # documents the endpoint (OpenAPI) and answers the other methods.
 class RecordingEventsView(APIView):
-
     parser_classes = [RecordingBatchParser]
 
     @classmethod
