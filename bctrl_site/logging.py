@@ -19,7 +19,8 @@ import re
 from typing import Any
 
 REDACTED = "[redacted]"
-_EMBED_PATH = re.compile(r"(/embed/[A-Za-z]+/)[^\s\"'<>]+")
+# Embed URLs (/embed/<kind>/<token>) and runtime connect URLs (/cdp/<token>).
+_EMBED_PATH = re.compile(r"(/embed/[A-Za-z]+/|/cdp/)[^\s\"'<>]+")
 
 
 def redact(text: str) -> str:
@@ -35,7 +36,7 @@ class RedactEmbedTokens(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record is the logging module's to report
             return True
-        if "/embed/" in message:
+        if "/embed/" in message or "/cdp/" in message:
             record.msg = redact(message)
             record.args = ()
         return True

@@ -937,6 +937,8 @@ def _keystroke(method: str, params: dict[str, Any]) -> tuple[int, str | None, bo
     key = str(params.get("key") or "")
     if kind not in ("keyDown", "rawKeyDown", "char") or key in MODIFIER_KEYS:
         return 0, None, False
+    if key == REDACTED:  # a printable key whose value the proxy hid
+        return (0, None, False) if kind == "rawKeyDown" else (1, None, True)
     if len(key) > 1:  # a named key: Enter, Tab, Backspace, ArrowLeft, F5, …
         if kind == "char":
             return 0, None, False  # its rawKeyDown already counted it

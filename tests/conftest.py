@@ -130,7 +130,13 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
 
     with django_db_blocker.unblock():
         connections.close_all()  # the child must open its own connections, not share ours
-        process = DaphneProcess("127.0.0.1", application)
+        # As `manage.py serve` starts it: CDP messages through connectUrl exceed 1 MiB.
+        size = settings.BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES
+        process = DaphneProcess(
+            "127.0.0.1",
+            application,
+            kwargs={"websocket_max_message_size": size, "websocket_max_frame_size": size},
+        )
         process.start()
         process.ready.wait(20)
         if process.errors.empty() is False:

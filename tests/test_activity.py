@@ -174,6 +174,17 @@ def test_redacted_text_is_typed_redacted_text(timeline: Timeline) -> None:
     assert timeline.only("browser.type")["message"] == "Typed 2 characters and redacted text"
 
 
+def test_keys_the_proxy_redacted_count_as_typed_characters(timeline: Timeline) -> None:
+    hidden = {"key": "[redacted]", "text": "[redacted]", "code": "[redacted]"}
+    timeline.command(0, "Input.dispatchKeyEvent", {"type": "keyDown", **hidden})
+    timeline.command(0.1, "Input.dispatchKeyEvent", {"type": "keyUp", **hidden})
+    timeline.command(0.2, "Input.dispatchKeyEvent", {"type": "keyDown", **hidden})
+
+    item = timeline.only("browser.type")
+    assert item["message"] == "Typed 2 characters and redacted text"
+    assert "[redacted]" not in item["message"].replace("redacted text", "")
+
+
 def test_inserted_text_counts_its_characters(timeline: Timeline) -> None:
     timeline.command(0, "Input.insertText", {"text": "héllo wörld"})
 

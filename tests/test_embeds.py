@@ -424,6 +424,7 @@ def test_redaction_of_any_embed_path() -> None:
     )
     assert redact("/embed/live/a%3Ab") == "/embed/live/[redacted]"
     assert redact("/runs/run_1/replay") == "/runs/run_1/replay"
+    assert redact('"GET /cdp/s3cret:sig?keep_alive=1" 101') == '"GET /cdp/[redacted]" 101'
     record = logging.LogRecord(
         "x", logging.INFO, "f", 1, "%s: %s", ("Gone", "/embed/replay/t:s"), None
     )
