@@ -221,11 +221,14 @@ def activity_page(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def activity_lease(token: str, *, record_use: bool) -> ViewerLease:
-    """The lease, if it opens the activity stream (see _ACTIVITY_GRANTS)."""
+    """The lease, if it opens the activity stream (see _ACTIVITY_GRANTS). A re-check of an
+    open stream (no use recorded) needs no run."""
     refusal: LeaseRefused | None = None
     for kind, component in _ACTIVITY_GRANTS:
         try:
-            return lease_check(token, kind=kind, component=component, record_use=record_use)
+            return lease_check(
+                token, kind=kind, component=component, record_use=record_use, with_run=record_use
+            )
         except LeaseRefused as refused:
             if refused.reason != "wrong_kind":
                 raise  # invalid, revoked, expired…: the same for every kind

@@ -8,6 +8,7 @@ is found by the secret's SHA-256, so the URL holds no id and nothing parseable.
 """
 
 import atexit
+import functools
 import hashlib
 import secrets
 import threading
@@ -20,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core import signing
-from django.db import connection
+from django.db import connection, models
 from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -132,23 +133,25 @@ def lease_check(
     component: str | None = None,
     control: str | None = None,
     record_use: bool = True,
+    with_run: bool = True,
 ) -> ViewerLease:
     """The lease that `token` names, if it opens `kind` (or `component` of it) for
     `run_id` with `control`; LeaseRefused otherwise.
 
     Every page, SSE stream and websocket that a lease opens calls this, on connect and
-    again while it stays open, so expiry and revocation end open viewers too.
+    again while it stays open, so expiry and revocation end open viewers too. The lease
+    comes with its run and space loaded; a re-check that needs neither passes
+    `with_run=False` and saves the join.
     """
     try:
         secret = _signer().unsign(token)
     except signing.BadSignature as exc:
         raise LeaseRefused("invalid") from exc
-    lease = (
-        ViewerLease.objects.select_related("run", "recording", "space")
-        .filter(secret_hash=_hash(secret))
-        .first()
-    )
-    if lease is None or (run_id is not None and lease.run_id != run_id):
+    found = _lookup(_hash(secret), with_run=with_run)
+    if found is None:
+        raise LeaseRefused("invalid")
+    lease, recording_status = found
+    if run_id is not None and lease.run_id != run_id:
         raise LeaseRefused("invalid")
     now = timezone.now()
     if lease.revoked_at is not None:
@@ -159,10 +162,7 @@ def lease_check(
         raise LeaseRefused("wrong_kind")
     if control == ViewerLease.Control.INPUT and lease.control != ViewerLease.Control.INPUT:
         raise LeaseRefused("control")
-    if lease.recording is not None and lease.recording.status in (
-        Recording.Status.DELETED,
-        Recording.Status.EXPIRED,
-    ):
+    if recording_status in (Recording.Status.DELETED, Recording.Status.EXPIRED):
         raise LeaseRefused("unavailable")
     if record_use:
         lease_uses.add(lease.pk, now)
@@ -223,6 +223,92 @@ class LeaseUses:
 
 lease_uses = LeaseUses()
 atexit.register(lease_uses.flush)
+
+
+def _lookup(secret_hash: str, *, with_run: bool) -> tuple[ViewerLease, str | None] | None:
+    """The lease with this secret and its recording's status, in one indexed query, with
+    its run and space joined in when `with_run`.
+
+    Hand-written SQL: the check runs on every viewer page load, data request and stream
+    re-check, and compiling the ORM's joins costs several times the query itself (see
+    benchmarks/leases.py). Rows come back as model instances, as the ORM builds them.
+    """
+    models_read = (ViewerLease, Run, Space) if with_run else (ViewerLease,)
+    with connection.cursor() as cursor:
+        cursor.execute(_lookup_sql(with_run), [secret_hash])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = iter(row)
+    read = [_instance(model, [next(values) for _ in _columns(model)]) for model in models_read]
+    lease = read[0]
+    assert isinstance(lease, ViewerLease)
+    if with_run:
+        lease.run, lease.space = read[1], read[2]  # type: ignore[assignment]
+    return lease, next(values)
+
+
+def _columns(model: type[models.Model]) -> list[Any]:
+    return list(model._meta.concrete_fields)
+
+
+@functools.cache
+def _lookup_sql(with_run: bool) -> str:
+    quote = connection.ops.quote_name
+    tables = (("l", ViewerLease), ("u", Run), ("s", Space)) if with_run else (("l", ViewerLease),)
+    selected = [
+        f"{alias}.{quote(field.column)}" for alias, model in tables for field in _columns(model)
+    ]
+    joins = (
+        f"JOIN {quote(Run._meta.db_table)} u ON u.{quote('id')} = l.{quote('run_id')} "
+        f"JOIN {quote(Space._meta.db_table)} s ON s.{quote('id')} = l.{quote('space_id')} "
+        if with_run
+        else ""
+    )
+    return (
+        f"SELECT {', '.join(selected)}, r.{quote('status')} "  # noqa: S608 (names from _meta)
+        f"FROM {quote(ViewerLease._meta.db_table)} l {joins}"
+        f"LEFT JOIN {quote(Recording._meta.db_table)} r "
+        f"ON r.{quote('id')} = l.{quote('recording_id')} "
+        f"WHERE l.{quote('secret_hash')} = %s"
+    )
+
+
+def _instance(model: type[models.Model], row: list[Any]) -> models.Model:
+    """A model instance from raw column values, converted as the ORM converts them."""
+    attnames, converters = _converters(model)
+    values = [
+        value if value is None or not convert else _convert(convert, value)
+        for value, convert in zip(row, converters, strict=True)
+    ]
+    return model.from_db(connection.alias, attnames, values)
+
+
+def _convert(steps: list[Any], value: Any) -> Any:
+    for step in steps:
+        value = step(value)
+    return value
+
+
+@functools.cache
+def _converters(model: type[models.Model]) -> tuple[list[str], list[list[Any]]]:
+    """Per column of `model`, the backend's converters and the field's from_db_value."""
+    attnames, converters = [], []
+    for field in _columns(model):
+        expression = field.get_col(model._meta.db_table)
+        steps: list[Any] = [
+            functools.partial(lambda value, c, e: c(value, e, connection), c=c, e=expression)
+            for c in connection.ops.get_db_converters(expression)
+        ]
+        if hasattr(field, "from_db_value"):
+            steps.append(
+                functools.partial(
+                    lambda value, f, e: f.from_db_value(value, e, connection), f=field, e=expression
+                )
+            )
+        attnames.append(field.attname)
+        converters.append(steps)
+    return attnames, converters
 
 
 alease_check = sync_to_async(lease_check)
