@@ -110,6 +110,12 @@ DATABASE_URL = envstr("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # psycopg prepares a statement after it ran this many times, so hot queries (the lease
+    # check, the runs list) skip planning. Behind a transaction-pooling PgBouncer set it
+    # to "off": prepared statements do not survive a change of server connection.
+    _prepare = envstr("DATABASE_PREPARE_THRESHOLD", "5")
+    if _prepare.lower() != "off" and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = int(_prepare)
 else:
     DATABASES = {
         "default": {
