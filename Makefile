@@ -7,7 +7,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
 .PHONY: setup run test check chromium migrate clean benchmark benchmark-ingest benchmark-replay \
-	benchmark-runtimes
+	benchmark-runtimes benchmark-leases
 
 setup: $(STAMP_PY) $(STAMP_NPM) chromium var
 
@@ -60,6 +60,9 @@ benchmark-replay: setup
 
 benchmark-runtimes: setup
 	$(PY) -m benchmarks.runtimes
+
+benchmark-leases: setup
+	$(PY) -m benchmarks.leases
 
 clean:
 	rm -rf $(VENV) node_modules var
