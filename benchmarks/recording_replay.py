@@ -47,20 +47,13 @@ from benchmarks.recording_ingest import (
     rrweb_stream,
     write_child_modules,
 )
+from runtime_host.flags import CHROMIUM_FLAGS
 
 WORKDIR = REPO / "var" / "bench_replay"
 MARKER = WORKDIR / "generated.json"
 GENERATOR_VERSION = 2
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = ["--headless", *CHROMIUM_FLAGS]
 USERNAME = "bench-replay"
 PASSWORD = "bench-replay-password-not-secret"  # noqa: S105 (a throwaway local user)
 TARGET = "page-1"

@@ -22,6 +22,7 @@ from django.db import close_old_connections
 
 from runs.models import Artifact, Run, Runtime
 from runtime_host.cdp import CDPConnection
+from runtime_host.flags import CHROMIUM_FLAGS
 from runtime_host.recorder import (
     BINDING_NAME,
     FLUSH_EXPRESSION,
@@ -35,12 +36,7 @@ from runtime_host.writer import RunWriter
 logger = logging.getLogger(__name__)
 
 CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *CHROMIUM_FLAGS,
     "--remote-debugging-port=0",
     "--remote-debugging-address=127.0.0.1",
     # Playwright adds it when it launches Chrome: without it a full-page screenshot of a

@@ -13,17 +13,10 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from runs.models import ApiKey, Membership, Space
+from runtime_host.flags import CHROMIUM_FLAGS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = ["--headless", *CHROMIUM_FLAGS]
 
 
 def services_required() -> bool:
