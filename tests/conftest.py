@@ -43,6 +43,23 @@ def need_service(name: str, url: str | None) -> str:
     return url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Ends, after the last test, the connections that threads of the code under test
+    (ingest workers, stream executors, runtime host writers) left open, so PostgreSQL can
+    drop the test database."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def redis_url() -> str:
     return need_service("Redis", os.environ.get("REDIS_URL"))
