@@ -161,8 +161,7 @@ def test_events_arrive_live(page: Any, asgi_server: str, seeded: Run) -> None:
         arg=indicator.element_handle(),
         timeout=15_000,
     )
-    if indicator.get_attribute("data-state") == "offline":
-        pytest.skip("the events stream is not implemented yet (it did not connect)")
+    assert indicator.get_attribute("data-state") == "live"
     assert indicator.inner_text() == "Live"
 
     services.events_append(
