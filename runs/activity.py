@@ -110,6 +110,7 @@ from typing import Any
 
 from runs import selectors
 from runs.api.serializers import iso
+from runs.cdp import INTERNAL_METHOD
 from runs.models import Command, Run
 
 MAX_RECORDS = 50_000
@@ -846,7 +847,7 @@ def _finish_commands(item: _Item) -> None:
         item.children = []
     else:
         failed = " failed" if item.state["is_failed"] else ""
-        item.message = f"{item.state['method']}{failed} ({count} times)"
+        item.message = f"{_method_label(item.state['method'])}{failed} ({count} times)"
 
 
 def _finish_console(item: _Item) -> None:
@@ -961,11 +962,17 @@ def _command_status(status: str) -> str:
     return {"failed": "failed", "pending": "running"}.get(status, "succeeded")
 
 
+def _method_label(method: str) -> str:
+    """The CDP proxy groups a client library's own set-up calls (Emulation.*, Page.enable,
+    …) into commands of INTERNAL_METHOD; a person reads them as set-up, not as steps."""
+    return "Automation set-up calls" if method == INTERNAL_METHOD else method
+
+
 def _command_message(method: str, status: str, error: Any) -> str:
     if status != Command.Status.FAILED:
-        return method
+        return _method_label(method)
     text = _error_text(error)
-    return f"{method} failed" + (f": {text}" if text else "")
+    return f"{_method_label(method)} failed" + (f": {text}" if text else "")
 
 
 def _error_text(error: Any) -> str:

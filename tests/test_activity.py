@@ -185,6 +185,12 @@ def test_keys_the_proxy_redacted_count_as_typed_characters(timeline: Timeline) -
     assert "[redacted]" not in item["message"].replace("redacted text", "")
 
 
+def test_grouped_set_up_calls_read_as_set_up(timeline: Timeline) -> None:
+    timeline.command(0, "cdp.internal", {"count": 12, "methods": {"Page.enable": 12}})
+
+    assert timeline.only("command")["message"] == "Automation set-up calls"
+
+
 def test_inserted_text_counts_its_characters(timeline: Timeline) -> None:
     timeline.command(0, "Input.insertText", {"text": "héllo wörld"})
 
