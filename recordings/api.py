@@ -13,7 +13,6 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
@@ -29,7 +28,7 @@ from runs.api.auth import bearer_token, space_of
 from runs.api.errors import ApiError, Invalid, error_body
 from runs.api.parsers import BoundedJSONParser, parse_json_object, read_body
 from runs.api.schema import ERRORS
-from runs.models import ApiKey, Run
+from runs.models import Run
 from runs.selectors import ObjectNotFound
 
 
@@ -161,8 +160,7 @@ def ingest_request(request: HttpRequest, run_id: str) -> HttpResponse:
         caller = services.ingest_lookup(token, run_id)
         if caller is None:
             raise exceptions.AuthenticationFailed("The API key is invalid or revoked.")
-        if caller.touch_due:  # as ApiKey.touch: at most once a minute
-            ApiKey.objects.filter(pk=caller.api_key_id).update(last_used_at=timezone.now())
+        caller.api_key.touch()
         if caller.run is None:
             raise ObjectNotFound(f"No run {run_id!r}.")
         status, body = ingest_batch(request, caller.run)

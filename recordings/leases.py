@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core import signing
-from django.db import connection, models
+from django.db import connection
 from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -31,6 +31,7 @@ from recordings.selectors import latest_recording_of
 from runs.api.errors import ApiError, Conflict
 from runs.live import notify_run_changed
 from runs.models import ApiKey, Run, Space
+from runs.rawsql import instance_from_row, model_columns
 from runs.selectors import ObjectNotFound, spaces_of_user
 
 SALT = "bctrl.viewer-lease"
@@ -240,7 +241,10 @@ def _lookup(secret_hash: str, *, with_run: bool) -> tuple[ViewerLease, str | Non
     if row is None:
         return None
     values = iter(row)
-    read = [_instance(model, [next(values) for _ in _columns(model)]) for model in models_read]
+    read = [
+        instance_from_row(model, [next(values) for _ in model_columns(model)])
+        for model in models_read
+    ]
     lease = read[0]
     assert isinstance(lease, ViewerLease)
     if with_run:
@@ -248,16 +252,14 @@ def _lookup(secret_hash: str, *, with_run: bool) -> tuple[ViewerLease, str | Non
     return lease, next(values)
 
 
-def _columns(model: type[models.Model]) -> list[Any]:
-    return list(model._meta.concrete_fields)
-
-
 @functools.cache
 def _lookup_sql(with_run: bool) -> str:
     quote = connection.ops.quote_name
     tables = (("l", ViewerLease), ("u", Run), ("s", Space)) if with_run else (("l", ViewerLease),)
     selected = [
-        f"{alias}.{quote(field.column)}" for alias, model in tables for field in _columns(model)
+        f"{alias}.{quote(field.column)}"
+        for alias, model in tables
+        for field in model_columns(model)
     ]
     joins = (
         f"JOIN {quote(Run._meta.db_table)} u ON u.{quote('id')} = l.{quote('run_id')} "
@@ -272,43 +274,6 @@ def _lookup_sql(with_run: bool) -> str:
         f"ON r.{quote('id')} = l.{quote('recording_id')} "
         f"WHERE l.{quote('secret_hash')} = %s"
     )
-
-
-def _instance(model: type[models.Model], row: list[Any]) -> models.Model:
-    """A model instance from raw column values, converted as the ORM converts them."""
-    attnames, converters = _converters(model)
-    values = [
-        value if value is None or not convert else _convert(convert, value)
-        for value, convert in zip(row, converters, strict=True)
-    ]
-    return model.from_db(connection.alias, attnames, values)
-
-
-def _convert(steps: list[Any], value: Any) -> Any:
-    for step in steps:
-        value = step(value)
-    return value
-
-
-@functools.cache
-def _converters(model: type[models.Model]) -> tuple[list[str], list[list[Any]]]:
-    """Per column of `model`, the backend's converters and the field's from_db_value."""
-    attnames, converters = [], []
-    for field in _columns(model):
-        expression = field.get_col(model._meta.db_table)
-        steps: list[Any] = [
-            functools.partial(lambda value, c, e: c(value, e, connection), c=c, e=expression)
-            for c in connection.ops.get_db_converters(expression)
-        ]
-        if hasattr(field, "from_db_value"):
-            steps.append(
-                functools.partial(
-                    lambda value, f, e: f.from_db_value(value, e, connection), f=field, e=expression
-                )
-            )
-        attnames.append(field.attname)
-        converters.append(steps)
-    return attnames, converters
 
 
 alease_check = sync_to_async(lease_check)

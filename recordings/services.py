@@ -1,5 +1,6 @@
 """Writes of the recording lifecycle: start, ingest a batch, stop."""
 
+import functools
 import gzip
 import hashlib
 import re
@@ -19,6 +20,7 @@ from recordings.models import MAX_CAPTURE_MS, Recording, RecordingBatch
 from runs.api.errors import Conflict, Invalid, PayloadTooLarge
 from runs.live import notify_run_changed
 from runs.models import API_KEY_PREFIX, ApiKey, Run, hash_api_key
+from runs.rawsql import instance_from_row, model_columns
 
 TARGET_PATTERN = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,100}$")  # not "." or ".."
 # rrweb's EventType: DomContentLoaded 0, Load 1, FullSnapshot 2, IncrementalSnapshot 3,
@@ -145,9 +147,7 @@ class IngestCaller:
     """What one query tells the ingest about a request: the API key, and the run of the
     key's space with its active recording (`run` None: no such run in that space)."""
 
-    api_key_id: str
-    space_id: str
-    touch_due: bool
+    api_key: ApiKey
     run: Run | None
 
 
@@ -160,21 +160,19 @@ def ingest_lookup(raw_key: str, run_id: str) -> IngestCaller | None:
     """
     if not raw_key.startswith(API_KEY_PREFIX):
         return None
-    touch_before = timezone.now() - API_KEY_TOUCH_EVERY
     with connection.cursor() as cursor:
         cursor.execute(
-            _INGEST_LOOKUP_SQL,
-            [
-                connection.ops.adapt_datetimefield_value(touch_before),
-                run_id,
-                Recording.Status.RECORDING.value,
-                hash_api_key(raw_key),
-            ],
+            _ingest_lookup_sql(),
+            [run_id, Recording.Status.RECORDING.value, hash_api_key(raw_key)],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    key_id, space_id, touch_due, found_run_id, run_status, recording_id, first = row
+    key_columns = len(model_columns(ApiKey))
+    api_key = instance_from_row(ApiKey, list(row[:key_columns]))
+    assert isinstance(api_key, ApiKey)
+    space_id = api_key.space_id
+    found_run_id, run_status, recording_id, first = row[key_columns:]
     run = None
     if found_run_id is not None:
         run = Run.from_db(
@@ -182,19 +180,20 @@ def ingest_lookup(raw_key: str, run_id: str) -> IngestCaller | None:
         )
         run.active_recording_id = recording_id  # type: ignore[attr-defined]
         run.active_recording_first = first  # type: ignore[attr-defined]
-    return IngestCaller(key_id, space_id, bool(touch_due), run)
+    return IngestCaller(api_key, run)
 
 
-API_KEY_TOUCH_EVERY = timedelta(minutes=1)  # as ApiKey.touch
-_INGEST_LOOKUP_SQL = f"""
-    SELECT k.id, k.space_id,
-           CASE WHEN k.last_used_at IS NULL OR k.last_used_at < %s THEN 1 ELSE 0 END,
-           r.id, r.status, rec.id, rec.first_timestamp
+@functools.cache
+def _ingest_lookup_sql() -> str:
+    key_columns = ", ".join(f"k.{field.column}" for field in model_columns(ApiKey))
+    return f"""
+    SELECT {key_columns}, r.id, r.status, rec.id, rec.first_timestamp
     FROM {ApiKey._meta.db_table} k
     LEFT JOIN {Run._meta.db_table} r ON r.id = %s AND r.space_id = k.space_id
     LEFT JOIN {Recording._meta.db_table} rec ON rec.run_id = r.id AND rec.status = %s
     WHERE k.key_hash = %s AND k.revoked_at IS NULL
-"""  # noqa: S608  (table names from the models; values are parameters)
+"""  # noqa: S608  (table and column names from the models; values are parameters)
+
 
 # Takes a batch: only while the recording records and while the batch ends within 2
 # hours of the recording's first event; keeps that first timestamp (the minimum).

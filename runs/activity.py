@@ -902,7 +902,7 @@ def _run_items(run: Run) -> list[_Item]:
     ]
     if run.ended_at is not None and not run.is_active:
         failed = run.status == Run.Status.FAILED
-        took = _human_duration(run.current_duration_ms)
+        took = human_duration(run.current_duration_ms)
         if failed:
             error = _error_text(run.error)
             message = f"Run failed after {took}" + (f": {error}" if error else "")
@@ -1040,12 +1040,20 @@ def _size(value: Any) -> str:
     return ""
 
 
-def _human_duration(ms: int) -> str:
+def human_duration(ms: int | None) -> str:
+    """1.2 s, 3 m 04 s, 2 h 05 m: short, and precise where it matters."""
+    if ms is None:
+        return "—"
+    if ms < 1000:
+        return f"{ms} ms"
     seconds = ms / 1000
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
+    minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
-        return f"{minutes} min {seconds} s"
+        return f"{minutes} m {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    if hours < 48:
+        return f"{hours} h {minutes:02d} m"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"

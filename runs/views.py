@@ -24,10 +24,10 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 from recordings import leases
 from recordings.models import ViewerLease
 from runs import selectors
-from runs.activity import activity_items
+from runs.activity import activity_items, human_duration
 from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
-from runs.models import Artifact, Command, Event, Run, Space
+from runs.models import Command, Event, Run, Space
 
 SESSION_SPACE_KEY = "space_id"
 RUNS_PAGE_SIZE = 25
@@ -46,25 +46,6 @@ DOCS_POLICY = (
 
 
 # Formatting -------------------------------------------------------------------------
-
-
-def human_duration(ms: int | None) -> str:
-    """1.2 s, 3 m 04 s, 2 h 05 m: short, and precise where it matters."""
-    if ms is None:
-        return "—"
-    if ms < 1000:
-        return f"{ms} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} m {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} m"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
 
 
 def relative_time(value: datetime, now: datetime | None = None) -> str:
@@ -384,21 +365,6 @@ def _error_text(error: Any) -> str:
 # Artifacts --------------------------------------------------------------------------
 
 
-def artifact_inline_response(artifact: Artifact) -> FileResponse:
-    """A raster image for an <img> or a tab: shown inline, sandboxed, never sniffed."""
-    response = FileResponse(
-        artifact.file.open("rb"),
-        as_attachment=False,
-        filename=artifact.name,
-        content_type=artifact.content_type,
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = (
-        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
-    )
-    return response
-
-
 @login_required
 @require_GET
 def artifact_file(request: HttpRequest, run_id: str, artifact_id: str) -> FileResponse:
@@ -407,10 +373,8 @@ def artifact_file(request: HttpRequest, run_id: str, artifact_id: str) -> FileRe
         artifact = selectors.artifact_of(run, artifact_id)
     except selectors.ObjectNotFound as exc:
         raise Http404(str(exc)) from exc
-    if request.GET.get("download") or artifact.content_type not in INLINE_IMAGE_TYPES:
-        response = artifact_file_response(artifact)
-    else:
-        response = artifact_inline_response(artifact)
+    inline = not request.GET.get("download") and artifact.content_type in INLINE_IMAGE_TYPES
+    response = artifact_file_response(artifact, inline=inline)
     # Artifacts never change once stored; only the signed-in browser may keep a copy.
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -561,15 +561,21 @@ class RunFilesView(APIView):
         return _artifact_page(request, selectors.files_of(run, kinds=_kinds(request, "type")))
 
 
-def artifact_file_response(artifact: Artifact) -> FileResponse:
+def artifact_file_response(artifact: Artifact, *, inline: bool = False) -> FileResponse:
+    """The artifact's bytes, never sniffed and sandboxed: as a download, or `inline` for a
+    raster image shown in an <img> or a tab."""
     response = FileResponse(
         artifact.file.open("rb"),
-        as_attachment=True,
+        as_attachment=not inline,
         filename=artifact.name,
         content_type=artifact.content_type,
     )
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
+        if inline
+        else "default-src 'none'; sandbox"
+    )
     return response
 
 
