@@ -9,9 +9,9 @@ handler and, at the source, on `django.request`, `django.server` and `daphne.acc
 (so handlers added later, such as pytest's caplog, see the redacted text too).
 
 Daphne writes its access log straight to stdout by default (verbosity 1), outside
-logging, where no filter reaches. `python -m bctrl_site.logging <daphne arguments>` (what
-`manage.py serve`, hence `make run`, starts) is daphne with that access log sent
-through the `daphne.access` logger instead, at INFO, so it is redacted like the rest.
+logging, where no filter reaches. `LoggingAccessLog` sends it through the
+`daphne.access` logger instead, at INFO, so it is redacted like the rest; the daphne
+that `manage.py serve` (hence `make run`) starts uses it (bctrl_site/webserver.py).
 """
 
 import logging
@@ -72,15 +72,3 @@ class LoggingAccessLog:
         self.logger.info(
             '%s "%s" %s %s', host, redact(request), status or "-", size if size else "-"
         )
-
-
-def daphne_main() -> None:
-    """daphne's command line, with its access log going through logging (see above)."""
-    from daphne import cli
-
-    cli.AccessLogGenerator = LoggingAccessLog  # the CLI builds its action logger from this
-    cli.CommandLineInterface.entrypoint()
-
-
-if __name__ == "__main__":
-    daphne_main()

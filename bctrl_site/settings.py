@@ -293,7 +293,7 @@ SILENCED_SYSTEM_CHECKS = ["security.W021"]
 # Viewer lease tokens are credentials in URL paths (/embed/<kind>/<token>): the filter of
 # bctrl_site.logging rewrites them to [redacted] on the root handler and, at the source,
 # in the loggers that name request paths. `manage.py serve` runs daphne with its access
-# log sent to the `daphne.access` logger (python -m bctrl_site.logging).
+# log sent to the `daphne.access` logger (python -m bctrl_site.webserver).
 _REDACT = ["redact_embed_tokens"]
 LOGGING = {
     "version": 1,

@@ -12,10 +12,17 @@ Query options (seed 003): `recording=true|false|1|0` sets Runtime.recording_enab
 `keep_alive=<ms>` sets Runtime.keep_alive_ms; the runtime host reads both.
 
 Every refusal happens before the handshake is accepted, so no CDP message reaches the
-browser. The consumer closes with a code that says why (`REFUSALS`); daphne turns any
-close before accept into an HTTP 403 answer to the handshake (it does not implement
-ASGI's `websocket.http.response` extension), so over the network every refusal is a
-403, and the code is what ASGI test clients and the logs see.
+browser. Each one stands for an HTTP status (`REFUSALS`): 400 bad connect options, 401
+a missing, invalid or revoked API key, 403 an invalid or revoked connect token (the end
+of its run revokes it), 404 a runtime that is not in the key's space (or does not
+exist), 409 a runtime that is not running or a token of an earlier run, 410 an expired
+token, 502 a browser that cannot be reached. Where the server offers ASGI's websocket denial
+response extension (`websocket.http.response`, as bctrl's daphne does, see
+bctrl_site/webserver.py) the handshake is answered with that status and the API's error
+body, `{"error": {"code", "message"}}`; elsewhere (Channels' WebsocketCommunicator, a
+plain daphne, which answers 403 to any refusal) the consumer closes with 4000 + the
+status. An open connection that must end closes with the same codes (4410 also when
+its run has ended).
 
 An accepted client gets its own upstream websocket to the browser's DevTools endpoint
 (Chromium takes several clients); messages are forwarded as they came, both ways, and
@@ -26,6 +33,7 @@ notice of the run, so ending the run closes its clients.
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -52,16 +60,18 @@ FLUSH_INTERVAL_S = 0.5
 FLUSH_BATCH = 200
 MAX_KEEP_ALIVE_MS = 24 * 60 * 60 * 1000
 
-# Close codes of a refused or ended connection (4000 + the HTTP status it stands for).
+# Close codes of a refused or ended connection (4000 + the HTTP status it stands for),
+# with the error code of the HTTP answer to a refused handshake.
 REFUSALS = {
-    4400: "bad connect options",
-    4401: "missing, invalid or revoked API key",
-    4403: "invalid or revoked connect token",
-    4404: "no such runtime in the key's space",
-    4409: "the runtime is not running, or the token belongs to an earlier run",
-    4410: "expired connect token, or the run has ended",
-    4502: "the browser cannot be reached",
+    4400: "invalid_parameter",  # bad connect options
+    4401: "unauthenticated",  # missing, invalid or revoked API key
+    4403: "forbidden",  # invalid or revoked connect token
+    4404: "not_found",  # no such runtime in the key's space
+    4409: "runtime.not_running",  # not running, or the token belongs to an earlier run
+    4410: "connect.expired",  # expired connect token, or the run has ended
+    4502: "runtime.unreachable",  # the browser cannot be reached
 }
+DENIAL_EXTENSION = "websocket.http.response"
 
 
 class ProxyRefused(Exception):
@@ -233,7 +243,7 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             self.grant = await self._authorize()
         except ProxyRefused as refused:
             logger.info("CDP connection refused (%s): %s", refused.code, refused.reason)
-            await self.close(code=refused.code, reason=refused.reason)
+            await self.refuse(refused)
             return
         try:
             self.upstream = await websockets.connect(
@@ -245,7 +255,7 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             )
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
             logger.warning("CDP upstream of runtime %s failed: %s", self.grant.runtime_id, exc)
-            await self.close(code=4502, reason="The browser cannot be reached.")
+            await self.refuse(ProxyRefused(4502, "The browser cannot be reached."))
             return
         await database_sync_to_async(client_joined)(self.grant, options)
         self.counted = True
@@ -256,6 +266,27 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
         await self.accept()
         for job in (self._pump_upstream(), self._flush_loop(), self._recheck_loop()):
             self.tasks.append(asyncio.create_task(job))
+
+    async def refuse(self, refused: ProxyRefused) -> None:
+        """Answers the handshake with the HTTP status and error body of `refused` where the
+        server takes a denial response, and closes with its code otherwise."""
+        if DENIAL_EXTENSION not in (self.scope.get("extensions") or {}):
+            await self.close(code=refused.code, reason=refused.reason)
+            return
+        body = json.dumps(
+            {"error": {"code": REFUSALS[refused.code], "message": refused.reason}}
+        ).encode()
+        headers = [(b"content-type", b"application/json")]
+        if refused.code == 4401:
+            headers.append((b"www-authenticate", b'Bearer realm="bctrl"'))
+        await self.base_send(
+            {
+                "type": "websocket.http.response.start",
+                "status": refused.code - 4000,
+                "headers": headers,
+            }
+        )
+        await self.base_send({"type": "websocket.http.response.body", "body": body})
 
     async def _authorize(self) -> ProxyGrant:
         kwargs = self.scope["url_route"]["kwargs"]

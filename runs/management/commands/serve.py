@@ -26,9 +26,9 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "web": [
-                # daphne, with its access log sent through logging, where lease tokens
-                # in embed paths are redacted (bctrl_site/logging.py).
-                python, "-m", "bctrl_site.logging",
+                # daphne, with its access log sent through logging (where lease tokens
+                # are redacted) and websocket denial responses (bctrl_site/webserver.py).
+                python, "-m", "bctrl_site.webserver",
                 "-b", options["host"], "-p", str(options["port"]),
                 "--proxy-headers",
                 # CDP messages through the connectUrl proxy (screenshots, DOM snapshots)

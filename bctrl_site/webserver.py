@@ -1,0 +1,134 @@
+"""daphne as bctrl runs it: `python -m bctrl_site.webserver <daphne arguments>` (what
+`manage.py serve`, hence `make run`, starts; the tests' live server uses `BctrlServer`
+too, see tests/conftest.py).
+
+Two things on top of daphne 4.2:
+
+- Its access log goes through the `daphne.access` logger
+  (bctrl_site.logging.LoggingAccessLog), where lease and connect tokens are redacted,
+  instead of straight to stdout.
+- ASGI's websocket denial response extension (`websocket.http.response`): daphne answers
+  any close before accept with a bare HTTP 403. Here a websocket scope advertises the
+  extension, and an application may answer the handshake with a response of its own
+  (`websocket.http.response.start` with a status and headers, then
+  `websocket.http.response.body` messages), as the CDP proxy does to say 404 to a key
+  of another space (runs.consumers). A close before accept is still a 403.
+"""
+
+# daphne.server installs Twisted's asyncio reactor on import: it comes first.
+from daphne.server import Server  # isort:skip
+
+import http
+from typing import Any
+
+from autobahn.websocket.types import ConnectionDeny
+from daphne import cli
+from daphne.ws_protocol import WebSocketProtocol
+
+from bctrl_site.logging import LoggingAccessLog
+
+DENIAL_EXTENSION = "websocket.http.response"
+
+
+def denial_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """The raw HTTP/1.1 response for a denied handshake; the connection closes after it."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Denied"
+    lines = [f"HTTP/1.1 {status} {phrase}".encode("ascii")]
+    names = set()
+    for name, value in headers:
+        if b"\r" in name + value or b"\n" in name + value:
+            raise ValueError("A header of a denial response contains a line break.")
+        names.add(name.lower())
+        lines.append(name + b": " + value)
+    if b"content-length" not in names:
+        lines.append(b"Content-Length: " + str(len(body)).encode("ascii"))
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class DenyingWebSocketProtocol(WebSocketProtocol):
+    """daphne's websocket protocol, plus the denial response messages."""
+
+    denial_status: int | None = None
+    denial_headers: list[tuple[bytes, bytes]]
+    denial_body: bytes = b""
+    denial_response: bytes | None = None
+
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "websocket.http.response.start":
+            if self.state != self.STATE_CONNECTING or self.denial_status is not None:
+                raise ValueError(f"{kind} is only valid once, before the handshake is answered.")
+            self.denial_status = int(message["status"])
+            self.denial_headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+        elif kind == "websocket.http.response.body":
+            if self.denial_status is None or self.denial_response is not None:
+                raise ValueError(f"{kind} must follow websocket.http.response.start.")
+            self.denial_body += bytes(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.serverDeny()
+        else:
+            super().handle_reply(message)
+
+    def serverDeny(self) -> None:
+        """As daphne's serverReject, with the application's response instead of a 403."""
+        assert self.denial_status is not None
+        self.denial_response = denial_response(
+            self.denial_status, self.denial_headers, self.denial_body
+        )
+        # autobahn answers a ConnectionDeny through failHandshake, below.
+        self.handshake_deferred.errback(
+            ConnectionDeny(code=self.denial_status, reason="Denied by the application")
+        )
+        del self.handshake_deferred
+        self.server.protocol_disconnected(self)
+        client = None
+        if self.client_addr:
+            client = f"{self.client_addr[0]}:{self.client_addr[1]}"
+        self.server.log_action(
+            "websocket", "rejected", {"path": self.request.path, "client": client}
+        )
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        if self.denial_response is None:
+            super().failHandshake(reason, code, responseHeaders)
+            return
+        self.wasNotCleanReason = reason
+        self.sendData(self.denial_response)
+        self.dropConnection(abort=False)
+
+
+class BctrlServer(Server):
+    """daphne's server, with websocket scopes that offer the denial response extension."""
+
+    @property
+    def ws_factory(self) -> Any:
+        return self._ws_factory
+
+    @ws_factory.setter
+    def ws_factory(self, factory: Any) -> None:
+        # Server.run builds daphne's factory; its connections use our protocol.
+        factory.protocol = DenyingWebSocketProtocol
+        self._ws_factory = factory
+
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        if scope.get("type") == "websocket":
+            scope.setdefault("extensions", {})[DENIAL_EXTENSION] = {}
+        return super().create_application(protocol, scope)
+
+
+class CommandLineInterface(cli.CommandLineInterface):
+    server_class = BctrlServer
+
+
+def main() -> None:
+    """daphne's command line, with BctrlServer and the access log through logging."""
+    cli.AccessLogGenerator = LoggingAccessLog  # the CLI builds its action logger from this
+    CommandLineInterface.entrypoint()
+
+
+if __name__ == "__main__":
+    main()
