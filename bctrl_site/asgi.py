@@ -10,10 +10,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.urls import re_path  # noqa: E402
 
 from bctrl_site.routing import cdp_urlpatterns, websocket_urlpatterns  # noqa: E402
+from recordings.ingest_route import RecordingIngestRoute  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The rrweb ingest's POSTs on a route of their own, outside the middleware chain
+        # (see recordings/ingest_route.py); every other request to Django.
+        "http": RecordingIngestRoute(django_asgi_app),
         # The CDP proxy first, with its own Origin rule (automation clients send none);
         # every other websocket is for web pages and needs an Origin of ALLOWED_HOSTS.
         "websocket": URLRouter(

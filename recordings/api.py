@@ -4,8 +4,9 @@ import asyncio
 import contextvars
 import os
 import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from asgiref.sync import SyncToAsync, sync_to_async
@@ -92,20 +93,23 @@ def ingest_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-def ingest_batch(request: HttpRequest, run: Run) -> tuple[int, dict[str, Any]]:
+def ingest_batch(meta: Mapping[str, Any], stream: Any, run: Run) -> tuple[int, dict[str, Any]]:
     """Parses, validates and stores one batch for `run` (read with its active recording:
-    see services.ingest_lookup); the status and JSON body of the answer."""
+    see services.ingest_lookup) from a request's META and body stream; the status and
+    JSON body of the answer."""
     from django.conf import settings
 
-    content_type = request.META.get("CONTENT_TYPE", "")
+    content_type = meta.get("CONTENT_TYPE", "")
     body: dict[str, Any] = {}  # no Content-Type: no body, as DRF reads it
     if content_type:
-        if not media_type_matches(RecordingBatchParser.media_type, content_type):
+        if content_type != "application/json" and not media_type_matches(
+            RecordingBatchParser.media_type, content_type
+        ):
             raise UnsupportedMediaType(content_type)
         body = parse_json_object(
             read_body(
-                request,
-                request.META,
+                stream,
+                meta,
                 max_body=settings.BCTRL_RECORDING_MAX_BATCH_BYTES,
                 max_inflated=settings.BCTRL_RECORDING_MAX_INFLATED_BYTES,
             )
@@ -151,10 +155,12 @@ def _error(exc: Exception) -> HttpResponse | None:
     return None
 
 
-def ingest_request(request: HttpRequest, run_id: str) -> HttpResponse:
-    """The whole POST, sync: API key, run, body, batch."""
+def ingest(meta: Mapping[str, Any], stream: Any, run_id: str) -> HttpResponse:
+    """The whole POST, sync: API key, run, body, batch, from the request's META (Django's
+    names: HTTP_AUTHORIZATION, CONTENT_TYPE, …) and its body stream. Every refusal is an
+    answer in the API's error shape; anything else raised is a server error."""
     try:
-        token = bearer_token(request.META)
+        token = bearer_token(meta)  # type: ignore[arg-type]  # reads META like a dict
         if token is None:
             raise exceptions.NotAuthenticated()
         caller = services.ingest_lookup(token, run_id)
@@ -163,13 +169,17 @@ def ingest_request(request: HttpRequest, run_id: str) -> HttpResponse:
         caller.api_key.touch()
         if caller.run is None:
             raise ObjectNotFound(f"No run {run_id!r}.")
-        status, body = ingest_batch(request, caller.run)
+        status, body = ingest_batch(meta, stream, caller.run)
         return _json(status, body)
     except Exception as exc:
         response = _error(exc)
         if response is None:
             raise
         return response
+
+
+def ingest_request(request: HttpRequest, run_id: str) -> HttpResponse:
+    return ingest(request.META, request, run_id)
 
 
 # `POST /v1/runs/{id}/recording/events` is an async view (see `as_view`) that stores the
@@ -188,18 +198,11 @@ class RecordingEventsView(APIView):
                 response: HttpResponseBase = await other_methods(request, run_id=run_id)
                 return response
             if isinstance(request, ASGIRequest):
-                # Under an ASGI server: a thread of the ingest pool, not the request's
-                # own (new) thread, so several batches are taken in parallel on warm
-                # database connections.
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(
-                    ingest_executor(),
-                    contextvars.copy_context().run,
-                    _ingest_in_thread,
-                    loop,
-                    request,
-                    run_id,
-                )
+                # Under an ASGI server (when the route of recordings.ingest_route left
+                # the request to Django): a thread of the ingest pool, not the
+                # request's own (new) thread, so several batches are taken in parallel
+                # on warm database connections.
+                return await in_ingest_thread(ingest_request, request, run_id)
             # Django's test client and other sync callers: the caller's thread, its
             # connection and its transaction.
             return await sync_to_async(ingest_request)(request, run_id)
@@ -224,13 +227,24 @@ class RecordingEventsView(APIView):
         run = runs.select_related(None).filter(pk=run_id).first()
         if run is None:
             raise ObjectNotFound(f"No run {run_id!r}.")
-        status, body = ingest_batch(request._request, run)
+        status, body = ingest_batch(request._request.META, request._request, run)
         return Response(body, status=status)
 
 
-def _ingest_in_thread(
-    loop: asyncio.AbstractEventLoop, request: HttpRequest, run_id: str
-) -> HttpResponse:
+_Answer = TypeVar("_Answer")
+
+
+async def in_ingest_thread(function: Callable[..., _Answer], *args: Any) -> _Answer:
+    """`function(*args)` in a thread of the ingest pool, awaited on the running loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        ingest_executor(), contextvars.copy_context().run, _in_thread, loop, function, args
+    )
+
+
+def _in_thread(
+    loop: asyncio.AbstractEventLoop, function: Callable[..., _Answer], args: tuple[Any, ...]
+) -> _Answer:
     # As sync_to_async does for its threads: async_to_sync (the channel layer's
     # publish) then runs on the server's event loop.
     SyncToAsync.threadlocal.main_event_loop = loop
@@ -241,7 +255,7 @@ def _ingest_in_thread(
     # are few and live as long as the process, so each keeps one connection.
     _close_old_connections()
     try:
-        return ingest_request(request, run_id)
+        return function(*args)
     finally:
         _close_old_connections()
 

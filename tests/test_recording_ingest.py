@@ -1,19 +1,31 @@
-"""Ingest of rrweb batches: POST /v1/runs/{id}/recording/events."""
+"""Ingest of rrweb batches: POST /v1/runs/{id}/recording/events.
 
+Every test that posts batches runs twice (the `route` fixture): through Django's view, as
+the test client calls it, and through the ASGI route of recordings/ingest_route.py that
+takes these POSTs in a server, so both answer alike.
+"""
+
+import asyncio
 import gzip
+import io
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings as django_settings
+from django.http import HttpResponse
+from rest_framework.test import APIClient
 
+from recordings import api, ingest_route
 from recordings.models import Recording, RecordingBatch
 from recordings.selectors import run_recording_summary
 from runs import services
 from runs.models import Run
 
-from .conftest import Tenant
+from .conftest import Tenant, make_tenant
 
 T0 = 1_790_000_000_000  # an rrweb timestamp (ms since the epoch)
 
@@ -33,6 +45,114 @@ def rrweb_events(count: int = 3, start: int = T0) -> list[dict[str, Any]]:
         for i in range(2, count)
     ]
     return (first + rest)[:count]
+
+
+def call_asgi(
+    app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes, **scope: Any
+) -> tuple[int, dict[str, str], bytes]:
+    """One POST through an ASGI application, in-process: status, headers, body."""
+    sent: list[dict[str, Any]] = []
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.Event().wait()  # the client stays until answered
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    full_scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            *([] if any(name == b"host" for name, _ in headers) else [(b"host", b"testserver")]),
+            *headers,
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        **scope,
+    }
+    async_to_sync(app)(full_scope, receive, send)
+    start, *rest = sent
+    names = [name.decode("latin1").lower() for name, _ in start["headers"]]
+    assert len(names) == len(set(names)), f"a header sent twice: {names}"
+    answer = {name.decode("latin1"): value.decode("latin1") for name, value in start["headers"]}
+    return start["status"], answer, b"".join(message.get("body", b"") for message in rest)
+
+
+def must_not_reach_django(scope: Any, receive: Any, send: Any) -> Any:
+    raise AssertionError(f"{scope['method']} {scope['path']} went to Django, not the route")
+
+
+class RouteClient(APIClient):
+    """A test client whose batch POSTs go through the ASGI route (and only the route: it
+    fails the test if one falls through to Django), running the ingest in the test's
+    thread and transaction as Django's test client runs views."""
+
+    def generic(  # type: ignore[override]
+        self,
+        method: str,
+        path: str,
+        data: Any = "",
+        content_type: str = "application/octet-stream",
+        secure: bool = False,
+        **extra: Any,
+    ) -> Any:
+        if method != "POST" or not ingest_route.INGEST_PATH.fullmatch(path):
+            return super().generic(method, path, data, content_type, secure, **extra)
+        body = data if isinstance(data, bytes) else str(data).encode()
+        headers = [(b"content-length", str(len(body)).encode())]
+        if content_type:
+            headers.append((b"content-type", content_type.encode()))
+        credentials = getattr(self, "_credentials", {})  # APIClient.credentials()
+        for key, value in {**credentials, **extra}.items():
+            if key.startswith("HTTP_"):
+                headers.append((key[5:].lower().replace("_", "-").encode(), value.encode()))
+        route = ingest_route.RecordingIngestRoute(must_not_reach_django)
+        status, answer_headers, content = call_asgi(route, path, headers, body)
+        response = HttpResponse(content, status=status)
+        for name, value in answer_headers.items():
+            response[name] = value
+        response.json = lambda: orjson.loads(content)  # type: ignore[attr-defined]
+        return response
+
+
+async def ingest_in_this_thread(meta: dict[str, Any], body: bytes, run_id: str) -> Any:
+    return await sync_to_async(api.ingest)(meta, io.BytesIO(body), run_id)
+
+
+@pytest.fixture(params=["django", "asgi-route"])
+def route(request: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    if request.param == "asgi-route":
+        monkeypatch.setattr(ingest_route, "run_ingest", ingest_in_this_thread)
+    yield request.param
+
+
+def routed(tenant: Tenant, route: str) -> Tenant:
+    if route == "asgi-route":
+        client = RouteClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant.raw_key}")
+        tenant.client = client
+    return tenant
+
+
+@pytest.fixture
+def tenant(db: None, route: str) -> Tenant:
+    return routed(make_tenant("acme"), route)
+
+
+@pytest.fixture
+def other_tenant(db: None, route: str) -> Tenant:
+    return routed(make_tenant("globex"), route)
 
 
 @pytest.fixture
@@ -234,11 +354,13 @@ def test_stopping_the_run_stops_its_recording(tenant: Tenant, run: Run) -> None:
     assert body["recording"]["id"] == recording.id
 
 
+@pytest.mark.parametrize("route", ["django"], indirect=True)
 def test_a_run_without_recording_reports_not_available(tenant: Tenant, run: Run) -> None:
     body = tenant.client.get(f"/v1/runs/{run.id}").json()
     assert body["recording"] == {"id": None, "status": "not_available", "durationMs": None}
 
 
+@pytest.mark.parametrize("route", ["django"], indirect=True)
 @pytest.mark.django_db(transaction=True)
 async def test_each_batch_is_published_to_the_runs_group(tenant: Tenant) -> None:
     from asgiref.sync import sync_to_async
@@ -332,6 +454,7 @@ def test_batch_notices_reach_listeners_at_most_every_quarter_second(tenant: Tena
         assert sends.count("recording.batch") == 2
 
 
+@pytest.mark.parametrize("route", ["django"], indirect=True)
 @pytest.mark.django_db(transaction=True)
 def test_an_asgi_server_takes_batches_of_several_runs_in_parallel(
     asgi_server: str, tenant: Tenant
@@ -378,3 +501,161 @@ def test_an_asgi_server_takes_batches_of_several_runs_in_parallel(
         recording = Recording.objects.get(run=run)
         assert list(recording.batches.order_by("seq").values_list("seq", flat=True)) == [0, 1, 2]
         assert recording.first_timestamp == T0
+    # The server's route answers with the headers of the rest of the API, errors in JSON.
+    conn = HTTPConnection(server.hostname or "127.0.0.1", server.port, timeout=30)
+    body = orjson.dumps({"target": "t", "seq": 9, "events": rrweb_events()})
+    conn.request(
+        "POST",
+        f"/v1/runs/{runs[0].id}/recording/events",
+        body=body,
+        headers={"Authorization": "Bearer bctrl_sk_nope", "Content-Type": "application/json"},
+    )
+    refused = conn.getresponse()
+    assert refused.status == 401
+    assert orjson.loads(refused.read())["error"]["code"] == "unauthenticated"
+    assert refused.getheader("Content-Type") == "application/json"
+    assert refused.getheader("Content-Security-Policy", "").endswith("frame-ancestors 'none'")
+    assert refused.getheader("X-Frame-Options") == "DENY"
+    assert refused.getheader("X-Content-Type-Options") == "nosniff"
+    assert refused.getheader("Referrer-Policy") == "same-origin"
+    conn.close()
+
+
+# --- the ASGI route (recordings/ingest_route.py) ---------------------------------------
+
+
+def test_the_app_takes_ingest_posts_on_its_own_route() -> None:
+    from bctrl_site.asgi import application
+
+    http = application.application_mapping["http"]
+    assert isinstance(http, ingest_route.RecordingIngestRoute)
+    # The route adds what this chain adds to an answer; a middleware added or removed
+    # sends every batch through Django until the route is reviewed against it.
+    assert tuple(django_settings.MIDDLEWARE) == ingest_route.ROUTED_MIDDLEWARE
+
+
+@pytest.mark.parametrize(
+    ("scope", "headers", "overrides"),
+    [
+        ({}, [], {}),
+        ({"scheme": "https"}, [], {"SECURE_HSTS_SECONDS": 3600}),
+        (
+            {},
+            [(b"x-forwarded-proto", b"https")],
+            {
+                "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
+                "SECURE_HSTS_SECONDS": 60,
+                "SECURE_HSTS_PRELOAD": True,
+            },
+        ),
+    ],
+    ids=["http", "https", "behind-a-proxy"],
+)
+def test_the_route_answers_with_the_headers_and_body_django_answers(
+    db: None, settings: Any, scope: dict[str, Any], headers: list[Any], overrides: Any
+) -> None:
+    from django.core.handlers.asgi import ASGIHandler
+
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    path = "/v1/runs/run_x/recording/events"
+    request = [*headers, (b"content-type", b"application/json")]
+    # A new handler: middleware reads its settings when it is loaded.
+    through_django = call_asgi(ASGIHandler(), path, request, b"{}", **scope)
+    through_route = call_asgi(
+        ingest_route.RecordingIngestRoute(must_not_reach_django), path, request, b"{}", **scope
+    )
+    assert through_route == through_django
+    status, answer, body = through_route
+    assert status == 401
+    assert orjson.loads(body)["error"]["code"] == "unauthenticated"
+    assert answer["Content-Type"] == "application/json"
+    assert answer["Content-Security-Policy"].endswith("frame-ancestors 'none'")
+    assert answer["X-Frame-Options"] == "DENY"
+    assert answer["X-Content-Type-Options"] == "nosniff"
+    assert answer["Referrer-Policy"] == "same-origin"
+    assert ("Strict-Transport-Security" in answer) == bool(scope or headers)
+
+
+def test_requests_that_a_middleware_answers_go_through_django(db: None, settings: Any) -> None:
+    from django.core.handlers.asgi import ASGIHandler
+
+    app = ingest_route.RecordingIngestRoute(ASGIHandler())
+    path = "/v1/runs/run_x/recording/events"
+    status, _, body = call_asgi(app, path, [(b"host", b"evil.example")], b"{}")
+    assert status == 400  # DisallowedHost, in the API's error shape
+    assert orjson.loads(body)["error"]["code"] == "bad_request"
+    settings.SECURE_SSL_REDIRECT = True
+    app = ingest_route.RecordingIngestRoute(ASGIHandler())
+    status, answer, _ = call_asgi(app, path, [], b"{}")
+    assert (status, answer["Location"]) == (301, f"https://testserver{path}")
+    settings.SECURE_SSL_REDIRECT = False
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
+    assert ingest_route.routed_meta({"path": path, "headers": [(b"host", b"testserver")]}) is None
+
+
+def test_an_unexpected_error_is_a_json_500_with_the_security_headers(
+    route: str, tenant: Tenant, run: Run, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(api.services, "ingest_lookup", broken)
+    if route == "django":
+        tenant.client.raise_request_exception = False
+    body = {"target": "t", "seq": 0, "events": rrweb_events()}
+    response = post_batch(tenant, run, body)
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "Internal server error."}
+    }
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "the database went away" in caplog.text  # the traceback is logged, not sent
+
+
+@pytest.mark.parametrize("route", ["asgi-route"], indirect=True)
+def test_the_route_keeps_no_more_of_a_body_than_the_limit(
+    tenant: Tenant, run: Run, settings: Any
+) -> None:
+    settings.BCTRL_RECORDING_MAX_BATCH_BYTES = 1_000
+    chunks = [b"x" * 600] * 50  # 30 KB in 50 messages, no Content-Length
+
+    async def take(limit: int) -> bytes | None:
+        incoming = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
+        incoming.append({"type": "http.request", "body": b"", "more_body": False})
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0)
+
+        return await ingest_route.read_request_body(receive, limit)
+
+    kept = async_to_sync(take)(1_000)
+    assert kept is not None and len(kept) == 1_001
+    body = orjson.dumps({"target": "t", "seq": 0, "events": rrweb_events()}) + b" " * 5_000
+    response = post_bytes(tenant, run, body)
+    assert response.status_code == 413
+    assert not RecordingBatch.objects.exists()
+    # Authentication still comes first, as in Django's view.
+    anonymous = RouteClient()
+    response = anonymous.generic("POST", f"/v1/runs/{run.id}/recording/events", body)
+    assert response.status_code == 401
+
+
+def test_a_client_that_leaves_before_its_body_is_read_gets_no_answer() -> None:
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/runs/run_x/recording/events",
+        "headers": [(b"host", b"testserver")],
+    }
+    async_to_sync(ingest_route.RecordingIngestRoute(must_not_reach_django))(scope, receive, send)
+    assert sent == []
