@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any, NoReturn
 
 import orjson
@@ -82,6 +83,18 @@ def validate_rrweb_events(events: Any) -> list[dict[str, Any]]:
     if len(events) > limit:
         raise PayloadTooLarge(f"A batch holds at most {limit} events.")
     for index, event in enumerate(events):
+        # The common case in one expression (a call per event costs more than the
+        # checks); anything it does not pass is judged by _event_problem, the rule.
+        if type(event) is dict:
+            kind, timestamp = event.get("type"), event.get("timestamp")
+            if (
+                type(kind) is int
+                and 0 <= kind <= 6
+                and (type(timestamp) is int or type(timestamp) is float)
+                and timestamp > 0
+                and type(event.get("data")) is dict
+            ):
+                continue
         problem = _event_problem(event)
         if problem:
             raise Invalid(f"events[{index}]: {problem}", details={"index": index})
@@ -227,8 +240,10 @@ def batch_ingest(*, run: Run, target: str, seq: int, events: list[dict[str, Any]
     if active is None:
         recording = active_recording_for_ingest(run=run)
         active = ActiveRecording(recording.id, recording.first_timestamp)
-    timestamps = [int(event["timestamp"]) for event in events]
-    first, last = min(timestamps), max(timestamps)
+    # int() of the smallest and largest: the same as the smallest and largest int() of
+    # positive timestamps, for 2 conversions instead of one per event.
+    timestamps = list(map(itemgetter("timestamp"), events))
+    first, last = int(min(timestamps)), int(max(timestamps))
     if active.first_timestamp is not None and last - active.first_timestamp > MAX_CAPTURE_MS:
         _refuse(active.id)  # past the limit already: nothing written
     stored = gzip.compress(encoded, compresslevel=1)
@@ -251,7 +266,7 @@ def batch_ingest(*, run: Run, target: str, seq: int, events: list[dict[str, Any]
                 )
                 taken = cursor.rowcount > 0
             if taken:
-                batch = RecordingBatch.objects.create(
+                batch = RecordingBatch(
                     recording_id=active.id,
                     target=target,
                     seq=seq,
@@ -262,7 +277,9 @@ def batch_ingest(*, run: Run, target: str, seq: int, events: list[dict[str, Any]
                     stored_bytes=len(stored),
                     sha256=digest,
                     path=path,
+                    created_at=timezone.now(),
                 )
+                _insert_batch(batch)
                 notify_run_changed(
                     run.id, "recording.batch", recordingId=active.id, target=target, seq=seq
                 )
@@ -278,6 +295,37 @@ def batch_ingest(*, run: Run, target: str, seq: int, events: list[dict[str, Any]
         _refuse(active.id)
     assert batch is not None
     return IngestResult(batch, created=True)
+
+
+_BATCH_COLUMNS = [
+    field for field in RecordingBatch._meta.concrete_fields if field is not RecordingBatch._meta.pk
+]
+_INSERT_BATCH_SQL = (
+    f"INSERT INTO {RecordingBatch._meta.db_table} "  # noqa: S608  (names from the model)
+    f"({', '.join(str(field.column) for field in _BATCH_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_BATCH_COLUMNS))})"
+)
+
+
+def _insert_batch(batch: RecordingBatch) -> None:
+    """`batch.save()` for a new row, without compiling the INSERT every time: the same
+    columns and values (prepared as the ORM prepares them), and the new id."""
+    values = [
+        field.get_db_prep_save(getattr(batch, field.attname), connection)
+        for field in _BATCH_COLUMNS
+    ]
+    with connection.cursor() as cursor:
+        if connection.features.can_return_columns_from_insert:
+            cursor.execute(
+                f"{_INSERT_BATCH_SQL} RETURNING {RecordingBatch._meta.pk.column}", values
+            )
+            row = cursor.fetchone()
+            batch.pk = row[0]
+        else:
+            cursor.execute(_INSERT_BATCH_SQL, values)
+            batch.pk = cursor.lastrowid
+    batch._state.adding = False
+    batch._state.db = connection.alias
 
 
 def _refuse(recording_id: str) -> NoReturn:
