@@ -7,7 +7,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
 .PHONY: setup run test check chromium migrate clean benchmark benchmark-ingest benchmark-replay \
-	benchmark-runtimes benchmark-leases
+	benchmark-runtimes benchmark-leases benchmark-live
 
 setup: $(STAMP_PY) $(STAMP_NPM) chromium var
 
@@ -63,6 +63,9 @@ benchmark-runtimes: setup
 
 benchmark-leases: setup
 	$(PY) -m benchmarks.leases
+
+benchmark-live: setup
+	$(PY) -m benchmarks.live_view
 
 clean:
 	rm -rf $(VENV) node_modules var

@@ -19,8 +19,10 @@ import re
 from typing import Any
 
 REDACTED = "[redacted]"
-# Embed URLs (/embed/<kind>/<token>) and runtime connect URLs (/cdp/<token>).
-_EMBED_PATH = re.compile(r"(/embed/[A-Za-z]+/|/cdp/)[^\s\"'<>]+")
+# Embed URLs (/embed/<kind>/<token>), runtime connect URLs (/cdp/<token>) and the live
+# embed's websocket (/ws/live/<token>).
+_EMBED_PATH = re.compile(r"(/embed/[A-Za-z]+/|/cdp/|/ws/live/)[^\s\"'<>]+")
+_MARKERS = ("/embed/", "/cdp/", "/ws/live/")
 
 
 def redact(text: str) -> str:
@@ -36,7 +38,7 @@ class RedactEmbedTokens(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record is the logging module's to report
             return True
-        if "/embed/" in message or "/cdp/" in message:
+        if any(marker in message for marker in _MARKERS):
             record.msg = redact(message)
             record.args = ()
         return True

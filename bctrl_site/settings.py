@@ -133,12 +133,17 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Channels: Redis pub/sub when REDIS_URL is set, else in-process memory.
+# Channels: Redis when REDIS_URL is set, else in-process memory. Of the two Redis layers,
+# pub/sub is the default: it held live frames to 50 viewers best (benchmarks/README.md);
+# BCTRL_CHANNEL_LAYER=core picks channels_redis' list-based core layer.
 REDIS_URL = envstr("REDIS_URL")
+BCTRL_CHANNEL_LAYER = envstr("BCTRL_CHANNEL_LAYER", "pubsub")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "channels_redis.core.RedisChannelLayer"
+            if BCTRL_CHANNEL_LAYER == "core"
+            else "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("CHANNELS_PREFIX", "bctrl")},
         }
     }
@@ -337,3 +342,18 @@ BCTRL_CDP_SCREENSHOT_TIMEOUT_S = float(envstr("BCTRL_CDP_SCREENSHOT_TIMEOUT_S", 
 # Largest websocket message and frame daphne accepts (`manage.py serve`): CDP messages
 # (screenshots, DOM snapshots, scripts) exceed daphne's 1 MiB default.
 BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES = envint("BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES", 256 * 1024 * 1024)
+
+# Live view and takeover (runs.liveview, runtime_host.live).
+# Where a runtime host sends screencast frames: a web process's websocket address.
+# `manage.py serve` points its host at its own web server.
+BCTRL_HOST_LINK_URL = envstr("BCTRL_HOST_LINK_URL", f"ws://127.0.0.1:{PORT}")
+# Frames per second a host sends per watched tab at most (newer frames replace older).
+BCTRL_LIVE_MAX_FPS = float(envstr("BCTRL_LIVE_MAX_FPS", "30"))
+# A tab is screencast while some viewer has said "watching" within this many seconds.
+BCTRL_LIVE_WATCH_TTL_S = float(envstr("BCTRL_LIVE_WATCH_TTL_S", "6"))
+# Largest message a viewer may send on the live websocket (input is small).
+BCTRL_LIVE_MESSAGE_MAX_BYTES = envint("BCTRL_LIVE_MESSAGE_MAX_BYTES", 4096)
+# How often an open live view re-checks its lease and its run.
+BCTRL_LIVE_RECHECK_S = float(envstr("BCTRL_LIVE_RECHECK_S", "2"))
+# A human controller with no input for this long hands control back.
+BCTRL_CONTROL_IDLE_S = float(envstr("BCTRL_CONTROL_IDLE_S", "120"))

@@ -86,12 +86,12 @@ def p95(values: list[float]) -> float:
 class Servers:
     """daphne + runtime host on a fresh SQLite database in a temporary folder."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, env_extra: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         settings_module = write_child_modules(
             workdir, urlconf_extra="", settings_extra=SETTINGS_EXTRA
         )
-        self.env = child_env(workdir, "", settings_module)
+        self.env = {**child_env(workdir, "", settings_module), **(env_extra or {})}
         os.environ.update(self.env)
         sys.path.insert(0, str(workdir))
         import django
@@ -105,6 +105,8 @@ class Servers:
         for folder in ("queue", "control"):  # the broker of runs' recording tasks (no worker)
             (settings.CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
         self.daphne = Daphne(self.env, workdir / "daphne.log")
+        # As `manage.py serve`: the host's live link goes to this web server.
+        self.env["BCTRL_HOST_LINK_URL"] = self.daphne.base.replace("http://", "ws://", 1)
         self.host_log = (workdir / "runtime_host.log").open("wb")
         self.host = subprocess.Popen(
             [PYTHON, str(REPO / "manage.py"), "runtime_host"],

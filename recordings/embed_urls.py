@@ -18,4 +18,5 @@ urlpatterns = [
     path("embed/activity/<str:token>", embeds.activity_page, name="activity"),
     path("embed/activity/<str:token>/stream", embeds.activity_stream, name="activity-stream"),
     path("embed/live/<str:token>", embeds.live_page, name="live"),
+    path("embed/live/<str:token>/replay", embeds.live_replay, name="live-replay"),
 ]

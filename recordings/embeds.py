@@ -20,9 +20,13 @@ lease token, recordings.leases):
   every read of the loop (each change notice, and every BCTRL_SSE_POLL_SECONDS, 1 s by
   default): once it is revoked or has expired the stream sends
   `event: end` / `data: {"reason": "revoked"|"expired"|…, "message": …}` and closes.
-- `GET /embed/live/<token>` (`embed:live`): until the live view lands, says whether the
-  run is live or has ended, what control the lease gives, and shows the activity.
-  `?control=input` asks for input control and is refused (403) when the lease has none.
+- `GET /embed/live/<token>` (`embed:live`): the live view of runs.liveview (the
+  browser's picture, tabs, take-over when the lease has `control: "input"`) beside the
+  activity. `?control=input` asks for input control and is refused (403) when the lease
+  has none. When the run ends the page says so and links to
+  `GET /embed/live/<token>/replay` (`embed:live-replay`), which mints a replay lease
+  (with the activity) that lasts as long as the live lease would have, and redirects
+  to its embed.
 
 Every lease check goes through recordings.leases.lease_check: pages and a stream's
 connect record a use, data requests and the stream's re-checks do not. A refused page is
@@ -57,14 +61,15 @@ from typing import Any, Concatenate, ParamSpec
 import orjson
 from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from bctrl_site.middleware import ANY_ANCESTOR, allow_embed_framing
-from recordings.leases import LeaseRefused, lease_check
+from recordings.leases import MIN_LIFETIME_S, LeaseRefused, lease_check, lease_mint
 from recordings.models import ViewerLease
 from recordings.views import (
     REPLAY_POLICY,
@@ -74,6 +79,7 @@ from recordings.views import (
     manifest_data,
 )
 from runs.api.streams import ActivityFeed, Refused, sse_loop, sse_response
+from runs.liveview import live_ws_path
 from runs.models import Run
 
 P = ParamSpec("P")
@@ -277,7 +283,31 @@ def live_page(request: HttpRequest, token: str) -> HttpResponse:
         return refused_page(request, refused)
     context = {
         "stream_url": reverse("embed:activity-stream", args=[token]),
+        "ws_url": live_ws_path(token=token),
+        "may_control": lease.control == ViewerLease.Control.INPUT,
         "run_state": _run_state(lease.run),
-        "control": lease.control,
+        "replay_url": reverse("embed:live-replay", args=[token]),
     }
     return _page(request, lease, "embed/live.html", context)
+
+
+@require_GET
+def live_replay(request: HttpRequest, token: str) -> HttpResponse:
+    """The "watch its replay" link of an ended live view: a replay lease (with the
+    activity, as the live view had it) until the live lease would have expired."""
+    try:
+        lease = lease_check(token, kind=ViewerLease.Kind.LIVE)
+    except LeaseRefused as refused:
+        return refused_page(request, refused)
+    if lease.run.is_active:
+        return redirect("embed:live", token=token)
+    remaining = int((lease.expires_at - timezone.now()).total_seconds())
+    minted = lease_mint(
+        run=lease.run,
+        kind=ViewerLease.Kind.REPLAY,
+        components=[ACTIVITY],
+        lifetime_s=max(MIN_LIFETIME_S, remaining),
+        api_key=lease.created_by_key,
+        user=lease.created_by_user,
+    )
+    return redirect("embed:replay", token=minted.token)

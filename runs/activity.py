@@ -20,7 +20,7 @@ Events (`Event.type` → `Event.data`):
 - `download`           {url, suggestedFilename, artifactId?}
 - `target.created`, `target.closed`  {targetId, type, url}
 - `artifact.created`   {artifactId, kind, name, size}
-- `control.requested`, `control.granted`, `control.released`  {who}
+- `control.requested`, `control.granted`, `control.released`  {who, viewer, reason?}
 - anything else        → a generic `event` item named after its type.
 
 Commands (`Command.method`, `params`, `status`, `duration_ms`, `page_id`, times): CDP
@@ -72,8 +72,12 @@ Types and the rules that make them:
 - `page.error` (error), `dialog`, `download`, `tab.opened` / `tab.closed` (from
   `target.created` / `target.closed` of type page; other targets such as workers are
   noise), `artifact.created`, `runtime.lifecycle` (an error when the state is
-  failed), `control.requested` / `control.granted` / `control.released`: one item
-  per event.
+  failed): one item per event.
+- `control.takeover`: a person's control of the browser through the live view, from
+  `control.granted` to `control.released` (running until then; `durationMs` is the
+  span, which the replay timeline draws): "ada controlled the browser for 42 s (handed
+  back)". The request before a grant folds into it; a request refused because someone
+  else held control is a `control.requested` item of its own.
 - `command`: any other command, named by its method, with the command's status
   (pending is running) and severity error when it failed. Consecutive commands of the
   same method on the same page and with the same outcome (failed or not) are one item
@@ -148,8 +152,8 @@ ITEM_TYPES = (
     "tab.opened",
     "tab.closed",
     "artifact.created",
+    "control.takeover",
     "control.requested",
-    "control.granted",
     "control.released",
     "command",
     "event",
@@ -204,6 +208,7 @@ def activity(
     builder = _Builder()
     for record in _merged(events, commands):
         builder.feed(record)
+    builder.flush_control()
     middle = sorted(builder.items, key=lambda item: (item.time, item.order))
     wanted_types = set(types) if types else None
     floor = SEVERITY_RANK[min_severity]
@@ -329,6 +334,8 @@ class _Builder:
         self.nav_command: _Item | None = None  # a navigate command awaiting its event
         self.nav_event: _Item | None = None  # a navigation event item without a command
         self.request_methods: dict[str, str] = {}
+        self.takeover: _Item | None = None  # a person's control, from grant to release
+        self.pending_control: dict[str, _Evt] = {}  # requests by viewer, until granted
 
     def feed(self, record: _Record) -> None:
         self.order += 1
@@ -702,14 +709,53 @@ class _Builder:
         )
 
     def control(self, ev: "_Evt") -> None:
+        """A takeover is one item from grant to release (`durationMs` is its span, which
+        the replay timeline draws); a request that was not granted is an item of its own."""
         who = _text(ev.data.get("who") or "someone")
-        message = {
-            "control.requested": f"Control requested by {who}",
-            "control.granted": f"Control granted to {who}",
-            "control.released": f"Control released by {who}",
-        }[ev.type]
-        self.single(ev, ev.type, message)
+        viewer = str(ev.data.get("viewer") or "")
+        if ev.type == "control.requested":
+            if self.takeover is not None:
+                holder = self.takeover.state["who"]
+                self.single(ev, ev.type, f"{who} asked for control while {holder} held it")
+            else:
+                self.pending_control[viewer] = ev  # folded into the grant that follows
+            return
+        if ev.type == "control.granted":
+            self.pending_control.pop(viewer, None)
+            granted = self.single(ev, "control.takeover", f"{who} took control of the browser")
+            granted.status = "running"
+            granted.state = {"kind": "takeover", "who": who}
+            self.takeover = granted
+            return
+        item = self.takeover
+        reason = _RELEASES.get(str(ev.data.get("reason")), "released")
+        if item is None:  # a release without its grant in view
+            self.single(ev, "control.released", f"Control handed back ({reason})")
+            return
+        self.takeover = None
+        item.events.append(ev.seq)
+        item.extend_to(ev.time)
+        item.status = "succeeded"
+        item.message = (
+            f"{item.state['who']} controlled the browser for "
+            f"{human_duration(item.duration_ms or 0)} ({reason})"
+        )
 
+    def flush_control(self) -> None:
+        """Requests that were never granted (someone else held control)."""
+        for ev in self.pending_control.values():
+            who = _text(ev.data.get("who") or "someone")
+            self.single(ev, "control.requested", f"{who} asked for control")
+        self.pending_control.clear()
+
+
+_RELEASES = {
+    "requested": "handed back",
+    "disconnected": "the viewer left",
+    "idle": "idle for too long",
+    "revoked": "the viewer link ended",
+    "ended": "the run ended",
+}
 
 _EVENT_HANDLERS = {
     "navigation": _Builder.navigation,

@@ -246,6 +246,7 @@ class CommandRecorder:
         self.sessions: dict[str, str] = {}  # flat sessionId → target id
         self.ready: list[dict[str, Any]] = []
         self.bursts: dict[str, _Burst] = {}  # by sessionId ("" is the browser session)
+        self.last_target = ""  # the target of the client's latest command on a session
 
     # Messages ---------------------------------------------------------------------
 
@@ -260,6 +261,7 @@ class CommandRecorder:
         if type(command_id) is not int or not isinstance(method, str):
             return
         session_id = message.get("sessionId")
+        self.last_target = self.sessions.get(session_id, "") if isinstance(session_id, str) else ""
         if len(self.pending) >= MAX_PENDING:  # a client that never gets answers
             self.pending.pop(next(iter(self.pending)))
         self.pending[command_id] = _Pending(

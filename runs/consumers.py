@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 import websockets
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -51,7 +52,9 @@ from runs import selectors
 from runs.api.auth import api_key_from_meta
 from runs.api.errors import Conflict
 from runs.cdp import CommandRecorder
+from runs.control import AUTOMATION_INPUT_METHODS, BUSY_CODE, control_holder
 from runs.live import run_group
+from runs.liveview import send_to_host
 from runs.models import ApiKey, Run, Runtime
 
 logger = logging.getLogger(__name__)
@@ -238,6 +241,8 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
         self.recheck_wanted = asyncio.Event()
         self.flush_lock = asyncio.Lock()
         self.counted = False
+        self.controlled = False
+        self.active_target = ""
         try:
             options = connect_options(self.scope.get("query_string", b""))
             self.grant = await self._authorize()
@@ -258,6 +263,8 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             await self.refuse(ProxyRefused(4502, "The browser cannot be reached."))
             return
         await database_sync_to_async(client_joined)(self.grant, options)
+        holder = await database_sync_to_async(control_holder)(self.grant.runtime_id)
+        self.controlled = holder is not None
         self.counted = True
         if self.channel_layer is not None:
             group = run_group(self.grant.run.pk)
@@ -302,10 +309,46 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             return
         if self.recording:
             self.recorder.from_client(message)
+            if self.recorder.last_target and self.recorder.last_target != self.active_target:
+                await self._tell_active(self.recorder.last_target)
+        if self.controlled and await self._refused_while_controlled(message):
+            return
         try:
             await self.upstream.send(message)
         except websockets.exceptions.ConnectionClosed:
             await self.close(code=1011)
+
+    async def _tell_active(self, target_id: str) -> None:
+        """The tab the automation works in is the one live viewers follow."""
+        self.active_target = target_id
+        if self.channel_layer is not None and self.grant is not None:
+            body = {"type": "active", "target": target_id}
+            await send_to_host(self.channel_layer, self.grant.runtime_id, body)
+
+    async def _refused_while_controlled(self, message: str | bytes) -> bool:
+        """While a person controls the browser, the automation's input is answered with
+        runtime.controller_busy instead of reaching it; everything else goes through."""
+        try:
+            parsed = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(parsed, dict) or parsed.get("method") not in AUTOMATION_INPUT_METHODS:
+            return False
+        answer: dict[str, Any] = {
+            "id": parsed.get("id"),
+            "error": {
+                "code": -32000,
+                "message": f"{BUSY_CODE}: a person is controlling this browser through the "
+                "live view; input is accepted again once they hand back control.",
+            },
+        }
+        if isinstance(parsed.get("sessionId"), str):
+            answer["sessionId"] = parsed["sessionId"]
+        text = orjson.dumps(answer).decode()
+        if self.recording:
+            self.recorder.from_browser(text)
+        await self.send(text_data=text)
+        return True
 
     async def _pump_upstream(self) -> None:
         code = 1000
@@ -348,11 +391,15 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
                 logger.info("CDP connection closed (%s): %s", refused.code, refused.reason)
                 await self.close(code=refused.code, reason=refused.reason)
                 return
+            holder = await database_sync_to_async(control_holder)(self.grant.runtime_id)
+            self.controlled = holder is not None
 
     async def run_changed(self, message: dict[str, Any]) -> None:
         """A notice of runs.live: a revoked lease or a run that ended is checked at once."""
         if message.get("kind") in ("lease.revoked", "status"):
             self.recheck_wanted.set()
+        elif message.get("kind") == "control":
+            self.controlled = message.get("holder") is not None
 
     async def disconnect(self, code: int) -> None:
         current = asyncio.current_task()

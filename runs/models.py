@@ -148,6 +148,12 @@ class Runtime(models.Model):
     # Clients connected through connectUrl, kept by the CDP proxy of the web processes.
     client_count = models.PositiveIntegerField(default=0)
     last_client_at = models.DateTimeField(null=True, blank=True)
+    # The one human controller of a live view (runs.control): an opaque holder key, who
+    # it is, and when it last sent input (a holder idle past BCTRL_CONTROL_IDLE_S is gone).
+    controller_key = models.CharField(max_length=200, blank=True)
+    controller_name = models.CharField(max_length=200, blank=True)
+    controller_since = models.DateTimeField(null=True, blank=True)
+    controller_active_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -488,6 +488,10 @@ def runtime_finished(*, runtime: Runtime, state: str, reason: str = "") -> Runti
             failure_reason=reason if failed else "",
             cdp_endpoint="",
             client_count=0,
+            controller_key="",
+            controller_name="",
+            controller_since=None,
+            controller_active_at=None,
         )
         run = active_run_of(runtime)
         if run is not None:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("runs/<str:run_id>", views.run_detail, name="run"),
     path("runs/<str:run_id>/artifacts/<str:artifact_id>", views.artifact_file, name="artifact"),
     path("runs/<str:run_id>/share", views.run_share, name="run-share"),
+    path("runs/<str:run_id>/live", views.run_live, name="run-live"),
     path("leases", views.leases_list, name="leases"),
     path("leases/<str:lease_id>/revoke", views.lease_revoke, name="lease-revoke"),
 ]

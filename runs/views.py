@@ -27,6 +27,7 @@ from runs import selectors
 from runs.activity import activity_items, human_duration
 from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
+from runs.liveview import live_ws_path
 from runs.models import Command, Event, Run, Space
 
 SESSION_SPACE_KEY = "space_id"
@@ -350,6 +351,28 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         default_lifetime=leases.DEFAULT_LIFETIME_S,
     )
     return render(request, "dashboard/run.html", context)
+
+
+@login_required
+@require_GET
+def run_live(request: HttpRequest, run_id: str) -> HttpResponse:
+    """The live view of a run (runs.liveview): members may watch and take control."""
+    run = _run_or_404(request, run_id)
+    if not run.is_active or run.runtime_id is None:
+        return HttpResponseRedirect(reverse("dashboard:run", args=[run.id]))
+    spaces = space_context(request)
+    spaces.current = run.space
+    context = base_context(
+        request,
+        spaces,
+        run=run,
+        ws_url=live_ws_path(run_id=run.id),
+        may_control=True,
+        run_state="live",
+        replay_url=reverse("replay:page", args=[run.id]),
+        stream_url=reverse("api:run-activity-stream", args=[run.id]),
+    )
+    return render(request, "dashboard/live.html", context)
 
 
 def _error_text(error: Any) -> str:

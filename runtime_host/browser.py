@@ -23,6 +23,7 @@ from django.db import close_old_connections
 from runs.models import Artifact, Run, Runtime
 from runtime_host.cdp import CDPConnection
 from runtime_host.flags import CHROMIUM_FLAGS
+from runtime_host.live import LiveLink
 from runtime_host.recorder import (
     BINDING_NAME,
     FLUSH_EXPRESSION,
@@ -130,6 +131,7 @@ class ManagedBrowser:
         self._shot_scheduled = False
         self._shot_target: Target | None = None
         self._cached_shot: tuple[bytes, str, str] | None = None
+        self.live = LiveLink(self)
 
     # Launch -------------------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class ManagedBrowser:
             ),
         )
         self._spawn(self._watch_connection(self.cdp))
+        self._spawn(self.live.run())
         self.running_since = time.monotonic()
         return self.cdp_endpoint
 
@@ -232,6 +235,7 @@ class ManagedBrowser:
             info = params["targetInfo"]
             if info["targetId"] in self.page_infos:
                 self.page_infos[info["targetId"]]["url"] = info.get("url", "")
+                self.page_infos[info["targetId"]]["title"] = info.get("title", "")
         elif method == "Target.targetDestroyed":
             target_id = params["targetId"]
             known = self.page_infos.pop(target_id, None)
@@ -649,6 +653,7 @@ class ManagedBrowser:
         self.finished.set()
 
     async def _shutdown(self, alive: bool) -> None:
+        await self.live.close()
         if alive and self.cdp is not None and not self.cdp.closed.is_set():
             await self._final_screenshot()
             pages = [t for t in self.targets.values() if t.type == "page"]
@@ -710,6 +715,7 @@ TARGET_HANDLERS = {
     "Page.frameNavigated": ManagedBrowser._frame_navigated,
     "Page.loadEventFired": ManagedBrowser._load_fired,
     "Page.javascriptDialogOpening": ManagedBrowser._dialog,
+    "Page.screencastFrame": lambda browser, target, params: browser.live.frame(target, params),
     "Runtime.bindingCalled": ManagedBrowser._binding_called,
     "Runtime.consoleAPICalled": ManagedBrowser._console,
     "Runtime.exceptionThrown": ManagedBrowser._exception,

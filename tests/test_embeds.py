@@ -217,13 +217,28 @@ def test_live_embed_page_says_live_then_ended_and_the_control(client: Client, ru
     assert f'data-stream-url="/embed/activity/{view_only}/stream"' in body
     response = client.get(f"/embed/live/{controller}?control=input")
     assert response.status_code == 200
-    assert "take control" in response.content.decode()
+    page = response.content.decode()
+    assert 'data-may-control="true"' in page and "Take control" in page
+    assert f'data-ws-url="/ws/live/{controller}"' in page
     assert_embed_headers(response, ORIGIN)
+
+    # "Watch its replay" while live leads back to the live view.
+    assert client.get(f"/embed/live/{view_only}/replay")["Location"] == f"/embed/live/{view_only}"
 
     services.run_stop(run=run)
     body = client.get(f"/embed/live/{view_only}").content.decode()
     assert "This run has ended." in body and "This run is live." not in body
+    assert f'href="/embed/live/{view_only}/replay"' in body
     assert_leaks_nothing(body, run)
+    # Once ended, it mints a replay lease (with the activity) that ends with the live one.
+    replay = client.get(f"/embed/live/{view_only}/replay")
+    assert replay.status_code == 302 and replay["Location"].startswith("/embed/replay/")
+    lease = ViewerLease.objects.filter(run=run, kind="replay").get()
+    live_lease = ViewerLease.objects.filter(run=run, kind="live").order_by("created_at")[0]
+    assert lease.components == ["activity"] and abs(
+        lease.expires_at - live_lease.expires_at
+    ) < timedelta(seconds=2)
+    assert client.get(replay["Location"]).status_code == 200
 
 
 # Refusals ---------------------------------------------------------------------------
@@ -425,6 +440,8 @@ def test_redaction_of_any_embed_path() -> None:
     assert redact("/embed/live/a%3Ab") == "/embed/live/[redacted]"
     assert redact("/runs/run_1/replay") == "/runs/run_1/replay"
     assert redact('"GET /cdp/s3cret:sig?keep_alive=1" 101') == '"GET /cdp/[redacted]" 101'
+    assert redact("WSCONNECT /ws/live/tok:sig") == "WSCONNECT /ws/live/[redacted]"
+    assert redact("/ws/runs/run_1/live") == "/ws/runs/run_1/live"
     record = logging.LogRecord(
         "x", logging.INFO, "f", 1, "%s: %s", ("Gone", "/embed/replay/t:s"), None
     )

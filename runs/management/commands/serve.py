@@ -48,8 +48,18 @@ class Command(BaseCommand):
                 "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
             ],
         }  # fmt: skip
+        # The runtime host sends live-view frames to this web server (unless told otherwise).
+        host_env = dict(os.environ)
+        if "BCTRL_HOST_LINK_URL" not in os.environ:
+            wildcard = ("0.0.0.0", "::", "")  # noqa: S104 (recognised, not bound)
+            address = "127.0.0.1" if options["host"] in wildcard else options["host"]
+            host_env["BCTRL_HOST_LINK_URL"] = f"ws://{address}:{options['port']}"
+        envs = {"runtime_host": host_env}
         # The argv lists are built above from our own interpreter and settings, never from input.
-        processes = {name: subprocess.Popen(argv) for name, argv in commands.items()}  # noqa: S603
+        processes = {
+            name: subprocess.Popen(argv, env=envs.get(name))  # noqa: S603
+            for name, argv in commands.items()
+        }
         self.stdout.write(
             f"bctrl is running at http://{options['host']}:{options['port']}/ (Ctrl-C stops it)"
         )

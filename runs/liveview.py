@@ -1,0 +1,570 @@
+"""Live view and takeover over websockets: screencast frames from the runtime host to
+viewers, and a human controller's input back to the browser.
+
+    runtime host ──link──▶ web process A ──channel layer──▶ web process B ──▶ viewer
+                 ◀─────────              ◀────────────────               ◀──
+
+Routes (bctrl_site.routing):
+
+- `ws/host/runtimes/<runtime_id>` (HostLinkConsumer): the runtime host's link, one per
+  running browser, with `Authorization: Bearer <host_link_token>` (signed with the
+  project's SECRET_KEY, so only a process with the settings can make one; valid for a
+  minute at connect). Frames come in as binary messages, `FRAME_HEADER` bytes holding
+  the length of a JSON header, the header, then the JPEG; the link publishes them
+  unchanged to the run's `live.<run_id>` group (or to one viewer's channel when the
+  header has `to`). Tab lists come in as JSON. Messages for the host (`watch`, `input`,
+  `active`) reach the link through the runtime's `host.<runtime_id>` group, from any
+  process.
+- `ws/live/<token>` (LiveViewConsumer, for the live embed): a `live` viewer lease.
+- `ws/runs/<run_id>/live` (LiveViewConsumer, for the dashboard): the session of a
+  member of the run's space, who may take control.
+
+A viewer connection is refused before the handshake when the lease or session does not
+open the run's live view, and when the browser's `Origin` is neither one of
+ALLOWED_HOSTS nor one of the space's embed origins; it closes within
+BCTRL_LIVE_RECHECK_S of the lease expiring or being revoked (at once on revocation).
+Close codes are 4000 + the HTTP status they stand for (REFUSALS).
+
+Viewer protocol. From the server, binary frames as above and JSON messages: `hello`
+(what the viewer may do), `tabs` (`tabs`: [{id, url, title}], `active`: the tab the
+automation last used, `watching`), `control` (`holder`: name or null, `you`: whether
+this viewer holds it), `error` (`code`, `message`), `ended` (`replayUrl`) and `closed`
+(`reason`, `message`). From the viewer, JSON only, at most BCTRL_LIVE_MESSAGE_MAX_BYTES:
+`ack` after painting a frame (the server sends the next frame only then, keeping just
+the newest meanwhile, so a slow viewer gets fewer frames and slows nobody), `tab`
+(`target`: a tab id to pin, or null to follow the automation), `control` (`action`:
+`request` or `release`), and the input messages of runs.control (only from the holder
+of control through a lease with `control: "input"`; anything else is refused, logged
+and answered with an `error`, never sent to the browser).
+"""
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+from runs import control
+from runs.live import run_group
+from runs.models import Run, Runtime
+
+logger = logging.getLogger(__name__)
+
+FRAME_HEADER = struct.Struct(">I")
+HOST_LINK_SALT = "bctrl.host-link"
+HOST_LINK_MAX_AGE_S = 60
+ACK_TIMEOUT_S = 3.0  # a viewer that never acks still gets a frame this often
+TOUCH_EVERY_S = 5.0  # how often a controller's activity is written down
+
+REFUSALS = {
+    4401: "sign in to watch this run",
+    4403: "the link or the origin does not open this live view",
+    4404: "no such run in your spaces",
+    4409: "the run has no browser to watch",
+    4410: "the link has expired",
+}
+_LEASE_CODES = {"expired": 4410, "unavailable": 4410}
+
+
+def live_ws_path(*, token: str | None = None, run_id: str | None = None) -> str:
+    """The websocket path of a live view (Channels routes have no `reverse`)."""
+    return f"/ws/live/{token}" if token is not None else f"/ws/runs/{run_id}/live"
+
+
+def live_group(run_id: str) -> str:
+    return f"live.{run_id}"
+
+
+def host_group(runtime_id: str) -> str:
+    return f"host.{runtime_id}"
+
+
+def host_link_token(runtime_id: str, host_id: str) -> str:
+    return signing.dumps({"runtime": runtime_id, "host": host_id}, salt=HOST_LINK_SALT)
+
+
+def pack_frame(header: dict[str, Any], image: bytes) -> bytes:
+    encoded = orjson.dumps(header)
+    return FRAME_HEADER.pack(len(encoded)) + encoded + image
+
+
+def frame_header(frame: bytes) -> dict[str, Any]:
+    """The JSON header of a packed frame; ValueError when it is not one."""
+    if len(frame) < FRAME_HEADER.size:
+        raise ValueError("short frame")
+    (length,) = FRAME_HEADER.unpack_from(frame)
+    end = FRAME_HEADER.size + length
+    if length > 4096 or end > len(frame):
+        raise ValueError("bad frame header length")
+    header = orjson.loads(frame[FRAME_HEADER.size : end])
+    if not isinstance(header, dict):
+        raise ValueError("frame header is not an object")
+    return header
+
+
+class Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+# The host's link ----------------------------------------------------------------------
+
+
+def _link_runtime(runtime_id: str, authorization: str) -> tuple[str, str]:
+    """(runtime id, run id) that a host link may serve, or Refused."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Refused(4401, "A host link needs its bearer token.")
+    try:
+        claim = signing.loads(token.strip(), salt=HOST_LINK_SALT, max_age=HOST_LINK_MAX_AGE_S)
+    except signing.BadSignature as exc:
+        raise Refused(4403, "Invalid or expired host link token.") from exc
+    if not isinstance(claim, dict) or claim.get("runtime") != runtime_id:
+        raise Refused(4403, "The host link token is for another runtime.")
+    runtime = Runtime.objects.filter(pk=runtime_id, host_id=claim.get("host")).first()
+    if runtime is None or runtime.status not in (Runtime.Status.STARTING, Runtime.Status.RUNNING):
+        raise Refused(4409, "The runtime is not running on this host.")
+    run = runtime.runs.filter(status=Run.Status.RUNNING).order_by("-started_at").first()
+    if run is None:
+        raise Refused(4409, "The runtime has no active run.")
+    return runtime.id, run.id
+
+
+class HostLinkConsumer(AsyncWebsocketConsumer):
+    """The web end of a runtime host's link: frames and tabs out to the run's viewers,
+    viewers' watch, input and the automation's active tab in to the host."""
+
+    run_id = ""
+
+    async def connect(self) -> None:
+        headers = dict(self.scope.get("headers") or [])
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        runtime_id = self.scope["url_route"]["kwargs"]["runtime_id"]
+        try:
+            self.runtime_id, self.run_id = await database_sync_to_async(_link_runtime)(
+                runtime_id, authorization
+            )
+        except Refused as refused:
+            logger.warning("Host link for %s refused: %s", runtime_id, refused.reason)
+            await self.close(code=refused.code)
+            return
+        assert self.channel_layer is not None
+        await self.channel_layer.group_add(host_group(self.runtime_id), self.channel_name)
+        self.groups.append(host_group(self.runtime_id))
+        await self.accept()
+        await self.send(text_data=orjson.dumps({"type": "linked", "runId": self.run_id}).decode())
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        assert self.channel_layer is not None
+        if bytes_data is not None:
+            try:
+                header = frame_header(bytes_data)
+            except ValueError:
+                logger.warning("Host link of %s sent a malformed frame", self.runtime_id)
+                return
+            message = {
+                "type": "live.frame",
+                "target": str(header.get("target", "")),
+                "w": header.get("w"),
+                "h": header.get("h"),
+                "frame": bytes_data,
+            }
+            await self._publish(header.get("to"), message)
+            return
+        try:
+            data = orjson.loads(text_data or "")
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(data, dict) and data.get("type") == "tabs":
+            message = {
+                "type": "live.tabs",
+                "tabs": data.get("tabs") or [],
+                "active": data.get("active"),
+            }
+            await self._publish(data.get("to"), message)
+
+    async def _publish(self, to: Any, message: dict[str, Any]) -> None:
+        assert self.channel_layer is not None
+        if isinstance(to, str) and to:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.send(to, message)
+        else:
+            await self.channel_layer.group_send(live_group(self.run_id), message)
+
+    async def host_message(self, message: dict[str, Any]) -> None:
+        """Something for the host (watch, input, active), from any web process."""
+        await self.send(text_data=orjson.dumps(message["body"]).decode())
+
+
+async def send_to_host(layer: Any, runtime_id: str, body: dict[str, Any]) -> None:
+    await layer.group_send(host_group(runtime_id), {"type": "host.message", "body": body})
+
+
+# Viewers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """What one live view connection may see and do."""
+
+    run_id: str
+    runtime_id: str
+    may_control: bool
+    name: str  # shown to other viewers while this one holds control
+    viewer: str  # `lease:<id>` or `user:<id>`, for the audit events
+    replay_url: str
+    token: str | None = None
+    user_id: int | None = None
+    space_id: str = ""
+
+
+def _origin_allowed(origin: str, embed_origins: list[str]) -> bool:
+    if not origin:
+        return False
+    if origin.lower().rstrip("/") in {o.lower().rstrip("/") for o in embed_origins}:
+        return True
+    allowed_hosts = list(settings.ALLOWED_HOSTS)
+    return bool(OriginValidator(None, allowed_hosts).valid_origin(urlparse(origin)))
+
+
+def viewer_for_lease(token: str, origin: str) -> Viewer:
+    from recordings.leases import LeaseRefused, lease_check
+    from recordings.models import ViewerLease
+
+    try:
+        lease = lease_check(token, kind=ViewerLease.Kind.LIVE)
+    except LeaseRefused as refused:
+        raise Refused(_LEASE_CODES.get(refused.reason, 4403), refused.message) from refused
+    if not _origin_allowed(origin, lease.space.allowed_embed_origins):
+        raise Refused(4403, "This page may not open the live view.")
+    if lease.run.runtime_id is None:
+        raise Refused(4409, "This run has no browser to watch.")
+    return Viewer(
+        run_id=lease.run_id,
+        runtime_id=lease.run.runtime_id,
+        may_control=lease.control == ViewerLease.Control.INPUT,
+        name=f"Viewer {lease.id[-6:]}",
+        viewer=f"lease:{lease.id}",
+        replay_url=reverse("embed:live-replay", args=[token]),
+        token=token,
+        space_id=lease.space_id,
+    )
+
+
+def viewer_for_user(user: Any, run_id: str, origin: str) -> Viewer:
+    from runs.selectors import ObjectNotFound, run_of_user
+
+    if user is None or not user.is_authenticated:
+        raise Refused(4401, "Sign in to watch this run.")
+    if not _origin_allowed(origin, []):
+        raise Refused(4403, "This page may not open the live view.")
+    try:
+        run = run_of_user(user, run_id)
+    except ObjectNotFound as exc:
+        raise Refused(4404, f"No run {run_id!r} in your spaces.") from exc
+    if run.runtime_id is None:
+        raise Refused(4409, "This run has no browser to watch.")
+    return Viewer(
+        run_id=run.id,
+        runtime_id=run.runtime_id,
+        may_control=True,
+        name=user.get_username(),
+        viewer=f"user:{user.pk}",
+        replay_url=reverse("replay:page", args=[run.id]),
+        user_id=user.pk,
+        space_id=run.space_id,
+    )
+
+
+def viewer_recheck(viewer: Viewer) -> Refused | None:
+    """Why an open live view must close now (lease gone, membership gone), or None."""
+    from recordings.leases import LeaseRefused, lease_check
+    from recordings.models import ViewerLease
+    from runs.models import Membership
+
+    if viewer.token is not None:
+        try:
+            lease_check(viewer.token, kind=ViewerLease.Kind.LIVE, record_use=False, with_run=False)
+        except LeaseRefused as refused:
+            return Refused(_LEASE_CODES.get(refused.reason, 4403), refused.message)
+    elif not Membership.objects.filter(
+        user_id=viewer.user_id or 0, space_id=viewer.space_id
+    ).exists():
+        return Refused(4404, "You are no longer a member of this run's space.")
+    return None
+
+
+def run_is_live(run_id: str) -> bool:
+    return Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).exists()
+
+
+class LiveViewConsumer(AsyncWebsocketConsumer):
+    viewer: Viewer | None = None
+
+    async def connect(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+        self.recheck_wanted = asyncio.Event()
+        self.pinned: str | None = None  # a tab the viewer picked; None follows the automation
+        self.active: str | None = None  # the tab the automation last used
+        self.tabs: list[dict[str, Any]] = []
+        self.geometry: dict[str, control.Geometry] = {}
+        self.awaiting_ack_since = 0.0
+        self.pending: dict[str, Any] | None = None
+        self.holding = False
+        self.last_input = self.last_touch = 0.0
+        headers = dict(self.scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        kwargs = self.scope["url_route"]["kwargs"]
+        try:
+            if "token" in kwargs:
+                self.viewer = await database_sync_to_async(viewer_for_lease)(
+                    kwargs["token"], origin
+                )
+            else:
+                self.viewer = await database_sync_to_async(viewer_for_user)(
+                    self.scope.get("user"), kwargs["run_id"], origin
+                )
+        except Refused as refused:
+            logger.info("Live view refused (%s): %s", refused.code, refused.reason)
+            await self.close(code=refused.code)
+            return
+        assert self.channel_layer is not None
+        for group in (live_group(self.viewer.run_id), run_group(self.viewer.run_id)):
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups.append(group)
+        await self.accept()
+        holder = await database_sync_to_async(control.control_holder)(self.viewer.runtime_id)
+        await self._send_json(
+            {
+                "type": "hello",
+                "mayControl": self.viewer.may_control,
+                "name": self.viewer.name,
+                "holder": holder.name if holder else None,
+                "replayUrl": self.viewer.replay_url,
+            }
+        )
+        if not await database_sync_to_async(run_is_live)(self.viewer.run_id):
+            await self._ended()
+            return
+        await self._watch()
+        self.tasks.append(asyncio.create_task(self._tick_loop()))
+
+    # Sending ------------------------------------------------------------------------
+
+    async def _send_json(self, data: dict[str, Any]) -> None:
+        await self.send(text_data=orjson.dumps(data).decode())
+
+    async def _error(self, code: str, message: str) -> None:
+        await self._send_json({"type": "error", "code": code, "message": message})
+
+    def _watched(self) -> str | None:
+        return self.pinned or self.active
+
+    async def _watch(self) -> None:
+        """Tells the host this viewer watches (and asks for the current picture)."""
+        assert self.viewer is not None and self.channel_layer is not None
+        body = {"type": "watch", "target": self.pinned, "reply": self.channel_name}
+        await send_to_host(self.channel_layer, self.viewer.runtime_id, body)
+
+    async def live_frame(self, message: dict[str, Any]) -> None:
+        target = message["target"]
+        if isinstance(message.get("w"), (int, float)) and isinstance(
+            message.get("h"), (int, float)
+        ):
+            self.geometry[target] = control.Geometry(float(message["w"]), float(message["h"]))
+        watched = self._watched()
+        if watched is not None and target != watched:
+            return
+        now = time.monotonic()
+        if self.awaiting_ack_since and now - self.awaiting_ack_since < ACK_TIMEOUT_S:
+            self.pending = message  # the newest wins; older ones are dropped for this viewer
+            return
+        self.awaiting_ack_since = now
+        self.pending = None
+        await self.send(bytes_data=message["frame"])
+
+    async def live_tabs(self, message: dict[str, Any]) -> None:
+        tabs = [t for t in message.get("tabs") or [] if isinstance(t, dict)]
+        self.tabs = tabs
+        self.active = message.get("active") if isinstance(message.get("active"), str) else None
+        if self.pinned is not None and self.pinned not in {t.get("id") for t in tabs}:
+            self.pinned = None
+        await self._send_json(
+            {"type": "tabs", "tabs": tabs, "active": self.active, "watching": self._watched()}
+        )
+
+    async def run_changed(self, message: dict[str, Any]) -> None:
+        kind = message.get("kind")
+        if kind in ("lease.revoked", "status"):
+            self.recheck_wanted.set()
+        elif kind == "control":
+            holder = message.get("holder")
+            self.holding = self.holding and holder == (self.viewer.name if self.viewer else None)
+            await self._send_json({"type": "control", "holder": holder, "you": self.holding})
+
+    # Receiving ----------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        assert self.viewer is not None
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > settings.BCTRL_LIVE_MESSAGE_MAX_BYTES:
+            logger.warning("Live view of %s sent %d bytes; closing", self.viewer.run_id, size)
+            await self.close(code=1009)
+            return
+        if text_data is None:
+            await self._error("message.binary", "Send JSON text messages.")
+            return
+        try:
+            message = orjson.loads(text_data)
+        except orjson.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self._error("message.invalid", "Send a JSON object with a type.")
+            return
+        kind = message["type"]
+        if kind == "ack":
+            await self._acked()
+        elif kind == "tab":
+            await self._pin(message.get("target"))
+        elif kind == "control":
+            await self._control(message.get("action"))
+        elif kind in ("mouse", "wheel", "key", "text"):
+            await self._input(message)
+        else:
+            await self._error("message.unknown", f"Unknown message type {kind[:40]!r}.")
+
+    async def _acked(self) -> None:
+        self.awaiting_ack_since = 0.0
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            await self.live_frame(pending)
+
+    async def _pin(self, target: Any) -> None:
+        if target is not None and target not in {t.get("id") for t in self.tabs}:
+            await self._error("tab.unknown", "No such tab.")
+            return
+        self.pinned = target
+        self.awaiting_ack_since = 0.0
+        self.pending = None
+        await self._watch()
+        await self._send_json(
+            {"type": "tabs", "tabs": self.tabs, "active": self.active, "watching": self._watched()}
+        )
+
+    async def _control(self, action: Any) -> None:
+        viewer = self.viewer
+        assert viewer is not None
+        if action == "request":
+            if not viewer.may_control:
+                logger.warning("View-only live viewer %s asked for control", viewer.viewer)
+                await self._error("control.view_only", "This link is view only.")
+                return
+            run = Run(pk=viewer.run_id, runtime_id=viewer.runtime_id)
+            holder = await database_sync_to_async(control.control_request)(
+                run=run, key=self.channel_name, name=viewer.name, viewer=viewer.viewer
+            )
+            if holder is None:
+                await self._error("control.ended", "The run has ended.")
+                return
+            self.holding = holder.key == self.channel_name
+            self.last_input = self.last_touch = time.monotonic()
+            if not self.holding:
+                # Granted, every viewer hears it from the `control` notice; refused, only
+                # this one needs telling.
+                await self._send_json({"type": "control", "holder": holder.name, "you": False})
+                await self._error(control.BUSY_CODE, f"{holder.name} is in control.")
+        elif action == "release":
+            await self._release("requested")
+        else:
+            await self._error("message.invalid", "action must be request or release.")
+
+    async def _release(self, reason: str) -> None:
+        viewer = self.viewer
+        if not self.holding or viewer is None:
+            return
+        self.holding = False
+        run = await database_sync_to_async(Run.objects.get)(pk=viewer.run_id)
+        await database_sync_to_async(control.control_release)(
+            run=run, key=self.channel_name, name=viewer.name, viewer=viewer.viewer, reason=reason
+        )
+
+    async def _input(self, message: dict[str, Any]) -> None:
+        viewer = self.viewer
+        assert viewer is not None and self.channel_layer is not None
+        if not viewer.may_control:
+            logger.warning("View-only live viewer %s sent input; refused", viewer.viewer)
+            await self._error("control.view_only", "This link is view only: input is refused.")
+            return
+        if not self.holding:
+            await self._error("control.not_holder", "Take control before sending input.")
+            return
+        target = self._watched()
+        try:
+            method, params = control.viewer_input(message, self.geometry.get(target or ""))
+        except control.InputRefused as refused:
+            await self._error("input.invalid", str(refused))
+            return
+        body = {"type": "input", "target": target, "method": method, "params": params}
+        await send_to_host(self.channel_layer, viewer.runtime_id, body)
+        now = time.monotonic()
+        self.last_input = now
+        if now - self.last_touch >= TOUCH_EVERY_S:
+            self.last_touch = now
+            still = await database_sync_to_async(control.control_touch)(
+                runtime_id=viewer.runtime_id, key=self.channel_name
+            )
+            if not still:
+                self.holding = False
+                await self._send_json({"type": "control", "holder": None, "you": False})
+
+    # Upkeep -------------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        """Re-checks the lease and the run, keeps the host casting, releases idle control."""
+        assert self.viewer is not None
+        interval = min(settings.BCTRL_LIVE_RECHECK_S, settings.BCTRL_LIVE_WATCH_TTL_S / 3)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.recheck_wanted.wait(), interval)
+            self.recheck_wanted.clear()
+            refused = await database_sync_to_async(viewer_recheck)(self.viewer)
+            if refused is not None:
+                await self._release("revoked")
+                await self._send_json({"type": "closed", "reason": refused.reason})
+                await self.close(code=refused.code)
+                return
+            if not await database_sync_to_async(run_is_live)(self.viewer.run_id):
+                await self._ended()
+                return
+            if self.holding and time.monotonic() - self.last_input > settings.BCTRL_CONTROL_IDLE_S:
+                await self._release("idle")
+                await self._send_json({"type": "control", "holder": None, "you": False})
+            await self._watch()
+
+    async def _ended(self) -> None:
+        assert self.viewer is not None
+        self.holding = False
+        await self._send_json({"type": "ended", "replayUrl": self.viewer.replay_url})
+        await self.close(code=1000)
+
+    async def disconnect(self, code: int) -> None:
+        current = asyncio.current_task()
+        for task in getattr(self, "tasks", []):
+            if task is not current:
+                task.cancel()
+        if getattr(self, "holding", False):
+            with contextlib.suppress(Exception):
+                await self._release("disconnected")

@@ -1,0 +1,286 @@
+"""The host end of the live view: screencasts the tabs someone watches and sends the
+frames over a link to a web process, which hands them to viewers through the channel
+layer (runs.liveview); viewers' input comes back over the same link.
+
+- A tab is screencast only while a viewer said "watching" within
+  BCTRL_LIVE_WATCH_TTL_S: the tab the automation last used for viewers that follow it,
+  and any tab a viewer pinned. Every frame is acked to Chromium at once, so viewers
+  never slow the browser; frames go out at most BCTRL_LIVE_MAX_FPS per tab, and when
+  the link is slower than that only the newest frame of a tab waits to be sent.
+- Input is sent to the browser only as runs.control.INPUT_METHODS, on the tab's own
+  CDP session; anything else is dropped and logged.
+- The link reconnects after a drop; without it the browser runs and records as usual.
+"""
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import websockets
+from django.conf import settings
+
+from runs.control import INPUT_METHODS
+from runs.liveview import host_link_token, pack_frame
+
+if TYPE_CHECKING:
+    from runtime_host.browser import ManagedBrowser, Target
+
+logger = logging.getLogger(__name__)
+
+SCREENCAST = {"format": "jpeg", "quality": 60, "maxWidth": 1280, "maxHeight": 1280}
+RECONCILE_S = 0.2
+TITLES_S = 1.0
+RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+FOLLOW = ""  # the watch key of viewers that follow the automation's tab
+
+
+class LiveLink:
+    def __init__(self, browser: "ManagedBrowser") -> None:
+        self.browser = browser
+        self.ws: Any = None
+        self.watch_until: dict[str, float] = {}  # FOLLOW or a pinned target → deadline
+        self.casting: set[str] = set()  # target ids being screencast
+        self.last_frame: dict[str, tuple[dict[str, Any], bytes]] = {}  # header, JPEG
+        # The newest message per key not yet sent: text, or a frame (header, JPEG, to).
+        self.outbox: dict[str, str | tuple[dict[str, Any], bytes, str]] = {}
+        self._scheduled: set[str] = set()
+        self.wake = asyncio.Event()
+        self.next_send_at: dict[str, float] = {}
+        self.frame_seq = 0
+        self.tabs_sent = b""
+        self.closed = False
+        self.interval = 1.0 / max(settings.BCTRL_LIVE_MAX_FPS, 0.1)
+
+    # The link -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        attempt = 0
+        url = (
+            f"{settings.BCTRL_HOST_LINK_URL.rstrip('/')}/ws/host/runtimes/{self.browser.runtime.id}"
+        )
+        reconcile = asyncio.ensure_future(self._reconcile_loop())
+        try:
+            while not self.closed:
+                token = host_link_token(self.browser.runtime.id, self.browser.runtime.host_id)
+                try:
+                    async with websockets.connect(
+                        url,
+                        additional_headers={"Authorization": f"Bearer {token}"},
+                        max_size=2**20,
+                        compression=None,
+                        open_timeout=10,
+                        ping_interval=20,
+                    ) as ws:
+                        attempt = 0
+                        self.ws = ws
+                        self.tabs_sent = b""
+                        sender = asyncio.ensure_future(self._send_loop(ws))
+                        try:
+                            async for raw in ws:
+                                self._received(raw)
+                        finally:
+                            sender.cancel()
+                            with contextlib.suppress(BaseException):
+                                await sender
+                except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                    if attempt == 0:
+                        logger.warning("Live link of %s: %s", self.browser.runtime.id, exc)
+                self.ws = None
+                if self.closed:
+                    break
+                await asyncio.sleep(RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)])
+                attempt += 1
+        finally:
+            reconcile.cancel()
+            with contextlib.suppress(BaseException):
+                await reconcile
+
+    async def close(self) -> None:
+        """Stops every screencast (before pages close) and the link."""
+        self.closed = True
+        await asyncio.gather(
+            *(self._stop_cast(target_id) for target_id in list(self.casting)),
+            return_exceptions=True,
+        )
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(), 2)
+
+    def _queue(self, key: str, message: str | tuple[dict[str, Any], bytes, str]) -> None:
+        self.outbox[key] = message
+        self.wake.set()
+
+    async def _send_loop(self, ws: Any) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.outbox:
+                key = next(iter(self.outbox))
+                message = self.outbox.pop(key)
+                if isinstance(message, tuple):
+                    header, image, to = message
+                    # Stamped as it leaves the host: viewers measure the delivery from here.
+                    stamped = {**header, "sentAt": time.time() * 1000, **({"to": to} if to else {})}
+                    await ws.send(pack_frame(stamped, image))
+                else:
+                    await ws.send(message)
+
+    def _received(self, raw: str | bytes) -> None:
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind == "watch":
+            target = message.get("target")
+            key = target if isinstance(target, str) else FOLLOW
+            self.watch_until[key] = time.monotonic() + settings.BCTRL_LIVE_WATCH_TTL_S
+            reply = message.get("reply")
+            if isinstance(reply, str) and reply:
+                self._reply(reply, key)
+            self._reconcile()
+        elif kind == "input":
+            self._input(message)
+        elif kind == "active":
+            target = message.get("target")
+            if isinstance(target, str) and target in self.browser.page_infos:
+                self.browser._touch(target)
+                self._reconcile()
+
+    def _reply(self, channel: str, key: str) -> None:
+        """The tab list and the newest picture of the watched tab, for one new viewer."""
+        tabs, active = self._tabs()
+        self._queue(
+            f"tabs:{channel}",
+            orjson.dumps({"type": "tabs", "tabs": tabs, "active": active, "to": channel}).decode(),
+        )
+        target = key or active
+        frame = self.last_frame.get(target or "")
+        if frame is not None:
+            self._queue(f"frame:{channel}", (*frame, channel))
+
+    # Input ---------------------------------------------------------------------------
+
+    def _input(self, message: dict[str, Any]) -> None:
+        method = message.get("method")
+        params = message.get("params")
+        if method not in INPUT_METHODS or not isinstance(params, dict):
+            logger.warning("Live link of %s dropped a non-input call", self.browser.runtime.id)
+            return
+        target = message.get("target")
+        session = self.browser.sessions_by_target.get(target) if isinstance(target, str) else None
+        cdp = self.browser.cdp
+        if session is None or cdp is None:
+            return
+        cdp.send_nowait(str(method), params, session)
+
+    # Screencasts ----------------------------------------------------------------------
+
+    def _active(self) -> str | None:
+        page = self.browser.last_active_page()
+        return page.target_id if page else None
+
+    def _tabs(self) -> tuple[list[dict[str, Any]], str | None]:
+        tabs = [
+            {"id": target_id, "url": info.get("url", ""), "title": info.get("title", "")}
+            for target_id, info in self.browser.page_infos.items()
+            if target_id in self.browser.sessions_by_target
+        ]
+        return tabs, self._active()
+
+    def _wanted(self) -> set[str]:
+        now = time.monotonic()
+        for key in [k for k, until in self.watch_until.items() if until < now]:
+            del self.watch_until[key]
+        wanted = {key for key in self.watch_until if key != FOLLOW}
+        if FOLLOW in self.watch_until and (active := self._active()):
+            wanted.add(active)
+        return {t for t in wanted if t in self.browser.sessions_by_target}
+
+    def _reconcile(self) -> None:
+        if self.closed or self.browser.cdp is None:
+            return
+        wanted = self._wanted()
+        for target_id in wanted - self.casting:
+            self.casting.add(target_id)
+            session = self.browser.sessions_by_target[target_id]
+            self.browser.cdp.send_nowait("Page.startScreencast", SCREENCAST, session)
+        for target_id in self.casting - wanted:
+            self.browser._spawn(self._stop_cast(target_id))
+        if self.watch_until:
+            tabs, active = self._tabs()
+            encoded = orjson.dumps({"type": "tabs", "tabs": tabs, "active": active})
+            if encoded != self.tabs_sent:
+                self.tabs_sent = encoded
+                self._queue("tabs", encoded.decode())
+
+    async def _stop_cast(self, target_id: str) -> None:
+        self.casting.discard(target_id)
+        self.last_frame.pop(target_id, None)
+        session = self.browser.sessions_by_target.get(target_id)
+        if session is not None and self.browser.cdp is not None:
+            with contextlib.suppress(Exception):
+                await self.browser.cdp.send("Page.stopScreencast", {}, session, timeout=2)
+
+    async def _reconcile_loop(self) -> None:
+        last_titles = 0.0
+        while not self.closed:
+            if self.watch_until and time.monotonic() - last_titles >= TITLES_S:
+                last_titles = time.monotonic()
+                await self._refresh_titles()
+            self._reconcile()
+            await asyncio.sleep(RECONCILE_S)
+
+    async def _refresh_titles(self) -> None:
+        """Titles and addresses of the tabs, for the tab strip (a page's title change is
+        not always announced)."""
+        cdp = self.browser.cdp
+        if cdp is None:
+            return
+        with contextlib.suppress(Exception):
+            answer = await cdp.send("Target.getTargets", {}, timeout=2)
+            for info in answer.get("targetInfos") or []:
+                known = self.browser.page_infos.get(info.get("targetId", ""))
+                if known is not None:
+                    known["title"] = info.get("title", "")
+                    known["url"] = info.get("url", known.get("url", ""))
+
+    def frame(self, target: "Target", params: dict[str, Any]) -> None:
+        """A `Page.screencastFrame`: acked at once, sent at most every `interval`."""
+        cdp = self.browser.cdp
+        if cdp is None:
+            return
+        cdp.send_nowait(
+            "Page.screencastFrameAck", {"sessionId": params.get("sessionId")}, target.session_id
+        )
+        if target.target_id not in self.casting:
+            return
+        metadata = params.get("metadata") or {}
+        self.frame_seq += 1
+        header = {
+            "target": target.target_id,
+            "seq": self.frame_seq,
+            "w": metadata.get("deviceWidth"),
+            "h": metadata.get("deviceHeight"),
+        }
+        self.last_frame[target.target_id] = (header, base64.b64decode(params.get("data") or ""))
+        now = time.monotonic()
+        due = self.next_send_at.get(target.target_id, 0.0)
+        if now >= due:
+            self._send_latest(target.target_id)
+        elif target.target_id not in self._scheduled:
+            self._scheduled.add(target.target_id)
+            asyncio.get_running_loop().call_later(due - now, self._send_latest, target.target_id)
+
+    def _send_latest(self, target_id: str) -> None:
+        self._scheduled.discard(target_id)
+        frame = self.last_frame.get(target_id)
+        if frame is not None and target_id in self.casting:
+            self.next_send_at[target_id] = time.monotonic() + self.interval
+            self._queue(f"frame:{target_id}", (*frame, ""))
