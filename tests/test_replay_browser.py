@@ -59,8 +59,24 @@ def seed_three_chunks(tenant: Tenant) -> Run:
             time=datetime.fromtimestamp(when / 1000, tz=UTC),
             data={"url": url},
         )
-    recording = ready_recording(run, duration_ms=LATE + 4000 - T0)
     middle = T0 + 60_000
+    # A person took over in the live view for two seconds on the middle page.
+    for seq, (when, type, extra) in enumerate(
+        [
+            (middle + 500, "control.requested", {}),
+            (middle + 600, "control.granted", {}),
+            (middle + 2600, "control.released", {"reason": "requested"}),
+        ],
+        start=3,
+    ):
+        Event.objects.create(
+            run=run,
+            seq=seq,
+            type=type,
+            time=datetime.fromtimestamp(when / 1000, tz=UTC),
+            data={"who": "ada", "viewer": "user:1", **extra},
+        )
+    recording = ready_recording(run, duration_ms=LATE + 4000 - T0)
     store_target(
         recording,
         "page-1",
@@ -122,6 +138,9 @@ def test_replays_seeks_and_fetches_only_needed_chunks(
     )
     assert page.locator(".scrub-marker").count() == 5
     assert page.locator(".scrub-inactive").count() == 2
+    takeover = page.locator(".scrub-takeover")
+    assert takeover.count() == 1
+    assert takeover.get_attribute("title") == "ada controlled the browser for 2.0 s (handed back)"
     assert "0:00 / 20:04" in page.locator("[data-clock]").inner_text()
     assert page.locator(".target-tab").count() == 2
     page.screenshot(path=SHOTS.format("first-frame"))

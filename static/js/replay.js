@@ -490,6 +490,20 @@
       band.title = `Inactive for ${clockText(period.end - period.start)}`;
       bands.appendChild(band);
     }
+    // A person's takeover in the live view (runs.activity's control.takeover items).
+    for (const item of (state.manifest && state.manifest.activity) || []) {
+      if (item.type !== "control.takeover" || typeof item.timeMs !== "number") continue;
+      const from = Math.max(item.timeMs, target.start);
+      const to = Math.min(target.end, item.timeMs + (item.durationMs || target.end - item.timeMs));
+      if (!(to > from)) continue;
+      const band = document.createElement("div");
+      band.className = "scrub-takeover";
+      band.dataset.takeover = "";
+      band.style.left = pct(from);
+      band.style.width = `${(((to - from) / span) * 100).toFixed(3)}%`;
+      band.title = item.message;
+      bands.appendChild(band);
+    }
     els.inactivity.appendChild(bands);
     const ticks = document.createDocumentFragment();
     for (const marker of (target.index && target.index.markers) || []) {
