@@ -26,8 +26,7 @@ from daphne import cli
 from daphne.ws_protocol import WebSocketProtocol
 
 from bctrl_site.logging import LoggingAccessLog
-
-DENIAL_EXTENSION = "websocket.http.response"
+from runs.handshake import DENIAL_EXTENSION
 
 
 def denial_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:

@@ -33,7 +33,6 @@ notice of the run, so ending the run closes its clients.
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +52,7 @@ from runs.api.auth import api_key_from_meta
 from runs.api.errors import Conflict
 from runs.cdp import CommandRecorder
 from runs.control import AUTOMATION_INPUT_METHODS, BUSY_CODE, control_holder
+from runs.handshake import refuse_handshake
 from runs.live import run_group
 from runs.liveview import send_to_host
 from runs.models import ApiKey, Run, Runtime
@@ -74,7 +74,6 @@ REFUSALS = {
     4410: "connect.expired",  # expired connect token, or the run has ended
     4502: "runtime.unreachable",  # the browser cannot be reached
 }
-DENIAL_EXTENSION = "websocket.http.response"
 
 
 class ProxyRefused(Exception):
@@ -275,25 +274,7 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             self.tasks.append(asyncio.create_task(job))
 
     async def refuse(self, refused: ProxyRefused) -> None:
-        """Answers the handshake with the HTTP status and error body of `refused` where the
-        server takes a denial response, and closes with its code otherwise."""
-        if DENIAL_EXTENSION not in (self.scope.get("extensions") or {}):
-            await self.close(code=refused.code, reason=refused.reason)
-            return
-        body = json.dumps(
-            {"error": {"code": REFUSALS[refused.code], "message": refused.reason}}
-        ).encode()
-        headers = [(b"content-type", b"application/json")]
-        if refused.code == 4401:
-            headers.append((b"www-authenticate", b'Bearer realm="bctrl"'))
-        await self.base_send(
-            {
-                "type": "websocket.http.response.start",
-                "status": refused.code - 4000,
-                "headers": headers,
-            }
-        )
-        await self.base_send({"type": "websocket.http.response.body", "body": body})
+        await refuse_handshake(self, refused.code, REFUSALS[refused.code], refused.reason)
 
     async def _authorize(self) -> ProxyGrant:
         kwargs = self.scope["url_route"]["kwargs"]

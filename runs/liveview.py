@@ -21,9 +21,11 @@ Routes (bctrl_site.routing):
 
 A viewer connection is refused before the handshake when the lease or session does not
 open the run's live view, and when the browser's `Origin` is neither one of
-ALLOWED_HOSTS nor one of the space's embed origins; it closes within
-BCTRL_LIVE_RECHECK_S of the lease expiring or being revoked (at once on revocation).
-Close codes are 4000 + the HTTP status they stand for (REFUSALS).
+ALLOWED_HOSTS nor one of the space's embed origins: with an HTTP status and a JSON error
+(`lease.invalid|expired|revoked|wrong_kind`, `forbidden`, `unauthenticated`,
+`not_found`) where the server allows (runs.handshake), else with close code 4000 + that
+status. An open view closes within BCTRL_LIVE_RECHECK_S of its lease expiring and at
+once on revocation, after a `closed` message.
 
 Viewer protocol. From the server, binary frames as above and JSON messages: `hello`
 (what the viewer may do), `tabs` (`tabs`: [{id, url, title}], `active`: the tab the
@@ -56,6 +58,7 @@ from django.core import signing
 from django.urls import reverse
 
 from runs import control
+from runs.handshake import refuse_handshake
 from runs.live import run_group
 from runs.models import Run, Runtime
 
@@ -67,13 +70,6 @@ HOST_LINK_MAX_AGE_S = 60
 ACK_TIMEOUT_S = 3.0  # a viewer that never acks still gets a frame this often
 TOUCH_EVERY_S = 5.0  # how often a controller's activity is written down
 
-REFUSALS = {
-    4401: "sign in to watch this run",
-    4403: "the link or the origin does not open this live view",
-    4404: "no such run in your spaces",
-    4409: "the run has no browser to watch",
-    4410: "the link has expired",
-}
 _LEASE_CODES = {"expired": 4410, "unavailable": 4410}
 
 
@@ -114,10 +110,22 @@ def frame_header(frame: bytes) -> dict[str, Any]:
 
 
 class Refused(Exception):
-    def __init__(self, code: int, reason: str) -> None:
+    """A refusal: `code` is 4000 + the HTTP status, `error` the error code of the JSON
+    body the handshake is answered with (runs.handshake)."""
+
+    ERRORS = {
+        4401: "unauthenticated",
+        4403: "forbidden",
+        4404: "not_found",
+        4409: "runtime.not_running",
+        4410: "lease.expired",
+    }
+
+    def __init__(self, code: int, reason: str, error: str | None = None) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.error = error or self.ERRORS[code]
 
 
 # The host's link ----------------------------------------------------------------------
@@ -159,7 +167,7 @@ class HostLinkConsumer(AsyncWebsocketConsumer):
             )
         except Refused as refused:
             logger.warning("Host link for %s refused: %s", runtime_id, refused.reason)
-            await self.close(code=refused.code)
+            await refuse_handshake(self, refused.code, refused.error, refused.reason)
             return
         assert self.channel_layer is not None
         await self.channel_layer.group_add(host_group(self.runtime_id), self.channel_name)
@@ -247,7 +255,9 @@ def viewer_for_lease(token: str, origin: str) -> Viewer:
     try:
         lease = lease_check(token, kind=ViewerLease.Kind.LIVE)
     except LeaseRefused as refused:
-        raise Refused(_LEASE_CODES.get(refused.reason, 4403), refused.message) from refused
+        raise Refused(
+            _LEASE_CODES.get(refused.reason, 4403), refused.message, f"lease.{refused.reason}"
+        ) from refused
     if not _origin_allowed(origin, lease.space.allowed_embed_origins):
         raise Refused(4403, "This page may not open the live view.")
     if lease.run.runtime_id is None:
@@ -299,7 +309,9 @@ def viewer_recheck(viewer: Viewer) -> Refused | None:
         try:
             lease_check(viewer.token, kind=ViewerLease.Kind.LIVE, record_use=False, with_run=False)
         except LeaseRefused as refused:
-            return Refused(_LEASE_CODES.get(refused.reason, 4403), refused.message)
+            return Refused(
+                _LEASE_CODES.get(refused.reason, 4403), refused.message, f"lease.{refused.reason}"
+            )
     elif not Membership.objects.filter(
         user_id=viewer.user_id or 0, space_id=viewer.space_id
     ).exists():
@@ -339,7 +351,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
                 )
         except Refused as refused:
             logger.info("Live view refused (%s): %s", refused.code, refused.reason)
-            await self.close(code=refused.code)
+            await refuse_handshake(self, refused.code, refused.error, refused.reason)
             return
         assert self.channel_layer is not None
         for group in (live_group(self.viewer.run_id), run_group(self.viewer.run_id)):
