@@ -10,11 +10,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from bctrl_site.routing import (  # noqa: E402
-    cdp_urlpatterns,
-    live_urlpatterns,
-    websocket_urlpatterns,
-)
+from bctrl_site.routing import cdp_urlpatterns, websocket_urlpatterns  # noqa: E402
 from recordings.ingest_route import RecordingIngestRoute  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -22,28 +18,23 @@ application = ProtocolTypeRouter(
         # The rrweb ingest's POSTs on a route of their own, outside the middleware chain
         # (see recordings/ingest_route.py); every other request to Django.
         "http": RecordingIngestRoute(django_asgi_app),
-        # The CDP proxy and the live view first, with Origin rules of their own (see
-        # bctrl_site/routing.py); every other websocket is for web pages and needs an
-        # Origin of ALLOWED_HOSTS.
+        # The CDP proxy first, with its own Origin rule (automation clients send none);
+        # every other websocket is for web pages and needs an Origin of ALLOWED_HOSTS.
         "websocket": URLRouter(
             [
                 *cdp_urlpatterns,
-                *live_urlpatterns,
                 re_path(r"^", AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns))),
             ]
         ),
     }
 )
 
-# The cyclic garbage collector, tuned for requests that allocate many objects at once (an
-# rrweb batch parses into ~10,000 dicts and lists, alive while the batch is stored):
-# - everything loaded so far (Django, the apps: ~120,000 objects) lives as long as the
-#   process, so it is moved out of the collector's generations, and full collections stop
-#   walking it again each time;
-# - the youngest generation is collected every 10,000 new objects instead of 700, so a
-#   batch triggers one collection rather than fifteen, each of which walked the batches
-#   still in flight.
-# Measured with 4 batches of 500 events in flight: orjson.loads 1.7-2.1 ms a batch with the
-# defaults, 0.8 ms frozen, 0.57 ms frozen with the larger threshold (as with no collector).
+# Everything loaded so far (Django, the apps: ~120,000 objects) lives as long as the
+# process: moved out of the cyclic garbage collector's generations, so that its full
+# collections stop walking it again each time. Requests that allocate many objects trigger
+# them often (an rrweb batch parses into ~10,000 dicts and lists): measured with 4 batches
+# of 500 events in flight, orjson.loads took 1.7-2.1 ms a batch with the loaded project
+# tracked, 0.8 ms frozen. (A larger threshold for the youngest generation saved another
+# 0.25 ms, but collections then come too seldom for the database connections that sync
+# views leave in reference cycles under ASGI: PostgreSQL ran out of connections.)
 gc.freeze()
-gc.set_threshold(10_000, *gc.get_threshold()[1:])
