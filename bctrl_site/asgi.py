@@ -10,7 +10,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from bctrl_site.routing import cdp_urlpatterns, websocket_urlpatterns  # noqa: E402
+from bctrl_site.routing import (  # noqa: E402
+    cdp_urlpatterns,
+    live_urlpatterns,
+    websocket_urlpatterns,
+)
 from recordings.ingest_route import RecordingIngestRoute  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -18,11 +22,13 @@ application = ProtocolTypeRouter(
         # The rrweb ingest's POSTs on a route of their own, outside the middleware chain
         # (see recordings/ingest_route.py); every other request to Django.
         "http": RecordingIngestRoute(django_asgi_app),
-        # The CDP proxy first, with its own Origin rule (automation clients send none);
-        # every other websocket is for web pages and needs an Origin of ALLOWED_HOSTS.
+        # The CDP proxy and the live view first, with Origin rules of their own (see
+        # bctrl_site/routing.py); every other websocket is for web pages and needs an
+        # Origin of ALLOWED_HOSTS.
         "websocket": URLRouter(
             [
                 *cdp_urlpatterns,
+                *live_urlpatterns,
                 re_path(r"^", AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns))),
             ]
         ),
