@@ -12,7 +12,8 @@ Routes (bctrl_site.routing):
   minute at connect). Frames come in as binary messages, `FRAME_HEADER` bytes holding
   the length of a JSON header, the header, then the JPEG; the link publishes them
   unchanged to the run's `live.<run_id>` group (or to one viewer's channel when the
-  header has `to`). Tab lists come in as JSON. Messages for the host (`watch`, `input`,
+  header has `to`) and answers `relayed`, before which the host sends no other frame.
+  Tab lists come in as JSON. Messages for the host (`watch`, `input`,
   `active`) reach the link through the runtime's `host.<runtime_id>` group, from any
   process.
 - `ws/live/<token>` (LiveViewConsumer, for the live embed): a `live` viewer lease.
@@ -69,6 +70,7 @@ HOST_LINK_SALT = "bctrl.host-link"
 HOST_LINK_MAX_AGE_S = 60
 ACK_TIMEOUT_S = 3.0  # a viewer that never acks still gets a frame this often
 TOUCH_EVERY_S = 5.0  # how often a controller's activity is written down
+RELAYED = '{"type":"relayed"}'
 
 _LEASE_CODES = {"expired": 4410, "unavailable": 4410}
 
@@ -191,6 +193,7 @@ class HostLinkConsumer(AsyncWebsocketConsumer):
                 "frame": bytes_data,
             }
             await self._publish(header.get("to"), message)
+            await self.send(text_data=RELAYED)  # the host may send its next frame
             return
         try:
             data = orjson.loads(text_data or "")

@@ -5,8 +5,9 @@ layer (runs.liveview); viewers' input comes back over the same link.
 - A tab is screencast only while a viewer said "watching" within
   BCTRL_LIVE_WATCH_TTL_S: the tab the automation last used for viewers that follow it,
   and any tab a viewer pinned. Every frame is acked to Chromium at once, so viewers
-  never slow the browser; frames go out at most BCTRL_LIVE_MAX_FPS per tab, and when
-  the link is slower than that only the newest frame of a tab waits to be sent.
+  never slow the browser; frames go out at most BCTRL_LIVE_MAX_FPS per tab, one at a
+  time (the web process says when it has handed a frame on), and meanwhile only the
+  newest frame of a tab waits: a busy web process gets fewer frames, never old ones.
 - Input is sent to the browser only as runs.control.INPUT_METHODS, on the tab's own
   CDP session; anything else is dropped and logged.
 - The link reconnects after a drop; without it the browser runs and records as usual.
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 SCREENCAST = {"format": "jpeg", "quality": 60, "maxWidth": 1280, "maxHeight": 1280}
 RECONCILE_S = 0.2
 TITLES_S = 1.0
+RELAY_TIMEOUT_S = 1.0
 RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 FOLLOW = ""  # the watch key of viewers that follow the automation's tab
 
@@ -49,6 +51,7 @@ class LiveLink:
         self.outbox: dict[str, str | tuple[dict[str, Any], bytes, str]] = {}
         self._scheduled: set[str] = set()
         self.wake = asyncio.Event()
+        self.relayed = asyncio.Event()
         self.next_send_at: dict[str, float] = {}
         self.frame_seq = 0
         self.tabs_sent = b""
@@ -125,7 +128,12 @@ class LiveLink:
                     header, image, to = message
                     # Stamped as it leaves the host: viewers measure the delivery from here.
                     stamped = {**header, "sentAt": time.time() * 1000, **({"to": to} if to else {})}
+                    self.relayed.clear()
                     await ws.send(pack_frame(stamped, image))
+                    # One frame on the way at a time: a busy web process gets the newest
+                    # frame next, never a backlog (frames meanwhile replace each other).
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.relayed.wait(), RELAY_TIMEOUT_S)
                 else:
                     await ws.send(message)
 
@@ -137,7 +145,9 @@ class LiveLink:
         if not isinstance(message, dict):
             return
         kind = message.get("type")
-        if kind == "watch":
+        if kind == "relayed":
+            self.relayed.set()
+        elif kind == "watch":
             target = message.get("target")
             key = target if isinstance(target, str) else FOLLOW
             self.watch_until[key] = time.monotonic() + settings.BCTRL_LIVE_WATCH_TTL_S
