@@ -1,0 +1,146 @@
+"""The runtime host's end of the live view (runtime_host/live.py) against a recording
+stand-in for the browser's CDP connection: screencasts only while watched, frames acked
+at once and thinned to the newest, input only as Input.* calls. (Real Chromium and a
+real link are in tests/test_live_browser.py.)"""
+
+import asyncio
+import base64
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import orjson
+import pytest
+
+from runtime_host.live import LiveLink
+
+
+@dataclass
+class FakeCdp:
+    sent: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)
+
+    def send_nowait(self, method: str, params: dict[str, Any], session: str = "") -> Any:
+        self.sent.append((method, params, session))
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future.set_result({})
+        return future
+
+    async def send(self, method: str, params: dict[str, Any], session: str = "", **_: Any) -> Any:
+        return await self.send_nowait(method, params, session)
+
+    def methods(self, name: str) -> list[tuple[dict[str, Any], str]]:
+        return [(params, session) for method, params, session in self.sent if method == name]
+
+
+@dataclass
+class FakeTarget:
+    target_id: str
+    session_id: str
+
+
+@dataclass
+class FakeRuntime:
+    id: str = "rt_live"
+    host_id: str = "host-a"
+
+
+class FakeBrowser:
+    def __init__(self) -> None:
+        self.runtime = FakeRuntime()
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.cdp = FakeCdp()
+        self.page_infos = {
+            "T1": {"url": "https://a.test/", "title": "A"},
+            "T2": {"url": "", "title": ""},
+        }
+        self.sessions_by_target = {"T1": "S1", "T2": "S2"}
+        self.active = "T1"
+
+    def last_active_page(self) -> FakeTarget | None:
+        return FakeTarget(self.active, self.sessions_by_target[self.active])
+
+    def _touch(self, target_id: str) -> None:
+        self.active = target_id
+
+    def _spawn(self, coroutine: Any) -> None:
+        self.tasks.add(asyncio.ensure_future(coroutine))
+
+
+def fake(link: LiveLink) -> FakeBrowser:
+    return cast(FakeBrowser, link.browser)
+
+
+@pytest.fixture
+def link(settings: Any) -> LiveLink:
+    settings.BCTRL_LIVE_WATCH_TTL_S = 0.2
+    settings.BCTRL_LIVE_MAX_FPS = 10
+    return LiveLink(FakeBrowser())  # type: ignore[arg-type]
+
+
+def watch(link: LiveLink, target: str | None = None, reply: str = "") -> None:
+    link._received(orjson.dumps({"type": "watch", "target": target, "reply": reply}))
+
+
+async def test_screencasts_only_the_watched_tabs_and_only_while_watched(link: LiveLink) -> None:
+    cdp = fake(link).cdp
+    link._reconcile()
+    assert cdp.methods("Page.startScreencast") == []  # nobody watches: nothing runs
+    watch(link)
+    assert [s for _, s in cdp.methods("Page.startScreencast")] == ["S1"]  # the automation's tab
+    watch(link, "T2")  # a viewer pins the other tab
+    assert [s for _, s in cdp.methods("Page.startScreencast")] == ["S1", "S2"]
+    link._received(orjson.dumps({"type": "active", "target": "T2"}))
+    await asyncio.sleep(0.3)  # past the watch TTL with no new "watching"
+    link._reconcile()
+    await asyncio.sleep(0)
+    assert sorted(s for _, s in cdp.methods("Page.stopScreencast")) == ["S1", "S2"]
+    assert link.casting == set()
+
+
+async def test_frames_are_acked_at_once_and_thinned_to_the_newest(link: LiveLink) -> None:
+    cdp = fake(link).cdp
+    watch(link)
+    target = FakeTarget("T1", "S1")
+    for number in range(5):
+        image = base64.b64encode(b"jpeg%d" % number).decode()
+        metadata = {"deviceWidth": 800, "deviceHeight": 600}
+        link.frame(target, {"data": image, "sessionId": number, "metadata": metadata})  # type: ignore[arg-type]
+    # Every frame acked to Chromium right away, whatever happens to it after.
+    assert [p["sessionId"] for p, _ in cdp.methods("Page.screencastFrameAck")] == [0, 1, 2, 3, 4]
+    queued = [m for k, m in link.outbox.items() if k == "frame:T1"]
+    assert len(queued) == 1 and queued[0][1] == b"jpeg0"  # sent at once; the rest wait
+    link.outbox.clear()
+    await asyncio.sleep(0.15)  # the next slot at 10 fps: only the newest goes
+    queued_frame = link.outbox["frame:T1"]
+    assert isinstance(queued_frame, tuple)
+    header, image, to = queued_frame
+    assert image == b"jpeg4" and header["w"] == 800 and to == ""
+
+
+async def test_a_new_viewer_gets_the_tabs_and_the_newest_picture(link: LiveLink) -> None:
+    watch(link)
+    image = base64.b64encode(b"picture").decode()
+    link.frame(FakeTarget("T1", "S1"), {"data": image, "sessionId": 1, "metadata": {}})  # type: ignore[arg-type]
+    watch(link, reply="viewer-channel")
+    tabs = orjson.loads(link.outbox["tabs:viewer-channel"])  # type: ignore[arg-type]
+    assert tabs["to"] == "viewer-channel" and tabs["active"] == "T1"
+    assert [t["id"] for t in tabs["tabs"]] == ["T1", "T2"]
+    assert link.outbox["frame:viewer-channel"][1:] == (b"picture", "viewer-channel")
+
+
+@pytest.mark.parametrize(
+    ("method", "forwarded"),
+    [
+        ("Input.dispatchMouseEvent", True),
+        ("Input.insertText", True),
+        ("Runtime.evaluate", False),
+        ("Page.navigate", False),
+        ("Input.dispatchTouchEvent", False),
+    ],
+)
+async def test_only_input_calls_reach_the_browser(
+    link: LiveLink, method: str, forwarded: bool
+) -> None:
+    link._received(
+        orjson.dumps({"type": "input", "target": "T1", "method": method, "params": {"x": 1}})
+    )
+    assert fake(link).cdp.methods(method) == ([({"x": 1}, "S1")] if forwarded else [])
