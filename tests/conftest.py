@@ -1,19 +1,27 @@
 """Shared fixtures: spaces with API keys, API clients, a live ASGI server and Chromium."""
 
+import asyncio
 import os
 import shutil
 import socket
+import sys
+import threading
+import time
+import traceback
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import pytest
+from daphne.testing import DaphneProcess, _reinstall_reactor
 from django.conf import settings
 from rest_framework.test import APIClient
 
 from runs.models import ApiKey, Membership, Space
 from runtime_host.flags import CHROMIUM_FLAGS
+from runtime_host.host import RuntimeHost
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", *CHROMIUM_FLAGS]
@@ -122,40 +130,98 @@ def json_post(tenant: Tenant) -> Callable[..., Any]:
     return post
 
 
+class LiveServerProcess(DaphneProcess):
+    """A forked daphne serving bctrl's ASGI app with the server class `make run` uses
+    (bctrl_site.webserver.BctrlServer), as daphne.testing.DaphneProcess runs daphne's."""
+
+    def run(self) -> None:
+        # The child inherits the parent's thread pools, but not their threads: asgiref's
+        # executor for thread-sensitive calls (every database call of a consumer), once
+        # an async test in this process has used it, counts an idle thread that is not
+        # there, and the first database call of the server would wait for it forever.
+        from asgiref.sync import SyncToAsync
+
+        SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+        # As DaphneProcess.run: a new reactor for the child, then the server built on it.
+        _reinstall_reactor()
+        sys.modules.pop("bctrl_site.webserver", None)  # its Server came with the old reactor
+        from daphne.endpoints import build_endpoint_description_strings
+        from twisted.internet import reactor
+
+        from bctrl_site.webserver import BctrlServer
+
+        try:
+            endpoints = build_endpoint_description_strings(host=self.host, port=self.port.value)
+            self.server = BctrlServer(
+                application=self.get_application(),
+                endpoints=endpoints,
+                signal_handlers=False,
+                **self.kwargs,
+            )
+            cast(Any, reactor).callLater(0.1, self.resolve_port)
+            self.server.run()
+        except BaseException as exc:
+            self.errors.put((exc, traceback.format_exc()))
+
+
+def asgi_application() -> Any:
+    from bctrl_site.asgi import application
+
+    return application
+
+
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
-    """A real daphne process serving the ASGI app against the test database.
+    """A real daphne process serving the ASGI app against the test database, as
+    `manage.py serve` starts it: bctrl's server class and websocket limits large enough
+    for CDP (with daphne's 1 MiB default, a larger message is dropped in either
+    direction: a screenshot answer never reaches the client).
 
     Tests that use it must commit their data (`transactional_db`), since the server
     reads through its own connection.
     """
-    from daphne.testing import DaphneProcess
-
-    def application() -> Any:
-        from bctrl_site.asgi import application as app
-
-        return app
-
     from django.db import connections
 
+    size = settings.BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES
     with django_db_blocker.unblock():
         connections.close_all()  # the child must open its own connections, not share ours
-        # As `manage.py serve` starts it: CDP messages through connectUrl exceed 1 MiB.
-        size = settings.BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES
-        process = DaphneProcess(
+        process = LiveServerProcess(
             "127.0.0.1",
-            application,
+            asgi_application,
             kwargs={"websocket_max_message_size": size, "websocket_max_frame_size": size},
         )
         process.start()
-        process.ready.wait(20)
-        if process.errors.empty() is False:
-            raise RuntimeError(process.errors.get())
+        ready = process.ready.wait(20)
+        if not process.errors.empty():
+            raise RuntimeError(process.errors.get()[1])
+        if not ready:
+            raise RuntimeError("The live server did not start within 20 s")
         try:
             yield f"http://127.0.0.1:{process.port.value}"
         finally:
             process.terminate()
             process.join(10)
+
+
+@pytest.fixture
+def host_thread(transactional_db: None) -> Iterator[RuntimeHost]:
+    """A runtime host on its own event loop in a thread, beside `asgi_server`: what
+    `make run` runs as its own process. (A thread, not the test's loop: Playwright's sync
+    API keeps a loop on the main thread.)"""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}")
+    host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(host.run(),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not host.ready.is_set():
+        assert time.monotonic() < deadline, "the runtime host did not start"
+        time.sleep(0.05)
+    yield host
+    loop.call_soon_threadsafe(host.shutdown)
+    thread.join(60)
+    loop.close()
 
 
 @pytest.fixture(scope="module")

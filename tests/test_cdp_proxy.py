@@ -1,13 +1,18 @@
-"""The CDP proxy behind connectUrl: Playwright through a real daphne to a real Chromium,
-and the refusals through Channels' WebsocketCommunicator."""
+"""The CDP proxy behind connectUrl: Playwright through the live server (`asgi_server`,
+bctrl's daphne) to a real Chromium; refusals over the network, where they answer the
+handshake with an HTTP status and error body, and through Channels'
+WebsocketCommunicator, where they are close codes."""
 
+import base64
 import contextlib
+import http.client
 import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +23,6 @@ import pytest
 import websockets
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connections
 from websockets.sync.client import connect as ws_connect
 
 from recordings.leases import lease_mint, lease_revoke
@@ -98,41 +102,6 @@ def playwright() -> Iterator[Any]:
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def cdp_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
-    """A real daphne, as `manage.py serve` starts it: with websocket message limits large
-    enough for CDP. (With daphne's 1 MiB default, autobahn drops a larger message in
-    either direction: a screenshot answer never reaches the client.)"""
-    from daphne.testing import DaphneProcess
-
-    def application() -> Any:
-        from bctrl_site.asgi import application as app
-
-        return app
-
-    limits = {"websocket_max_message_size": 256 * MiB, "websocket_max_frame_size": 256 * MiB}
-    with django_db_blocker.unblock():
-        connections.close_all()
-        process = DaphneProcess("127.0.0.1", application, kwargs=limits)
-        process.start()
-        process.ready.wait(20)
-        try:
-            yield f"http://127.0.0.1:{process.port.value}"
-        finally:
-            process.terminate()
-            process.join(10)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _live_servers_first(request: pytest.FixtureRequest) -> None:
-    """Forks the live servers (this module's, and the session's `asgi_server` that later
-    modules share) before the async tests below run in this process: a forked server
-    inherits asgiref's thread executors, and one that an async test has used has no
-    thread in the child, so a server forked after it hangs on its first database call."""
-    request.getfixturevalue("asgi_server")
-    request.getfixturevalue("cdp_server")
 
 
 @dataclass
@@ -264,6 +233,38 @@ async def test_api_keys_are_checked_against_the_runtimes_space(
     assert await refusal_code(path, [(b"authorization", owner)]) == 4401
 
 
+async def test_a_server_with_denial_responses_gets_the_status_and_an_error_body(
+    started: Started, other_tenant: Tenant
+) -> None:
+    from bctrl_site.asgi import application
+
+    async def offering_denials(scope: Any, receive: Any, send: Any) -> Any:
+        extensions: dict[str, Any] = {"websocket.http.response": {}}
+        return await application({**scope, "extensions": extensions}, receive, send)
+
+    other = f"Bearer {other_tenant.raw_key}".encode()
+    communicator = WebsocketCommunicator(
+        offering_denials,
+        f"/v1/runtimes/{started.runtime.id}/cdp",
+        headers=[(b"authorization", other)],
+    )
+    try:
+        await communicator.send_input({"type": "websocket.connect"})
+        start = await communicator.receive_output(timeout=10)
+        body = await communicator.receive_output(timeout=10)
+    finally:
+        await communicator.disconnect()
+    assert start == {
+        "type": "websocket.http.response.start",
+        "status": 404,
+        "headers": [(b"content-type", b"application/json")],
+    }
+    assert body["type"] == "websocket.http.response.body" and not body.get("more_body")
+    assert json.loads(body["body"]) == {
+        "error": {"code": "not_found", "message": f"No runtime {started.runtime.id!r}."}
+    }
+
+
 async def test_a_client_without_origin_is_let_in_and_a_foreign_page_is_not(
     started: Started,
 ) -> None:
@@ -376,10 +377,10 @@ NOISE_PAGE = """
 
 @pytest.mark.browser
 def test_playwright_drives_the_browser_through_the_connect_url_and_commands_are_recorded(
-    cdp_server: str, tenant: Tenant, browser: Browser, playwright: Any
+    asgi_server: str, tenant: Tenant, browser: Browser, playwright: Any
 ) -> None:
     started = start_runtime(tenant, browser)
-    connect_url = f"{ws_base(cdp_server)}/cdp/{started.token}"
+    connect_url = f"{ws_base(asgi_server)}/cdp/{started.token}"
 
     client = playwright.chromium.connect_over_cdp(connect_url)
     try:
@@ -436,10 +437,10 @@ def test_playwright_drives_the_browser_through_the_connect_url_and_commands_are_
 
 @pytest.mark.browser
 def test_a_client_message_larger_than_1_mib_reaches_the_browser(
-    cdp_server: str, tenant: Tenant, browser: Browser, playwright: Any
+    asgi_server: str, tenant: Tenant, browser: Browser, playwright: Any
 ) -> None:
     started = start_runtime(tenant, browser)
-    client = playwright.chromium.connect_over_cdp(f"{ws_base(cdp_server)}/cdp/{started.token}")
+    client = playwright.chromium.connect_over_cdp(f"{ws_base(asgi_server)}/cdp/{started.token}")
     try:
         page = client.new_context().new_page()
         assert page.evaluate("s => s.length", "x" * (3 * MiB)) == 3 * MiB
@@ -455,10 +456,10 @@ def test_a_client_message_larger_than_1_mib_reaches_the_browser(
 
 @pytest.mark.browser
 def test_two_clients_use_the_browser_at_once(
-    cdp_server: str, tenant: Tenant, browser: Browser, playwright: Any
+    asgi_server: str, tenant: Tenant, browser: Browser, playwright: Any
 ) -> None:
     started = start_runtime(tenant, browser)
-    connect_url = f"{ws_base(cdp_server)}/cdp/{started.token}"
+    connect_url = f"{ws_base(asgi_server)}/cdp/{started.token}"
     first = playwright.chromium.connect_over_cdp(connect_url)
     second = playwright.chromium.connect_over_cdp(connect_url)
     try:
@@ -477,11 +478,11 @@ def test_two_clients_use_the_browser_at_once(
 
 @pytest.mark.browser
 def test_an_api_key_of_the_owner_connects_with_a_bearer_header(
-    cdp_server: str, tenant: Tenant, browser: Browser, playwright: Any
+    asgi_server: str, tenant: Tenant, browser: Browser, playwright: Any
 ) -> None:
     started = start_runtime(tenant, browser)
     client = playwright.chromium.connect_over_cdp(
-        f"{ws_base(cdp_server)}/v1/runtimes/{started.runtime.id}/cdp",
+        f"{ws_base(asgi_server)}/v1/runtimes/{started.runtime.id}/cdp",
         headers={"Authorization": f"Bearer {tenant.raw_key}"},
     )
     try:
@@ -494,38 +495,101 @@ def test_an_api_key_of_the_owner_connects_with_a_bearer_header(
     )
 
 
-def refused_status(url: str, headers: dict[str, str] | None = None) -> int:
-    """The HTTP status that answers the websocket handshake (it must not be accepted)."""
-    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+@dataclass
+class Refusal:
+    status: int
+    error: dict[str, Any]
+
+
+def refused(url: str, headers: dict[str, str] | None = None) -> Refusal:
+    """How the server answers a websocket handshake it refuses (it must not be accepted):
+    the HTTP status and the `error` of its JSON body."""
+    with pytest.raises(websockets.exceptions.InvalidStatus) as raised:
         ws_connect(url, additional_headers=headers, open_timeout=10).close()
-    status: int = refused.value.response.status_code
-    return status
+    response = raised.value.response
+    assert response.headers["Content-Type"] == "application/json"
+    error: dict[str, Any] = json.loads(response.body)["error"]
+    return Refusal(response.status_code, error)
+
+
+def raw_handshake(url: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+    """A websocket opening handshake sent by hand: the status, headers and body answered."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.netloc, timeout=10)
+    try:
+        connection.request(
+            "GET",
+            parsed.path,
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+                "Sec-WebSocket-Version": "13",
+                **headers,
+            },
+        )
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.browser
+def test_a_second_spaces_key_cannot_connect_404(
+    asgi_server: str, tenant: Tenant, other_tenant: Tenant, browser: Browser, playwright: Any
+) -> None:
+    started = start_runtime(tenant, browser)
+    url = f"{ws_base(asgi_server)}/v1/runtimes/{started.runtime.id}/cdp"
+    other = {"Authorization": f"Bearer {other_tenant.raw_key}"}
+    before = {target["id"] for target in browser.targets()}
+
+    status, headers, body = raw_handshake(url, other)
+    assert status == 404
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body) == {
+        "error": {"code": "not_found", "message": f"No runtime {started.runtime.id!r}."}
+    }
+    # The same answer as for a runtime that does not exist at all.
+    assert raw_handshake(f"{ws_base(asgi_server)}/v1/runtimes/rt_missing/cdp", other)[0] == 404
+
+    with pytest.raises(Exception, match="404"):  # Playwright's own error type
+        playwright.chromium.connect_over_cdp(url, headers=other, timeout=10_000)
+
+    assert {target["id"] for target in browser.targets()} == before
+    assert client_count(started.runtime) == 0
+    assert not Command.objects.filter(run=started.run).exists()
 
 
 @pytest.mark.browser
 def test_bad_credentials_are_refused_before_anything_reaches_the_browser(
-    cdp_server: str, tenant: Tenant, other_tenant: Tenant, browser: Browser, playwright: Any
+    asgi_server: str, tenant: Tenant, other_tenant: Tenant, browser: Browser, playwright: Any
 ) -> None:
     started = start_runtime(tenant, browser)
-    base = ws_base(cdp_server)
+    base = ws_base(asgi_server)
     before = {target["id"] for target in browser.targets()}
 
     tampered = started.token[:-2] + ("AA" if not started.token.endswith("AA") else "BB")
-    assert refused_status(f"{base}/cdp/{tampered}") == 403
-    assert refused_status(f"{base}/cdp/not-a-token") == 403
+    assert refused(f"{base}/cdp/{tampered}") == Refusal(
+        403, {"code": "forbidden", "message": "The connect URL is not valid."}
+    )
+    assert refused(f"{base}/cdp/not-a-token").status == 403
     url = f"{base}/v1/runtimes/{started.runtime.id}/cdp"
-    assert refused_status(url, {"Authorization": f"Bearer {other_tenant.raw_key}"}) == 403
-    assert refused_status(url) == 403
-    with pytest.raises(Exception):  # noqa: B017 - Playwright's own error type
-        playwright.chromium.connect_over_cdp(
-            url, headers={"Authorization": f"Bearer {other_tenant.raw_key}"}, timeout=10_000
-        )
-    with pytest.raises(Exception):  # noqa: B017
+    assert refused(url, {"Authorization": f"Bearer {other_tenant.raw_key}"}).status == 404
+    assert refused(url).error["code"] == "unauthenticated"
+    assert refused(url, {"Authorization": "Bearer bctrl_sk_nope"}).status == 401
+    with pytest.raises(Exception, match="403"):  # Playwright's own error type
         playwright.chromium.connect_over_cdp(f"{base}/cdp/{tampered}", timeout=10_000)
+
+    Runtime.objects.filter(pk=started.runtime.pk).update(status="stopping")
+    assert refused(f"{base}/cdp/{started.token}").error["code"] == "runtime.not_running"
+    Runtime.objects.filter(pk=started.runtime.pk).update(status="running")
 
     lease = ViewerLease.objects.get(run=started.run, kind=ViewerLease.Kind.CDP)
     lease_revoke(lease=lease)
-    assert refused_status(f"{base}/cdp/{started.token}") == 403
+    assert refused(f"{base}/cdp/{started.token}") == Refusal(
+        403,
+        {"code": "forbidden", "message": "The connect URL was revoked: its run has ended."},
+    )
 
     assert {target["id"] for target in browser.targets()} == before
     assert client_count(started.runtime) == 0
@@ -534,11 +598,11 @@ def test_bad_credentials_are_refused_before_anything_reaches_the_browser(
 
 @pytest.mark.browser
 def test_connect_options_set_recording_and_keep_alive(
-    cdp_server: str, tenant: Tenant, browser: Browser
+    asgi_server: str, tenant: Tenant, browser: Browser
 ) -> None:
     started = start_runtime(tenant, browser)
     assert started.runtime.recording_enabled is True
-    url = f"{ws_base(cdp_server)}/cdp/{started.token}?recording=false&keep_alive=5000"
+    url = f"{ws_base(asgi_server)}/cdp/{started.token}?recording=false&keep_alive=5000"
     with ws_connect(url, open_timeout=10, max_size=None) as client:
         client.send(json.dumps({"id": 1, "method": "Browser.getVersion"}))
         assert json.loads(client.recv(timeout=10))["id"] == 1
@@ -546,15 +610,16 @@ def test_connect_options_set_recording_and_keep_alive(
         assert (runtime.recording_enabled, runtime.keep_alive_ms) == (False, 5000)
         assert runtime.client_count == 1
     assert eventually(lambda: client_count(started.runtime) == 0)
-    assert refused_status(f"{ws_base(cdp_server)}/cdp/{started.token}?keep_alive=soon") == 403
+    bad_option = refused(f"{ws_base(asgi_server)}/cdp/{started.token}?keep_alive=soon")
+    assert (bad_option.status, bad_option.error["code"]) == (400, "invalid_parameter")
 
 
 @pytest.mark.browser
 def test_revoking_the_lease_closes_an_open_client_within_seconds(
-    cdp_server: str, tenant: Tenant, browser: Browser
+    asgi_server: str, tenant: Tenant, browser: Browser
 ) -> None:
     started = start_runtime(tenant, browser)
-    with ws_connect(f"{ws_base(cdp_server)}/cdp/{started.token}", open_timeout=10) as client:
+    with ws_connect(f"{ws_base(asgi_server)}/cdp/{started.token}", open_timeout=10) as client:
         assert eventually(lambda: client_count(started.runtime) == 1)
         lease_revoke(lease=ViewerLease.objects.get(run=started.run, kind=ViewerLease.Kind.CDP))
         revoked_at = time.monotonic()
@@ -568,10 +633,10 @@ def test_revoking_the_lease_closes_an_open_client_within_seconds(
 
 @pytest.mark.browser
 def test_the_end_of_the_run_closes_clients_and_stops_recording(
-    cdp_server: str, tenant: Tenant, browser: Browser
+    asgi_server: str, tenant: Tenant, browser: Browser
 ) -> None:
     started = start_runtime(tenant, browser)
-    with ws_connect(f"{ws_base(cdp_server)}/cdp/{started.token}", open_timeout=10) as client:
+    with ws_connect(f"{ws_base(asgi_server)}/cdp/{started.token}", open_timeout=10) as client:
         client.send(json.dumps({"id": 1, "method": "Target.getTargets"}))
         assert json.loads(client.recv(timeout=10))["id"] == 1
         services.runtime_finished(runtime=started.runtime, state="stopped")

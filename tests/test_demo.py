@@ -1,11 +1,6 @@
-"""The demo shop (/demo/) and `manage.py demo` end to end: a live daphne, a runtime host
-in a thread, Playwright through the real connectUrl proxy."""
+"""The demo shop (/demo/) and `manage.py demo` end to end: a live daphne (`asgi_server`),
+a runtime host in a thread (`host_thread`), Playwright through the real connectUrl proxy."""
 
-import asyncio
-import os
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +18,7 @@ from runs.management.commands.demo import (
 from runs.models import ApiKey, Artifact, Command, Event, Run, Runtime
 from runs.services import runtime_create
 from runtime_host.host import RuntimeHost
-from tests.conftest import CHROMIUM, Tenant
+from tests.conftest import Tenant
 
 PAGES = [
     "/demo/",
@@ -141,26 +136,6 @@ def test_demo_command_says_when_the_server_is_not_running(tenant: Tenant) -> Non
 
 
 # End to end -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def host_thread(transactional_db: None) -> Iterator[RuntimeHost]:
-    """A runtime host as in tests/test_runtime_host.py, on its own event loop in a thread
-    (the test's Playwright sync API keeps a loop on the main thread)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Chromium is not installed at {CHROMIUM}")
-    host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(host.run(),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not host.ready.is_set():
-        assert time.monotonic() < deadline, "the runtime host did not start"
-        time.sleep(0.05)
-    yield host
-    loop.call_soon_threadsafe(host.shutdown)
-    thread.join(60)
-    loop.close()
 
 
 def events_of(run: Run, type: str) -> list[Event]:
