@@ -101,9 +101,9 @@ async def test_frames_are_acked_at_once_and_thinned_to_the_newest(link: LiveLink
     watch(link)
     target = FakeTarget("T1", "S1")
     for number in range(5):
-        image = base64.b64encode(b"jpeg%d" % number).decode()
+        encoded = base64.b64encode(b"jpeg%d" % number).decode()
         metadata = {"deviceWidth": 800, "deviceHeight": 600}
-        link.frame(target, {"data": image, "sessionId": number, "metadata": metadata})  # type: ignore[arg-type]
+        link.frame(target, {"data": encoded, "sessionId": number, "metadata": metadata})  # type: ignore[arg-type]
     # Every frame acked to Chromium right away, whatever happens to it after.
     assert [p["sessionId"] for p, _ in cdp.methods("Page.screencastFrameAck")] == [0, 1, 2, 3, 4]
     queued = [m for k, m in link.outbox.items() if k == "frame:T1"]
