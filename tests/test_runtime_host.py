@@ -1,16 +1,23 @@
-"""The runtime host against real Chromium: the host runs in-process as an asyncio task,
-and a client drives the browser with Playwright's `connect_over_cdp`, as a user's
-script would through connectUrl (the web proxy is not involved here)."""
+"""The runtime host against real Chromium, driven as a user's script drives it: the
+client starts a runtime through the API of a live daphne (`asgi_server`), a runtime
+host in a thread (`host_thread`) launches the browser, and the client connects
+Playwright's `connect_over_cdp` to the `connectUrl` the start answered, through the CDP
+proxy, with seed 003's query options (`recording=false`, `keep_alive=<ms>`) on it.
+
+Tests of the host's own duties (the sweep of vanished hosts, a clean shutdown) run a
+host on the test's event loop and need no client."""
 
 import asyncio
 import gzip
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import pytest
@@ -21,13 +28,14 @@ from django.utils import timezone
 
 from recordings.models import Recording, RecordingBatch, RecordingTarget
 from recordings.processing import recording_process
-from runs.models import Artifact, Event, Run, Runtime
-from runs.services import runtime_create, runtime_start, runtime_stop
+from runs.cdp import REDACTED
+from runs.management.commands.demo import Api
+from runs.models import Artifact, Command, Event, Run, Runtime
+from runs.services import runtime_create, runtime_start
 from runs.tasks import sweep_vanished_runtimes
 from runtime_host.host import RuntimeHost
-from runtime_host.screenshots import capture_screenshot
 from runtime_host.sweep import HOST_GONE_REASON
-from tests.conftest import CHROMIUM, Tenant
+from tests.conftest import Tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -103,18 +111,6 @@ def db(function: Callable[..., Any]) -> Callable[..., Any]:
     return sync_to_async(call, thread_sensitive=False)
 
 
-@pytest.fixture
-async def host(transactional_db: None) -> AsyncIterator[RuntimeHost]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Chromium is not installed at {CHROMIUM}")
-    runtime_host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
-    task = asyncio.create_task(runtime_host.run())
-    await asyncio.wait_for(runtime_host.ready.wait(), 30)
-    yield runtime_host
-    runtime_host.shutdown()
-    await asyncio.wait_for(task, 60)
-
-
 async def wait_for(
     check: Callable[[], Any], timeout: float = 30, message: str = "condition"
 ) -> Any:
@@ -128,24 +124,38 @@ async def wait_for(
         await asyncio.sleep(0.1)
 
 
-async def start_runtime(tenant: Tenant, **options: Any) -> tuple[Runtime, Run]:
-    runtime = await db(runtime_create)(space=tenant.space, name="test")
-    started = await db(runtime_start)(runtime=runtime, **options)
-    running = await wait_for(
-        lambda: Runtime.objects.filter(pk=runtime.pk, status=Runtime.Status.RUNNING).first(),
-        message="the runtime to run",
-    )
-    assert running.cdp_endpoint.startswith("ws://127.0.0.1:")
-    return running, started.run
+@dataclass
+class Started:
+    runtime: Runtime
+    run: Run
+    connect_url: str
 
 
-async def stop_runtime(runtime: Runtime) -> Run:
-    await db(runtime_stop)(runtime=runtime)
+async def start_runtime(server: str, tenant: Tenant, **options: str) -> Started:
+    """What a client does: `POST /v1/runtimes` and `…/start`, which answers once the host
+    has the browser up. `options` (seed 003's) go on the connectUrl's query."""
+    api = Api(server, tenant.raw_key)
+    created = await asyncio.to_thread(api.call, "POST", "/v1/runtimes", {"name": "test"})
+    answer = await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{created['id']}/start")
+    assert answer["connectUrl"].startswith(server.replace("http://", "ws://", 1) + "/cdp/")
+    runtime = await db(Runtime.objects.get)(pk=created["id"])
+    assert runtime.status == Runtime.Status.RUNNING
+    run = await db(Run.objects.get)(pk=answer["runId"])
+    connect_url = answer["connectUrl"] + (f"?{urlencode(options)}" if options else "")
+    return Started(runtime=runtime, run=run, connect_url=connect_url)
+
+
+async def stop_runtime(server: str, tenant: Tenant, started: Started) -> Run:
+    api = Api(server, tenant.raw_key)
+    await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{started.runtime.id}/stop")
     await wait_for(
-        lambda: Runtime.objects.filter(pk=runtime.pk, status=Runtime.Status.STOPPED).exists(),
+        lambda: Runtime.objects.filter(
+            pk=started.runtime.pk, status=Runtime.Status.STOPPED
+        ).exists(),
         message="the runtime to stop",
     )
-    return await db(lambda: Run.objects.filter(runtime=runtime).order_by("-id").first())()
+    run: Run = await db(Run.objects.get)(pk=started.run.pk)
+    return run
 
 
 def batches_of(run: Run) -> list[RecordingBatch]:
@@ -169,14 +179,14 @@ def events_of(run: Run, type: str) -> list[Event]:
 
 
 async def test_tabs_and_popup_record_each_page_target(
-    host: RuntimeHost, tenant: Tenant, site: str
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, site: str
 ) -> None:
     from playwright.async_api import async_playwright
 
-    runtime, run = await start_runtime(tenant)
+    started = await start_runtime(asgi_server, tenant)
     targets: list[str] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.connect_over_cdp(runtime.cdp_endpoint)
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
         context = await browser.new_context()
         first = await context.new_page()
         await first.goto(site + "/")
@@ -194,7 +204,7 @@ async def test_tabs_and_popup_record_each_page_target(
         await asyncio.sleep(1.0)  # let the recorders flush a batch or two
         await browser.close()
 
-    run = await stop_runtime(runtime)
+    run = await stop_runtime(asgi_server, tenant, started)
     assert run.status == Run.Status.COMPLETED
     batches = await db(batches_of)(run)
     recorded = {batch.target for batch in batches}
@@ -230,13 +240,13 @@ async def test_tabs_and_popup_record_each_page_target(
 
 
 async def test_navigation_after_click_keeps_masked_input(
-    host: RuntimeHost, tenant: Tenant, site: str
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, site: str
 ) -> None:
     from playwright.async_api import async_playwright
 
-    runtime, run = await start_runtime(tenant)
+    started = await start_runtime(asgi_server, tenant)
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.connect_over_cdp(runtime.cdp_endpoint)
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
         context = await browser.new_context()
         page = await context.new_page()
         await page.goto(site + "/form")
@@ -248,7 +258,7 @@ async def test_navigation_after_click_keeps_masked_input(
         await page.wait_for_selector("h1")
         await browser.close()
 
-    run = await stop_runtime(runtime)
+    run = await stop_runtime(asgi_server, tenant, started)
     batches = [b for b in await db(batches_of)(run) if b.target == target]
     assert batches
     texts = await db(lambda: [batch_text(b) for b in batches])()
@@ -264,63 +274,108 @@ async def test_navigation_after_click_keeps_masked_input(
     assert any(m["data"]["href"].endswith("/next") for m in metas)
     next_meta = next(m for m in metas if m["data"]["href"].endswith("/next"))
     assert inputs[-1]["timestamp"] <= next_meta["timestamp"]
+    # Nor did the proxy store the keys it forwarded in the clear.
+    keys = await db(
+        lambda: [
+            c.params
+            for c in Command.objects.filter(run=run, method="Input.dispatchKeyEvent")
+            if "text" in c.params
+        ]
+    )()
+    assert len(keys) >= len(SECRET)
+    assert all(params["text"] == REDACTED and params["key"] == REDACTED for params in keys)
 
 
 async def test_recording_disabled_stores_no_batches(
-    host: RuntimeHost, tenant: Tenant, site: str
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, site: str
 ) -> None:
     from playwright.async_api import async_playwright
 
-    runtime, run = await start_runtime(tenant, recording=False)
+    started = await start_runtime(asgi_server, tenant, recording="false")
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.connect_over_cdp(runtime.cdp_endpoint)
+        # As a script does: its first page right after connecting, with no wait for the
+        # switch to reach the host.
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
         page = await browser.contexts[0].new_page()
         await page.goto(site + "/form")
         await page.type("#name", "abc")
         await asyncio.sleep(0.5)
         await browser.close()
-    run = await stop_runtime(runtime)
+    run = await stop_runtime(asgi_server, tenant, started)
     assert await db(batches_of)(run) == []
     assert await db(events_of)(run, "navigation")  # events are still recorded
 
 
-async def test_keep_alive_closes_an_idle_runtime(host: RuntimeHost, tenant: Tenant) -> None:
-    runtime, run = await start_runtime(tenant, keep_alive_ms=500)
-    await wait_for(
-        lambda: Runtime.objects.filter(pk=runtime.pk, status=Runtime.Status.STOPPED).exists(),
-        message="keep_alive to stop the runtime",
-    )
-    run = await db(Run.objects.get)(pk=run.pk)
-    assert run.status == Run.Status.COMPLETED
-    for _ in range(100):  # the host lets go of it right after finishing it
-        if not host.browsers:
-            break
-        await asyncio.sleep(0.05)
-    assert not host.browsers
-
-
-async def test_killed_browser_fails_the_runtime_and_run(host: RuntimeHost, tenant: Tenant) -> None:
-    runtime, run = await start_runtime(tenant)
-    browser = host.browsers[runtime.id]
-    assert browser.pid is not None
-    os.kill(browser.pid, signal.SIGKILL)
-    failed = await wait_for(
-        lambda: Runtime.objects.filter(pk=runtime.pk, status=Runtime.Status.FAILED).first(),
-        message="the runtime to fail",
-    )
-    assert "browser process exited unexpectedly" in failed.failure_reason
-    run = await db(Run.objects.get)(pk=run.pk)
-    assert run.status == Run.Status.FAILED
-    assert "browser process exited unexpectedly" in run.error["message"]
-    assert not browser.root.exists()
-
-
-async def test_events_downloads_and_thumbnail(host: RuntimeHost, tenant: Tenant, site: str) -> None:
+async def test_keep_alive_closes_an_idle_runtime(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, site: str
+) -> None:
     from playwright.async_api import async_playwright
 
-    runtime, run = await start_runtime(tenant)
+    started = await start_runtime(asgi_server, tenant, keep_alive="500")
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.connect_over_cdp(runtime.cdp_endpoint)
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
+        page = await browser.contexts[0].new_page()
+        await page.goto(site + "/")
+        await asyncio.sleep(1.0)  # a client that stays is not idle
+        runtime = await db(Runtime.objects.get)(pk=started.runtime.pk)
+        assert (runtime.status, runtime.keep_alive_ms) == (Runtime.Status.RUNNING, 500)
+        await browser.close()
+    await wait_for(
+        lambda: Runtime.objects.filter(
+            pk=started.runtime.pk, status=Runtime.Status.STOPPED
+        ).exists(),
+        message="keep_alive to stop the runtime",
+    )
+    run = await db(Run.objects.get)(pk=started.run.pk)
+    assert run.status == Run.Status.COMPLETED
+    for _ in range(100):  # the host lets go of it right after finishing it
+        if not host_thread.browsers:
+            break
+        await asyncio.sleep(0.05)
+    assert not host_thread.browsers
+
+
+async def test_killed_browser_fails_the_runtime_and_run(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, site: str
+) -> None:
+    from playwright.async_api import async_playwright
+
+    started = await start_runtime(asgi_server, tenant)
+    managed = host_thread.browsers[started.runtime.id]
+    assert managed.pid is not None
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
+        page = await browser.contexts[0].new_page()
+        await page.goto(site + "/")
+        os.kill(managed.pid, signal.SIGKILL)
+        failed = await wait_for(
+            lambda: Runtime.objects.filter(
+                pk=started.runtime.pk, status=Runtime.Status.FAILED
+            ).first(),
+            message="the runtime to fail",
+        )
+        for _ in range(100):  # the proxy closes the client's connection too
+            if not browser.is_connected():
+                break
+            await asyncio.sleep(0.05)
+        assert not browser.is_connected()
+    assert "browser process exited unexpectedly" in failed.failure_reason
+    run = await db(Run.objects.get)(pk=started.run.pk)
+    assert run.status == Run.Status.FAILED
+    assert "browser process exited unexpectedly" in run.error["message"]
+    assert not managed.root.exists()
+
+
+async def test_events_downloads_and_thumbnail(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, site: str
+) -> None:
+    from playwright.async_api import async_playwright
+
+    started = await start_runtime(asgi_server, tenant)
+    run = started.run
+    api = Api(asgi_server, tenant.raw_key)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
         context = await browser.new_context()
         page = await context.new_page()
         await page.goto(site + "/noisy")
@@ -330,10 +385,11 @@ async def test_events_downloads_and_thumbnail(host: RuntimeHost, tenant: Tenant,
             lambda: Artifact.objects.filter(run=run, kind=Artifact.Kind.DOWNLOAD).exists(),
             message="the download artifact",
         )
-        shot = await db(capture_screenshot)(runtime.id)  # the web side's on-demand screenshot
+        answer = await asyncio.to_thread(api.call, "POST", f"/v1/runs/{run.id}/screenshot")
+        shot = await db(Artifact.objects.get)(pk=answer["id"])
         assert shot.kind == Artifact.Kind.SCREENSHOT and shot.metadata["url"] == site + "/noisy"
         await browser.close()
-    run = await stop_runtime(runtime)
+    run = await stop_runtime(asgi_server, tenant, started)
 
     types = await db(lambda: set(Event.objects.filter(run=run).values_list("type", flat=True)))()
     for expected in (
@@ -364,6 +420,42 @@ async def test_events_downloads_and_thumbnail(host: RuntimeHost, tenant: Tenant,
     assert thumbnail is not None and thumbnail.kind == Artifact.Kind.SCREENSHOT
     assert thumbnail.metadata.get("final") is True  # the one taken as the run ended
     assert thumbnail.content_type == "image/png" and thumbnail.size > 0
+
+
+async def test_a_client_with_recording_false_stops_the_recorders(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, site: str
+) -> None:
+    from playwright.async_api import async_playwright
+
+    started = await start_runtime(asgi_server, tenant)
+    run = started.run
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
+        page = await browser.contexts[0].new_page()
+        await page.goto(site + "/form")
+        await wait_for(lambda: batches_of(run), message="a first batch")
+        # A second client switches recording off for the runtime.
+        second = await playwright.chromium.connect_over_cdp(
+            started.connect_url + "?recording=false"
+        )
+        managed = host_thread.browsers[started.runtime.id]
+        for _ in range(100):
+            if not managed.recording_enabled:
+                break
+            await asyncio.sleep(0.05)
+        assert not managed.recording_enabled
+        await asyncio.sleep(0.5)
+        before = len(await db(batches_of)(run))
+        await page.type("#name", "after the switch")
+        await page.goto(site + "/next")
+        await asyncio.sleep(0.5)
+        await second.close()
+        await browser.close()
+    run = await stop_runtime(asgi_server, tenant, started)
+    assert len(await db(batches_of)(run)) == before
+
+
+# The host's own duties, without a client ----------------------------------------------
 
 
 async def test_vanished_host_is_swept(tenant: Tenant, transactional_db: None) -> None:
@@ -400,39 +492,16 @@ async def test_host_shutdown_stops_its_runtimes_cleanly(
     runtime_host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
     task = asyncio.create_task(runtime_host.run())
     await asyncio.wait_for(runtime_host.ready.wait(), 30)
-    runtime, run = await start_runtime(tenant)
+    runtime = await db(runtime_create)(space=tenant.space, name="test")
+    started = await db(runtime_start)(runtime=runtime)
+    await wait_for(
+        lambda: Runtime.objects.filter(pk=runtime.pk, status=Runtime.Status.RUNNING).exists(),
+        message="the runtime to run",
+    )
     browser = runtime_host.browsers[runtime.id]
     runtime_host.shutdown()
     await asyncio.wait_for(task, 60)
     runtime = await db(Runtime.objects.get)(pk=runtime.pk)
     assert runtime.status == Runtime.Status.STOPPED and runtime.cdp_endpoint == ""
-    assert (await db(Run.objects.get)(pk=run.pk)).status == Run.Status.COMPLETED
+    assert (await db(Run.objects.get)(pk=started.run.pk)).status == Run.Status.COMPLETED
     assert not browser.profile_dir.exists() and not browser.root.exists()
-
-
-async def test_recording_switched_off_stops_the_recorders(
-    host: RuntimeHost, tenant: Tenant, site: str
-) -> None:
-    from playwright.async_api import async_playwright
-
-    runtime, run = await start_runtime(tenant)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.connect_over_cdp(runtime.cdp_endpoint)
-        page = await browser.contexts[0].new_page()
-        await page.goto(site + "/form")
-        await wait_for(lambda: batches_of(run), message="a first batch")
-        # What the CDP proxy does for `?recording=false`.
-        await db(lambda: Runtime.objects.filter(pk=runtime.pk).update(recording_enabled=False))()
-        managed = host.browsers[runtime.id]
-        for _ in range(100):
-            if not managed.recording_enabled:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        before = len(await db(batches_of)(run))
-        await page.type("#name", "after the switch")
-        await page.goto(site + "/next")
-        await asyncio.sleep(0.5)
-        await browser.close()
-    run = await stop_runtime(runtime)
-    assert len(await db(batches_of)(run)) == before
