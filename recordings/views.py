@@ -18,6 +18,10 @@ through `runs.selectors.run_of_user`, so another space's run is a 404 like a mis
   `start`/`end`/`time`/`timeMs` are epoch milliseconds (rrweb's clock). `mode` is
   "chunks" once processing wrote RecordingTarget rows; "live" while the recording has
   only batches (recording, preparing, processing); "none" without a recording.
+- `GET /runs/<run_id>/replay/<target>/chunks?chunk=<i>`: the bytes of chunk i of the
+  target's index alone (200; 404 for no such chunk), `Cache-Control: private, no-store`.
+  The replay page preloads the first chunk by this URL (a preload cannot send a Range
+  header), together with the manifest, so both download with the page's scripts.
 - `GET /runs/<run_id>/replay/<target>/chunks` (`replay:chunks`): the target's chunk file
   (gzip members, one per chunk) with single-range HTTP Range support: `Range:
   bytes=a-b`, `bytes=a-` and `bytes=-n` answer 206 with `Content-Range`; a range that
@@ -283,6 +287,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 def chunks_response(request: HttpRequest, run: Run, target: str) -> HttpResponseBase:
     processed = _processed_target_of(run, target)
+    if "chunk" in request.GET:
+        return _one_chunk_response(processed, request.GET["chunk"])
     try:
         size = default_storage.size(processed.path)
     except OSError as exc:
@@ -293,6 +299,41 @@ def chunks_response(request: HttpRequest, run: Run, target: str) -> HttpResponse
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _one_chunk_response(processed: RecordingTarget, raw: str) -> HttpResponse:
+    """`?chunk=<i>`: the bytes of the index's chunk i alone, 200. A URL without a Range
+    header, so that a page can preload it (`<link rel="preload">` sends no Range)."""
+    chunks = (processed.index or {}).get("chunks") or []
+    number = int(raw) if raw.isdigit() else -1
+    if not 0 <= number < len(chunks):
+        raise Http404(f"No chunk {raw!r}.")
+    offset, length = int(chunks[number]["offset"]), int(chunks[number]["length"])
+    try:
+        with default_storage.open(processed.path, "rb") as handle:
+            handle.seek(offset)
+            body = handle.read(length)
+    except OSError as exc:
+        raise Http404("The recording file is missing.") from exc
+    response = HttpResponse(body, content_type="application/octet-stream")
+    response["Content-Length"] = str(len(body))
+    # The URL names a chunk of the current index, which a reprocessing replaces.
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def first_chunk_to_preload(run: Run, urls: ReplayUrls) -> dict[str, str] | None:
+    """The chunk the player shows first (chunk 0 of the manifest's first tab, when it can
+    be played) as {target, url}, for the page to preload; None otherwise. One query, which
+    does not read the index."""
+    recording = latest_recording_of(run)
+    if recording is None:
+        return None
+    first = targets_of(recording).values_list("target", "playable", "path").first()
+    if first is None or not first[1] or not first[2]:
+        return None
+    return {"target": first[0], "url": f"{urls.chunks(first[0])}?chunk=0"}
 
 
 def _range_response(path: str, size: int, header: str) -> HttpResponseBase:
@@ -396,6 +437,7 @@ def replay_page(request: HttpRequest, run: Run) -> HttpResponse:
         spaces,
         run=run,
         manifest_url=reverse("replay:manifest", args=[run.id]),
+        first_chunk=first_chunk_to_preload(run, session_urls(run)),
     )
     response = render(request, "replay/page.html", context)
     response["Content-Security-Policy"] = REPLAY_POLICY

@@ -2,6 +2,7 @@
 
 import gzip
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -416,6 +417,53 @@ def test_chunks_of_an_unknown_target_are_404(
     signed_in: Client, run: Run, processed: StoredTarget
 ) -> None:
     assert signed_in.get(urls(run, "page-404")["chunks"]).status_code == 404
+
+
+def test_one_chunk_by_its_number_is_exactly_its_bytes(
+    signed_in: Client, run: Run, processed: StoredTarget
+) -> None:
+    for number, chunk in enumerate(processed.target.index["chunks"]):
+        # A Range header is ignored: the URL names the chunk.
+        response = signed_in.get(f"{urls(run)['chunks']}?chunk={number}", HTTP_RANGE="bytes=0-1")
+        assert response.status_code == 200
+        assert response["Content-Type"] == "application/octet-stream"
+        assert response["Cache-Control"] == "private, no-store"
+        assert int(response["Content-Length"]) == chunk["length"]
+        assert (
+            response.content == processed.blob[chunk["offset"] : chunk["offset"] + chunk["length"]]
+        )
+    for bad in ("2", "-1", "x", ""):
+        assert signed_in.get(f"{urls(run)['chunks']}?chunk={bad}").status_code == 404, bad
+
+
+def test_the_page_preloads_the_manifest_and_the_first_chunk(
+    signed_in: Client, run: Run, processed: StoredTarget
+) -> None:
+    html = signed_in.get(urls(run)["page"]).content.decode()
+    manifest = (
+        f'<link rel="preload" href="{urls(run)["manifest"]}" as="fetch" crossorigin="anonymous">'
+    )
+    assert manifest in html
+    first = re.search(
+        r'<link rel="preload" href="([^"]+)" as="fetch"[^>]* data-replay-chunk[^>]*>', html
+    )
+    assert first is not None
+    assert first.group(1) == f"{urls(run)['chunks']}?chunk=0"
+    assert 'data-target="page-1" data-chunk="0"' in first.group(0)
+
+
+def test_no_chunk_is_preloaded_without_a_playable_processed_tab(
+    signed_in: Client, run: Run, tenant: Tenant
+) -> None:
+    html = signed_in.get(urls(run)["page"]).content.decode()
+    assert 'rel="preload"' in html  # the manifest
+    assert "data-replay-chunk" not in html
+    recording = ready_recording(run)
+    RecordingTarget.objects.create(
+        recording=recording, target="page-9", playable=False, problem="No full snapshot"
+    )
+    html = signed_in.get(urls(run)["page"]).content.decode()
+    assert "data-replay-chunk" not in html
 
 
 # Live -------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 // fetched up front. The page keeps its own clock (time T in rrweb epoch ms) across the
 // whole target; one Replayer renders the chunk whose start <= T (binary search), built
 // from that chunk alone: every chunk begins with Meta + FullSnapshot. A chunk is one
-// Range request of the chunk file, inflated with DecompressionStream. As T nears the
+// Range request of the chunk file (or, for the first chunk on the replay page, the
+// page's preload of it), inflated with DecompressionStream. As T nears the
 // next chunk (PREFETCH_LEAD_MS of wall time) that chunk is prefetched; when T reaches
 // it the Replayer is swapped. Seeking anywhere loads the chunk that starts before the
 // target time and plays from the offset inside it. At most MAX_CHUNKS_HELD decoded
@@ -31,6 +32,9 @@
 
   const root = document.querySelector("[data-replay]");
   if (!root) return;
+  // User Timing marks of the way to the first frame (read by benchmarks/recording_replay.py).
+  const mark = (name) => performance.mark && performance.mark(`bctrl-replay:${name}`);
+  mark("start");
 
   const MAX_CHUNKS_HELD = 3;
   const PREFETCH_LEAD_MS = 8000;
@@ -91,10 +95,20 @@
   const POST_EVERY_MS = 250;
   const postPlayhead = "postPlayhead" in root.dataset && window.parent && window.parent !== window;
 
-  if (!window.rrweb || !window.rrweb.Replayer) {
-    showMessage("The player could not load.", false);
-    return;
-  }
+  // rrweb's bundle. The replay page (templates/replay/page.html) loads it after this
+  // script, so that the manifest and the first chunk are fetched and decoded while the
+  // bundle downloads; defer scripts run in document order before DOMContentLoaded, so by
+  // then it is there or it failed. Embeds load it first.
+  const rrwebLoaded = () => !!(window.rrweb && window.rrweb.Replayer);
+  const rrwebReady = new Promise((resolve) => {
+    const settle = () => resolve(rrwebLoaded());
+    if (rrwebLoaded() || document.readyState === "complete") {
+      settle();
+    } else {
+      document.addEventListener("DOMContentLoaded", settle, { once: true });
+      window.addEventListener("load", settle, { once: true });
+    }
+  });
 
   // Formatting -------------------------------------------------------------------
 
@@ -179,6 +193,41 @@
     return new Response(stream).json();
   }
 
+  // The page may preload a chunk (templates/replay/page.html: <link rel="preload"
+  // data-replay-chunk> of `chunksUrl?chunk=<i>`, which answers that chunk alone, since a
+  // preload sends no Range header): fetching the same URL takes the preloaded response.
+  function takePreloadedChunk(target, i) {
+    for (const link of document.querySelectorAll("link[rel=preload][data-replay-chunk]")) {
+      if (link.dataset.target === target.id && link.dataset.chunk === String(i) && !link.dataset.taken) {
+        link.dataset.taken = "1";
+        return link.href;
+      }
+    }
+    return null;
+  }
+
+  function chunkBytes(target, chunk, i) {
+    const last = chunk.offset + chunk.length - 1;
+    const byRange = () =>
+      fetch(target.chunksUrl, {
+        headers: { Range: `bytes=${chunk.offset}-${last}` },
+        credentials: "same-origin",
+      }).then((response) => {
+        if (response.status !== 206 && response.status !== 200) {
+          throw new Error(`chunk ${i}: HTTP ${response.status}`);
+        }
+        return response.blob().then((blob) =>
+          response.status === 200 ? blob.slice(chunk.offset, last + 1) : blob
+        );
+      });
+    const preloaded = takePreloadedChunk(target, i);
+    if (!preloaded) return byRange();
+    // Anything unexpected (an error, another size than the index says): by Range instead.
+    return fetch(preloaded, { credentials: "same-origin" })
+      .then((response) => (response.status === 200 ? response.blob() : null))
+      .then((blob) => (blob && blob.size === chunk.length ? blob : byRange()), byRange);
+  }
+
   function fetchChunk(target, i) {
     const key = chunkKey(target, i);
     const held = state.cache.get(key);
@@ -188,23 +237,12 @@
       return held.promise;
     }
     const chunk = chunksOf(target)[i];
-    const last = chunk.offset + chunk.length - 1;
     const entry = { events: null, promise: null };
-    entry.promise = fetch(target.chunksUrl, {
-      headers: { Range: `bytes=${chunk.offset}-${last}` },
-      credentials: "same-origin",
-    })
-      .then((response) => {
-        if (response.status !== 206 && response.status !== 200) {
-          throw new Error(`chunk ${i}: HTTP ${response.status}`);
-        }
-        return response.blob().then((blob) =>
-          response.status === 200 ? blob.slice(chunk.offset, last + 1) : blob
-        );
-      })
+    entry.promise = chunkBytes(target, chunk, i)
       .then(inflate)
       .then((events) => {
         entry.events = events;
+        if (!state.replayer) mark("first-chunk");
         return events;
       })
       .catch((error) => {
@@ -263,6 +301,7 @@
     state.replayerKey = key;
     state.replayerStart = events.length ? events[0].timestamp : 0;
     fit();
+    mark("mounted");
     return replayer;
   }
 
@@ -302,8 +341,15 @@
       }
       if (token !== state.token) return;
     }
+    if (state.replayerKey !== key) {
+      if (!(await rrwebReady)) {
+        if (token === state.token) showMessage("The player could not load.", false);
+        return;
+      }
+      if (token !== state.token) return;
+      mountReplayer(events, key);
+    }
     hideMessage();
-    if (state.replayerKey !== key) mountReplayer(events, key);
     const offset = Math.max(0, t - state.replayerStart);
     state.replayer.setConfig({ speed: state.clock.speed });
     if (play && t < target.end) {
@@ -748,7 +794,11 @@
     els.play.disabled = true;
     els.liveBadge.hidden = false;
     showMessage("Waiting for the first frame…", true);
-    pollLive(live);
+    rrwebReady.then((ok) => {
+      if (live.stopped) return;
+      if (ok) pollLive(live);
+      else showMessage("The player could not load.", false);
+    });
   }
 
   function startOfLastSnapshot(events) {
@@ -883,6 +933,7 @@
       const response = await fetch(root.dataset.manifestUrl, { credentials: "same-origin" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const manifest = await response.json();
+      if (fresh) mark("manifest");
       applyManifest(manifest, fresh);
     } catch (error) {
       if (!state.manifest) showMessage("The recording could not be loaded.", false);
