@@ -50,7 +50,11 @@ PYTHON = sys.executable
 DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/bctrl_bench_ingest"
 TARGET_EVENTS_PER_S = 50_000
 TARGET_RATIO = 20.0
-IMPLS = ("bctrl", "rrweb-bulk", "rrweb-per-row", "rrweb-orm")
+# bctrl-django: the same ingest view behind Django's URL resolver and middleware chain (as
+# the baselines are), mounted in the benchmark URLconf: how much of bctrl's lead is the
+# ASGI route of recordings/ingest_route.py rather than the storage.
+IMPLS = ("bctrl", "bctrl-django", "rrweb-bulk", "rrweb-per-row", "rrweb-orm")
+BASELINES = ("rrweb-bulk", "rrweb-per-row", "rrweb-orm")
 BASELINE_TABLE = "bench_rrweb_event"
 
 
@@ -581,7 +585,10 @@ def baseline_urlpatterns() -> list[Any]:
                     )
             return Response({"target": target, "seq": seq, "eventCount": len(events)}, 201)
 
+    from recordings.api import RecordingEventsView
+
     return [
+        path("bench/bctrl-django/<str:run_id>/events", RecordingEventsView.as_view()),
         path("bench/rrweb-bulk/<str:run_id>/events", BaselineView.as_view()),
         path("bench/rrweb-per-row/<str:run_id>/events", PerRowView.as_view()),
         path("bench/rrweb-orm/<str:run_id>/events", OrmView.as_view()),
@@ -666,6 +673,8 @@ class Phase:
     elapsed: float = 0.0
     body_bytes: int = 0
     exhausted: bool = False
+    load_start: float = 0.0
+    load_end: float = 0.0
 
     @property
     def events_per_s(self) -> float:
@@ -709,7 +718,7 @@ def drive(
 ) -> Phase:
     """Each client thread posts its own run's batches in seq order on one keep-alive
     connection: `warmup` batches, a barrier, then as many as fit in `duration` seconds."""
-    phase = Phase(impl, len(run_ids), batch_events)
+    phase = Phase(impl, len(run_ids), batch_events, load_start=load_average())
     parsed = urlparse(base)
     host, port = parsed.hostname or "127.0.0.1", parsed.port
     barrier = threading.Barrier(len(run_ids) + 1)
@@ -795,6 +804,7 @@ def drive(
     for thread in threads:
         thread.join()
     phase.elapsed = time.perf_counter() - started
+    phase.load_end = load_average()
     progress_stop.set()
     return phase
 
@@ -994,6 +1004,11 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def load_averages() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` prints them."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def mib(value: float) -> str:
     return f"{value / 1024 / 1024:,.1f} MiB"
 
@@ -1011,9 +1026,10 @@ def report(
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPU cores "
         f"({cpu_name()}), Python {platform.python_version()}, Django {django.get_version()}, "
-        "one daphne process (bctrl: an async view that stores batches in the process's "
-        "ingest threads; the baselines: sync DRF views, which Django runs in a thread of "
-        f"their own per request), the load generator on the same machine. {load}",
+        "one daphne process (bctrl: the app's ASGI route for the ingest, outside the "
+        "middleware chain, storing batches in the process's ingest threads; the "
+        "baselines: sync DRF views behind the full middleware chain, which Django runs in a "
+        f"thread of their own per request), the load generator on the same machine. {load}",
         f"Load: {args.clients} client threads (http.client, keep-alive), each posting its own "
         f"run's batches of {args.batch_events} rrweb events in seq order, gzip'd "
         f"(level 6): {raw_sample / events_sample:.0f} bytes of JSON per event on average, "
@@ -1022,8 +1038,8 @@ def report(
         f"{args.duration:.0f} s timed per implementation. events/s = events acknowledged "
         "(201) per second of wall time.",
         "",
-        "| database | impl | events/s | batches/s | p50 ms | p95 ms | errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| database | impl | events/s | batches/s | p50 ms | p95 ms | errors | load (1 min) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     ok = True
     for result in results:
@@ -1031,16 +1047,18 @@ def report(
             lines.append(
                 f"| {result.name} | {impl} | {phase.events_per_s:,.0f} | "
                 f"{phase.batches_per_s:,.1f} | {phase.pct(50):.1f} | {phase.pct(95):.1f} | "
-                f"{len(phase.errors)} |"
+                f"{len(phase.errors)} | {phase.load_start:.1f} → {phase.load_end:.1f} |"
             )
     lines += [
         "",
         "bctrl = `POST /v1/runs/{id}/recording/events` (`batch_ingest`: one gzip file and "
-        "one `RecordingBatch` row per batch); rrweb-bulk = one row per event with one "
+        "one `RecordingBatch` row per batch), taken by the app's ASGI route; bctrl-django = "
+        "the same view and storage behind Django's URL resolver and middleware chain, as "
+        "the baselines are; rrweb-bulk = one row per event with one "
         "multi-row INSERT per batch, as django-rrweb's `bulk_create`; rrweb-per-row = one "
         "INSERT per event in one transaction (`cursor.execute`); rrweb-orm = "
         "`Model.objects.create` per event in one transaction (an unmanaged model on the "
-        "same table). All four behind the same API-key "
+        "same table). All of them behind the same API-key "
         "authentication, gzip parser and event validation.",
         "",
         "## Storage",
@@ -1054,7 +1072,8 @@ def report(
         ours_events = max(int(counts["bctrl_events"]), 1)
         base_rows = max(int(counts["baseline_rows"]), 1)
         lines.append(
-            f"| {result.name} | bctrl | {counts['bctrl_events']:,} | {counts['bctrl_rows']:,} | "
+            f"| {result.name} | bctrl (both routes) | {counts['bctrl_events']:,} | "
+            f"{counts['bctrl_rows']:,} | "
             f"{mib(ours_bytes)} ({sizes['file_count']:,} files {mib(sizes['files'])} + "
             f"table {mib(sizes['bctrl_table'])}) | {ours_bytes / ours_events:.1f} |"
         )
@@ -1083,7 +1102,13 @@ def report(
             + ("**holds**" if fast else "**does not hold**")
             + f" ({ours.events_per_s:,.0f})"
         )
-        for base in IMPLS[1:]:
+        via_django = result.phases.get("bctrl-django")
+        if via_django is not None and via_django.events_per_s:
+            lines.append(
+                f"- {result.name}: the ASGI route's share: bctrl / bctrl-django = "
+                f"{ours.events_per_s / via_django.events_per_s:.1f}x (not a target)"
+            )
+        for base in BASELINES:
             if base not in result.phases:
                 continue
             other = result.phases[base]
@@ -1141,7 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     bodies = make_bodies(args.prepared, args.batch_events, seed=7)
     print(f"  done in {time.perf_counter() - started:.1f} s", flush=True)
-    load_before = load_average()
+    load_before = load_averages()
     results = []
     for name in backends:
         if name in ("postgresql", "postgres", "pg"):
@@ -1151,7 +1176,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_backend("SQLite", "", args, bodies))
         else:
             sys.exit(f"Unknown backend {name!r}: use postgresql and/or sqlite.")
-    load = f"Machine load average (1 min) {load_before:.1f} before, {load_average():.1f} after."
+    load = f"Load averages (1, 5, 15 min): {load_before} before, {load_averages()} after."
     text, ok = report(results, args, bodies, load)
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / "recording_ingest.md"

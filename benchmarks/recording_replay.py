@@ -42,7 +42,7 @@ from benchmarks.recording_ingest import (
     batches_of,
     child_env,
     cpu_name,
-    load_average,
+    load_averages,
     mib,
     rrweb_stream,
     write_child_modules,
@@ -429,10 +429,20 @@ TIMELINE = """() => {
   const entries = performance.getEntriesByType('resource');
   const find = (part) => entries.find((e) => e.name.includes(part));
   const span = (e) => (e ? [e.startTime, e.responseEnd] : null);
+  const marked = (name) => {
+    const found = performance.getEntriesByName(`bctrl-replay:${name}`);
+    return found.length ? found[0].startTime : null;
+  };
+  const statics = entries.filter((e) => /[.](js|css)([?]|$)/.test(e.name));
   return {
     html: nav ? nav.responseEnd : null,
     dcl: nav ? nav.domContentLoadedEventEnd : null,
     script: span(find('rrweb.min.js')),
+    staticsEnd: statics.length ? Math.max(...statics.map((e) => e.responseEnd)) : null,
+    playerStart: marked('start'),
+    manifestParsed: marked('manifest'),
+    chunkDecoded: marked('first-chunk'),
+    replayerBuilt: marked('mounted'),
     mounted: window.__bench.mountedAt,
     timelineBuilt: window.__bench.timelineAt,
     manifest: span(find('/replay/manifest')),
@@ -782,6 +792,30 @@ def report(
             f"{med([t.get('timelineBuilt') for t in timelines]):,.0f} | "
             f"{med(col(samples, 'first_frame_ms')):,.0f} |"
         )
+    lines += [
+        "",
+        "Inside the bctrl page (median ms from navigation start; User Timing marks of "
+        "static/js/replay.js): the page's scripts and styles all received, replay.js "
+        "started, manifest parsed, first chunk inflated and parsed, rrweb Replayer built.",
+        "",
+        "| player | JS/CSS received | replay.js starts | manifest parsed | first chunk "
+        "decoded | Replayer built | first frame |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, samples in (("bctrl, cold", ours), ("bctrl, static cached", warm)):
+        if not samples:
+            continue
+        timelines = [s.extra.get("timeline") or {} for s in samples]
+
+        def middle(key: str, timelines: list[dict[str, Any]] = timelines) -> str:
+            found = [float(t[key]) for t in timelines if t.get(key) is not None]
+            return f"{statistics.median(found):,.0f}" if found else "-"
+
+        lines.append(
+            f"| {name} | {middle('staticsEnd')} | {middle('playerStart')} | "
+            f"{middle('manifestParsed')} | {middle('chunkDecoded')} | "
+            f"{middle('replayerBuilt')} | {med(col(samples, 'first_frame_ms')):,.0f} |"
+        )
     lines += ["", "## Targets (bctrl)", ""]
     ok = True
     for label, holds, value in checks:
@@ -824,7 +858,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connections
 
     connections.close_all()
-    load_before = load_average()
+    load_before = load_averages()
     server = Daphne(env, WORKDIR / "daphne.log")
     ours: list[Sample] = []
     warm: list[Sample] = []
@@ -884,7 +918,7 @@ def main(argv: list[str] | None = None) -> int:
             browser.close()
     finally:
         server.stop()
-    load = f"Machine load average (1 min) {load_before:.1f} before, {load_average():.1f} after."
+    load = f"Load averages (1, 5, 15 min): {load_before} before, {load_averages()} after."
     text, ok = report(ours, warm, naive, data, info, load, chromium_version)
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / "recording_replay.md"
