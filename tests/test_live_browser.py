@@ -1,0 +1,206 @@
+"""The live view in real Chromium: a live daphne, a runtime host in a thread linked to
+it, an automation script through the real connectUrl, and a person on the dashboard's
+live page who watches, takes control, clicks and types, and hands back."""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Error as PlaywrightError
+
+from recordings.leases import lease_mint
+from recordings.models import ViewerLease
+from runs.management.commands.demo import Api
+from runs.models import Event, Run
+from runtime_host.host import RuntimeHost
+from tests.conftest import Tenant, sign_in
+from tests.test_cdp_proxy import Refusal, refused
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A page whose button and input sit where the test can point at them in the picture.
+REMOTE_PAGE = """
+<!doctype html><title>Two-factor check</title>
+<style>
+  body { margin: 0; background: rgb(255, 255, 255); font: 20px sans-serif; }
+  #press { position: absolute; left: 0; top: 0; width: 400px; height: 200px; }
+  #code { position: absolute; left: 0; top: 300px; width: 400px; height: 60px; font-size: 24px; }
+</style>
+<button id="press">Press me</button>
+<input id="code" autocomplete="off">
+<p id="out" style="position:absolute; top: 400px">waiting</p>
+<script>
+  let presses = 0;
+  document.getElementById("press").addEventListener("click", () => {
+    presses += 1;
+    document.getElementById("out").textContent = "pressed " + presses;
+    document.body.style.background = "rgb(0, 160, 0)";
+  });
+  window.ticks = 0;
+  setInterval(() => { window.ticks += 1; }, 50);
+</script>
+"""
+
+
+@pytest.fixture
+def linked_host(asgi_server: str, settings: Any, request: pytest.FixtureRequest) -> RuntimeHost:
+    """The runtime host of conftest, with its live link pointed at the live server."""
+    settings.BCTRL_HOST_LINK_URL = asgi_server.replace("http://", "ws://", 1)
+    host: RuntimeHost = request.getfixturevalue("host_thread")
+    return host
+
+
+@pytest.fixture
+def started(asgi_server: str, tenant: Tenant, linked_host: RuntimeHost) -> Iterator[dict[str, Any]]:
+    api = Api(asgi_server, tenant.raw_key)
+    runtime = api.call("POST", "/v1/runtimes", {"name": "live"})
+    answer = api.call("POST", f"/v1/runtimes/{runtime['id']}/start")
+    yield {"runtimeId": runtime["id"], **answer}
+    status, _ = api.request("POST", f"/v1/runtimes/{runtime['id']}/stop")
+    assert status in (200, 202, 409)
+
+
+def canvas_pixel(page: Any, fx: float, fy: float) -> list[int]:
+    return page.evaluate(
+        """([fx, fy]) => {
+            const canvas = document.querySelector("[data-live-canvas]");
+            const x = Math.floor(canvas.width * fx), y = Math.floor(canvas.height * fy);
+            return Array.from(canvas.getContext("2d").getImageData(x, y, 1, 1).data);
+        }""",
+        [fx, fy],
+    )
+
+
+def click_picture(page: Any, fx: float, fy: float) -> None:
+    box = page.locator("[data-live-canvas]").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+
+
+def frames_shown(page: Any) -> int:
+    return int(page.get_attribute("[data-live-view]", "data-frames") or 0)
+
+
+def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
+    asgi_server: str, chromium: Any, member: Any, started: dict[str, Any]
+) -> None:
+    # The automation: its own Playwright through the connectUrl, working in a new page.
+    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
+    remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
+    remote.set_content(REMOTE_PAGE)
+
+    viewer = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    sign_in(viewer, asgi_server, f"/runs/{started['runId']}/live")
+    view = viewer.locator("[data-live-view]")
+    # The picture of the remote page arrives, with its tab and address.
+    viewer.wait_for_function(
+        "() => Number(document.querySelector('[data-live-view]').dataset.frames || 0) > 0",
+        timeout=20_000,
+    )
+    assert view.get_attribute("data-state") == "live"
+    viewer.wait_for_selector("[data-live-tabs] .live-tab:has-text('Two-factor check')")
+    assert canvas_pixel(viewer, 0.9, 0.9)[:3] == [255, 255, 255]
+
+    # Take control; the automation's input is refused meanwhile, its reads are not.
+    viewer.click("[data-live-control]")
+    viewer.wait_for_selector("[data-live-view][data-control='you']")
+    assert "You are in control." in viewer.inner_text("[data-live-holder]")
+    ticks = remote.evaluate("window.ticks")
+    with pytest.raises(PlaywrightError, match=r"runtime\.controller_busy"):
+        remote.keyboard.press("x")
+
+    # A click on the button in the picture runs the remote page's handler, and the
+    # changed page comes back as a new picture.
+    click_picture(viewer, 100 / 1000, 100 / 600)
+    remote.wait_for_function("document.getElementById('out').textContent === 'pressed 1'")
+    viewer.wait_for_function(
+        """() => {
+            const canvas = document.querySelector("[data-live-canvas]");
+            const [r, g, b] = canvas.getContext("2d").getImageData(
+                Math.floor(canvas.width * 0.9), Math.floor(canvas.height * 0.9), 1, 1).data;
+            return r < 60 && g > 120 && b < 60;
+        }""",
+        timeout=10_000,
+    )
+
+    # Typing into the remote input: focus it in the picture, then type on the keyboard.
+    click_picture(viewer, 100 / 1000, 330 / 600)
+    viewer.keyboard.type("482913")
+    remote.wait_for_function("document.getElementById('code').value === '482913'")
+    assert remote.evaluate("window.ticks") > ticks  # the automation's page kept running
+
+    # Hand back: the automation types again.
+    viewer.click("[data-live-control]")
+    viewer.wait_for_selector("[data-live-view][data-control='free']")
+    remote.click("#press")
+    assert remote.inner_text("#out") == "pressed 2"
+
+    types = list(
+        Event.objects.filter(run_id=started["runId"], type__startswith="control.")
+        .order_by("seq")
+        .values_list("type", "data")
+    )
+    assert [t for t, _ in types] == ["control.requested", "control.granted", "control.released"]
+    assert types[1][1]["who"] == "ada" and types[2][1]["reason"] == "requested"
+    assert "482913" not in str(Event.objects.filter(run_id=started["runId"]).values_list("data"))
+
+    automation.close()
+    viewer.close()
+
+
+def test_run_end_shows_the_notice_with_a_replay_link(
+    asgi_server: str, chromium: Any, member: Any, tenant: Tenant, started: dict[str, Any]
+) -> None:
+    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
+    automation.new_context().new_page().set_content("<title>Ending</title><h1>Bye</h1>")
+    viewer = chromium.new_context().new_page()
+    sign_in(viewer, asgi_server, f"/runs/{started['runId']}/live")
+    viewer.wait_for_function(
+        "() => Number(document.querySelector('[data-live-view]').dataset.frames || 0) > 0",
+        timeout=20_000,
+    )
+    Api(asgi_server, tenant.raw_key).call("POST", f"/v1/runtimes/{started['runtimeId']}/stop")
+    viewer.wait_for_selector("[data-live-ended]:not([hidden])", timeout=20_000)
+    assert viewer.get_attribute("[data-live-view]", "data-state") == "ended"
+    assert viewer.get_attribute("[data-live-replay]", "href") == f"/runs/{started['runId']}/replay"
+    deadline = time.monotonic() + 20
+    while Run.objects.get(pk=started["runId"]).is_active:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    automation.close()
+    viewer.close()
+
+
+def test_a_refused_live_view_handshake_answers_its_status_over_the_network(
+    asgi_server: str, tenant: Tenant
+) -> None:
+    ws = asgi_server.replace("http://", "ws://", 1)
+    origin = {"Origin": asgi_server}
+    assert refused(ws + "/ws/live/not-a-lease", origin) == Refusal(
+        403, {"code": "lease.invalid", "message": "This viewer link is not valid."}
+    )
+    assert refused(ws + "/ws/runs/run_nope/live", origin).status == 401
+
+
+def test_the_view_only_embed_shows_the_picture_and_offers_no_control(
+    asgi_server: str, chromium: Any, started: dict[str, Any]
+) -> None:
+    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
+    remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
+    remote.set_content(REMOTE_PAGE)
+    run = Run.objects.get(pk=started["runId"])
+    token = lease_mint(run=run, kind=ViewerLease.Kind.LIVE).token
+
+    viewer = chromium.new_context().new_page()
+    viewer.goto(f"{asgi_server}/embed/live/{token}")
+    viewer.wait_for_function(
+        "() => Number(document.querySelector('[data-live-view]').dataset.frames || 0) > 0",
+        timeout=20_000,
+    )
+    assert viewer.locator("[data-live-control]").count() == 0
+    assert "View only." in viewer.inner_text("[data-live-holder]")
+    click_picture(viewer, 100 / 1000, 100 / 600)
+    viewer.wait_for_timeout(500)
+    assert remote.inner_text("#out") == "waiting"  # nothing reached the browser
+    automation.close()
+    viewer.close()
