@@ -106,26 +106,38 @@ def _apply_policy(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     return response
 
 
-class ContentSecurityPolicyMiddleware:
-    """Sends the strict policy on every response that has not chosen its own, and the
-    framing and referrer rules of embeds (see the module docstring).
-
-    Sync and async capable, so async views (streams, long-polls) run on the event loop
-    instead of being pushed into a thread each.
-    """
+class _SyncOrAsync:
+    """A middleware that runs in a sync or an async chain, as its `get_response` does:
+    async views (streams, long-polls) then stay on the event loop instead of being
+    pushed into a thread each. Subclasses give `_call` and `_acall`."""
 
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
+    def _follow(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
+        return self._acall(request) if self.is_async else self._call(request)
+
+    def _call(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError
+
+
+class ContentSecurityPolicyMiddleware(_SyncOrAsync):
+    """Sends the strict policy on every response that has not chosen its own, and the
+    framing and referrer rules of embeds (see the module docstring)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self._follow(get_response)
+
+    def _call(self, request: HttpRequest) -> HttpResponse:
         return _apply_policy(request, self.get_response(request))
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
@@ -133,26 +145,20 @@ class ContentSecurityPolicyMiddleware:
         return _apply_policy(request, response)
 
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
+class StaticFilesMiddleware(_SyncOrAsync, WhiteNoiseMiddleware):
     """WhiteNoise, able to sit in an async middleware chain.
 
     Serving a static file is the same sync work either way; what changes is that a
     request it does not serve reaches async views without a hop through a thread.
     """
 
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        super().__init__(get_response)
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        WhiteNoiseMiddleware.__init__(self, get_response)
+        self._follow(get_response)
 
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
-        return super().__call__(request)
+    def _call(self, request: HttpRequest) -> HttpResponse:
+        response: HttpResponse = WhiteNoiseMiddleware.__call__(self, request)
+        return response
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         static_file = (
