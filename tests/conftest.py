@@ -212,7 +212,16 @@ def host_thread(transactional_db: None) -> Iterator[RuntimeHost]:
         pytest.fail(f"Chromium is not installed at {CHROMIUM}")
     host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(host.run(),), daemon=True)
+
+    def serve() -> None:
+        # Closed in its own thread: channels_redis flushes its layer when a loop closes,
+        # which cannot run on the main thread while Playwright's loop runs there.
+        try:
+            loop.run_until_complete(host.run())
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not host.ready.is_set():
@@ -221,7 +230,6 @@ def host_thread(transactional_db: None) -> Iterator[RuntimeHost]:
     yield host
     loop.call_soon_threadsafe(host.shutdown)
     thread.join(60)
-    loop.close()
 
 
 @pytest.fixture(scope="module")
