@@ -68,6 +68,7 @@ from typing import Any, Concatenate, ParamSpec
 import orjson
 from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import default_storage
+from django.db.models.fields.json import KT
 from django.http import (
     FileResponse,
     Http404,
@@ -246,13 +247,23 @@ def manifest_response(run: Run, urls: ReplayUrls) -> HttpResponse:
     return _json(manifest_data(run, urls))
 
 
-def _processed_target_of(run: Run, target: str) -> RecordingTarget:
+def _processed_target_of(run: Run, target: str, *, chunk: int | None = None) -> RecordingTarget:
+    """The target's row without its index (the chunk list and markers: ~130 KiB of JSON for a
+    2 h recording, which a chunk request does not need); with `chunk`, that chunk's offset
+    and length read out of the index by the database, as `chunk_offset`/`chunk_length`
+    (None when there is no such chunk)."""
     recording = latest_recording_of(run)
-    found = (
-        RecordingTarget.objects.filter(recording=recording, target=target).exclude(path="").first()
-        if recording is not None
-        else None
+    rows = (
+        RecordingTarget.objects.filter(recording=recording, target=target)
+        .exclude(path="")
+        .only("id", "recording_id", "target", "path")
     )
+    if chunk is not None:
+        rows = rows.annotate(
+            chunk_offset=KT(f"index__chunks__{chunk}__offset"),
+            chunk_length=KT(f"index__chunks__{chunk}__length"),
+        )
+    found = rows.first() if recording is not None else None
     if found is None:
         raise Http404(f"No processed target {target!r}.")
     return found
@@ -286,9 +297,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 def chunks_response(request: HttpRequest, run: Run, target: str) -> HttpResponseBase:
-    processed = _processed_target_of(run, target)
     if "chunk" in request.GET:
-        return _one_chunk_response(processed, request.GET["chunk"])
+        return _one_chunk_response(run, target, request.GET["chunk"])
+    processed = _processed_target_of(run, target)
     try:
         size = default_storage.size(processed.path)
     except OSError as exc:
@@ -301,14 +312,16 @@ def chunks_response(request: HttpRequest, run: Run, target: str) -> HttpResponse
     return response
 
 
-def _one_chunk_response(processed: RecordingTarget, raw: str) -> HttpResponse:
+def _one_chunk_response(run: Run, target: str, raw: str) -> HttpResponse:
     """`?chunk=<i>`: the bytes of the index's chunk i alone, 200. A URL without a Range
     header, so that a page can preload it (`<link rel="preload">` sends no Range)."""
-    chunks = (processed.index or {}).get("chunks") or []
-    number = int(raw) if raw.isdigit() else -1
-    if not 0 <= number < len(chunks):
+    if not raw.isdigit() or len(raw) > 9:
         raise Http404(f"No chunk {raw!r}.")
-    offset, length = int(chunks[number]["offset"]), int(chunks[number]["length"])
+    processed = _processed_target_of(run, target, chunk=int(raw))
+    found = (getattr(processed, "chunk_offset", None), getattr(processed, "chunk_length", None))
+    if found[0] is None or found[1] is None:
+        raise Http404(f"No chunk {raw!r}.")
+    offset, length = int(found[0]), int(found[1])
     try:
         with default_storage.open(processed.path, "rb") as handle:
             handle.seek(offset)

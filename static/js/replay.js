@@ -95,20 +95,10 @@
   const POST_EVERY_MS = 250;
   const postPlayhead = "postPlayhead" in root.dataset && window.parent && window.parent !== window;
 
-  // rrweb's bundle. The replay page (templates/replay/page.html) loads it after this
-  // script, so that the manifest and the first chunk are fetched and decoded while the
-  // bundle downloads; defer scripts run in document order before DOMContentLoaded, so by
-  // then it is there or it failed. Embeds load it first.
-  const rrwebLoaded = () => !!(window.rrweb && window.rrweb.Replayer);
-  const rrwebReady = new Promise((resolve) => {
-    const settle = () => resolve(rrwebLoaded());
-    if (rrwebLoaded() || document.readyState === "complete") {
-      settle();
-    } else {
-      document.addEventListener("DOMContentLoaded", settle, { once: true });
-      window.addEventListener("load", settle, { once: true });
-    }
-  });
+  if (!window.rrweb || !window.rrweb.Replayer) {
+    showMessage("The player could not load.", false);
+    return;
+  }
 
   // Formatting -------------------------------------------------------------------
 
@@ -341,15 +331,8 @@
       }
       if (token !== state.token) return;
     }
-    if (state.replayerKey !== key) {
-      if (!(await rrwebReady)) {
-        if (token === state.token) showMessage("The player could not load.", false);
-        return;
-      }
-      if (token !== state.token) return;
-      mountReplayer(events, key);
-    }
     hideMessage();
+    if (state.replayerKey !== key) mountReplayer(events, key);
     const offset = Math.max(0, t - state.replayerStart);
     state.replayer.setConfig({ speed: state.clock.speed });
     if (play && t < target.end) {
@@ -794,11 +777,7 @@
     els.play.disabled = true;
     els.liveBadge.hidden = false;
     showMessage("Waiting for the first frame…", true);
-    rrwebReady.then((ok) => {
-      if (live.stopped) return;
-      if (ok) pollLive(live);
-      else showMessage("The player could not load.", false);
-    });
+    pollLive(live);
   }
 
   function startOfLastSnapshot(events) {
