@@ -348,7 +348,9 @@ BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES = envint("BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES", 
 # `manage.py serve` points its host at its own web server.
 BCTRL_HOST_LINK_URL = envstr("BCTRL_HOST_LINK_URL", f"ws://127.0.0.1:{PORT}")
 # Frames per second a host sends per watched tab at most (newer frames replace older).
-BCTRL_LIVE_MAX_FPS = float(envstr("BCTRL_LIVE_MAX_FPS", "30"))
+# 15 keeps frame latency to 50 viewers under 50 ms at p95 on two cores; at 30 it was
+# 76-106 ms (benchmarks/README.md, live view).
+BCTRL_LIVE_MAX_FPS = float(envstr("BCTRL_LIVE_MAX_FPS", "15"))
 # A tab is screencast while some viewer has said "watching" within this many seconds.
 BCTRL_LIVE_WATCH_TTL_S = float(envstr("BCTRL_LIVE_WATCH_TTL_S", "6"))
 # Largest message a viewer may send on the live websocket (input is small).

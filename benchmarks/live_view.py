@@ -14,7 +14,7 @@ connectUrl with Playwright; 50 viewers connect to the live websocket with live l
     clock) to a viewer receiving it (same machine, same clock), over every frame every
     viewer got while the page animated;
 (b) frames per second each viewer received while the page animated (BCTRL_LIVE_MAX_FPS
-    caps the host at 30 per tab);
+    caps the host, 15 per tab by default; set it in the environment to compare);
 (c) input round trip: the controlling viewer clicks in the picture of an idle page
     whose click handler changes its colour; time to the next frame (an idle page sends
     none until it changes), with the other 49 watching;
@@ -287,8 +287,12 @@ def tenant_once() -> tuple[str, str]:
 def render(
     results: list[tuple[str, dict[str, Any]]], args: Any, load_before: float, load_after: float
 ) -> str:
+    from django.conf import settings
+
     lines = [
-        f"Live view, {args.viewers} viewers on one run, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"Live view, {args.viewers} viewers on one run, at most "
+        f"{settings.BCTRL_LIVE_MAX_FPS:g} frames/s per tab (BCTRL_LIVE_MAX_FPS), "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{cpu_name()} ({os.cpu_count()} cores), Python {platform.python_version()}, "
         f"load average before {load_before:.2f}, after {load_after:.2f}.",
         "",
