@@ -202,5 +202,19 @@ def test_the_view_only_embed_shows_the_picture_and_offers_no_control(
     click_picture(viewer, 100 / 1000, 100 / 600)
     viewer.wait_for_timeout(500)
     assert remote.inner_text("#out") == "waiting"  # nothing reached the browser
+
+    # The view follows the tab the automation works in; a viewer may pin another.
+    second = remote.context.new_page()
+    second.set_content("<title>Second tab</title><h1>Two</h1>")
+    viewer.wait_for_selector(".live-tab[aria-current='true']:has-text('Second tab')")
+    assert viewer.locator(".live-tab").count() == 2
+    viewer.click(".live-tab:has-text('Two-factor check')")
+    viewer.wait_for_selector(".live-tab[aria-current='true']:has-text('Two-factor check')")
+    viewer.wait_for_selector(".live-follow")
+    second.evaluate("document.title")  # the automation again: a pinned view stays
+    viewer.wait_for_timeout(300)
+    assert "Two-factor check" in viewer.inner_text(".live-tab[aria-current='true']")
+    viewer.click(".live-follow")
+    viewer.wait_for_selector(".live-tab[aria-current='true']:has-text('Second tab')")
     automation.close()
     viewer.close()
