@@ -87,7 +87,7 @@ from recordings.selectors import latest_recording_of, runs_api_status, targets_o
 from runs import selectors
 from runs.activity import activity_items
 from runs.models import Run
-from runs.views import base_context, space_context
+from runs.views import run_context
 
 REPLAY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -443,12 +443,9 @@ def json_view(view: Callable[P, HttpResponseBase]) -> Callable[P, HttpResponseBa
 
 @session_run
 def replay_page(request: HttpRequest, run: Run) -> HttpResponse:
-    spaces = space_context(request)
-    spaces.current = run.space
-    context = base_context(
+    context = run_context(
         request,
-        spaces,
-        run=run,
+        run,
         manifest_url=reverse("replay:manifest", args=[run.id]),
         first_chunk=first_chunk_to_preload(run, session_urls(run)),
     )

@@ -115,6 +115,14 @@ def base_context(request: HttpRequest, spaces: SpaceContext, **extra: Any) -> di
     }
 
 
+def run_context(request: HttpRequest, run: Run, **extra: Any) -> dict[str, Any]:
+    """The base context of a page about one run: a run of another of the user's spaces
+    is shown in its own space."""
+    spaces = space_context(request)
+    spaces.current = run.space
+    return base_context(request, spaces, run=run, **extra)
+
+
 @login_required
 @require_POST
 def switch_space(request: HttpRequest) -> HttpResponse:
@@ -291,9 +299,6 @@ def _positive_int(raw: str | None) -> int | None:
 @require_GET
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     run = _run_or_404(request, run_id)
-    spaces = space_context(request)
-    # A run of another of the user's spaces is shown in its own space.
-    spaces.current = run.space
 
     event_types = list(
         selectors.events_of(run).order_by("type").values_list("type", flat=True).distinct()
@@ -323,10 +328,9 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     ]
     artifacts = list(selectors.artifacts_of(run))
 
-    context = base_context(
+    context = run_context(
         request,
-        spaces,
-        run=run,
+        run,
         duration=human_duration(run.current_duration_ms),
         error_text=_error_text(run.error),
         error_pretty=json_pretty(run.error) if run.error is not None else "",
@@ -360,12 +364,9 @@ def run_live(request: HttpRequest, run_id: str) -> HttpResponse:
     run = _run_or_404(request, run_id)
     if not run.is_active or run.runtime_id is None:
         return HttpResponseRedirect(reverse("dashboard:run", args=[run.id]))
-    spaces = space_context(request)
-    spaces.current = run.space
-    context = base_context(
+    context = run_context(
         request,
-        spaces,
-        run=run,
+        run,
         ws_url=live_ws_path(run_id=run.id),
         may_control=True,
         run_state="live",
@@ -415,7 +416,7 @@ LEASES_SHOWN = 200
 
 
 def _share_error(request: HttpRequest, run: Run, message: str, status: int) -> HttpResponse:
-    context = base_context(request, space_context(request), run=run, error=message)
+    context = run_context(request, run, error=message)
     return render(request, "dashboard/share_result.html", context, status=status)
 
 
@@ -449,12 +450,9 @@ def run_share(request: HttpRequest, run_id: str) -> HttpResponse:
         return _share_error(request, run, str(exc.detail), exc.status_code)
     lease = minted.lease
     url = leases.embed_url(kind, minted.token)
-    spaces = space_context(request)
-    spaces.current = run.space
-    context = base_context(
+    context = run_context(
         request,
-        spaces,
-        run=run,
+        run,
         lease=lease,
         url=url,
         activity_stream_url=leases.embed_url("activity_stream", minted.token)
