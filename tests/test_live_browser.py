@@ -19,6 +19,8 @@ from tests.test_cdp_proxy import Refusal, refused
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+SHOTS = "/tmp/live-{}.png"
+
 # A page whose button and input sit where the test can point at them in the picture.
 REMOTE_PAGE = """
 <!doctype html><title>Two-factor check</title>
@@ -127,6 +129,7 @@ def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
     click_picture(viewer, 100 / 1000, 330 / 600)
     viewer.keyboard.type("482913")
     remote.wait_for_function("document.getElementById('code').value === '482913'")
+    viewer.screenshot(path=SHOTS.format("in-control"))
     assert remote.evaluate("window.ticks") > ticks  # the automation's page kept running
 
     # Hand back: the automation types again.
