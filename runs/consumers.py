@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.5
 FLUSH_BATCH = 200
 MAX_KEEP_ALIVE_MS = 24 * 60 * 60 * 1000
+RECORDING_SWITCH_TIMEOUT_S = 3.0
 
 # Close codes of a refused or ended connection (4000 + the HTTP status it stands for),
 # with the error code of the HTTP answer to a refused handshake.
@@ -262,6 +263,8 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             await self.refuse(ProxyRefused(4502, "The browser cannot be reached."))
             return
         await database_sync_to_async(client_joined)(self.grant, options)
+        if options.recording is not None:
+            await self._apply_recording(options.recording)
         holder = await database_sync_to_async(control_holder)(self.grant.runtime_id)
         self.controlled = holder is not None
         self.counted = True
@@ -272,6 +275,23 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
         await self.accept()
         for job in (self._pump_upstream(), self._flush_loop(), self._recheck_loop()):
             self.tasks.append(asyncio.create_task(job))
+
+    async def _apply_recording(self, enabled: bool) -> None:
+        """`recording=` of the connect URL takes effect before the client is let in: the
+        runtime host switches its recorders and says so (or, without a live link, within
+        RECORDING_SWITCH_TIMEOUT_S it reads the switch from the database itself)."""
+        layer = self.channel_layer
+        if layer is None or self.grant is None:
+            return
+        reply = await layer.new_channel()
+        body = {"type": "recording", "enabled": enabled, "reply": reply}
+        await send_to_host(layer, self.grant.runtime_id, body)
+        try:
+            await asyncio.wait_for(layer.receive(reply), RECORDING_SWITCH_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning(
+                "Runtime %s did not confirm recording=%s in time", self.grant.runtime_id, enabled
+            )
 
     async def refuse(self, refused: ProxyRefused) -> None:
         await refuse_handshake(self, refused.code, REFUSALS[refused.code], refused.reason)

@@ -13,9 +13,9 @@ Routes (bctrl_site.routing):
   the length of a JSON header, the header, then the JPEG; the link publishes them
   unchanged to the run's `live.<run_id>` group (or to one viewer's channel when the
   header has `to`) and answers `relayed`, before which the host sends no other frame.
-  Tab lists come in as JSON. Messages for the host (`watch`, `input`,
-  `active`) reach the link through the runtime's `host.<runtime_id>` group, from any
-  process.
+  Tab lists come in as JSON. Messages for the host (`watch`, `input`, `active`, and
+  `recording`, which the host confirms with `done` to the asking channel) reach the link
+  through the runtime's `host.<runtime_id>` group, from any process.
 - `ws/live/<token>` (LiveViewConsumer, for the live embed): a `live` viewer lease.
 - `ws/runs/<run_id>/live` (LiveViewConsumer, for the dashboard): the session of a
   member of the run's space, who may take control.
@@ -199,13 +199,18 @@ class HostLinkConsumer(AsyncWebsocketConsumer):
             data = orjson.loads(text_data or "")
         except orjson.JSONDecodeError:
             return
-        if isinstance(data, dict) and data.get("type") == "tabs":
+        if not isinstance(data, dict):
+            return
+        if data.get("type") == "tabs":
             message = {
                 "type": "live.tabs",
                 "tabs": data.get("tabs") or [],
                 "active": data.get("active"),
             }
             await self._publish(data.get("to"), message)
+        elif data.get("type") == "done" and isinstance(data.get("to"), str) and data["to"]:
+            # The host carried out what a web process asked (a client's recording switch).
+            await self._publish(data["to"], {"type": "host.done"})
 
     async def _publish(self, to: Any, message: dict[str, Any]) -> None:
         assert self.channel_layer is not None

@@ -157,6 +157,8 @@ class LiveLink:
             self._reconcile()
         elif kind == "input":
             self._input(message)
+        elif kind == "recording":
+            self.browser._spawn(self._switch_recording(message))
         elif kind == "active":
             target = message.get("target")
             if isinstance(target, str) and target in self.browser.page_infos:
@@ -174,6 +176,13 @@ class LiveLink:
         frame = self.last_frame.get(target or "")
         if frame is not None:
             self._queue(f"frame:{channel}", (*frame, channel))
+
+    async def _switch_recording(self, message: dict[str, Any]) -> None:
+        """A client's `recording=` option, applied before the proxy lets it in."""
+        await self.browser.set_recording(bool(message.get("enabled")))
+        reply = message.get("reply")
+        if isinstance(reply, str) and reply:
+            self._queue(f"done:{reply}", orjson.dumps({"type": "done", "to": reply}).decode())
 
     # Input ---------------------------------------------------------------------------
 

@@ -204,12 +204,13 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def host_thread(transactional_db: None) -> Iterator[RuntimeHost]:
-    """A runtime host on its own event loop in a thread, beside `asgi_server`: what
-    `make run` runs as its own process. (A thread, not the test's loop: Playwright's sync
-    API keeps a loop on the main thread.)"""
+def host_thread(transactional_db: None, asgi_server: str, settings: Any) -> Iterator[RuntimeHost]:
+    """A runtime host on its own event loop in a thread, beside `asgi_server` and linked
+    to it for the live view: what `make run` runs as its own process. (A thread, not the
+    test's loop: Playwright's sync API keeps a loop on the main thread.)"""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium is not installed at {CHROMIUM}")
+    settings.BCTRL_HOST_LINK_URL = asgi_server.replace("http://", "ws://", 1)
     host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
     loop = asyncio.new_event_loop()
 

@@ -46,15 +46,7 @@ REMOTE_PAGE = """
 
 
 @pytest.fixture
-def linked_host(asgi_server: str, settings: Any, request: pytest.FixtureRequest) -> RuntimeHost:
-    """The runtime host of conftest, with its live link pointed at the live server."""
-    settings.BCTRL_HOST_LINK_URL = asgi_server.replace("http://", "ws://", 1)
-    host: RuntimeHost = request.getfixturevalue("host_thread")
-    return host
-
-
-@pytest.fixture
-def started(asgi_server: str, tenant: Tenant, linked_host: RuntimeHost) -> Iterator[dict[str, Any]]:
+def started(asgi_server: str, tenant: Tenant, host_thread: RuntimeHost) -> Iterator[dict[str, Any]]:
     api = Api(asgi_server, tenant.raw_key)
     runtime = api.call("POST", "/v1/runtimes", {"name": "live"})
     answer = api.call("POST", f"/v1/runtimes/{runtime['id']}/start")

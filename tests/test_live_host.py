@@ -144,3 +144,17 @@ async def test_only_input_calls_reach_the_browser(
         orjson.dumps({"type": "input", "target": "T1", "method": method, "params": {"x": 1}})
     )
     assert fake(link).cdp.methods(method) == ([({"x": 1}, "S1")] if forwarded else [])
+
+
+async def test_a_clients_recording_switch_is_applied_then_confirmed(link: LiveLink) -> None:
+    switched: list[bool] = []
+
+    async def set_recording(enabled: bool) -> None:
+        switched.append(enabled)
+
+    fake(link).set_recording = set_recording  # type: ignore[attr-defined]
+    link._received(orjson.dumps({"type": "recording", "enabled": False, "reply": "proxy-1"}))
+    await asyncio.gather(*fake(link).tasks)
+    assert switched == [False]
+    done = link.outbox["done:proxy-1"]
+    assert isinstance(done, str) and orjson.loads(done) == {"type": "done", "to": "proxy-1"}
