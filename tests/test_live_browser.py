@@ -92,6 +92,8 @@ def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
         timeout=20_000,
     )
     assert view.get_attribute("data-state") == "live"
+    low_bandwidth = viewer.get_attribute("[data-low-bandwidth]", "href")
+    assert low_bandwidth == f"/runs/{started['runId']}/replay"
     viewer.wait_for_selector("[data-live-tabs] .live-tab:has-text('Two-factor check')")
     assert canvas_pixel(viewer, 0.9, 0.9)[:3] == [255, 255, 255]
 
