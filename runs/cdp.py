@@ -201,6 +201,16 @@ def _bounded(params: dict[str, Any]) -> dict[str, Any]:
 # Recording ----------------------------------------------------------------------------
 
 
+def json_object(text: str | bytes) -> dict[str, Any] | None:
+    """`text` parsed, if it is a JSON object; None for anything else (websocket peers of
+    the proxy, the live view and the host link may send anything)."""
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 @dataclass
 class _Pending:
     method: str
@@ -251,11 +261,8 @@ class CommandRecorder:
     # Messages ---------------------------------------------------------------------
 
     def from_client(self, text: str | bytes) -> None:
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(message, dict):
+        message = json_object(text)
+        if message is None:
             return
         command_id, method = message.get("id"), message.get("method")
         if type(command_id) is not int or not isinstance(method, str):
@@ -295,11 +302,8 @@ class CommandRecorder:
         self._parsed_answer(text)
 
     def _parsed_answer(self, text: str) -> None:
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(message, dict):
+        message = json_object(text)
+        if message is None:
             return
         if "method" in message:
             if str(message["method"]).startswith("Target."):
@@ -314,11 +318,8 @@ class CommandRecorder:
         self._finish(pending, result=result, error=error if isinstance(error, dict) else None)
 
     def _target_event(self, text: str) -> None:
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return
-        if isinstance(message, dict):
+        message = json_object(text)
+        if message is not None:
             self._target_message(message)
 
     def _target_message(self, message: dict[str, Any]) -> None:

@@ -50,7 +50,7 @@ from django.utils import timezone
 from runs import selectors
 from runs.api.auth import api_key_from_meta
 from runs.api.errors import Conflict
-from runs.cdp import CommandRecorder
+from runs.cdp import CommandRecorder, json_object
 from runs.control import AUTOMATION_INPUT_METHODS, BUSY_CODE, control_holder
 from runs.handshake import refuse_handshake
 from runs.live import run_group
@@ -329,11 +329,8 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
     async def _refused_while_controlled(self, message: str | bytes) -> bool:
         """While a person controls the browser, the automation's input is answered with
         runtime.controller_busy instead of reaching it; everything else goes through."""
-        try:
-            parsed = orjson.loads(message)
-        except orjson.JSONDecodeError:
-            return False
-        if not isinstance(parsed, dict) or parsed.get("method") not in AUTOMATION_INPUT_METHODS:
+        parsed = json_object(message)
+        if parsed is None or parsed.get("method") not in AUTOMATION_INPUT_METHODS:
             return False
         answer: dict[str, Any] = {
             "id": parsed.get("id"),

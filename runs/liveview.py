@@ -59,6 +59,7 @@ from django.core import signing
 from django.urls import reverse
 
 from runs import control
+from runs.cdp import json_object
 from runs.handshake import refuse_handshake
 from runs.live import run_group
 from runs.models import Run, Runtime
@@ -195,11 +196,8 @@ class HostLinkConsumer(AsyncWebsocketConsumer):
             await self._publish(header.get("to"), message)
             await self.send(text_data=RELAYED)  # the host may send its next frame
             return
-        try:
-            data = orjson.loads(text_data or "")
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(data, dict):
+        data = json_object(text_data or "")
+        if data is None:
             return
         if data.get("type") == "tabs":
             message = {
@@ -447,11 +445,8 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
         if text_data is None:
             await self._error("message.binary", "Send JSON text messages.")
             return
-        try:
-            message = orjson.loads(text_data)
-        except orjson.JSONDecodeError:
-            message = None
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        message = json_object(text_data)
+        if message is None or not isinstance(message.get("type"), str):
             await self._error("message.invalid", "Send a JSON object with a type.")
             return
         kind = message["type"]

@@ -24,6 +24,7 @@ import orjson
 import websockets
 from django.conf import settings
 
+from runs.cdp import json_object
 from runs.control import INPUT_METHODS
 from runs.liveview import host_link_token, pack_frame
 
@@ -138,11 +139,8 @@ class LiveLink:
                     await ws.send(message)
 
     def _received(self, raw: str | bytes) -> None:
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(message, dict):
+        message = json_object(raw)
+        if message is None:
             return
         kind = message.get("type")
         if kind == "relayed":
