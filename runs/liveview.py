@@ -73,8 +73,6 @@ ACK_TIMEOUT_S = 3.0  # a viewer that never acks still gets a frame this often
 TOUCH_EVERY_S = 5.0  # how often a controller's activity is written down
 RELAYED = '{"type":"relayed"}'
 
-_LEASE_CODES = {"expired": 4410, "unavailable": 4410}
-
 
 def live_ws_path(*, token: str | None = None, run_id: str | None = None) -> str:
     """The websocket path of a live view (Channels routes have no `reverse`)."""
@@ -261,9 +259,7 @@ def viewer_for_lease(token: str, origin: str) -> Viewer:
     try:
         lease = lease_check(token, kind=ViewerLease.Kind.LIVE)
     except LeaseRefused as refused:
-        raise Refused(
-            _LEASE_CODES.get(refused.reason, 4403), refused.message, f"lease.{refused.reason}"
-        ) from refused
+        raise _lease_refused(refused) from refused
     if not _origin_allowed(origin, lease.space.allowed_embed_origins):
         raise Refused(4403, "This page may not open the live view.")
     if lease.run.runtime_id is None:
@@ -305,8 +301,14 @@ def viewer_for_user(user: Any, run_id: str, origin: str) -> Viewer:
     )
 
 
-def viewer_recheck(viewer: Viewer) -> Refused | None:
-    """Why an open live view must close now (lease gone, membership gone), or None."""
+def _lease_refused(refused: Any) -> Refused:
+    """A viewer lease's refusal (recordings.leases.LeaseRefused) as this socket's."""
+    return Refused(4000 + refused.status, refused.message, f"lease.{refused.reason}")
+
+
+def viewer_recheck(viewer: Viewer) -> Refused | bool:
+    """Why an open live view must close now (lease gone, membership gone), else whether
+    its run is still live."""
     from recordings.leases import LeaseRefused, lease_check
     from recordings.models import ViewerLease
     from runs.models import Membership
@@ -315,14 +317,12 @@ def viewer_recheck(viewer: Viewer) -> Refused | None:
         try:
             lease_check(viewer.token, kind=ViewerLease.Kind.LIVE, record_use=False, with_run=False)
         except LeaseRefused as refused:
-            return Refused(
-                _LEASE_CODES.get(refused.reason, 4403), refused.message, f"lease.{refused.reason}"
-            )
+            return _lease_refused(refused)
     elif not Membership.objects.filter(
         user_id=viewer.user_id or 0, space_id=viewer.space_id
     ).exists():
         return Refused(4404, "You are no longer a member of this run's space.")
-    return None
+    return run_is_live(viewer.run_id)
 
 
 def run_is_live(run_id: str) -> bool:
@@ -377,7 +377,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
         if not await database_sync_to_async(run_is_live)(self.viewer.run_id):
             await self._ended()
             return
-        await self._watch()
+        await self._watch(reply=True)
         self.tasks.append(asyncio.create_task(self._tick_loop()))
 
     # Sending ------------------------------------------------------------------------
@@ -391,10 +391,13 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
     def _watched(self) -> str | None:
         return self.pinned or self.active
 
-    async def _watch(self) -> None:
-        """Tells the host this viewer watches (and asks for the current picture)."""
+    async def _watch(self, *, reply: bool = False) -> None:
+        """Tells the host this viewer watches; with `reply`, asks it for the tab list and
+        the current picture (on connect and on a change of tab, not on every renewal)."""
         assert self.viewer is not None and self.channel_layer is not None
-        body = {"type": "watch", "target": self.pinned, "reply": self.channel_name}
+        body = {"type": "watch", "target": self.pinned}
+        if reply:
+            body["reply"] = self.channel_name
         await send_to_host(self.channel_layer, self.viewer.runtime_id, body)
 
     async def live_frame(self, message: dict[str, Any]) -> None:
@@ -474,7 +477,7 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
         self.pinned = target
         self.awaiting_ack_since = 0.0
         self.pending = None
-        await self._watch()
+        await self._watch(reply=True)
         await self._send_json(
             {"type": "tabs", "tabs": self.tabs, "active": self.active, "watching": self._watched()}
         )
@@ -487,9 +490,8 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
                 logger.warning("View-only live viewer %s asked for control", viewer.viewer)
                 await self._error("control.view_only", "This link is view only.")
                 return
-            run = Run(pk=viewer.run_id, runtime_id=viewer.runtime_id)
             holder = await database_sync_to_async(control.control_request)(
-                run=run, key=self.channel_name, name=viewer.name, viewer=viewer.viewer
+                run=self._run(), key=self.channel_name, name=viewer.name, viewer=viewer.viewer
             )
             if holder is None:
                 await self._error("control.ended", "The run has ended.")
@@ -506,14 +508,22 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
         else:
             await self._error("message.invalid", "action must be request or release.")
 
+    def _run(self) -> Run:
+        """The viewer's run as the control services need it (its ids; nothing loaded)."""
+        assert self.viewer is not None
+        return Run(pk=self.viewer.run_id, runtime_id=self.viewer.runtime_id)
+
     async def _release(self, reason: str) -> None:
         viewer = self.viewer
         if not self.holding or viewer is None:
             return
         self.holding = False
-        run = await database_sync_to_async(Run.objects.get)(pk=viewer.run_id)
         await database_sync_to_async(control.control_release)(
-            run=run, key=self.channel_name, name=viewer.name, viewer=viewer.viewer, reason=reason
+            run=self._run(),
+            key=self.channel_name,
+            name=viewer.name,
+            viewer=viewer.viewer,
+            reason=reason,
         )
 
     async def _input(self, message: dict[str, Any]) -> None:
@@ -555,13 +565,13 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.recheck_wanted.wait(), interval)
             self.recheck_wanted.clear()
-            refused = await database_sync_to_async(viewer_recheck)(self.viewer)
-            if refused is not None:
+            state = await database_sync_to_async(viewer_recheck)(self.viewer)
+            if isinstance(state, Refused):
                 await self._release("revoked")
-                await self._send_json({"type": "closed", "reason": refused.reason})
-                await self.close(code=refused.code)
+                await self._send_json({"type": "closed", "reason": state.reason})
+                await self.close(code=state.code)
                 return
-            if not await database_sync_to_async(run_is_live)(self.viewer.run_id):
+            if not state:
                 await self._ended()
                 return
             if self.holding and time.monotonic() - self.last_input > settings.BCTRL_CONTROL_IDLE_S:

@@ -475,3 +475,20 @@ def test_a_stale_holder_is_displaced_after_the_idle_timeout(tenant: Tenant, sett
     assert control.control_request(run=run, key="b", name="B", viewer="lease:b") == control.Holder(
         "b", "B"
     )
+
+
+async def test_revoking_the_controllers_lease_hands_control_back(live: dict[str, Any]) -> None:
+    run = live["run"]
+    minted = await db(lease_mint)(run=run, kind=ViewerLease.Kind.LIVE, control="input")
+    viewer, _, _ = await open_viewer(f"/ws/live/{minted.token}")
+    await viewer.send_to(text_data='{"type": "control", "action": "request"}')
+    assert (await json_until(viewer, "control"))["you"] is True
+    await db(lease_revoke)(lease=minted.lease)
+    assert "revoked" in (await json_until(viewer, "closed"))["reason"]
+    assert await db(control.control_holder)(str(run.runtime_id)) is None
+    released = await db(
+        lambda: Event.objects.filter(run=run, type="control.released").values_list(
+            "data", flat=True
+        )[0]
+    )()
+    assert released["reason"] == "revoked"
