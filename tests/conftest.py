@@ -1,6 +1,7 @@
 """Shared fixtures: spaces with API keys, API clients, a live ASGI server and Chromium."""
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -15,9 +16,11 @@ from typing import Any, cast
 from urllib.parse import urlparse
 
 import pytest
+import websockets
 from daphne.testing import DaphneProcess, _reinstall_reactor
 from django.conf import settings
 from rest_framework.test import APIClient
+from websockets.sync.client import connect as ws_connect
 
 from runs.models import ApiKey, Membership, Space
 from runtime_host.flags import CHROMIUM_FLAGS
@@ -269,6 +272,23 @@ def sign_in(page: Any, base_url: str, next_path: str = "/") -> None:
     page.fill("input[name=password]", MEMBER_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(base_url + next_path)
+
+
+@dataclass
+class Refusal:
+    status: int
+    error: dict[str, Any]
+
+
+def refused(url: str, headers: dict[str, str] | None = None) -> Refusal:
+    """How the server answers a websocket handshake it refuses (it must not be accepted):
+    the HTTP status and the `error` of its JSON body."""
+    with pytest.raises(websockets.exceptions.InvalidStatus) as raised:
+        ws_connect(url, additional_headers=headers, open_timeout=10).close()
+    response = raised.value.response
+    assert response.headers["Content-Type"] == "application/json"
+    error: dict[str, Any] = json.loads(response.body)["error"]
+    return Refusal(response.status_code, error)
 
 
 def pytest_report_header(config: Any) -> str:

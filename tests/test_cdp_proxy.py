@@ -31,7 +31,7 @@ from runs import services
 from runs.cdp import REDACTED, CommandRecorder, redact_params
 from runs.consumers import connect_options
 from runs.models import ApiKey, Command, Run, Runtime
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Tenant
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Refusal, Tenant, refused
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -493,23 +493,6 @@ def test_an_api_key_of_the_owner_connects_with_a_bearer_header(
     assert eventually(
         lambda: Command.objects.filter(run=started.run, method="Runtime.callFunctionOn").exists()
     )
-
-
-@dataclass
-class Refusal:
-    status: int
-    error: dict[str, Any]
-
-
-def refused(url: str, headers: dict[str, str] | None = None) -> Refusal:
-    """How the server answers a websocket handshake it refuses (it must not be accepted):
-    the HTTP status and the `error` of its JSON body."""
-    with pytest.raises(websockets.exceptions.InvalidStatus) as raised:
-        ws_connect(url, additional_headers=headers, open_timeout=10).close()
-    response = raised.value.response
-    assert response.headers["Content-Type"] == "application/json"
-    error: dict[str, Any] = json.loads(response.body)["error"]
-    return Refusal(response.status_code, error)
 
 
 def raw_handshake(url: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:

@@ -14,8 +14,7 @@ from recordings.models import ViewerLease
 from runs.management.commands.demo import Api
 from runs.models import Event, Run
 from runtime_host.host import RuntimeHost
-from tests.conftest import Tenant, sign_in
-from tests.test_cdp_proxy import Refusal, refused
+from tests.conftest import Refusal, Tenant, refused, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
