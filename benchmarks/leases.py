@@ -20,12 +20,11 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from benchmarks import write_results
 from benchmarks.runs_api import database_url, ensure_database, machine, setup_django
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGET_P95_MS = 1.0
 
 
@@ -165,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     report = "\n".join(lines)
     print(report)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "leases.md").write_text(report + "\n")
+    write_results("leases.md", report)
     return 0
 
 

@@ -41,7 +41,8 @@ from urllib.parse import urlparse
 import orjson
 import websockets
 
-from benchmarks.recording_ingest import RESULTS_DIR, cpu_name, load_average
+from benchmarks import write_results
+from benchmarks.recording_ingest import cpu_name, load_average
 from benchmarks.runtimes import Bench, Servers, p50, p95, tenant
 
 TARGET_LATENCY_P95_MS = 50.0
@@ -238,8 +239,7 @@ def main() -> None:
     load_after = load_average()
     table = render(results, args, load_before, load_after)
     print(table)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "live_view.md").write_text(table)
+    write_results("live_view.md", table)
 
 
 async def measure_all(

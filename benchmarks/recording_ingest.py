@@ -44,8 +44,9 @@ from urllib.parse import urlparse
 
 import orjson
 
+from benchmarks import write_results
+
 REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PYTHON = sys.executable
 DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/bctrl_bench_ingest"
 TARGET_EVENTS_PER_S = 50_000
@@ -1178,12 +1179,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"Unknown backend {name!r}: use postgresql and/or sqlite.")
     load = f"Load averages (1, 5, 15 min): {load_before} before, {load_averages()} after."
     text, ok = report(results, args, bodies, load)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    out = RESULTS_DIR / "recording_ingest.md"
-    out.write_text(text)
     print()
     print(text)
-    print(f"Written to {out.relative_to(REPO)}")
+    write_results("recording_ingest.md", text)
     return 1 if args.strict and not ok else 0
 
 

@@ -34,10 +34,10 @@ from http.client import HTTPConnection
 from typing import Any
 from urllib.parse import quote, urlparse
 
+from benchmarks import write_results
 from benchmarks.recording_ingest import (
     PYTHON,
     REPO,
-    RESULTS_DIR,
     Daphne,
     batches_of,
     child_env,
@@ -920,12 +920,9 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     load = f"Load averages (1, 5, 15 min): {load_before} before, {load_averages()} after."
     text, ok = report(ours, warm, naive, data, info, load, chromium_version)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    out = RESULTS_DIR / "recording_replay.md"
-    out.write_text(text)
     print()
     print(text)
-    print(f"Written to {out.relative_to(REPO)}")
+    write_results("recording_replay.md", text)
     return 1 if args.strict and not ok else 0
 
 

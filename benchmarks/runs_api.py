@@ -24,8 +24,9 @@ from urllib.parse import urlparse
 import psycopg
 from psycopg import sql
 
+from benchmarks import write_results
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bctrl_bench"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 P95_TARGET_MS = 50.0
 DEEP_PAGES = 50  # follow the cursor this many times, then measure the next page
 FAR_ROW = 50_000  # and a page this many rows in (offset 50,000 for the baseline)
@@ -415,10 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(table)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "runs_api.md").write_text(table)
-    (RESULTS_DIR / "runs_api_explain.md").write_text(plans)
-    print(f"Written to {RESULTS_DIR / 'runs_api.md'} (query plans: runs_api_explain.md).")
+    write_results("runs_api.md", table)
+    write_results("runs_api_explain.md", plans)
     print(f"Events measured on run {context['run_id']}.")
     return 1 if args.strict and not ok else 0
 

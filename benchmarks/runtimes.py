@@ -37,10 +37,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import write_results
 from benchmarks.recording_ingest import (
     PYTHON,
     REPO,
-    RESULTS_DIR,
     Daphne,
     child_env,
     cpu_name,
@@ -405,9 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         load_after=load_average(),
     )
     print("\n" + text)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "runtimes.md").write_text(text)
-    print(f"Written to {RESULTS_DIR / 'runtimes.md'}")
+    write_results("runtimes.md", text)
     return 1 if args.strict and not ok else 0
 
 
