@@ -174,8 +174,9 @@ def _grant(
     )
 
 
-def grant_recheck(grant: ProxyGrant) -> ProxyRefused | None:
-    """Why an open connection must end now (revoked, expired, run over), or None."""
+def grant_recheck(grant: ProxyGrant) -> ProxyRefused | bool:
+    """Why an open connection must end now (revoked, expired, run over), else whether a
+    person controls the browser (runs.control)."""
     from recordings.leases import LeaseRefused, lease_check
     from recordings.models import ViewerLease
 
@@ -190,7 +191,7 @@ def grant_recheck(grant: ProxyGrant) -> ProxyRefused | None:
         return ProxyRefused(4401, "The API key was revoked.")
     if not Run.objects.filter(pk=grant.run.pk, status=Run.Status.RUNNING).exists():
         return ProxyRefused(4410, "The run has ended.")
-    return None
+    return control_holder(grant.runtime_id) is not None
 
 
 def client_joined(grant: ProxyGrant, options: ConnectOptions) -> None:
@@ -384,13 +385,12 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
                 await asyncio.wait_for(self.recheck_wanted.wait(), interval)
             self.recheck_wanted.clear()
             assert self.grant is not None
-            refused = await database_sync_to_async(grant_recheck)(self.grant)
-            if refused is not None:
-                logger.info("CDP connection closed (%s): %s", refused.code, refused.reason)
-                await self.close(code=refused.code, reason=refused.reason)
+            state = await database_sync_to_async(grant_recheck)(self.grant)
+            if isinstance(state, ProxyRefused):
+                logger.info("CDP connection closed (%s): %s", state.code, state.reason)
+                await self.close(code=state.code, reason=state.reason)
                 return
-            holder = await database_sync_to_async(control_holder)(self.grant.runtime_id)
-            self.controlled = holder is not None
+            self.controlled = state
 
     async def run_changed(self, message: dict[str, Any]) -> None:
         """A notice of runs.live: a revoked lease or a run that ended is checked at once."""
