@@ -21,10 +21,11 @@ $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Debian's Chromium, and bubblewrap, which confines each hosted browser (runtime_host/sandbox.py).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "Installing Debian's Chromium (apt-get)…"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	@command -v chromium >/dev/null 2>&1 && command -v bwrap >/dev/null 2>&1 || { \
+		echo "Installing Debian's Chromium and bubblewrap (apt-get)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap >/dev/null; \
 	}
 
 var:

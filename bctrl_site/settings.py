@@ -4,11 +4,13 @@ With nothing set, everything runs on embedded defaults: SQLite under var/, the
 in-memory channel layer, a filesystem Celery broker and files in a local folder.
 """
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -331,6 +333,25 @@ BCTRL_RUNTIME_HEARTBEAT_S = float(envstr("BCTRL_RUNTIME_HEARTBEAT_S", "2"))
 BCTRL_RUNTIME_STALE_HEARTBEATS = envint("BCTRL_RUNTIME_STALE_HEARTBEATS", 3)
 BCTRL_RUNTIME_LAUNCH_TIMEOUT_S = envint("BCTRL_RUNTIME_LAUNCH_TIMEOUT_S", 30)
 BCTRL_RUNTIME_CLOSE_TIMEOUT_S = envint("BCTRL_RUNTIME_CLOSE_TIMEOUT_S", 10)
+
+# Confinement of hosted browsers (runs/confinement.py, runtime_host/sandbox.py, egress.py).
+# auto: in bubblewrap where it runs here, else unconfined with a warning; bwrap: required;
+# off: never.
+BCTRL_BROWSER_SANDBOX = envstr("BCTRL_BROWSER_SANDBOX", "bwrap" if PRODUCTION else "auto")
+# Loopback and private networks a hosted browser may reach: `*` for all of them (the
+# embedded default), or comma-separated CIDRs (none with BCTRL_PRODUCTION=1 unless listed).
+BCTRL_BROWSER_PRIVATE_NETWORKS = envstr(
+    "BCTRL_BROWSER_PRIVATE_NETWORKS", "" if PRODUCTION else "*"
+).strip()
+if BCTRL_BROWSER_PRIVATE_NETWORKS != "*":
+    try:
+        for _network in envlist("BCTRL_BROWSER_PRIVATE_NETWORKS"):
+            ipaddress.ip_network(_network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"BCTRL_BROWSER_PRIVATE_NETWORKS: {exc}") from exc
+# More servers of the deployment that hosted browsers must never reach (URLs, e.g. an
+# object store or a metrics endpoint); its web server, database and Redis are built in.
+BCTRL_BROWSER_BLOCKED_SERVICES = envlist("BCTRL_BROWSER_BLOCKED_SERVICES")
 
 # Runtimes and the CDP proxy of connectUrl (runs.consumers).
 # How long POST /v1/runtimes/{id}/start waits for a runtime host to launch the browser.

@@ -14,6 +14,8 @@ Events (`Event.type` → `Event.data`):
 - `network.request`    {requestId, method, url, resourceType}
 - `network.response`   {requestId, url, status, mimeType, encodedDataLength, timing?}
 - `network.failed`     {requestId, url, errorText, method?}
+- `network.blocked`    {url, reason, requestId?, method?} (runs/confinement.py)
+- `network.usage`      {bytesIn, bytesOut} (the egress proxy's count, at the end)
 - `console.message`    {level: log|info|warning|error|debug, text}
 - `page.error`         {message, stack?}
 - `dialog`             {type, message}
@@ -65,6 +67,9 @@ Types and the rules that make them:
 - `network.failed`: an error "Request failed: GET <url> — net::ERR_…".
   `network.http_error`: a response with status >= 400, "GET <url> returned HTTP
   404": a warning for 4xx, an error for 5xx. Other requests and responses are noise.
+- `network.blocked`: an error "Blocked <url>: <reason>" (the browser tried to reach
+  something hosted browsers may not: a file: URL, a metadata address, the platform's
+  own services). `network.usage` is noise.
 - `console.message`: level error → an error item, warning → a warning item, each on
   its own; log/info/debug messages in a row (same page, gaps < BURST_GAP, no other
   item started in between, at most MAX_CHILDREN) are one info item whose children
@@ -144,6 +149,7 @@ ITEM_TYPES = (
     "browser.drag",
     "browser.scroll",
     "network.failed",
+    "network.blocked",
     "network.http_error",
     "console.message",
     "page.error",
@@ -624,6 +630,17 @@ class _Builder:
             status="failed",
         )
 
+    def network_blocked(self, ev: "_Evt") -> None:
+        self.request_methods.pop(str(ev.data.get("requestId")), None)
+        url = _text(ev.data.get("url"))
+        reason = _text(ev.data.get("reason") or "not allowed")
+        self.single(
+            ev, "network.blocked", f"Blocked {url}: {reason}", severity="error", status="failed"
+        )
+
+    def noise(self, ev: "_Evt") -> None:
+        pass
+
     def console_message(self, ev: "_Evt") -> None:
         level = str(ev.data.get("level") or "log")
         text = _text(ev.data.get("text"))
@@ -762,6 +779,8 @@ _EVENT_HANDLERS = {
     "network.request": _Builder.network_request,
     "network.response": _Builder.network_response,
     "network.failed": _Builder.network_failed,
+    "network.blocked": _Builder.network_blocked,
+    "network.usage": _Builder.noise,
     "console.message": _Builder.console_message,
     "page.error": _Builder.page_error,
     "dialog": _Builder.dialog,

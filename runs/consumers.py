@@ -51,14 +51,17 @@ from runs import selectors
 from runs.api.auth import api_key_from_meta
 from runs.api.errors import Conflict
 from runs.cdp import CommandRecorder, json_object
+from runs.confinement import DOWNLOAD_METHODS, command_refusal, download_behaviour
 from runs.control import AUTOMATION_INPUT_METHODS, BUSY_CODE, control_holder
 from runs.handshake import refuse_handshake
 from runs.live import run_group
 from runs.liveview import send_to_host
 from runs.models import ApiKey, Run, Runtime
+from runs.services import event_emit
 
 logger = logging.getLogger(__name__)
 
+BLOCKED_CODE = "runtime.blocked"
 FLUSH_INTERVAL_S = 0.5
 FLUSH_BATCH = 200
 MAX_KEEP_ALIVE_MS = 24 * 60 * 60 * 1000
@@ -117,6 +120,7 @@ class ProxyGrant:
     runtime_id: str
     run: Run
     cdp_endpoint: str
+    files_dir: str = ""
     token: str | None = None
     api_key_id: str | None = None
 
@@ -169,6 +173,7 @@ def _grant(
         runtime_id=runtime.id,
         run=run,
         cdp_endpoint=runtime.cdp_endpoint,
+        files_dir=runtime.files_dir,
         token=token,
         api_key_id=api_key_id,
     )
@@ -313,8 +318,16 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             self.recorder.from_client(message)
             if self.recorder.last_target and self.recorder.last_target != self.active_target:
                 await self._tell_active(self.recorder.last_target)
-        if self.controlled and await self._refused_while_controlled(message):
-            return
+        parsed = json_object(message)
+        if parsed is not None:
+            if await self._answered_here(parsed):
+                return
+            if parsed.get("method") in DOWNLOAD_METHODS and self.grant is not None:
+                params = parsed.get("params")
+                parsed["params"] = download_behaviour(
+                    params if isinstance(params, dict) else {}, files_dir=self.grant.files_dir
+                )
+                message = orjson.dumps(parsed).decode()
         try:
             await self.upstream.send(message)
         except websockets.exceptions.ConnectionClosed:
@@ -327,27 +340,55 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             body = {"type": "active", "target": target_id}
             await send_to_host(self.channel_layer, self.grant.runtime_id, body)
 
-    async def _refused_while_controlled(self, message: str | bytes) -> bool:
-        """While a person controls the browser, the automation's input is answered with
-        runtime.controller_busy instead of reaching it; everything else goes through."""
-        parsed = json_object(message)
-        if parsed is None or parsed.get("method") not in AUTOMATION_INPUT_METHODS:
+    async def _answered_here(self, command: dict[str, Any]) -> bool:
+        """Commands the proxy answers itself instead of passing them to the browser:
+        - what runs.confinement refuses (a file: navigation, a context with its own proxy,
+          a file outside the runtime's uploads), answered with a CDP error and recorded
+          as a `network.blocked` event;
+        - a download behaviour where the runtime has no folder of its own (acknowledged,
+          not applied: runs.confinement.download_behaviour keeps downloads there);
+        - while a person controls the browser, the automation's input, answered with
+          runtime.controller_busy (everything else goes through)."""
+        method = command.get("method")
+        if not isinstance(method, str) or self.grant is None:
             return False
-        answer: dict[str, Any] = {
-            "id": parsed.get("id"),
-            "error": {
-                "code": -32000,
-                "message": f"{BUSY_CODE}: a person is controlling this browser through the "
+        params = command.get("params")
+        params = params if isinstance(params, dict) else {}
+        refusal = command_refusal(method, params, files_dir=self.grant.files_dir)
+        if refusal is not None:
+            await self._answer(command, error=f"{BLOCKED_CODE}: {refusal}.")
+            url = params.get("url") if isinstance(params.get("url"), str) else ""
+            data = {"url": url, "reason": refusal, "method": method}
+            await database_sync_to_async(event_emit)(
+                run=self.grant.run, type="network.blocked", data=data
+            )
+            return True
+        if method in DOWNLOAD_METHODS and not self.grant.files_dir:
+            await self._answer(command, result={})
+            return True
+        if self.controlled and method in AUTOMATION_INPUT_METHODS:
+            await self._answer(
+                command,
+                error=f"{BUSY_CODE}: a person is controlling this browser through the "
                 "live view; input is accepted again once they hand back control.",
-            },
-        }
-        if isinstance(parsed.get("sessionId"), str):
-            answer["sessionId"] = parsed["sessionId"]
+            )
+            return True
+        return False
+
+    async def _answer(
+        self, command: dict[str, Any], *, result: Any = None, error: str | None = None
+    ) -> None:
+        answer: dict[str, Any] = {"id": command.get("id")}
+        if error is not None:
+            answer["error"] = {"code": -32000, "message": error}
+        else:
+            answer["result"] = result
+        if isinstance(command.get("sessionId"), str):
+            answer["sessionId"] = command["sessionId"]
         text = orjson.dumps(answer).decode()
         if self.recording:
             self.recorder.from_browser(text)
         await self.send(text_data=text)
-        return True
 
     async def _pump_upstream(self) -> None:
         code = 1000

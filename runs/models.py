@@ -140,6 +140,11 @@ class Runtime(models.Model):
     cdp_endpoint = models.CharField(
         max_length=300, blank=True, help_text="The browser's own DevTools websocket URL"
     )
+    files_dir = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The browser's own folder on its host (downloads/, uploads/)",
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
     # Options of the current start, from the connect URL's query (seed 003).

@@ -460,9 +460,12 @@ def runtime_claim(*, host_id: str) -> Runtime | None:
     return None
 
 
-def runtime_running(*, runtime: Runtime, cdp_endpoint: str) -> None:
+def runtime_running(*, runtime: Runtime, cdp_endpoint: str, files_dir: str = "") -> None:
     Runtime.objects.filter(pk=runtime.pk, status=Runtime.Status.STARTING).update(
-        status=Runtime.Status.RUNNING, cdp_endpoint=cdp_endpoint, heartbeat_at=timezone.now()
+        status=Runtime.Status.RUNNING,
+        cdp_endpoint=cdp_endpoint,
+        files_dir=files_dir,
+        heartbeat_at=timezone.now(),
     )
     run = active_run_of(runtime)
     if run is not None:
@@ -487,6 +490,7 @@ def runtime_finished(*, runtime: Runtime, state: str, reason: str = "") -> Runti
             status=Runtime.Status.FAILED if failed else Runtime.Status.STOPPED,
             failure_reason=reason if failed else "",
             cdp_endpoint="",
+            files_dir="",
             client_count=0,
             controller_key="",
             controller_name="",

@@ -20,8 +20,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from runs.confinement import url_refusal
 from runs.models import Artifact, Run, Runtime
 from runtime_host.cdp import CDPConnection
+from runtime_host.egress import EgressProxy, destination_key, devtools_port, host_ports
 from runtime_host.flags import CHROMIUM_FLAGS
 from runtime_host.live import LiveLink
 from runtime_host.recorder import (
@@ -32,6 +34,7 @@ from runtime_host.recorder import (
     recorder_source,
     set_enabled_expression,
 )
+from runtime_host.sandbox import Sandbox
 from runtime_host.writer import RunWriter
 
 logger = logging.getLogger(__name__)
@@ -43,12 +46,19 @@ CHROMIUM_ARGS = [
     # Playwright adds it when it launches Chrome: without it a full-page screenshot of a
     # background tab can time out.
     "--enable-features=CDPScreenshotNewSurface",
+    # Everything through the egress proxy (runtime_host/egress.py), loopback included
+    # (Chromium bypasses a proxy for it unless told); no UDP around it (WebRTC, QUIC).
+    "--proxy-bypass-list=<-loopback>",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--disable-quic",
 ]
 PORT_FILE_POLL_S = 0.02
 CONSOLE_LEVELS = {"warning": "warning", "error": "error", "assert": "error", "debug": "debug"}
 CONSOLE_LEVELS.update({"info": "info", "trace": "debug"})
 MAX_TEXT = 4000
 SHOT_CACHE_INTERVAL_S = 2.0
+# How long a refusal of the egress proxy waits for the page's failure of that request.
+BLOCK_MATCH_S = 2.0
 
 
 class LaunchError(Exception):
@@ -74,8 +84,8 @@ class Download:
 
 
 def find_browser_process(marker: str) -> tuple[int, Path] | None:
-    """The Chromium browser process (not a renderer or helper) launched with `marker` in
-    its arguments, and its profile folder."""
+    """The Chromium browser process (not a renderer or helper, nor the bwrap around it)
+    launched with `marker` in its arguments, and its profile folder."""
     needle = marker.encode()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -84,6 +94,8 @@ def find_browser_process(marker: str) -> tuple[int, Path] | None:
             with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
                 argv = handle.read().split(b"\0")
         except OSError:
+            continue
+        if argv[0].rsplit(b"/", 1)[-1] == b"bwrap":
             continue
         if needle in argv and not any(arg.startswith(b"--type=") for arg in argv):
             for arg in argv:
@@ -110,8 +122,9 @@ class ManagedBrowser:
         self.recording_enabled = runtime.recording_enabled
         self.root = Path(tempfile.mkdtemp(prefix=f"bctrl-{runtime.id}-"))
         self.profile_dir = self.root / "profile"  # Playwright's own, once launched
-        self.download_dir = self.root / "downloads"
-        self.download_dir.mkdir()
+        self.sandbox: Sandbox | None = None
+        self.egress = EgressProxy(on_blocked=self._egress_blocked, own_ports=host_ports)
+        self.blocked: dict[str, list[str]] = {}  # host:port → the proxy's refusals
         self.browser: Any = None
         self.cdp: CDPConnection | None = None
         self.cdp_endpoint = ""
@@ -138,6 +151,8 @@ class ManagedBrowser:
     async def start(self) -> str:
         """Launches Chromium, attaches the instrumentation and returns the CDP endpoint."""
         self.writer.start()
+        self.sandbox = Sandbox(self.root)
+        proxy_port = await self.egress.start()
         # Playwright launches the browser (its own pipe connection keeps the process in
         # hand: close, kill, the `disconnected` event) and Chromium also opens a DevTools
         # port for clients and for our instrumentation connection. `launch()` (not a
@@ -145,9 +160,10 @@ class ManagedBrowser:
         # so it starts in ~0.2 s; Playwright makes and deletes the temporary profile.
         marker = f"--bctrl-runtime={self.runtime.id}-{os.getpid()}"
         self.browser = await self.playwright.chromium.launch(
-            executable_path=settings.BCTRL_CHROMIUM_PATH,
+            executable_path=self.sandbox.executable(settings.BCTRL_CHROMIUM_PATH),
+            env=self.sandbox.environment(),
             headless=True,
-            args=[*CHROMIUM_ARGS, marker],
+            args=[*CHROMIUM_ARGS, marker, f"--proxy-server=http://127.0.0.1:{proxy_port}"],
             downloads_path=str(self.download_dir),
             timeout=settings.BCTRL_RUNTIME_LAUNCH_TIMEOUT_S * 1000,
         )
@@ -159,6 +175,7 @@ class ManagedBrowser:
             raise LaunchError("the browser process was not found")
         self.pid, self.profile_dir = found
         self.cdp_endpoint = await self._read_port_file()
+        host_ports.add(devtools_port(self.cdp_endpoint))
         self.cdp = await CDPConnection.connect(self.cdp_endpoint, self._on_event)
         await asyncio.gather(
             self.cdp.send("Target.setDiscoverTargets", {"discover": True}),
@@ -190,6 +207,15 @@ class ManagedBrowser:
                     return f"ws://127.0.0.1:{lines[0].strip()}{lines[1].strip()}"
             await asyncio.sleep(PORT_FILE_POLL_S)
         raise LaunchError("Chromium did not write DevToolsActivePort")
+
+    @property
+    def download_dir(self) -> Path:
+        assert self.sandbox is not None
+        return self.sandbox.downloads
+
+    @property
+    def files_dir(self) -> str:
+        return str(self.sandbox.shared) if self.sandbox is not None else ""
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -478,6 +504,12 @@ class ManagedBrowser:
         known = target.requests.pop(params["requestId"], None)
         if known is None:
             return
+        reason = self._blocked_reason(known["url"], params.get("errorText", ""))
+        if reason is not None:
+            data = {"requestId": params["requestId"], "url": known["url"], "reason": reason}
+            data["method"] = known["method"]
+            self.writer.event("network.blocked", data, page_id=target.page_id)
+            return
         data = {
             "requestId": params["requestId"],
             "url": known["url"],
@@ -489,6 +521,29 @@ class ManagedBrowser:
         if "response" in known:
             data["status"] = known["response"]["status"]
         self.writer.event("network.failed", data, page_id=target.page_id)
+
+    # Confinement ---------------------------------------------------------------------
+
+    def _egress_blocked(self, url: str, reason: str) -> None:
+        """The egress proxy refused a connection. The page's own failure of that request
+        (Network.loadingFailed) follows and becomes the `network.blocked` event with its
+        page; one that never comes (a websocket, a worker's request) is written anyway."""
+        key = destination_key(url)
+        self.blocked.setdefault(key, []).append(reason)
+        self._spawn(self._unmatched_block(key, url, reason))
+
+    async def _unmatched_block(self, key: str, url: str, reason: str) -> None:
+        await asyncio.sleep(BLOCK_MATCH_S)
+        pending = self.blocked.get(key)
+        if pending and reason in pending:
+            pending.remove(reason)
+            self.writer.event("network.blocked", {"url": url, "reason": reason})
+
+    def _blocked_reason(self, url: str, error_text: str) -> str | None:
+        if error_text == "net::ERR_BLOCKED_BY_ADMINISTRATOR":
+            return url_refusal(url) or "the browser's policy blocks this URL"
+        pending = self.blocked.get(destination_key(url))
+        return pending.pop(0) if pending else None
 
     def _console(self, target: Target, params: dict[str, Any]) -> None:
         text = " ".join(_text_of(arg) for arg in params.get("args") or [])
@@ -518,6 +573,10 @@ class ManagedBrowser:
 
     async def _store_download(self, params: dict[str, Any], download: Download) -> None:
         path = Path(params.get("filePath") or self.download_dir / params["guid"])
+        if not path.resolve().is_relative_to(self.download_dir.resolve()):
+            # Only what the browser wrote into its own folder is the run's file.
+            logger.warning("Download %s of run %s is outside its folder", path, self.run.id)
+            return
 
         def store() -> str:
             from runs.services import artifact_store
@@ -666,12 +725,20 @@ class ManagedBrowser:
             await asyncio.sleep(0.05)
         await self.writer.flush()
         await self._close_browser()
+        await self.egress.close()
+        host_ports.discard(devtools_port(self.cdp_endpoint))
         if self.cdp is not None:
             await self.cdp.close()
         pending = [t for t in self._background if t is not asyncio.current_task()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        for key, reasons in self.blocked.items():
+            for reason in reasons:
+                self.writer.event("network.blocked", {"url": key, "reason": reason})
+        self.writer.event(
+            "network.usage", {"bytesIn": self.egress.bytes_in, "bytesOut": self.egress.bytes_out}
+        )
         await self.writer.close()
         shutil.rmtree(self.root, ignore_errors=True)
         if self.profile_dir != self.root / "profile":

@@ -155,7 +155,12 @@ class RuntimeHost:
                 logger.exception("Launching runtime %s failed", runtime.id)
                 await browser.stop(state="failed", reason=f"browser failed to start: {exc}")
                 return
-            await in_thread(runtime_running, runtime=runtime, cdp_endpoint=endpoint)
+            await in_thread(
+                runtime_running,
+                runtime=runtime,
+                cdp_endpoint=endpoint,
+                files_dir=browser.files_dir,
+            )
             self._running_at[runtime.id] = timezone.now()
             logger.info(
                 "Runtime %s running at %s (%.2fs)", runtime.id, endpoint, time.monotonic() - started

@@ -13,16 +13,19 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import pytest
 import websockets
+from asgiref.sync import sync_to_async
 from daphne.testing import DaphneProcess, _reinstall_reactor
 from django.conf import settings
+from django.db import close_old_connections
 from rest_framework.test import APIClient
 from websockets.sync.client import connect as ws_connect
 
-from runs.models import ApiKey, Membership, Space
+from runs.management.commands.demo import Api
+from runs.models import ApiKey, Membership, Run, Runtime, Space
 from runtime_host.flags import CHROMIUM_FLAGS
 from runtime_host.host import RuntimeHost
 
@@ -289,6 +292,61 @@ def refused(url: str, headers: dict[str, str] | None = None) -> Refusal:
     assert response.headers["Content-Type"] == "application/json"
     error: dict[str, Any] = json.loads(response.body)["error"]
     return Refusal(response.status_code, error)
+
+
+def db(function: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        return function(*args, **kwargs)
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
+async def wait_for(
+    check: Callable[[], Any], timeout: float = 30, message: str = "condition"
+) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await db(check)()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Started:
+    runtime: Runtime
+    run: Run
+    connect_url: str
+
+
+async def start_runtime(server: str, tenant: Tenant, **options: str) -> Started:
+    """What a client does: `POST /v1/runtimes` and `…/start`, which answers once the host
+    has the browser up. `options` (seed 003's) go on the connectUrl's query."""
+    api = Api(server, tenant.raw_key)
+    created = await asyncio.to_thread(api.call, "POST", "/v1/runtimes", {"name": "test"})
+    answer = await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{created['id']}/start")
+    assert answer["connectUrl"].startswith(server.replace("http://", "ws://", 1) + "/cdp/")
+    runtime = await db(Runtime.objects.get)(pk=created["id"])
+    assert runtime.status == Runtime.Status.RUNNING
+    run = await db(Run.objects.get)(pk=answer["runId"])
+    connect_url = answer["connectUrl"] + (f"?{urlencode(options)}" if options else "")
+    return Started(runtime=runtime, run=run, connect_url=connect_url)
+
+
+async def stop_runtime(server: str, tenant: Tenant, started: Started) -> Run:
+    api = Api(server, tenant.raw_key)
+    await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{started.runtime.id}/stop")
+    await wait_for(
+        lambda: Runtime.objects.filter(
+            pk=started.runtime.pk, status=Runtime.Status.STOPPED
+        ).exists(),
+        message="the runtime to stop",
+    )
+    run: Run = await db(Run.objects.get)(pk=started.run.pk)
+    return run
 
 
 def pytest_report_header(config: Any) -> str:

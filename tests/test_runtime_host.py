@@ -12,18 +12,14 @@ import gzip
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 import pytest
-from asgiref.sync import sync_to_async
 from django.core.files.storage import default_storage
-from django.db import close_old_connections
 from django.utils import timezone
 
 from recordings.models import Recording, RecordingBatch, RecordingTarget
@@ -35,7 +31,7 @@ from runs.services import runtime_create, runtime_start
 from runs.tasks import sweep_vanished_runtimes
 from runtime_host.host import RuntimeHost
 from runtime_host.sweep import HOST_GONE_REASON
-from tests.conftest import Tenant
+from tests.conftest import Tenant, db, start_runtime, stop_runtime, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -101,61 +97,6 @@ def site() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-
-
-def db(function: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        close_old_connections()
-        return function(*args, **kwargs)
-
-    return sync_to_async(call, thread_sensitive=False)
-
-
-async def wait_for(
-    check: Callable[[], Any], timeout: float = 30, message: str = "condition"
-) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await db(check)()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        await asyncio.sleep(0.1)
-
-
-@dataclass
-class Started:
-    runtime: Runtime
-    run: Run
-    connect_url: str
-
-
-async def start_runtime(server: str, tenant: Tenant, **options: str) -> Started:
-    """What a client does: `POST /v1/runtimes` and `…/start`, which answers once the host
-    has the browser up. `options` (seed 003's) go on the connectUrl's query."""
-    api = Api(server, tenant.raw_key)
-    created = await asyncio.to_thread(api.call, "POST", "/v1/runtimes", {"name": "test"})
-    answer = await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{created['id']}/start")
-    assert answer["connectUrl"].startswith(server.replace("http://", "ws://", 1) + "/cdp/")
-    runtime = await db(Runtime.objects.get)(pk=created["id"])
-    assert runtime.status == Runtime.Status.RUNNING
-    run = await db(Run.objects.get)(pk=answer["runId"])
-    connect_url = answer["connectUrl"] + (f"?{urlencode(options)}" if options else "")
-    return Started(runtime=runtime, run=run, connect_url=connect_url)
-
-
-async def stop_runtime(server: str, tenant: Tenant, started: Started) -> Run:
-    api = Api(server, tenant.raw_key)
-    await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{started.runtime.id}/stop")
-    await wait_for(
-        lambda: Runtime.objects.filter(
-            pk=started.runtime.pk, status=Runtime.Status.STOPPED
-        ).exists(),
-        message="the runtime to stop",
-    )
-    run: Run = await db(Run.objects.get)(pk=started.run.pk)
-    return run
 
 
 def batches_of(run: Run) -> list[RecordingBatch]:
