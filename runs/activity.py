@@ -23,6 +23,8 @@ Events (`Event.type` → `Event.data`):
 - `target.created`, `target.closed`  {targetId, type, url}
 - `artifact.created`   {artifactId, kind, name, size}
 - `control.requested`, `control.granted`, `control.released`  {who, viewer, reason?}
+- `connection.opened`, `connection.closed`  {connectionId, client, remoteAddress?,
+  durationMs?, code?}: a CDP client of the runtime (runs/consumers.py)
 - anything else        → a generic `event` item named after its type.
 
 Commands (`Command.method`, `params`, `status`, `duration_ms`, `page_id`, times): CDP
@@ -77,7 +79,8 @@ Types and the rules that make them:
 - `page.error` (error), `dialog`, `download`, `tab.opened` / `tab.closed` (from
   `target.created` / `target.closed` of type page; other targets such as workers are
   noise), `artifact.created`, `runtime.lifecycle` (an error when the state is
-  failed): one item per event.
+  failed), `connection.opened` / `connection.closed` ("Connected a client with an API
+  key from 127.0.0.1"): one item per event.
 - `control.takeover`: a person's control of the browser through the live view, from
   `control.granted` to `control.released` (running until then; `durationMs` is the
   span, which the replay timeline draws): "ada controlled the browser for 42 s (handed
@@ -157,6 +160,8 @@ ITEM_TYPES = (
     "download",
     "tab.opened",
     "tab.closed",
+    "connection.opened",
+    "connection.closed",
     "artifact.created",
     "control.takeover",
     "control.requested",
@@ -704,9 +709,20 @@ class _Builder:
             message = f"Saved {kind} {name}".rstrip()
         self.single(ev, "artifact.created", f"{message} ({size})" if size else message)
 
+    def connection(self, ev: "_Evt") -> None:
+        client = CLIENT_KINDS.get(str(ev.data.get("client")), "a client")
+        where = _text(ev.data.get("remoteAddress") or "")
+        if ev.type == "connection.opened":
+            message = f"Connected {client}" + (f" from {where}" if where else "")
+        else:
+            seconds = _int(ev.data.get("durationMs")) // 1000
+            message = f"Disconnected {client} after {human_duration(seconds * 1000)}"
+        self.single(ev, ev.type, message)
+
     def lifecycle(self, ev: "_Evt") -> None:
         state = str(ev.data.get("state") or "")
         reason = _text(ev.data.get("reason") or "")
+        reason = STOP_REASONS.get(reason, reason)
         labels = {
             "starting": "Browser starting",
             "started": "Browser started",
@@ -774,6 +790,14 @@ _RELEASES = {
     "ended": "the run ended",
 }
 
+# How a CDP client connected (runs.consumers.ProxyGrant.client), and why a browser stopped.
+CLIENT_KINDS = {
+    "api_key": "a client with an API key",
+    "connect_token": "a client through the connect URL",
+    "browser_run": "a Browser Run client",
+}
+STOP_REASONS = {"idle": "no client for the keep_alive time"}
+
 _EVENT_HANDLERS = {
     "navigation": _Builder.navigation,
     "network.request": _Builder.network_request,
@@ -789,6 +813,8 @@ _EVENT_HANDLERS = {
     "target.closed": _Builder.target,
     "artifact.created": _Builder.artifact_created,
     "runtime.lifecycle": _Builder.lifecycle,
+    "connection.opened": _Builder.connection,
+    "connection.closed": _Builder.connection,
     "control.requested": _Builder.control,
     "control.granted": _Builder.control,
     "control.released": _Builder.control,

@@ -34,9 +34,10 @@ notice of the run, so ending the run closes its clients.
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import websockets
@@ -47,13 +48,22 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from runs import selectors
+from runs import selectors, services
 from runs.api.auth import api_key_from_meta
-from runs.api.errors import Conflict
+from runs.api.errors import ApiError, Conflict
+from runs.browser_run import (
+    DEFAULT_KEEP_ALIVE_MS,
+    SESSION_RUNTIME_NAME,
+    TARGET_ID,
+    cloudflare_error,
+    session_of,
+)
 from runs.cdp import CommandRecorder, json_object
 from runs.confinement import DOWNLOAD_METHODS, command_refusal, download_behaviour
 from runs.control import AUTOMATION_INPUT_METHODS, BUSY_CODE, control_holder
 from runs.handshake import refuse_handshake
+from runs.ids import new_id
+from runs.launch import launch
 from runs.live import run_group
 from runs.liveview import send_to_host
 from runs.models import ApiKey, Run, Runtime
@@ -81,10 +91,11 @@ REFUSALS = {
 
 
 class ProxyRefused(Exception):
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, error: str = "") -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.error = error or REFUSALS.get(code, "refused")
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,7 @@ def connect_options(query_string: bytes) -> ConnectOptions:
 
 @dataclass(frozen=True)
 class ProxyGrant:
-    """What a client may reach: one runtime's browser, for one run."""
+    """What a client may reach: one runtime's browser (or one page of it), for one run."""
 
     runtime_id: str
     run: Run
@@ -123,6 +134,14 @@ class ProxyGrant:
     files_dir: str = ""
     token: str | None = None
     api_key_id: str | None = None
+    client: str = "api_key"  # how it connected: connect_token, api_key, browser_run
+    target_id: str = ""
+
+    @property
+    def upstream_url(self) -> str:
+        if not self.target_id:
+            return self.cdp_endpoint
+        return f"ws://{urlsplit(self.cdp_endpoint).netloc}/devtools/page/{self.target_id}"
 
 
 _LEASE_CLOSE = {
@@ -143,13 +162,18 @@ def grant_for_token(token: str) -> ProxyGrant:
         ) from refused
     if lease.run.runtime_id is None:
         raise ProxyRefused(4409, "The run of this connect URL has no runtime.")
-    return _grant(lease.run.runtime_id, lease.run, token=token)
+    return _grant(lease.run.runtime_id, lease.run, token=token, client="connect_token")
 
 
-def grant_for_api_key(authorization: str, runtime_id: str) -> ProxyGrant:
+def _api_key(authorization: str) -> ApiKey:
     api_key = api_key_from_meta({"HTTP_AUTHORIZATION": authorization})
     if api_key is None:
         raise ProxyRefused(4401, "Send an API key as `Authorization: Bearer bctrl_sk_…`.")
+    return api_key
+
+
+def grant_for_api_key(authorization: str, runtime_id: str) -> ProxyGrant:
+    api_key = _api_key(authorization)
     try:
         runtime = selectors.runtime_of(api_key.space, runtime_id)
     except selectors.ObjectNotFound as exc:
@@ -160,8 +184,37 @@ def grant_for_api_key(authorization: str, runtime_id: str) -> ProxyGrant:
     return _grant(runtime.id, run, api_key_id=api_key.id)
 
 
+def browser_run_account(authorization: str, account_id: str) -> ApiKey:
+    """The API key of a Browser Run route, whose space must be the route's account."""
+    api_key = _api_key(authorization)
+    if api_key.space_id != account_id:
+        raise ProxyRefused(4404, f"No account {account_id!r}.")
+    return api_key
+
+
+def grant_for_session(api_key: ApiKey, session_id: str, target_id: str = "") -> ProxyGrant:
+    try:
+        run = session_of(api_key.space, session_id)
+    except selectors.ObjectNotFound as exc:
+        raise ProxyRefused(4404, f"No session {session_id!r}.") from exc
+    if target_id and not TARGET_ID.fullmatch(target_id):
+        raise ProxyRefused(4404, f"No target {target_id!r}.")
+    if run.status != Run.Status.RUNNING:
+        raise ProxyRefused(4410, f"Session {run.id} has closed.", "session.closed")
+    assert run.runtime_id is not None
+    return _grant(
+        run.runtime_id, run, api_key_id=api_key.id, client="browser_run", target_id=target_id
+    )
+
+
 def _grant(
-    runtime_id: str, run: Run, *, token: str | None = None, api_key_id: str | None = None
+    runtime_id: str,
+    run: Run,
+    *,
+    token: str | None = None,
+    api_key_id: str | None = None,
+    client: str = "api_key",
+    target_id: str = "",
 ) -> ProxyGrant:
     runtime = Runtime.objects.get(pk=runtime_id)
     if runtime.status != Runtime.Status.RUNNING or not runtime.cdp_endpoint:
@@ -176,6 +229,8 @@ def _grant(
         files_dir=runtime.files_dir,
         token=token,
         api_key_id=api_key_id,
+        client=client,
+        target_id=target_id,
     )
 
 
@@ -249,16 +304,18 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
         self.counted = False
         self.controlled = False
         self.active_target = ""
+        self.connection_id = ""
+        self.connected_at = 0.0
         try:
             options = connect_options(self.scope.get("query_string", b""))
-            self.grant = await self._authorize()
+            self.grant, options = await self._authorize(options)
         except ProxyRefused as refused:
             logger.info("CDP connection refused (%s): %s", refused.code, refused.reason)
             await self.refuse(refused)
             return
         try:
             self.upstream = await websockets.connect(
-                self.grant.cdp_endpoint,
+                self.grant.upstream_url,
                 max_size=None,
                 compression=None,
                 ping_interval=None,
@@ -279,8 +336,24 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups.append(group)
         await self.accept()
+        await self._connection_event("connection.opened")
         for job in (self._pump_upstream(), self._flush_loop(), self._recheck_loop()):
             self.tasks.append(asyncio.create_task(job))
+
+    async def _connection_event(self, type: str, **extra: Any) -> None:
+        """`connection.opened` / `.closed` of this client, in the run's events (seed 002)."""
+        assert self.grant is not None
+        now = time.monotonic()
+        if type == "connection.opened":
+            self.connection_id, self.connected_at = new_id("conn"), now
+        client = self.scope.get("client") or [None]
+        data = {"connectionId": self.connection_id, "client": self.grant.client, **extra}
+        if client[0]:
+            data["remoteAddress"] = client[0]
+        if type == "connection.closed":
+            data["durationMs"] = int((now - self.connected_at) * 1000)
+        with contextlib.suppress(Conflict):  # the run has ended: nothing more is recorded
+            await database_sync_to_async(event_emit)(run=self.grant.run, type=type, data=data)
 
     async def _apply_recording(self, enabled: bool) -> None:
         """`recording=` of the connect URL takes effect before the client is let in: the
@@ -300,15 +373,44 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             )
 
     async def refuse(self, refused: ProxyRefused) -> None:
-        await refuse_handshake(self, refused.code, REFUSALS[refused.code], refused.reason)
+        body = None
+        if "account_id" in self.scope["url_route"]["kwargs"]:
+            body = cloudflare_error(refused.code - 4000, refused.reason, refused.error)
+        await refuse_handshake(self, refused.code, refused.error, refused.reason, body)
 
-    async def _authorize(self) -> ProxyGrant:
+    async def _authorize(self, options: ConnectOptions) -> tuple[ProxyGrant, ConnectOptions]:
+        """The grant of this connection, and the connect options still to apply."""
         kwargs = self.scope["url_route"]["kwargs"]
+        run_sync = database_sync_to_async
         if "token" in kwargs:
-            return await database_sync_to_async(grant_for_token)(kwargs["token"])
+            return await run_sync(grant_for_token)(kwargs["token"]), options
         headers = dict(self.scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
-        return await database_sync_to_async(grant_for_api_key)(authorization, kwargs["runtime_id"])
+        if "account_id" not in kwargs:
+            grant = await run_sync(grant_for_api_key)(authorization, kwargs["runtime_id"])
+            return grant, options
+        api_key = await run_sync(browser_run_account)(authorization, kwargs["account_id"])
+        if "session_id" in kwargs:
+            grant = await run_sync(grant_for_session)(
+                api_key, kwargs["session_id"], kwargs.get("target_id", "")
+            )
+            return grant, options
+        # Acquire and connect in one step (seed 003): recording only when asked for.
+        runtime = await run_sync(services.runtime_create)(
+            space=api_key.space, name=SESSION_RUNTIME_NAME, config={"browserRun": True}
+        )
+        keep_alive = options.keep_alive_ms
+        try:
+            started = await launch(
+                runtime,
+                recording=bool(options.recording),
+                keep_alive_ms=DEFAULT_KEEP_ALIVE_MS if keep_alive is None else keep_alive,
+                api_key=api_key,
+            )
+        except ApiError as exc:
+            raise ProxyRefused(4000 + exc.status_code, str(exc.detail), exc.code) from exc
+        grant = await run_sync(grant_for_session)(api_key, started.run.id)
+        return grant, ConnectOptions()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         message = text_data if text_data is not None else bytes_data
@@ -456,6 +558,7 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             self.counted = False
             try:
                 await self._flush(final=True)
+                await self._connection_event("connection.closed", code=code)
             finally:
                 await database_sync_to_async(client_left)(self.grant)
 

@@ -9,16 +9,19 @@ from typing import Any
 DENIAL_EXTENSION = "websocket.http.response"
 
 
-async def refuse_handshake(consumer: Any, code: int, error_code: str, message: str) -> None:
-    """Refuses `consumer`'s handshake; `code` is 4000 + the HTTP status."""
+async def refuse_handshake(
+    consumer: Any, code: int, error_code: str, message: str, body: dict[str, Any] | None = None
+) -> None:
+    """Refuses `consumer`'s handshake; `code` is 4000 + the HTTP status, `body` the JSON
+    answered (the API's error shape unless given)."""
     if DENIAL_EXTENSION not in (consumer.scope.get("extensions") or {}):
         await consumer.close(code=code, reason=message[:120])
         return
-    body = json.dumps({"error": {"code": error_code, "message": message}}).encode()
+    raw = json.dumps(body or {"error": {"code": error_code, "message": message}}).encode()
     headers = [(b"content-type", b"application/json")]
     if code == 4401:
         headers.append((b"www-authenticate", b'Bearer realm="bctrl"'))
     await consumer.base_send(
         {"type": "websocket.http.response.start", "status": code - 4000, "headers": headers}
     )
-    await consumer.base_send({"type": "websocket.http.response.body", "body": body})
+    await consumer.base_send({"type": "websocket.http.response.body", "body": raw})

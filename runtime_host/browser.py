@@ -28,7 +28,7 @@ from runtime_host.flags import CHROMIUM_FLAGS
 from runtime_host.live import LiveLink
 from runtime_host.recorder import (
     BINDING_NAME,
-    FLUSH_EXPRESSION,
+    END_EXPRESSION,
     RUNNING_EXPRESSION,
     WORLD_NAME,
     recorder_source,
@@ -123,7 +123,11 @@ class ManagedBrowser:
         self.root = Path(tempfile.mkdtemp(prefix=f"bctrl-{runtime.id}-"))
         self.profile_dir = self.root / "profile"  # Playwright's own, once launched
         self.sandbox: Sandbox | None = None
-        self.egress = EgressProxy(on_blocked=self._egress_blocked, own_ports=host_ports)
+        self.egress = EgressProxy(
+            on_blocked=self._egress_blocked,
+            own_ports=host_ports,
+            allowed_domains=(runtime.config or {}).get("allowedDomains"),
+        )
         self.blocked: dict[str, list[str]] = {}  # host:port → the proxy's refusals
         self.browser: Any = None
         self.cdp: CDPConnection | None = None
@@ -717,7 +721,7 @@ class ManagedBrowser:
             await self._final_screenshot()
             pages = [t for t in self.targets.values() if t.type == "page"]
             await asyncio.gather(
-                *(self._evaluate_in_world(p, FLUSH_EXPRESSION, timeout=2) for p in pages),
+                *(self._evaluate_in_world(p, END_EXPRESSION, timeout=2) for p in pages),
                 return_exceptions=True,
             )
             # Binding calls are events sent before the evaluate replies; give the reader

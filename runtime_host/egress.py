@@ -20,6 +20,7 @@ endpoints of this process's browsers are in `host_ports`, which no browser may r
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import socket
 from collections.abc import Callable, Collection
@@ -111,6 +112,13 @@ def destination_key(url: str) -> str:
     return f"{(parts.hostname or '').lower()}:{port or default}"
 
 
+def host_allowed(host: str, patterns: list[str] | None) -> bool:
+    if patterns is None:
+        return True
+    name = host.strip("[]").lower().rstrip(".")
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
 def devtools_port(endpoint: str) -> int:
     return urlsplit(endpoint).port or 0
 
@@ -121,9 +129,13 @@ class EgressProxy:
         *,
         on_blocked: Callable[[str, str], None],
         own_ports: Collection[int] = frozenset(),
+        allowed_domains: list[str] | None = None,
     ) -> None:
         self.on_blocked = on_blocked
         self.own_ports = own_ports
+        # A session's own rule on top of the platform's (Browser Run's guardrails):
+        # host patterns with at most one `*`, or None for any host.
+        self.allowed_domains = allowed_domains
         self.bytes_in = 0  # from the network to the browser
         self.bytes_out = 0
         self.port = 0
@@ -198,6 +210,9 @@ class EgressProxy:
     async def _open(
         self, host: str, port: int, *, path: str | None, url: str
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        if not host_allowed(host, self.allowed_domains):
+            self.on_blocked(url, "the session's guardrails do not allow this host")
+            return None
         addresses: list[IPAddress]
         literal = parse_address(host)
         if literal is not None:

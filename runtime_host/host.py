@@ -209,4 +209,4 @@ class RuntimeHost:
                 since = state["last_client_at"] or self._running_at[runtime_id]
                 if (now - since).total_seconds() * 1000 > keep_alive:
                     logger.info("Runtime %s idle past keep_alive; stopping", runtime_id)
-                    self._spawn(browser.stop())
+                    self._spawn(browser.stop(reason="idle"))

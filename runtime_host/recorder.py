@@ -7,7 +7,8 @@ from django.conf import settings
 WORLD_NAME = "bctrl"
 BINDING_NAME = "__bctrlRecord"
 
-FLUSH_EXPRESSION = "globalThis.__bctrl ? (globalThis.__bctrl.flush(), true) : false"
+# When the run stops: the last event of each page (recordings.processing.END_TAG), flushed.
+END_EXPRESSION = "globalThis.__bctrl ? (globalThis.__bctrl.end(), true) : false"
 RUNNING_EXPRESSION = "!!(globalThis.__bctrl && globalThis.__bctrl.running())"
 
 

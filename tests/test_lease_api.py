@@ -18,7 +18,8 @@ from runs.models import Membership, Run
 from tests.conftest import Tenant, make_tenant
 from tests.test_recording_ingest import rrweb_events
 
-RECORDING_KEYS = {"iframeUrl", "status", "durationMs", "expiresAt"}
+# seed 000's keys, and seed 001's `url` (the same URL as iframeUrl)
+RECORDING_KEYS = {"iframeUrl", "url", "status", "durationMs", "expiresAt"}
 LEASE_KEYS = {
     "id",
     "object",
@@ -75,6 +76,7 @@ def test_recording_viewer_has_exactly_the_keys_of_the_seed(tenant: Tenant, run: 
     body = response.json()
     assert set(body) == RECORDING_KEYS
     assert body["iframeUrl"].startswith(f"{django_settings.SITE_URL}/embed/replay/")
+    assert body["url"] == body["iframeUrl"]
     assert body["status"] == "not_available"
     assert body["durationMs"] is None
 

@@ -748,3 +748,15 @@ def test_another_spaces_rooms_and_recordings_are_404_everywhere(
     assert not Recording.objects.filter(run__runtime=room).exists()
     ready.refresh_from_db()
     assert (ready.status, ready.tier) == ("ready", "hot")
+
+
+def test_a_recording_with_nothing_to_view_is_no_recording_in_either_api(tenant: Tenant) -> None:
+    """One rule: processed, but no page recorded anything (or less than 1 s of it)."""
+    empty = make_recording(tenant, duration_ms=0)
+    assert tenant.client.get(f"/api/v1/recordings/{empty.id}").status_code == 404
+    listed = tenant.client.get("/api/v1/recordings").json()
+    assert empty.id not in [item["id"] for item in listed["data"]]
+    run = tenant.client.get(f"/v1/runs/{empty.run_id}").json()
+    assert run["recording"]["status"] == "not_available"
+    viewable = make_recording(tenant, duration_ms=1000)
+    assert tenant.client.get(f"/api/v1/recordings/{viewable.id}").status_code == 200

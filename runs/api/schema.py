@@ -198,6 +198,7 @@ RecordingViewerOut = _shape(
     "RecordingViewer",
     {
         "iframeUrl": serializers.URLField(),
+        "url": serializers.URLField(help_text="The same URL as iframeUrl (seed 001's name)"),
         "activityStreamUrl": serializers.URLField(
             required=False, help_text='Only when components includes "activity"'
         ),

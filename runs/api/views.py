@@ -1,12 +1,10 @@
 """The runs API (`/v1`): thin views over selectors and services."""
 
-import asyncio
 import io
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import transaction
 from django.http import FileResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -41,7 +39,7 @@ from runs.api.schema import (
 )
 from runs.api.uploads import limited_upload_handlers
 from runs.cdp import CdpError, capture_screenshot
-from runs.live import run_change_listener
+from runs.launch import launch
 from runs.models import Artifact, Command, Run, Runtime
 
 
@@ -145,40 +143,6 @@ def connect_url(request: Request, token: str) -> str:
     return f"{scheme}://{request.get_host()}/cdp/{token}"
 
 
-START_POLL_S = 0.025
-
-
-async def wait_for_start(runtime_id: str, run_id: str, timeout_s: float) -> Runtime:
-    """The runtime once it is no longer `starting`, or as it is when `timeout_s` passed.
-
-    Polls the database every START_POLL_S; a notice on the run's channel-layer group
-    (the host's `started` event) wakes it sooner when the host shares the layer.
-    """
-    get = sync_to_async(lambda: Runtime.objects.get(pk=runtime_id))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    async with run_change_listener(run_id) as listener:
-        while True:
-            runtime = await get()
-            remaining = deadline - loop.time()
-            if runtime.status != Runtime.Status.STARTING or remaining <= 0:
-                return runtime
-            await listener.wait(min(START_POLL_S, remaining))
-
-
-def _abandon_start(runtime: Runtime, timeout_s: float) -> Runtime:
-    """Stops a start that no host took in time, so it does not start later unseen."""
-    with transaction.atomic():
-        locked = Runtime.objects.select_for_update().get(pk=runtime.pk)
-        if locked.status == Runtime.Status.STARTING and not locked.host_id:
-            return services.runtime_finished(
-                runtime=locked,
-                state="failed",
-                reason=f"No runtime host took the runtime within {timeout_s:g} s.",
-            )
-    return services.runtime_stop(runtime=runtime)
-
-
 class RuntimeStartView(APIView):
     @extend_schema(
         operation_id="runtimes_start",
@@ -195,46 +159,13 @@ class RuntimeStartView(APIView):
         runtime = selectors.runtime_of(space_of(request), runtime_id)
         data = validated(RuntimeStartSerializer, request.data if request.data else {})
         caller = request.user
-        started = services.runtime_start(
-            runtime=runtime,
+        started = async_to_sync(launch)(
+            runtime,
             recording=data["recording"],
             keep_alive_ms=data["keepAliveMs"],
             api_key=getattr(caller, "api_key", None),
         )
-        timeout_s = float(settings.BCTRL_RUNTIME_START_TIMEOUT_S)
-        runtime = async_to_sync(wait_for_start)(runtime.id, started.run.id, timeout_s)
-        if runtime.status == Runtime.Status.STARTING:
-            claimed = bool(runtime.host_id)
-            _abandon_start(runtime, timeout_s)
-            if not claimed:
-                raise ApiError(
-                    f"No runtime host took runtime {runtime.id} within {timeout_s:g} s; "
-                    "start one with `manage.py runtime_host` (or `make run`). The start "
-                    "was cancelled.",
-                    code="runtime.no_host",
-                    status_code=503,
-                    details={"runId": started.run.id},
-                )
-            raise ApiError(
-                f"The browser of runtime {runtime.id} did not start within {timeout_s:g} s; "
-                "the start was cancelled.",
-                code="runtime.start_timeout",
-                status_code=503,
-                details={"runId": started.run.id},
-            )
-        if runtime.status == Runtime.Status.FAILED:
-            raise ApiError(
-                f"Runtime {runtime.id} failed to start: {runtime.failure_reason or 'unknown'}",
-                code="runtime.start_failed",
-                status_code=502,
-                details={"runId": started.run.id, "reason": runtime.failure_reason},
-            )
-        if runtime.status != Runtime.Status.RUNNING:
-            raise Conflict(
-                f"Runtime {runtime.id} was stopped while it started ({runtime.status}).",
-                code="runtime.stopped",
-                details={"runId": started.run.id},
-            )
+        runtime = started.runtime
         return Response(
             {
                 "connectUrl": connect_url(request, started.token),

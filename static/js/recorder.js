@@ -94,9 +94,23 @@
     start();
   }
 
+  function end() {
+    // The run stops: a last event marks the time, so a page that stood still until
+    // now spans its whole time in the replay (recordings.processing.END_TAG).
+    if (state.stop && state.doc === document) {
+      try {
+        rrwebRecord.record.addCustomEvent("bctrl.end", {});
+      } catch (e) {
+        /* not recording */
+      }
+    }
+    flush();
+  }
+
   G.__bctrl = {
     ensure: ensure,
     flush: flush,
+    end: end,
     running: function () {
       return !!state.stop && state.doc === document;
     },
