@@ -624,8 +624,12 @@ def child_setup(clients: int) -> None:
         cursor.execute(f"CREATE INDEX {BASELINE_TABLE}_rec ON {BASELINE_TABLE} (recording)")
     space = Space.objects.create(name="Ingest bench", slug=f"ingest-{int(time.time())}")
     _, raw_key = ApiKey.objects.issue(space=space, name="ingest bench")
+    started = datetime.fromtimestamp(STREAM_START_MS / 1000 - 60, tz=UTC)
     runs = {
-        impl: [Run.objects.create(space=space, name=f"{impl} {i}").id for i in range(clients)]
+        impl: [
+            Run.objects.create(space=space, name=f"{impl} {i}", started_at=started).id
+            for i in range(clients)
+        ]
         for impl in IMPLS
     }
     print(orjson.dumps({"key": raw_key, "runs": runs}).decode())
@@ -691,10 +695,15 @@ class Phase:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1] * 1000
 
 
+# The recorded stream's first timestamp; the runs started a minute before it (a recording
+# takes timestamps from its run's start on).
+STREAM_START_MS = int(datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp() * 1000)
+
+
 def make_bodies(count: int, batch_events: int, seed: int) -> list[tuple[bytes, int]]:
     """`count` gzip'd request bodies {target, seq, events} of consecutive batches of one
     recorder's stream (seq 0, 1, …), with their event counts."""
-    start = int(datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp() * 1000)
+    start = STREAM_START_MS
     duration = int(count * batch_events / 139.0 * 1000) + 1000
     stream = rrweb_stream(seed=seed, start_ms=start, duration_ms=duration)
     bodies = []

@@ -27,7 +27,7 @@ from recordings import services
 from runs import selectors
 from runs.api.auth import bearer_token, space_of
 from runs.api.errors import ApiError, Invalid, error_body
-from runs.api.parsers import BoundedJSONParser, parse_json_object, read_body
+from runs.api.parsers import BodySlot, BoundedJSONParser, body_slot, json_body
 from runs.api.schema import ERRORS
 from runs.models import Run
 from runs.selectors import ObjectNotFound
@@ -36,19 +36,8 @@ from runs.selectors import ObjectNotFound
 class RecordingBatchParser(BoundedJSONParser):
     """JSON with the recording limits, which are larger than the rest of the API's."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        from django.conf import settings
-
-        request = (parser_context or {}).get("request")
-        meta = request.META if request is not None else {}
-        return parse_json_object(
-            read_body(
-                stream,
-                meta,
-                max_body=settings.BCTRL_RECORDING_MAX_BATCH_BYTES,
-                max_inflated=settings.BCTRL_RECORDING_MAX_INFLATED_BYTES,
-            )
-        )
+    max_body_setting = "BCTRL_RECORDING_MAX_BATCH_BYTES"
+    max_inflated_setting = "BCTRL_RECORDING_MAX_INFLATED_BYTES"
 
 
 class BatchIn(serializers.Serializer):
@@ -97,6 +86,13 @@ def ingest_batch(meta: Mapping[str, Any], stream: Any, run: Run) -> tuple[int, d
     """Parses, validates and stores one batch for `run` (read with its active recording:
     see services.ingest_lookup) from a request's META and body stream; the status and
     JSON body of the answer."""
+    with body_slot() as slot:  # held until the batch is stored: its memory lasts as long
+        return _ingest_batch(meta, stream, run, slot)
+
+
+def _ingest_batch(
+    meta: Mapping[str, Any], stream: Any, run: Run, slot: BodySlot
+) -> tuple[int, dict[str, Any]]:
     from django.conf import settings
 
     content_type = meta.get("CONTENT_TYPE", "")
@@ -106,22 +102,21 @@ def ingest_batch(meta: Mapping[str, Any], stream: Any, run: Run) -> tuple[int, d
             RecordingBatchParser.media_type, content_type
         ):
             raise UnsupportedMediaType(content_type)
-        body = parse_json_object(
-            read_body(
-                stream,
-                meta,
-                max_body=settings.BCTRL_RECORDING_MAX_BATCH_BYTES,
-                max_inflated=settings.BCTRL_RECORDING_MAX_INFLATED_BYTES,
-            )
+        body = json_body(
+            stream,
+            meta,
+            max_body=settings.BCTRL_RECORDING_MAX_BATCH_BYTES,
+            max_inflated=settings.BCTRL_RECORDING_MAX_INFLATED_BYTES,
+            slot=slot,
         )
     unknown = sorted(set(body) - {"target", "seq", "events"})
     if unknown:
         raise Invalid(f"Unknown field {unknown[0]!r}.", details={"unknown": unknown})
     target, seq = body.get("target"), body.get("seq")
     if not isinstance(target, str):
-        raise Invalid("target must be a string.", details={"target": target})
+        raise Invalid("target must be a string.", details={"field": "target"})
     if type(seq) is not int or not 0 <= seq <= 2**31 - 1:
-        raise Invalid("seq must be a non-negative integer.", details={"seq": seq})
+        raise Invalid(f"seq must be an integer from 0 to {2**31 - 1}.", details={"field": "seq"})
     events = services.validate_rrweb_events(body.get("events"))
     result = services.batch_ingest(run=run, target=target, seq=seq, events=events)
     return (
@@ -151,7 +146,10 @@ def _error(exc: Exception) -> HttpResponse | None:
     if isinstance(exc, ObjectNotFound):
         return _json(404, error_body("not_found", str(exc)))
     if isinstance(exc, ApiError):
-        return _json(exc.status_code, error_body(exc.code, str(exc.detail), exc.details))
+        response = _json(exc.status_code, error_body(exc.code, str(exc.detail), exc.details))
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     return None
 
 

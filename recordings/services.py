@@ -5,7 +5,7 @@ import gzip
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, NoReturn
 
@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from recordings.models import MAX_CAPTURE_MS, Recording, RecordingBatch
 from runs.api.errors import Conflict, Invalid, PayloadTooLarge
@@ -185,22 +186,34 @@ def ingest_lookup(raw_key: str, run_id: str) -> IngestCaller | None:
     api_key = instance_from_row(ApiKey, list(row[:key_columns]))
     assert isinstance(api_key, ApiKey)
     space_id = api_key.space_id
-    found_run_id, run_status, recording_id, first = row[key_columns:]
+    found_run_id, run_status, run_started_at, recording_id, first = row[key_columns:]
     run = None
     if found_run_id is not None:
         run = Run.from_db(
-            connection.alias, ["id", "space_id", "status"], [found_run_id, space_id, run_status]
+            connection.alias,
+            ["id", "space_id", "status", "started_at"],
+            [found_run_id, space_id, run_status, _aware_datetime(run_started_at)],
         )
         run.active_recording_id = recording_id  # type: ignore[attr-defined]
         run.active_recording_first = first  # type: ignore[attr-defined]
     return IngestCaller(api_key, run)
 
 
+def _aware_datetime(value: Any) -> datetime | None:
+    """A datetime column as a raw cursor gives it (SQLite: text or a naive datetime in
+    UTC; PostgreSQL: aware) as the ORM would."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if isinstance(value, datetime) and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
+
+
 @functools.cache
 def _ingest_lookup_sql() -> str:
     key_columns = ", ".join(f"k.{field.column}" for field in model_columns(ApiKey))
     return f"""
-    SELECT {key_columns}, r.id, r.status, rec.id, rec.first_timestamp
+    SELECT {key_columns}, r.id, r.status, r.started_at, rec.id, rec.first_timestamp
     FROM {ApiKey._meta.db_table} k
     LEFT JOIN {Run._meta.db_table} r ON r.id = %s AND r.space_id = k.space_id
     LEFT JOIN {Recording._meta.db_table} rec ON rec.run_id = r.id AND rec.status = %s
@@ -233,6 +246,12 @@ def batch_ingest(*, run: Run, target: str, seq: int, events: list[dict[str, Any]
     """
     if not TARGET_PATTERN.match(target):
         raise Invalid("target must be 1-100 letters, digits, '.', '_' or '-'.")
+    # int() of the smallest and largest: the same as the smallest and largest int() of
+    # positive timestamps, for 2 conversions instead of one per event.
+    timestamps = list(map(itemgetter("timestamp"), events))
+    smallest, largest = min(timestamps), max(timestamps)
+    _check_timestamp_window(run, events, smallest, largest)
+    first, last = int(smallest), int(largest)
     encoded = orjson.dumps(events)
     _check_event_sizes(events, len(encoded))
     digest = hashlib.sha256(encoded).hexdigest()
@@ -240,10 +259,6 @@ def batch_ingest(*, run: Run, target: str, seq: int, events: list[dict[str, Any]
     if active is None:
         recording = active_recording_for_ingest(run=run)
         active = ActiveRecording(recording.id, recording.first_timestamp)
-    # int() of the smallest and largest: the same as the smallest and largest int() of
-    # positive timestamps, for 2 conversions instead of one per event.
-    timestamps = list(map(itemgetter("timestamp"), events))
-    first, last = int(min(timestamps)), int(max(timestamps))
     if active.first_timestamp is not None and last - active.first_timestamp > MAX_CAPTURE_MS:
         _refuse(active.id)  # past the limit already: nothing written
     stored = gzip.compress(encoded, compresslevel=1)
@@ -326,6 +341,43 @@ def _insert_batch(batch: RecordingBatch) -> None:
             batch.pk = cursor.lastrowid
     batch._state.adding = False
     batch._state.db = connection.alias
+
+
+def timestamp_window(run: Run) -> tuple[int, int]:
+    """The rrweb timestamps (ms since the epoch) that a batch of `run` may hold: from the
+    run's start to now, each widened by BCTRL_RECORDING_CLOCK_SKEW_S for a recorder
+    whose clock runs a little ahead or behind the server's. An event outside it (a
+    timestamp of 1, of 1e300, of next year) would move the recording's first timestamp
+    or its 2 hour limit; it is refused instead, and the recording stays as it was."""
+    skew_ms = int(settings.BCTRL_RECORDING_CLOCK_SKEW_S) * 1000
+    started_ms = int(run.started_at.timestamp() * 1000)
+    now_ms = int(timezone.now().timestamp() * 1000)
+    return started_ms - skew_ms, now_ms + skew_ms
+
+
+def _check_timestamp_window(
+    run: Run, events: list[dict[str, Any]], smallest: float, largest: float
+) -> None:
+    earliest, latest = timestamp_window(run)
+    if earliest <= smallest and largest <= latest:
+        return
+    index, timestamp = next(
+        (index, event["timestamp"])
+        for index, event in enumerate(events)
+        if not earliest <= event["timestamp"] <= latest
+    )
+    raise Invalid(
+        f"events[{index}].timestamp {timestamp!r} is outside this run's time: rrweb "
+        f"timestamps are milliseconds since the epoch, from {earliest} (the run's start, "
+        f"less {settings.BCTRL_RECORDING_CLOCK_SKEW_S} s of clock skew) to {latest} (now, "
+        "plus as much).",
+        details={
+            "index": index,
+            "field": f"events[{index}].timestamp",
+            "earliest": earliest,
+            "latest": latest,
+        },
+    )
 
 
 def _refuse(recording_id: str) -> NoReturn:

@@ -237,12 +237,14 @@ class Event(models.Model):
     def __str__(self) -> str:
         return f"{self.run_id}#{self.seq} {self.type}"
 
-    def same_content(self, other: dict[str, Any]) -> bool:
+    def same_content(self, sent: dict[str, Any]) -> bool:
+        """Whether `sent`, an event as its client sent it, is this stored event again. A
+        `time` the client left out (None) was the server's to fill in: not compared."""
         return (
-            self.type == other["type"]
-            and self.page_id == other["page_id"]
-            and self.time == other["time"]
-            and self.data == other["data"]
+            self.type == sent["type"]
+            and self.page_id == sent["page_id"]
+            and (sent["time"] is None or self.time == sent["time"])
+            and self.data == sent["data"]
         )
 
 

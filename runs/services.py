@@ -114,8 +114,9 @@ def events_append(*, run: Run, events: list[dict[str, Any]]) -> AppendResult:
                     run=locked, seq__gte=repeated[0]["seq"], seq__lte=repeated[-1]["seq"]
                 )
             }
-            for row in repeated:
-                if not stored[row["seq"]].same_content(row):
+            for row, event in zip(rows, events, strict=True):
+                sent = {**row, "time": event.get("time")}  # without the server's time
+                if row["seq"] <= last and not stored[row["seq"]].same_content(sent):
                     raise Conflict(
                         f"Seq {row['seq']} was already stored with other content.",
                         code="events.seq_conflict",

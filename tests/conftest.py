@@ -351,3 +351,18 @@ async def stop_runtime(server: str, tenant: Tenant, started: Started) -> Run:
 
 def pytest_report_header(config: Any) -> str:
     return f"bctrl database: {settings.DATABASES['default']['ENGINE']}"
+
+
+def hours_ago_ms(hours: float) -> int:
+    """An rrweb timestamp (ms since the epoch) `hours` before now."""
+    return int((time.time() - hours * 3600) * 1000)
+
+
+def started_at_ms(run: Any, ms: int) -> Any:
+    """`run`, as if it had started at `ms` (ms since the epoch): a recording takes rrweb
+    timestamps from its run's start on (recordings.services.timestamp_window)."""
+    from datetime import UTC, datetime
+
+    run.started_at = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    type(run).objects.filter(pk=run.pk).update(started_at=run.started_at)
+    return run

@@ -202,6 +202,28 @@ def test_events_without_seq_are_numbered_by_the_server(tenant: Tenant, run: Run)
     assert stored_seqs(run) == [1, 2, 3]
 
 
+def test_a_retried_batch_without_time_is_a_counted_duplicate(tenant: Tenant, run: Run) -> None:
+    path = f"/v1/runs/{run.id}/events"
+    batch = [{"seq": 1, "type": "navigation", "data": {"url": "https://x/"}}]
+    batch.append({"seq": 2, "type": "console.message", "pageId": "p1", "data": {"text": "hi"}})
+    assert tenant.client.post(path, {"events": batch}, format="json").status_code == 201
+    times = list(Event.objects.filter(run=run).order_by("seq").values_list("time", flat=True))
+    again = tenant.client.post(path, {"events": batch}, format="json")
+    assert again.status_code == 200
+    assert again.json() == {"accepted": 0, "duplicates": 2, "nextSeq": 3}
+    # The server's times stay as they were; other content under a seq is still a conflict.
+    assert list(Event.objects.filter(run=run).order_by("seq").values_list("time", flat=True)) == (
+        times
+    )
+    batch[1]["data"] = {"text": "bye"}
+    conflict = tenant.client.post(path, {"events": batch}, format="json")
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["code"] == "events.seq_conflict"
+    timed = [{**batch[0], "time": "2020-01-01T00:00:00Z"}]
+    assert tenant.client.post(path, {"events": timed}, format="json").status_code == 409
+    assert stored_seqs(run) == [1, 2]
+
+
 def test_a_batch_mixing_given_and_missing_seqs_is_refused(tenant: Tenant, run: Run) -> None:
     batch = [*events(1), {"type": "navigation"}]
     response = tenant.client.post(f"/v1/runs/{run.id}/events", {"events": batch}, format="json")
@@ -230,6 +252,60 @@ def test_it_rejects_malformed_events_and_writes_nothing(
     response = tenant.client.post(f"/v1/runs/{run.id}/events", body, format="json")
     assert response.status_code == status
     assert response.json()["error"]["code"] == "validation_error"
+    assert stored_seqs(run) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"seq": 2**31, "type": "navigation"}, "seq"),
+        ({"seq": 2**63, "type": "navigation"}, "seq"),
+        ({"seq": 1e300, "type": "navigation"}, "seq"),
+        ({"type": "navigation", "time": "9999-12-31T23:59:59-14:00"}, "time"),
+    ],
+)
+def test_numbers_past_what_is_stored_are_refused_with_422(
+    tenant: Tenant, run: Run, event: dict[str, Any], field: str
+) -> None:
+    response = tenant.client.post(f"/v1/runs/{run.id}/events", {"events": [event]}, format="json")
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"].startswith(f"events: 0: {field}: ")
+    assert stored_seqs(run) == []
+
+
+def nested(depth: int) -> bytes:
+    """A JSON body {"events": [{"type", "data"}]} of `depth` levels in all."""
+    inner = b'{"a":' * (depth - 3) + b"1" + b"}" * (depth - 3)
+    return b'{"events":[{"type":"navigation","data":%s}]}' % inner
+
+
+@pytest.mark.parametrize("depth", [255, 256, 512, 1024, 1025, 5000])
+def test_a_body_nested_too_deep_is_refused_with_400(tenant: Tenant, run: Run, depth: int) -> None:
+    response = post_raw(tenant, f"/v1/runs/{run.id}/events", nested(depth))
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid_json",
+        "message": "The JSON body nests deeper than 254 levels.",
+        "details": {"maxDepth": 254},
+    }
+    assert stored_seqs(run) == []
+
+
+def test_a_body_254_levels_deep_is_taken_and_read_back(tenant: Tenant, run: Run) -> None:
+    response = post_raw(tenant, f"/v1/runs/{run.id}/events", nested(254))
+    assert response.status_code == 201
+    listed = tenant.client.get(f"/v1/runs/{run.id}/events")
+    assert listed.status_code == 200
+    assert listed.json()["data"][0]["data"] == orjson.loads(nested(254))["events"][0]["data"]
+
+
+def test_a_number_no_double_holds_is_refused_with_400(tenant: Tenant, run: Run) -> None:
+    body = b'{"events":[{"type":"navigation","data":{"n":1e400}}]}'
+    response = post_raw(tenant, f"/v1/runs/{run.id}/events", body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
     assert stored_seqs(run) == []
 
 
@@ -277,6 +353,23 @@ def test_it_stops_a_compression_bomb_at_the_limit(tenant: Tenant, run: Run, sett
     response = post_raw(tenant, f"/v1/runs/{run.id}/events", bomb, content_encoding="gzip")
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+    assert stored_seqs(run) == []
+
+
+def test_a_body_of_several_gzip_members_is_read_whole(tenant: Tenant, run: Run) -> None:
+    text = orjson.dumps({"events": events(1, 2)})
+    body = gzip.compress(text[:10]) + gzip.compress(text[10:])
+    response = post_raw(tenant, f"/v1/runs/{run.id}/events", body, content_encoding="gzip")
+    assert response.status_code == 201
+    assert stored_seqs(run) == [1, 2]
+
+
+def test_a_truncated_second_gzip_member_is_refused(tenant: Tenant, run: Run) -> None:
+    text = orjson.dumps({"events": events(1, 2)})
+    body = gzip.compress(text[:10]) + gzip.compress(text[10:])[:-8]
+    response = post_raw(tenant, f"/v1/runs/{run.id}/events", body, content_encoding="gzip")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_encoding"
     assert stored_seqs(run) == []
 
 
@@ -381,7 +474,15 @@ def test_a_command_id_of_another_run_is_a_conflict(tenant: Tenant, run: Run) -> 
 
 @pytest.mark.parametrize(
     "command",
-    [{}, {"method": ""}, {"method": "X", "status": "maybe"}, {"method": "X", "durationMs": -1}],
+    [
+        {},
+        {"method": ""},
+        {"method": "X", "status": "maybe"},
+        {"method": "X", "durationMs": -1},
+        {"method": "X", "durationMs": 2**31},
+        {"method": "X", "durationMs": 2**63},
+        {"method": "X", "startedAt": "9999-12-31T23:59:59-14:00"},
+    ],
 )
 def test_it_rejects_invalid_commands(tenant: Tenant, run: Run, command: dict[str, Any]) -> None:
     response = tenant.client.post(

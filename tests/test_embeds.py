@@ -21,7 +21,7 @@ from recordings.leases import lease_mint, lease_revoke
 from recordings.models import Recording, ViewerLease
 from runs import services
 from runs.models import Run
-from tests.conftest import Tenant
+from tests.conftest import Tenant, started_at_ms
 from tests.test_replay import (
     T0,
     StoredTarget,
@@ -55,6 +55,7 @@ def space_tenant(tenant: Tenant) -> Tenant:
 @pytest.fixture
 def run(space_tenant: Tenant) -> Run:
     run = services.run_create(space=space_tenant.space, name="quarterly-close internal")
+    started_at_ms(run, T0 - 60_000)
     services.events_append(
         run=run, events=[{"type": "navigation", "page_id": "p1", "data": {"url": "https://x/"}}]
     )

@@ -15,8 +15,8 @@ from recordings.leases import lease_check, lease_mint, lease_revoke
 from recordings.models import Recording, ViewerLease
 from runs import services
 from runs.models import Membership, Run
-from tests.conftest import Tenant, make_tenant
-from tests.test_recording_ingest import rrweb_events
+from tests.conftest import Tenant, make_tenant, started_at_ms
+from tests.test_recording_ingest import START, rrweb_events
 
 # seed 000's keys, and seed 001's `url` (the same URL as iframeUrl)
 RECORDING_KEYS = {"iframeUrl", "url", "status", "durationMs", "expiresAt"}
@@ -40,7 +40,7 @@ LEASE_KEYS = {
 
 @pytest.fixture
 def run(tenant: Tenant) -> Run:
-    return services.run_create(space=tenant.space, name="checkout flow")
+    return started_at_ms(services.run_create(space=tenant.space, name="checkout flow"), START)
 
 
 def post(tenant: Tenant, path: str, body: Any = None) -> Any:

@@ -9,6 +9,7 @@ import asyncio
 import gzip
 import io
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,9 +26,10 @@ from recordings.selectors import run_recording_summary
 from runs import services
 from runs.models import Run
 
-from .conftest import Tenant, make_tenant
+from .conftest import Tenant, hours_ago_ms, make_tenant, started_at_ms
 
-T0 = 1_790_000_000_000  # an rrweb timestamp (ms since the epoch)
+T0 = hours_ago_ms(3)  # an rrweb timestamp (ms since the epoch) in the runs' time
+START = T0 - 60_000  # when the tests' runs started
 
 
 def rrweb_events(count: int = 3, start: int = T0) -> list[dict[str, Any]]:
@@ -157,7 +159,7 @@ def other_tenant(db: None, route: str) -> Tenant:
 
 @pytest.fixture
 def run(tenant: Tenant) -> Run:
-    return services.run_create(space=tenant.space)
+    return started_at_ms(services.run_create(space=tenant.space), START)
 
 
 def post_batch(tenant: Tenant, run: Run, body: Any, **extra: Any) -> Any:
@@ -304,6 +306,107 @@ def test_an_oversized_event_or_batch_is_refused(tenant: Tenant, run: Run, settin
     assert stored_files() == []
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [1, 1e300, 10**30, 2**63, "future", "before-the-run"],
+    ids=["one", "1e300", "1e30", "2**63", "next-day", "before-the-run"],
+)
+def test_a_timestamp_outside_the_runs_time_is_refused_and_changes_nothing(
+    tenant: Tenant, run: Run, timestamp: Any
+) -> None:
+    if timestamp == "future":
+        timestamp = now_ms() + 24 * 3600 * 1000
+    elif timestamp == "before-the-run":
+        timestamp = START - 11 * 60 * 1000  # 11 minutes before: past the clock skew
+    events = rrweb_events(3)
+    events[2]["timestamp"] = timestamp
+    response = post_batch(tenant, run, {"target": "t", "seq": 0, "events": events})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"].startswith("events[2].timestamp ")
+    assert error["details"]["field"] == "events[2].timestamp"
+    assert not Recording.objects.exists()  # not even started
+    assert stored_files() == []
+
+
+def test_a_refused_timestamp_leaves_the_recording_taking_batches(tenant: Tenant, run: Run) -> None:
+    assert (
+        post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events(3)}).status_code
+        == 201
+    )
+    files = stored_files()
+    for bad in [1, now_ms() + 24 * 3600 * 1000]:
+        events = rrweb_events(3, T0 + 1_000)
+        events[1]["timestamp"] = bad
+        response = post_batch(tenant, run, {"target": "t", "seq": 1, "events": events})
+        assert response.status_code == 422
+        assert "events[1].timestamp" in response.json()["error"]["message"]
+    recording = Recording.objects.get(run=run)
+    assert (recording.status, recording.first_timestamp) == ("recording", T0)
+    assert stored_files() == files
+    # The next batch of the same page, an hour later, is taken as usual.
+    later = {"target": "t", "seq": 1, "events": rrweb_events(3, T0 + 3600_000)}
+    assert post_batch(tenant, run, later).status_code == 201
+    assert Recording.objects.get(run=run).status == "recording"
+    assert RecordingBatch.objects.count() == 2
+
+
+def test_a_recorder_clock_a_few_minutes_off_is_allowed(tenant: Tenant, run: Run) -> None:
+    behind = rrweb_events(3, START - 5 * 60 * 1000)
+    assert post_batch(tenant, run, {"target": "t", "seq": 0, "events": behind}).status_code == 201
+    just_started = services.run_create(space=tenant.space)
+    ahead = rrweb_events(3, now_ms() + 5 * 60 * 1000)
+    body = {"target": "t", "seq": 0, "events": ahead}
+    assert post_batch(tenant, just_started, body).status_code == 201
+
+
+@pytest.mark.parametrize("depth", [255, 300, 1024, 1100])
+def test_a_batch_nested_too_deep_is_refused_with_400(tenant: Tenant, run: Run, depth: int) -> None:
+    # The body object, its events and the event are 3 levels; data holds the others.
+    nested = b'{"a":' * (depth - 3) + b"1" + b"}" * (depth - 3)
+    body = b'{"target":"t","seq":0,"events":[{"type":3,"timestamp":%d,"data":%s}]}' % (T0, nested)
+    response = post_bytes(tenant, run, body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert not Recording.objects.exists()
+    assert stored_files() == []
+
+
+def test_a_batch_254_levels_deep_is_taken(tenant: Tenant, run: Run) -> None:
+    nested = b'{"a":' * 251 + b"1" + b"}" * 251
+    body = b'{"target":"t","seq":0,"events":[{"type":3,"timestamp":%d,"data":%s}]}' % (T0, nested)
+    assert post_bytes(tenant, run, body).status_code == 201
+
+
+def test_large_bodies_beyond_the_processs_slots_are_answered_503(
+    tenant: Tenant, run: Run, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runs.api import parsers
+
+    settings.BCTRL_LARGE_BODIES_AT_ONCE = 1
+    monkeypatch.setattr(parsers, "LARGE_BODY_BYTES", 2_000)
+    monkeypatch.setattr(parsers, "LARGE_BODY_WAIT_S", 0.05)
+    large = gzip.compress(
+        orjson.dumps({"target": "t", "seq": 0, "events": rrweb_events(100)})
+    )  # inflates past 2,000 bytes
+    small = orjson.dumps({"target": "t", "seq": 1, "events": rrweb_events(3, T0 + 10)})
+    with parsers.body_slot() as busy:
+        busy.claim()  # another request holds the one slot
+        response = post_bytes(tenant, run, large, content_encoding="gzip")
+        assert response.status_code == 503
+        assert response["Retry-After"] == "2"
+        assert response.json()["error"]["code"] == "server.busy"
+        assert not Recording.objects.exists()
+        assert post_bytes(tenant, run, small).status_code == 201  # small ones go on
+    assert post_bytes(tenant, run, large, content_encoding="gzip").status_code == 201
+    assert RecordingBatch.objects.count() == 2
+
+
 def test_a_stopped_recording_takes_no_more_batches(tenant: Tenant, run: Run) -> None:
     post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events()})
     services.run_stop(run=run)
@@ -370,6 +473,7 @@ async def test_each_batch_is_published_to_the_runs_group(tenant: Tenant) -> None
     from runs.live import run_change_listener
 
     run = await sync_to_async(services.run_create)(space=tenant.space)
+    await sync_to_async(started_at_ms)(run, START)
     async with run_change_listener(run.id) as listener:
         await sync_to_async(batch_ingest)(run=run, target="t", seq=0, events=rrweb_events())
         assert await listener.wait(5) is True
@@ -434,7 +538,7 @@ def test_batch_notices_reach_listeners_at_most_every_quarter_second(tenant: Tena
 
     from runs import live
 
-    run = services.run_create(space=tenant.space)
+    run = started_at_ms(services.run_create(space=tenant.space), START)
     layer = mock.MagicMock()
     sends: list[str] = []
 
@@ -464,7 +568,7 @@ def test_an_asgi_server_takes_batches_of_several_runs_in_parallel(
     from http.client import HTTPConnection
     from urllib.parse import urlparse
 
-    runs = [services.run_create(space=tenant.space) for _ in range(4)]
+    runs = [started_at_ms(services.run_create(space=tenant.space), START) for _ in range(4)]
     server = urlparse(asgi_server)
     results: list[tuple[str, int, int]] = []
     lock = threading.Lock()

@@ -27,7 +27,10 @@ from recordings.services import batch_ingest, recording_start, recording_stop
 from runs.models import Run
 from runs.services import events_append, run_create, run_stop
 
+from .conftest import started_at_ms
+
 T0 = 1_700_000_000_000
+START = T0 - 60_000  # when the tests' runs started
 HREF = "https://shop.example/"
 
 
@@ -156,7 +159,7 @@ def _own_media_root(tmp_path: Any, settings: Any) -> None:
 
 @pytest.fixture
 def run(tenant: Any) -> Run:
-    return run_create(space=tenant.space)
+    return started_at_ms(run_create(space=tenant.space), START)
 
 
 # --- status machine and totals ------------------------------------------------------------
@@ -193,7 +196,7 @@ def test_it_processes_a_stopped_recording_to_ready_with_totals(run: Run) -> None
 
 @pytest.mark.django_db(transaction=True)
 def test_stopping_the_run_processes_its_recording_through_the_task(tenant: Any) -> None:
-    run = run_create(space=tenant.space)
+    run = started_at_ms(run_create(space=tenant.space), START)
     ingest(run, "page", 0, [*page_start(T0), mutation(T0 + 1500)])
 
     run_stop(run=run)
@@ -523,7 +526,7 @@ def test_console_errors_and_failed_requests_of_the_run_are_markers(run: Run) -> 
 
 def test_run_events_are_read_with_one_query_however_many_there_are(tenant: Any) -> None:
     def queries_for(error_count: int) -> int:
-        run = run_create(space=tenant.space)
+        run = started_at_ms(run_create(space=tenant.space), START)
         ingest(run, "page", 0, [*page_start(T0), mutation(T0 + 5000)])
         events_append(
             run=run,
@@ -695,7 +698,7 @@ def test_the_sweep_requeues_a_recording_whose_enqueue_was_lost(run: Run) -> None
     ingest(run, "page", 0, [*page_start(T0), mutation(T0 + 1500)])
     lost = recording_stop(recording=recording_of(run))  # on_commit never fires here
     Recording.objects.filter(pk=lost.pk).update(stopped_at=timezone.now() - timedelta(minutes=2))
-    other_run = run_create(space=run.space)
+    other_run = started_at_ms(run_create(space=run.space), START)
     ingest(other_run, "page", 0, [*page_start(T0), mutation(T0 + 1500)])
     just_stopped = recording_stop(recording=recording_of(other_run))
 
@@ -763,7 +766,7 @@ def test_expiry_marks_recordings_expired_and_deletes_their_files(run: Run, tenan
     Recording.objects.filter(pk=expiring.pk).update(
         expires_at=timezone.now() - timedelta(minutes=1)
     )
-    kept_run = run_create(space=tenant.space)
+    kept_run = started_at_ms(run_create(space=tenant.space), START)
     ingest(kept_run, "page", 0, [*page_start(T0), mutation(T0 + 1500)])
     kept = stop_and_process(kept_run)
 
@@ -789,7 +792,7 @@ def test_files_of_recordings_deleted_more_than_a_day_ago_are_purged(run: Run, te
     Recording.objects.filter(pk=old.pk).update(
         status=Recording.Status.DELETED, deleted_at=timezone.now() - timedelta(days=2)
     )
-    recent_run = run_create(space=tenant.space)
+    recent_run = started_at_ms(run_create(space=tenant.space), START)
     ingest(recent_run, "page", 0, [*page_start(T0), mutation(T0 + 1500)])
     recent = stop_and_process(recent_run)
     Recording.objects.filter(pk=recent.pk).update(

@@ -27,6 +27,7 @@ from tests.conftest import Tenant
 # every node has a unique id. Events: Meta 4, FullSnapshot 2, IncrementalSnapshot 3.
 
 T0 = 1_760_000_000_000  # rrweb epoch ms of the fixture recordings
+STARTED_AT = datetime.fromtimestamp((T0 - 60_000) / 1000, tz=UTC)  # of the fixture runs
 
 
 class Nodes:
@@ -184,7 +185,7 @@ def add_batch(recording: Recording, target: str, seq: int, events: list[dict[str
 
 @pytest.fixture
 def run(tenant: Tenant) -> Run:
-    return Run.objects.create(space=tenant.space, name="checkout flow")
+    return Run.objects.create(space=tenant.space, name="checkout flow", started_at=STARTED_AT)
 
 
 @pytest.fixture
@@ -239,7 +240,7 @@ def test_data_endpoints_answer_401_without_a_session(
 
 
 def test_another_spaces_run_is_404_everywhere(signed_in: Client, other_tenant: Tenant) -> None:
-    foreign = Run.objects.create(space=other_tenant.space, name="theirs")
+    foreign = Run.objects.create(space=other_tenant.space, name="theirs", started_at=STARTED_AT)
     add_batch(Recording(run=foreign), "page-1", 1, page_chunk(T0, "Secret", "Their page"))
     recording = Recording.objects.get(run=foreign)
     Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.READY)

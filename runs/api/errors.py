@@ -1,6 +1,7 @@
 """One JSON error shape for the runs API: {"error": {"code", "message", "details"?}}."""
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -24,12 +25,14 @@ class ApiError(exceptions.APIException):
         code: str | None = None,
         status_code: int | None = None,
         details: Any = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message, code or self.default_code)
         self.code = code or self.default_code
         if status_code is not None:
             self.status_code = status_code
         self.details = details
+        self.retry_after = retry_after
 
 
 class NotFound(ApiError):
@@ -98,7 +101,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, PermissionDenied):
         return Response(error_body("forbidden", "Forbidden."), status=403)
     if isinstance(exc, ApiError):
-        return Response(error_body(exc.code, str(exc.detail), exc.details), status=exc.status_code)
+        response = Response(
+            error_body(exc.code, str(exc.detail), exc.details), status=exc.status_code
+        )
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, exceptions.ValidationError):
         return Response(
             error_body("validation_error", _first_message(exc.detail), exc.detail), status=422
@@ -108,6 +116,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response = Response(error_body(code, str(exc.detail)), status=status_code)
         if status_code == 401:
             response["WWW-Authenticate"] = 'Bearer realm="bctrl"'
+        wait = getattr(exc, "wait", None)
+        if status_code == 429 and wait is not None:
+            response["Retry-After"] = str(max(1, math.ceil(wait)))
         return response
     return None
 

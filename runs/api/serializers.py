@@ -122,6 +122,11 @@ def export_json(export: FileExport) -> dict[str, Any]:
     }
 
 
+# The largest count or duration the API stores: what a 32-bit integer column holds (a
+# PositiveIntegerField on PostgreSQL), so a larger number is a 422, not a database error.
+MAX_COUNT = 2**31 - 1
+
+
 class Text(serializers.CharField):
     """A string field that refuses numbers and booleans instead of turning them into text."""
 
@@ -162,7 +167,9 @@ class RunCreateSerializer(StrictSerializer):
 
 
 class EventInSerializer(StrictSerializer):
-    seq = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    seq = serializers.IntegerField(
+        min_value=1, max_value=MAX_COUNT, required=False, allow_null=True
+    )
     type = Pattern(r"^[A-Za-z0-9_.:-]+$", max_length=100)
     time = serializers.DateTimeField(required=False, allow_null=True)
     pageId = Text(max_length=100, required=False, allow_blank=True, allow_null=True)
@@ -184,7 +191,9 @@ class CommandInSerializer(StrictSerializer):
     pageId = Text(max_length=100, required=False, allow_blank=True, allow_null=True)
     startedAt = serializers.DateTimeField(required=False)
     endedAt = serializers.DateTimeField(required=False, allow_null=True)
-    durationMs = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    durationMs = serializers.IntegerField(
+        min_value=0, max_value=MAX_COUNT, required=False, allow_null=True
+    )
     error = serializers.JSONField(required=False, allow_null=True)
 
 
