@@ -8,6 +8,10 @@ from django.http import HttpRequest
 
 from runs.api.errors import PayloadTooLarge
 
+# What a multipart body may hold besides its files: boundaries, part headers, the other
+# fields.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
 
 class SizeLimitUploadHandler(FileUploadHandler):
     """Counts the bytes of every file in the request and refuses the upload past the limit.
@@ -28,7 +32,7 @@ class SizeLimitUploadHandler(FileUploadHandler):
         boundary: Any,
         encoding: str | None = None,
     ) -> None:
-        if content_length > self.limit + 64 * 1024:
+        if content_length > self.limit + MULTIPART_OVERHEAD_BYTES:
             raise PayloadTooLarge(f"Upload exceeds {self.limit} bytes.")
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
