@@ -270,9 +270,12 @@ BCTRL_RECORDING_MAX_EVENTS_PER_BATCH = envint("BCTRL_RECORDING_MAX_EVENTS_PER_BA
 # rrweb timestamps are taken from the run's start to now, each widened by this much for a
 # recorder's clock that runs ahead or behind the server's; others are refused (422).
 BCTRL_RECORDING_CLOCK_SKEW_S = envint("BCTRL_RECORDING_CLOCK_SKEW_S", 600)
-# Request bodies over 8 MiB (read or inflated) parsed at once per web process; another
-# waits up to 5 s for its turn, then is answered 503 with Retry-After.
-BCTRL_LARGE_BODIES_AT_ONCE = envint("BCTRL_LARGE_BODIES_AT_ONCE", 2)
+# Request bodies over 8 MiB (read or inflated) parsed and stored at once per web process;
+# another waits up to 5 s for its turn, then is answered 503 with Retry-After. One such
+# body costs about 3.3 times its inflated size at its peak (orjson's parse, the objects,
+# the stored copy): 210 MiB for a 64 MB rrweb batch. Parsing holds the GIL, so a second
+# slot adds memory more than speed.
+BCTRL_LARGE_BODIES_AT_ONCE = envint("BCTRL_LARGE_BODIES_AT_ONCE", 1)
 # Lifetime of the signed download URLs of the recordings API (/api/v1/recordings/{id}/download).
 BCTRL_DOWNLOAD_URL_TTL_S = envint("BCTRL_DOWNLOAD_URL_TTL_S", 15 * 60)
 # Processing: a recording stuck this long is re-queued, and failed after this many tries.
