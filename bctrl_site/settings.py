@@ -211,6 +211,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# ModelBackend that refuses a username locked out after failed sign-ins (runs/signin.py).
+AUTHENTICATION_BACKENDS = ["runs.signin.ThrottledModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:runs"
 LOGOUT_REDIRECT_URL = "login"
@@ -226,6 +228,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["runs.api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "runs.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["runs.api.throttles.ScopedThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -276,6 +279,38 @@ BCTRL_RECORDING_CLOCK_SKEW_S = envint("BCTRL_RECORDING_CLOCK_SKEW_S", 600)
 # the stored copy): 210 MiB for a 64 MB rrweb batch. Parsing holds the GIL, so a second
 # slot adds memory more than speed.
 BCTRL_LARGE_BODIES_AT_ONCE = envint("BCTRL_LARGE_BODIES_AT_ONCE", 1)
+
+# Rate limits (runs/api/throttles.py): "<count>/<s|min|hour|day>" per API key and per
+# client address, or "off"; past one, 429 rate_limited with Retry-After. Counted in the
+# cache below: Redis with REDIS_URL (shared by every web process), else process memory.
+BCTRL_RATE_RUNTIME_START_PER_KEY = envstr("BCTRL_RATE_RUNTIME_START_PER_KEY", "60/min")
+BCTRL_RATE_RUNTIME_START_PER_IP = envstr("BCTRL_RATE_RUNTIME_START_PER_IP", "300/min")
+# Viewer leases (POST /v1/runs/{id}/recording, …/live) and seed 004's download URLs.
+BCTRL_RATE_LEASE_PER_KEY = envstr("BCTRL_RATE_LEASE_PER_KEY", "300/min")
+BCTRL_RATE_LEASE_PER_IP = envstr("BCTRL_RATE_LEASE_PER_IP", "1200/min")
+# rrweb batches: a recorder posts one every few hundred ms per page.
+BCTRL_RATE_INGEST_PER_KEY = envstr("BCTRL_RATE_INGEST_PER_KEY", "6000/min")
+BCTRL_RATE_INGEST_PER_IP = envstr("BCTRL_RATE_INGEST_PER_IP", "30000/min")
+# Sign-in (the dashboard's and the admin's): attempts per address, and a username that
+# fails this many times from one address is locked out there for BCTRL_SIGN_IN_LOCKOUT_S.
+BCTRL_RATE_SIGN_IN_PER_IP = envstr("BCTRL_RATE_SIGN_IN_PER_IP", "30/min")
+BCTRL_SIGN_IN_MAX_FAILURES = envint("BCTRL_SIGN_IN_MAX_FAILURES", 5)
+BCTRL_SIGN_IN_LOCKOUT_S = envint("BCTRL_SIGN_IN_LOCKOUT_S", 900)
+# Reverse proxies in front of bctrl that append to X-Forwarded-For (0: none, the client
+# address is the connection's).
+BCTRL_TRUSTED_PROXIES = envint("BCTRL_TRUSTED_PROXIES", 0)
+# (Tests keep the counts in memory, cleared between tests; tests of Redis set it.)
+if REDIS_URL and not TESTING:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": envstr("CHANNELS_PREFIX", "bctrl"),
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Lifetime of the signed download URLs of the recordings API (/api/v1/recordings/{id}/download).
 BCTRL_DOWNLOAD_URL_TTL_S = envint("BCTRL_DOWNLOAD_URL_TTL_S", 15 * 60)
 # Processing: a recording stuck this long is re-queued, and failed after this many tries.

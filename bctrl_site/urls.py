@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from runs import views as dashboard_views
+from runs.signin import guard_sign_in
 
 handler400 = "runs.api.errors.handler400"
 handler404 = "runs.api.errors.handler404"
@@ -17,8 +18,10 @@ urlpatterns = [
     # Browser Run's session API (seed 003, as the `cloudflare` package calls it).
     path("", include("runs.browser_run")),
     path("docs/", dashboard_views.api_docs, name="api-docs"),
+    # Sign-in throttled (runs/signin.py): the admin's login first, before its other pages.
+    path("admin/login/", guard_sign_in(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", guard_sign_in(auth_views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("recordings.urls")),
     # Viewer embeds opened by a lease token (/embed/…), no session.

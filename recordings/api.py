@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from recordings import services
 from runs import selectors
+from runs.api import throttles
 from runs.api.auth import bearer_token, space_of
 from runs.api.errors import ApiError, Invalid, error_body
 from runs.api.parsers import BodySlot, BoundedJSONParser, body_slot, json_body
@@ -165,6 +166,7 @@ def ingest(meta: Mapping[str, Any], stream: Any, run_id: str) -> HttpResponse:
         if caller is None:
             raise exceptions.AuthenticationFailed("The API key is invalid or revoked.")
         caller.api_key.touch()
+        throttles.check(throttles.INGEST, api_key_id=caller.api_key.id, meta=meta)
         if caller.run is None:
             raise ObjectNotFound(f"No run {run_id!r}.")
         status, body = ingest_batch(meta, stream, caller.run)

@@ -124,6 +124,8 @@ def routed_meta(scope: Scope) -> dict[str, Any] | None:
     if settings.SECURE_SSL_REDIRECT and not secure:
         return None  # SecurityMiddleware redirects (unless the path is exempt)
     meta["wsgi.url_scheme"] = "https" if secure else "http"
+    client = scope.get("client")
+    meta["REMOTE_ADDR"] = client[0] if client else ""  # as ASGIRequest sets it
     return meta
 
 

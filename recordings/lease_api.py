@@ -38,6 +38,7 @@ from runs.api.errors import Invalid
 from runs.api.pagination import paginate, parse_limit
 from runs.api.schema import ERRORS, LeaseOut, LiveViewerOut, RecordingViewerOut, page_of
 from runs.api.serializers import StrictSerializer, iso
+from runs.api.throttles import LEASE
 from runs.api.views import validated
 from runs.models import ApiKey
 
@@ -109,6 +110,8 @@ def lease_state(lease: ViewerLease) -> str:
 
 
 class RecordingViewerView(APIView):
+    rate_scope = LEASE
+
     @extend_schema(
         operation_id="runs_recording_viewer",
         summary="Create a recording viewer URL",
@@ -146,6 +149,8 @@ class RecordingViewerView(APIView):
 
 
 class LiveViewerView(APIView):
+    rate_scope = LEASE
+
     @extend_schema(
         operation_id="runs_live_viewer",
         summary="Create a live view URL",

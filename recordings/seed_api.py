@@ -43,6 +43,7 @@ from recordings import storage as files
 from recordings.models import Recording
 from runs.api.auth import space_of
 from runs.api.errors import ApiError, Conflict, NotFound, error_body
+from runs.api.throttles import LEASE
 from runs.live import notify_run_changed
 from runs.models import Runtime
 from runs.selectors import ObjectNotFound, active_run_of, run_of, runtime_of
@@ -296,6 +297,8 @@ def recording_soft_delete(*, recording: Recording) -> Recording:
 
 
 class RecordingDownloadView(APIView):
+    rate_scope = LEASE  # each answer mints a signed download URL
+
     @extend_schema(operation_id="recordings_download", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, recording_id: str) -> Response:
         recording = _recording(request, recording_id)

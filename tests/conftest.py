@@ -366,3 +366,23 @@ def started_at_ms(run: Any, ms: int) -> Any:
     run.started_at = datetime.fromtimestamp(ms / 1000, tz=UTC)
     type(run).objects.filter(pk=run.pk).update(started_at=run.started_at)
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Each test counts its own requests against the rate limits (runs/api/throttles.py):
+    the cache that holds the counts lives as long as the test process."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def rate_clock(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The rate limiter's clock held 30 s into a minute (and an hour), so that no window
+    turns during the test; the time it shows."""
+    from runs.api import throttles
+
+    now = 1_800_000_030.0
+    monkeypatch.setattr(throttles, "clock", lambda: now)
+    return now

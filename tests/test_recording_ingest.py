@@ -407,6 +407,31 @@ def test_large_bodies_beyond_the_processs_slots_are_answered_503(
     assert RecordingBatch.objects.count() == 2
 
 
+def test_batches_past_the_rate_are_429_and_store_nothing(
+    tenant: Tenant, run: Run, settings: Any, rate_clock: float
+) -> None:
+    settings.BCTRL_RATE_INGEST_PER_KEY = "2/min"
+    for seq in range(2):
+        body = {"target": "t", "seq": seq, "events": rrweb_events(3, T0 + seq)}
+        assert post_batch(tenant, run, body).status_code == 201
+    response = post_batch(tenant, run, {"target": "t", "seq": 2, "events": rrweb_events()})
+    assert response.status_code == 429
+    assert response["Retry-After"] == "30"
+    assert response.json()["error"] == {
+        "code": "rate_limited",
+        "message": "Too many rrweb batches: at most 2 a minute per API key. Retry in 30 s.",
+        "details": {"retryAfter": 30},
+    }
+    assert RecordingBatch.objects.count() == 2
+    # The address's own rate, whatever the key.
+    settings.BCTRL_RATE_INGEST_PER_KEY = "off"
+    settings.BCTRL_RATE_INGEST_PER_IP = "3/min"
+    response = post_batch(tenant, run, {"target": "t", "seq": 2, "events": rrweb_events()})
+    assert response.status_code == 429
+    assert "per client address" in response.json()["error"]["message"]
+    assert RecordingBatch.objects.count() == 2
+
+
 def test_a_stopped_recording_takes_no_more_batches(tenant: Tenant, run: Run) -> None:
     post_batch(tenant, run, {"target": "t", "seq": 0, "events": rrweb_events()})
     services.run_stop(run=run)

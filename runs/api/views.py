@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from runs import selectors, services
 from runs.api import serializers as s
+from runs.api import throttles
 from runs.api.auth import space_of
 from runs.api.errors import ApiError, Conflict, Invalid, NotFound, PayloadTooLarge
 from runs.api.pagination import paginate, parse_limit
@@ -144,6 +145,8 @@ def connect_url(request: Request, token: str) -> str:
 
 
 class RuntimeStartView(APIView):
+    rate_scope = throttles.RUNTIME_START
+
     @extend_schema(
         operation_id="runtimes_start",
         request=RuntimeStartSerializer,
