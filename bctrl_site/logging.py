@@ -1,10 +1,11 @@
-"""Log hygiene: viewer lease tokens never reach a log line.
+"""Log hygiene: viewer lease tokens and signed download tokens never reach a log line.
 
 An embed URL is `/embed/<kind>/<token>[/…]` and the token is the whole credential.
 Django's `django.request` logger names the path of every 4xx/5xx ("Forbidden:
 /embed/replay/<token>"), and a web server's access log names every path. The
 `RedactEmbedTokens` filter rewrites `/embed/<kind>/<anything>` to
-`/embed/<kind>/[redacted]` in a record's message; settings.LOGGING puts it on the root
+`/embed/<kind>/[redacted]` in a record's message, and the token of a signed download URL
+(`…/file?token=<token>`, seed 004) to `token=[redacted]`; settings.LOGGING puts it on the root
 handler and, at the source, on `django.request`, `django.server` and `daphne.access`
 (so handlers added later, such as pytest's caplog, see the redacted text too).
 
@@ -22,12 +23,15 @@ REDACTED = "[redacted]"
 # Embed URLs (/embed/<kind>/<token>), runtime connect URLs (/cdp/<token>) and the live
 # embed's websocket (/ws/live/<token>).
 _EMBED_PATH = re.compile(r"(/embed/[A-Za-z]+/|/cdp/|/ws/live/)[^\s\"'<>]+")
-_MARKERS = ("/embed/", "/cdp/", "/ws/live/")
+# Signed download URLs of the recordings API (seed 004): /api/v1/recordings/<id>/file?token=…
+_TOKEN_PARAMETER = re.compile(r"([?&]token=)[^&#\s\"'<>]+")
+_MARKERS = ("/embed/", "/cdp/", "/ws/live/", "token=")
 
 
 def redact(text: str) -> str:
-    """`text` with the token (and anything after it) of every embed path replaced."""
-    return _EMBED_PATH.sub(r"\1" + REDACTED, text)
+    """`text` with the token (and anything after it) of every embed path replaced, and
+    the value of every `token` query parameter."""
+    return _TOKEN_PARAMETER.sub(r"\1" + REDACTED, _EMBED_PATH.sub(r"\1" + REDACTED, text))
 
 
 class RedactEmbedTokens(logging.Filter):

@@ -8,7 +8,7 @@
     POST /v1/leases/{leaseId}/revoke  ends a lease, and every viewer open on it
 
 A viewer URL is shown once: only a hash of its secret is stored. `expiresInSeconds`
-is 60 to 86400 (default 3600); anything else, a string "3600" included, is a 400.
+is 60 to 86400 (default 3600); anything else, a string "3600" included, is a 422.
 """
 
 from typing import Any
@@ -44,7 +44,7 @@ from runs.models import ApiKey
 
 
 class LifetimeField(serializers.JSONField):
-    """`expiresInSeconds` as sent: lifetime_seconds() judges it, so a bad one is a 400."""
+    """`expiresInSeconds` as sent: lifetime_seconds() judges it (a bad one is a 422)."""
 
 
 class RecordingViewerIn(StrictSerializer):
@@ -119,7 +119,7 @@ class RecordingViewerView(APIView):
             "Mints a short-lived `replay` lease and returns its iframe URL. Works whatever "
             "the recording's status: the page says when there is nothing to play yet. "
             'Pass `components: ["activity"]` to also receive `activityStreamUrl`. '
-            "`expiresInSeconds` outside 60 to 86400 (or not an integer) is a 400."
+            "`expiresInSeconds` outside 60 to 86400 (or not an integer) is a 422."
         ),
         request=RecordingViewerIn,
         responses={200: RecordingViewerOut, **ERRORS},

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from recordings.models import Recording, ViewerLease
 from recordings.selectors import latest_recording_of
-from runs.api.errors import ApiError, Conflict
+from runs.api.errors import Conflict, Invalid
 from runs.live import notify_run_changed
 from runs.models import ApiKey, Run, Space
 from runs.rawsql import instance_from_row, model_columns
@@ -50,13 +50,14 @@ def _hash(secret: str) -> str:
 
 
 def lifetime_seconds(raw: Any) -> int:
-    """`expiresInSeconds` as asked, or the default; out of bounds is a 400, never clamped."""
+    """`expiresInSeconds` as asked, or the default; out of bounds is a 422 (an invalid
+    field), never clamped."""
     if raw is None:
         return DEFAULT_LIFETIME_S
     if type(raw) is not int:
-        raise ApiError("expiresInSeconds must be an integer.", code="lease.invalid_lifetime")
+        raise Invalid("expiresInSeconds must be an integer.", code="lease.invalid_lifetime")
     if raw < MIN_LIFETIME_S or raw > MAX_LIFETIME_S:
-        raise ApiError(
+        raise Invalid(
             f"expiresInSeconds must be between {MIN_LIFETIME_S} and {MAX_LIFETIME_S} "
             f"(24 hours); got {raw}.",
             code="lease.invalid_lifetime",

@@ -37,7 +37,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlparse, urlsplit
 
 import orjson
 import websockets
@@ -565,10 +565,29 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
 
 class _MissingOrAllowedOriginValidator(OriginValidator):
     """Lets in a client that sends no Origin (Playwright, Puppeteer, CDP libraries) and
-    still refuses a web page of another site (a browser always sends its Origin)."""
+    still refuses a web page of another site (a browser always sends its Origin), with a
+    403 and the JSON error instead of Channels' bare 403."""
 
     def valid_origin(self, parsed_origin: Any) -> bool:
         return parsed_origin is None or bool(super().valid_origin(parsed_origin))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        origins = [value for name, value in scope.get("headers", []) if name == b"origin"]
+        parsed = urlparse(origins[-1].decode("latin1")) if origins else None
+        if self.valid_origin(parsed):
+            return await self.application(scope, receive, send)
+        return await _OriginRefused.as_asgi()(scope, receive, send)
+
+
+class _OriginRefused(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        await refuse_handshake(
+            self,
+            4403,
+            REFUSALS[4403],
+            "This websocket does not take connections from web pages of other sites "
+            "(the Origin header is not one of ALLOWED_HOSTS).",
+        )
 
 
 def CdpOriginValidator(application: Any) -> _MissingOrAllowedOriginValidator:

@@ -428,10 +428,10 @@ def run_share(request: HttpRequest, run_id: str) -> HttpResponse:
     run = _run_or_404(request, run_id)
     kind = request.POST.get("kind", "")
     if kind not in (ViewerLease.Kind.REPLAY, ViewerLease.Kind.LIVE):
-        return _share_error(request, run, "Choose a replay or a live viewer link.", 400)
+        return _share_error(request, run, "Choose a replay or a live viewer link.", 422)
     control = request.POST.get("control") or ViewerLease.Control.NONE
     if control not in ViewerLease.Control.values:
-        return _share_error(request, run, "Control is none or input.", 400)
+        return _share_error(request, run, "Control is none or input.", 422)
     raw_lifetime = request.POST.get("lifetime", "")
     components = ["activity"] if request.POST.get("activity") else []
     try:

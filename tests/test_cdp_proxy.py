@@ -628,3 +628,13 @@ def test_the_end_of_the_run_closes_clients_and_stops_recording(
                 client.recv(timeout=10)
     runtime = Runtime.objects.get(pk=started.runtime.pk)
     assert runtime.status == "stopped" and runtime.client_count == 0
+
+
+def test_a_foreign_pages_handshake_is_refused_with_403_and_the_json_error(
+    asgi_server: str,
+) -> None:
+    for path in ["/cdp/any-token", "/v1/runtimes/rt_x/cdp", "/ws/host/runtimes/rt_x"]:
+        refusal = refused(ws_base(asgi_server) + path, {"Origin": "https://evil.example"})
+        assert refusal.status == 403
+        assert refusal.error["code"] == "forbidden"
+        assert "web pages of other sites" in refusal.error["message"]

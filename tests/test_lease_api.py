@@ -155,11 +155,11 @@ def test_lifetime_bounds_are_accepted(tenant: Tenant, run: Run, seconds: int) ->
 
 
 @pytest.mark.parametrize("seconds", [59, 86401, 0, -1, "3600", 3600.5, True, [3600]])
-def test_a_lifetime_out_of_bounds_or_not_an_integer_is_a_400(
+def test_a_lifetime_out_of_bounds_or_not_an_integer_is_a_422(
     tenant: Tenant, run: Run, seconds: Any
 ) -> None:
     response = mint_recording(tenant, run, {"expiresInSeconds": seconds})
-    assert response.status_code == 400
+    assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "lease.invalid_lifetime"
     assert "expiresInSeconds" in error["message"]
@@ -234,9 +234,11 @@ def test_live_invalid_body_is_422(tenant: Tenant, run: Run, body: Any) -> None:
     assert post(tenant, f"/v1/runs/{run.id}/live", body).status_code == 422
 
 
-def test_live_lifetime_out_of_bounds_is_400(tenant: Tenant, run: Run) -> None:
+def test_live_lifetime_out_of_bounds_is_422(tenant: Tenant, run: Run) -> None:
     response = post(tenant, f"/v1/runs/{run.id}/live", {"expiresInSeconds": 86401})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "lease.invalid_lifetime"
+    assert not ViewerLease.objects.exists()
 
 
 def test_live_viewer_of_an_ended_run_is_a_409(tenant: Tenant, run: Run) -> None:
@@ -479,11 +481,11 @@ def test_sharing_a_live_view_of_an_ended_run_is_refused(client_in: Client, run: 
         {"kind": "live", "control": "all", "lifetime": "900"},
     ],
 )
-def test_sharing_with_a_bad_form_is_a_400(
+def test_sharing_with_a_bad_form_is_a_422(
     client_in: Client, run: Run, form: dict[str, str]
 ) -> None:
     response = csrf_post(client_in, f"/runs/{run.id}", f"/runs/{run.id}/share", form)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "data-share-error" in response.content.decode()
     assert not ViewerLease.objects.exists()
 

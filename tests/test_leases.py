@@ -76,10 +76,10 @@ def test_a_live_lease_for_an_ended_run_is_a_conflict(run: Run) -> None:
 
 
 @pytest.mark.parametrize("raw", [59, 86401, 0, -5, "3600", 3600.0, True])
-def test_a_lifetime_out_of_bounds_or_not_an_integer_is_a_400(raw: Any) -> None:
+def test_a_lifetime_out_of_bounds_or_not_an_integer_is_a_422(raw: Any) -> None:
     with pytest.raises(ApiError) as caught:
         leases.lifetime_seconds(raw)
-    assert caught.value.status_code == 400
+    assert caught.value.status_code == 422
     assert caught.value.code == "lease.invalid_lifetime"
 
 

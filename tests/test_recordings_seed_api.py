@@ -475,6 +475,31 @@ def test_download_of_a_ready_recording(tenant: Tenant) -> None:
     assert list(document["events"]) == ["page-1", "page-2"]
 
 
+def test_the_signed_download_token_never_reaches_the_logs(tenant: Tenant, caplog: Any) -> None:
+    import logging
+
+    from bctrl_site.logging import LoggingAccessLog
+
+    recording = make_recording(tenant, targets=TARGETS)
+    body, _ = download(tenant, recording)
+    url = urlparse(body["download_url"])
+    token = parse_qs(url.query)["token"][0]
+    with caplog.at_level(logging.INFO):
+        # What daphne's access log (bctrl's, through logging) and Django's request log say.
+        LoggingAccessLog()(
+            "http",
+            "complete",
+            {"client": "127.0.0.1:5000", "method": "GET", "status": 200, "size": 9,
+             "path": f"{url.path}?{url.query}&after=1"},
+        )  # fmt: skip
+        logging.getLogger("django.request").warning("Gone: %s?%s", url.path, url.query)
+        assert anonymous_get(body["download_url"] + "x").status_code == 403
+    assert token not in caplog.text
+    assert token.split(".")[0] not in caplog.text
+    assert f'"GET {url.path}?token=[redacted]&after=1" 200 9' in caplog.text
+    assert f"Gone: {url.path}?token=[redacted]" in caplog.text
+
+
 def test_download_leaves_out_unplayable_targets_and_handles_empty_chunks(tenant: Tenant) -> None:
     recording = make_recording(tenant, targets={"page-1": [rrweb_chunk(T0, 1), []]})
     RecordingTarget.objects.create(recording=recording, target="broken", playable=False)

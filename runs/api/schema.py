@@ -271,13 +271,14 @@ def list_of(name: str, item: type[serializers.Serializer]) -> type[serializers.S
 ERRORS = {
     code: OpenApiResponse(Error, description=description)
     for code, description in [
-        (400, "Malformed JSON or body encoding"),
+        (400, "Body not acceptable JSON (malformed, not an object, too deep) or bad gzip"),
         (401, "Missing, invalid or revoked API key"),
         (404, "Unknown id, or an id of another space"),
         (409, "Conflict with the current state"),
         (413, "Body, event or upload too large"),
         (415, "Unsupported media type or content encoding"),
         (422, "Invalid fields"),
+        (429, "Rate limited (rate_limited), with Retry-After"),
         (502, "The browser failed (runtime.start_failed, runtime.screenshot_failed)"),
         (503, "No runtime host took the start (runtime.no_host, runtime.start_timeout)"),
     ]
