@@ -63,6 +63,7 @@ def _ingest_threads() -> int:
 
 
 _executor: ThreadPoolExecutor | None = None
+_executor_pid = 0
 _executor_lock = threading.Lock()
 
 
@@ -72,14 +73,17 @@ def ingest_executor() -> ThreadPoolExecutor:
     Django runs a sync view in a thread of its own per request under ASGI, started for
     that request (a new thread, so a new database connection, every time); these threads
     and their connections live as long as the process. Bounded: at most
-    BCTRL_RECORDING_INGEST_THREADS (4) connections per web process.
+    BCTRL_RECORDING_INGEST_THREADS (4) connections per web process. A forked process
+    makes its own: it inherits the parent's pool but not its threads, and work given to
+    that pool would wait for them forever.
     """
-    global _executor
+    global _executor, _executor_pid
     with _executor_lock:
-        if _executor is None:
+        if _executor is None or _executor_pid != os.getpid():
             _executor = ThreadPoolExecutor(
                 max_workers=_ingest_threads(), thread_name_prefix="recording-ingest"
             )
+            _executor_pid = os.getpid()
         return _executor
 
 

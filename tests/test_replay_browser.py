@@ -13,7 +13,15 @@ import pytest
 from recordings.models import Recording
 from runs.models import Event, Run
 from tests.conftest import Tenant, sign_in
-from tests.test_replay import T0, Nodes, add_batch, page_chunk, ready_recording, store_target
+from tests.test_replay import (
+    STARTED_AT,
+    T0,
+    Nodes,
+    add_batch,
+    page_chunk,
+    ready_recording,
+    store_target,
+)
 
 pytestmark = [pytest.mark.browser]
 
@@ -315,7 +323,7 @@ def test_a_hostile_recording_executes_nothing(
 
 
 def seed_live(tenant: Tenant) -> tuple[Run, Recording]:
-    run = Run.objects.create(space=tenant.space, name="still recording")
+    run = Run.objects.create(space=tenant.space, name="still recording", started_at=STARTED_AT)
     recording = Recording.objects.create(space=run.space, run=run)
     add_batch(recording, "page-1", 1, page_chunk(T0, "Live", "First batch", duration_ms=1000))
     return run, recording

@@ -16,6 +16,7 @@ ingest, which has larger limits). Its answers follow the rule of the README's Er
 """
 
 import ctypes
+import os
 import threading
 import zlib
 from collections.abc import Iterator, Mapping
@@ -51,15 +52,15 @@ class InvalidEncoding(ApiError):
 
 _slots_lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
-_slots_size = 0
+_slots_for: tuple[int, int] = (0, 0)  # (size, pid): a forked process makes its own
 
 
 def _large_body_slots() -> threading.BoundedSemaphore:
-    global _slots, _slots_size
-    size = max(1, int(settings.BCTRL_LARGE_BODIES_AT_ONCE))
+    global _slots, _slots_for
+    wanted = (max(1, int(settings.BCTRL_LARGE_BODIES_AT_ONCE)), os.getpid())
     with _slots_lock:
-        if _slots is None or _slots_size != size:
-            _slots, _slots_size = threading.BoundedSemaphore(size), size
+        if _slots is None or _slots_for != wanted:
+            _slots, _slots_for = threading.BoundedSemaphore(wanted[0]), wanted
         return _slots
 
 
