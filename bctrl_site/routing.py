@@ -1,4 +1,4 @@
-"""Websocket routes of every app.
+"""Websocket routes of every app, and the largest message a peer may send on each.
 
 `websocket_urlpatterns` serve web pages and sit behind the browser Origin check of
 asgi.py. The others check origins themselves:
@@ -11,6 +11,7 @@ asgi.py. The others check origins themselves:
 """
 
 from channels.auth import AuthMiddlewareStack
+from django.conf import settings
 from django.urls import URLPattern, path
 
 from runs.consumers import CdpOriginValidator, CdpProxyConsumer
@@ -54,3 +55,29 @@ live_urlpatterns: list[URLPattern] = [
         name="live-ws",
     ),
 ]
+
+# The largest message a peer may send, per route name: the setting that holds it. CDP
+# clients send scripts and files (large); the runtime host sends screencast frames (a few
+# hundred KB); a live viewer sends input (small). bctrl's daphne (bctrl_site.webserver)
+# applies it to each connection as its handshake arrives, so a larger message is refused
+# while it streams in, before it is buffered.
+MESSAGE_LIMITS = {
+    "cdp-proxy": "BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES",
+    "runtime-cdp-proxy": "BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES",
+    "host-link": "BCTRL_HOST_LINK_MESSAGE_MAX_BYTES",
+    "live-embed-ws": "BCTRL_LIVE_MESSAGE_MAX_BYTES",
+    "live-ws": "BCTRL_LIVE_MESSAGE_MAX_BYTES",
+}
+# Any other websocket: a web page's (none yet), or a path no route serves.
+PAGE_MESSAGE_MAX_BYTES = 64 * 1024
+
+
+def message_limit(scope_path: str) -> int:
+    """The largest message a peer may send on the websocket at `scope_path` (an ASGI
+    scope's `path`), matched as Channels' URLRouter matches it."""
+    relative = scope_path.lstrip("/")
+    for route in (*cdp_urlpatterns, *live_urlpatterns):
+        if route.pattern.match(relative):
+            limit: int = getattr(settings, MESSAGE_LIMITS[str(route.name)])
+            return limit
+    return PAGE_MESSAGE_MAX_BYTES

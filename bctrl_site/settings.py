@@ -404,8 +404,9 @@ BCTRL_RUNTIME_START_TIMEOUT_S = float(envstr("BCTRL_RUNTIME_START_TIMEOUT_S", "3
 BCTRL_CDP_RECHECK_SECONDS = float(envstr("BCTRL_CDP_RECHECK_SECONDS", "2"))
 # How long POST /v1/runs/{id}/screenshot waits for the browser.
 BCTRL_CDP_SCREENSHOT_TIMEOUT_S = float(envstr("BCTRL_CDP_SCREENSHOT_TIMEOUT_S", "20"))
-# Largest websocket message and frame daphne accepts (`manage.py serve`): CDP messages
-# (screenshots, DOM snapshots, scripts) exceed daphne's 1 MiB default.
+# Largest websocket message a CDP client may send (connectUrl): CDP messages (scripts,
+# files set on inputs) exceed daphne's 1 MiB default. Also daphne's ceiling for every
+# socket (`manage.py serve`); each route has its own limit (bctrl_site.routing).
 BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES = envint("BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES", 256 * 1024 * 1024)
 
 # Live view and takeover (runs.liveview, runtime_host.live).
@@ -418,8 +419,12 @@ BCTRL_HOST_LINK_URL = envstr("BCTRL_HOST_LINK_URL", f"ws://127.0.0.1:{PORT}")
 BCTRL_LIVE_MAX_FPS = float(envstr("BCTRL_LIVE_MAX_FPS", "15"))
 # A tab is screencast while some viewer has said "watching" within this many seconds.
 BCTRL_LIVE_WATCH_TTL_S = float(envstr("BCTRL_LIVE_WATCH_TTL_S", "6"))
-# Largest message a viewer may send on the live websocket (input is small).
+# Largest message a viewer may send on the live websocket (input is small; the live page
+# splits a long paste into several messages).
 BCTRL_LIVE_MESSAGE_MAX_BYTES = envint("BCTRL_LIVE_MESSAGE_MAX_BYTES", 4096)
+# Largest message a runtime host may send on its link: a screencast frame (JPEG of at
+# most 1280x1280, typically 10-200 KB).
+BCTRL_HOST_LINK_MESSAGE_MAX_BYTES = envint("BCTRL_HOST_LINK_MESSAGE_MAX_BYTES", 4 * 1024 * 1024)
 # How often an open live view re-checks its lease and its run.
 BCTRL_LIVE_RECHECK_S = float(envstr("BCTRL_LIVE_RECHECK_S", "2"))
 # A human controller with no input for this long hands control back.

@@ -2,7 +2,7 @@
 `manage.py serve`, hence `make run`, starts; the tests' live server uses `BctrlServer`
 too, see tests/conftest.py).
 
-Two things on top of daphne 4.2:
+Three things on top of daphne 4.2:
 
 - Its access log goes through the `daphne.access` logger
   (bctrl_site.logging.LoggingAccessLog), where lease and connect tokens are redacted,
@@ -13,20 +13,30 @@ Two things on top of daphne 4.2:
   (`websocket.http.response.start` with a status and headers, then
   `websocket.http.response.body` messages), as the CDP proxy does to say 404 to a key
   of another space (runs.consumers). A close before accept is still a 403.
+- A size limit per websocket route (bctrl_site.routing.message_limit), not daphne's one
+  global `--websocket-max-message-size`: a message over its route's limit is refused
+  with close code 4413 as soon as its frame header says so, and what still streams in
+  of it is dropped, never buffered (autobahn buffers a whole message before daphne
+  sees it).
 """
 
 # daphne.server installs Twisted's asyncio reactor on import: it comes first.
 from daphne.server import Server  # isort:skip
 
 import http
+import logging
 from typing import Any
+from urllib.parse import unquote
 
 from autobahn.websocket.types import ConnectionDeny
 from daphne import cli
 from daphne.ws_protocol import WebSocketProtocol
 
-from bctrl_site.logging import LoggingAccessLog
+from bctrl_site.logging import LoggingAccessLog, redact
+from runs.closecodes import MESSAGE_TOO_LARGE
 from runs.handshake import DENIAL_EXTENSION
+
+logger = logging.getLogger(__name__)
 
 
 def denial_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
@@ -49,12 +59,46 @@ def denial_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes
 
 
 class DenyingWebSocketProtocol(WebSocketProtocol):
-    """daphne's websocket protocol, plus the denial response messages."""
+    """daphne's websocket protocol, plus the denial response messages and a message
+    size limit per route."""
 
     denial_status: int | None = None
     denial_headers: list[tuple[bytes, bytes]]
     denial_body: bytes = b""
     denial_response: bytes | None = None
+    message_limit = 0  # 0 until the handshake names the route: the factory's limit only
+    refused_code: int | None = None
+    failedByMe: bool  # autobahn's: the connection is being failed, incoming data is dropped
+
+    def onConnect(self, request: Any) -> Any:
+        # Imported here: this module loads before Django is set up (daphne's command
+        # line imports it, then the application).
+        from bctrl_site.routing import message_limit
+
+        self.message_limit = message_limit(unquote(request.path))
+        return super().onConnect(request)
+
+    def onMessageFrameBegin(self, length: int) -> None:
+        super().onMessageFrameBegin(length)
+        if self.failedByMe or not 0 < self.message_limit < self.message_data_total_length:
+            return
+        logger.warning(
+            "Websocket %s sent a message of %d+ bytes (at most %d); closing with %d",
+            redact(self.request.path),
+            self.message_data_total_length,
+            self.message_limit,
+            MESSAGE_TOO_LARGE,
+        )
+        self.refused_code = MESSAGE_TOO_LARGE
+        # autobahn keeps no more of this message's payload, reads the rest of it (not
+        # dropping the connection, so the peer reads the close code before any reset)
+        # and drops the connection at the peer's close or after closeHandshakeTimeout.
+        self.failedByMe = True
+        self.sendCloseFrame(code=MESSAGE_TOO_LARGE, reasonUtf8=b"message too large")
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        # The application hears why this server closed the socket, not the peer's echo.
+        super().onClose(wasClean, self.refused_code or code, reason)
 
     def handle_reply(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

@@ -226,8 +226,8 @@ def control_touch(*, runtime_id: str, key: str) -> bool:
 
 
 def control_release(*, run: Run, key: str, name: str, viewer: str, reason: str) -> bool:
-    """Gives control back if `key` holds it; `reason` is requested, disconnected, idle
-    or ended."""
+    """Gives control back if `key` holds it; `reason` is requested, disconnected, idle,
+    revoked, ended or refused (the viewer sent a message the live view refuses)."""
     assert run.runtime_id is not None
     released = Runtime.objects.filter(pk=run.runtime_id, controller_key=key).update(
         controller_key="", controller_name="", controller_since=None, controller_active_at=None

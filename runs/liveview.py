@@ -29,16 +29,21 @@ status. An open view closes within BCTRL_LIVE_RECHECK_S of its lease expiring an
 once on revocation, after a `closed` message.
 
 Viewer protocol. From the server, binary frames as above and JSON messages: `hello`
-(what the viewer may do), `tabs` (`tabs`: [{id, url, title}], `active`: the tab the
-automation last used, `watching`), `control` (`holder`: name or null, `you`: whether
-this viewer holds it), `error` (`code`, `message`), `ended` (`replayUrl`) and `closed`
-(`reason`, `message`). From the viewer, JSON only, at most BCTRL_LIVE_MESSAGE_MAX_BYTES:
-`ack` after painting a frame (the server sends the next frame only then, keeping just
-the newest meanwhile, so a slow viewer gets fewer frames and slows nobody), `tab`
-(`target`: a tab id to pin, or null to follow the automation), `control` (`action`:
-`request` or `release`), and the input messages of runs.control (only from the holder
-of control through a lease with `control: "input"`; anything else is refused, logged
-and answered with an `error`, never sent to the browser).
+(what the viewer may do, and `maxMessageBytes` and `maxText`, the limits below), `tabs`
+(`tabs`: [{id, url, title}], `active`: the tab the automation last used, `watching`),
+`control` (`holder`: name or null, `you`: whether this viewer holds it), `error`
+(`code`, `message`), `ended` (`replayUrl`) and `closed` (`reason`, `message`). From the
+viewer, JSON only, at most BCTRL_LIVE_MESSAGE_MAX_BYTES: `ack` after painting a frame
+(the server sends the next frame only then, keeping just the newest meanwhile, so a slow
+viewer gets fewer frames and slows nobody), `tab` (`target`: a tab id to pin, or null to
+follow the automation), `control` (`action`: `request` or `release`), and the input
+messages of runs.control (only from the holder of control through a lease with `control:
+"input"`; anything else is refused, logged and answered with an `error`, never sent to
+the browser). A larger message closes the socket with 4413 (bctrl's daphne refuses it
+while it streams in, before buffering it: bctrl_site.webserver), one that is not a JSON
+object with a `type` with 4400 (runs.closecodes); either hands control back at once
+(`control.released`, reason `refused`). The live page splits a long paste into `text`
+messages under both limits.
 """
 
 import asyncio
@@ -58,7 +63,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-from runs import control
+from runs import closecodes, control
 from runs.cdp import json_object
 from runs.handshake import refuse_handshake
 from runs.live import run_group
@@ -372,6 +377,8 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
                 "name": self.viewer.name,
                 "holder": holder.name if holder else None,
                 "replayUrl": self.viewer.replay_url,
+                "maxMessageBytes": settings.BCTRL_LIVE_MESSAGE_MAX_BYTES,
+                "maxText": control.MAX_TEXT,
             }
         )
         if not await database_sync_to_async(run_is_live)(self.viewer.run_id):
@@ -442,15 +449,13 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
         assert self.viewer is not None
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > settings.BCTRL_LIVE_MESSAGE_MAX_BYTES:
-            logger.warning("Live view of %s sent %d bytes; closing", self.viewer.run_id, size)
-            await self.close(code=1009)
+            # bctrl's daphne refuses it before it is buffered (bctrl_site.webserver); this
+            # is for a server that does not.
+            await self._refuse(closecodes.MESSAGE_TOO_LARGE, f"sent {size} bytes")
             return
-        if text_data is None:
-            await self._error("message.binary", "Send JSON text messages.")
-            return
-        message = json_object(text_data)
+        message = json_object(text_data) if text_data is not None else None
         if message is None or not isinstance(message.get("type"), str):
-            await self._error("message.invalid", "Send a JSON object with a type.")
+            await self._refuse(closecodes.MESSAGE_MALFORMED, "sent a message that is not JSON")
             return
         kind = message["type"]
         if kind == "ack":
@@ -463,6 +468,14 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
             await self._input(message)
         else:
             await self._error("message.unknown", f"Unknown message type {kind[:40]!r}.")
+
+    async def _refuse(self, code: int, why: str) -> None:
+        """Closes the socket of a viewer that broke the protocol, handing control back
+        first: the next person (or the automation) need not wait for the idle timeout."""
+        assert self.viewer is not None
+        logger.warning("Live viewer %s %s; closing with %d", self.viewer.viewer, why, code)
+        await self._release("refused")
+        await self.close(code=code)
 
     async def _acked(self) -> None:
         self.awaiting_ack_since = 0.0
@@ -591,5 +604,6 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
             if task is not current:
                 task.cancel()
         if getattr(self, "holding", False):
+            refused = code in (closecodes.MESSAGE_TOO_LARGE, closecodes.MESSAGE_MALFORMED)
             with contextlib.suppress(Exception):
-                await self._release("disconnected")
+                await self._release("refused" if refused else "disconnected")

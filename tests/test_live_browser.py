@@ -214,3 +214,43 @@ def test_the_view_only_embed_shows_the_picture_and_offers_no_control(
     viewer.wait_for_selector(".live-tab[aria-current='true']:has-text('Second tab')")
     automation.close()
     viewer.close()
+
+
+def test_a_long_paste_reaches_the_remote_page_whole_in_several_messages(
+    asgi_server: str, chromium: Any, member: Any, started: dict[str, Any]
+) -> None:
+    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
+    remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
+    remote.set_content(REMOTE_PAGE)
+    viewer = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    sign_in(viewer, asgi_server, f"/runs/{started['runId']}/live")
+    viewer.wait_for_function(
+        "() => Number(document.querySelector('[data-live-view]').dataset.frames || 0) > 0",
+        timeout=20_000,
+    )
+    viewer.click("[data-live-control]")
+    viewer.wait_for_selector("[data-live-view][data-control='you']")
+    click_picture(viewer, 100 / 1000, 330 / 600)
+    remote.wait_for_function("document.activeElement.id === 'code'")
+
+    # Recovery codes with quotes, accents and characters outside the BMP: 12,600
+    # characters, 21,000 bytes of JSON, where one message may hold 4,096.
+    recovery = " ".join(f'{n:04d}-Straße-€-𝔘-"q"' for n in range(600))
+    viewer.evaluate(
+        """(text) => {
+            const data = new DataTransfer();
+            data.setData("text/plain", text);
+            document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data}));
+        }""",
+        recovery,
+    )
+    remote.wait_for_function(
+        "(length) => document.getElementById('code').value.length >= length",
+        arg=len(recovery.encode("utf-16-le")) // 2,
+        timeout=20_000,
+    )
+    assert remote.input_value("#code") == recovery
+    assert viewer.get_attribute("[data-live-view]", "data-state") == "live"
+    assert viewer.get_attribute("[data-live-view]", "data-control") == "you"
+    automation.close()
+    viewer.close()

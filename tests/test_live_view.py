@@ -293,16 +293,43 @@ async def test_view_only_input_is_refused_logged_and_never_reaches_the_host(
     await viewer.disconnect()
 
 
-async def test_oversized_and_unknown_messages(live: dict[str, Any]) -> None:
+async def test_an_unknown_message_is_answered_with_an_error(live: dict[str, Any]) -> None:
     run, link = live["run"], live["link"]
     viewer, _, _ = await open_viewer(f"/ws/live/{await db(live_token)(run, 'input')}")
     await viewer.send_to(text_data='{"type": "cdp", "method": "Runtime.evaluate"}')
     assert (await json_until(viewer, "error"))["code"] == "message.unknown"
-    await viewer.send_to(text_data="not json")
-    assert (await json_until(viewer, "error"))["code"] == "message.invalid"
     await host_hears_no(link, "input")
-    await viewer.send_to(text_data=orjson.dumps({"type": "text", "text": "x" * 5000}).decode())
-    assert (await viewer.receive_output(timeout=2))["code"] == 1009
+    await viewer.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ({"text_data": orjson.dumps({"type": "text", "text": "x" * 5000}).decode()}, 4413),
+        ({"text_data": "not json"}, 4400),
+        ({"text_data": '["a list"]'}, 4400),
+        ({"bytes_data": b'{"type": "ack"}'}, 4400),
+    ],
+)
+async def test_an_oversized_or_malformed_message_closes_the_view_and_hands_control_back(
+    live: dict[str, Any], message: dict[str, Any], code: int
+) -> None:
+    run, link = live["run"], live["link"]
+    viewer, _, _ = await open_viewer(f"/ws/live/{await db(live_token)(run, 'input')}")
+    await viewer.send_to(text_data='{"type": "control", "action": "request"}')
+    assert (await json_until(viewer, "control"))["you"] is True
+
+    await viewer.send_to(**message)
+    closed = await viewer.receive_output(timeout=2)
+    while closed["type"] != "websocket.close":  # a control notice may come first
+        closed = await viewer.receive_output(timeout=2)
+    assert closed["code"] == code
+    await host_hears_no(link, "input")
+    assert await db(control.control_holder)(str(run.runtime_id)) is None
+    released = await db(
+        Event.objects.filter(run=run, type="control.released").values_list("data", flat=True).get
+    )()
+    assert released["reason"] == "refused"
 
 
 async def test_one_controller_at_a_time_and_every_release_path(

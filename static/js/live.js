@@ -6,7 +6,8 @@
 // error, ended, closed). Each frame is acked once painted: the server sends the next
 // one only then, so a slow viewer gets fewer frames instead of a growing backlog.
 // Pointer positions are sent as fractions of the picture; the server maps them to the
-// page. Nothing is sent as input unless this viewer holds control.
+// page. Nothing is sent as input unless this viewer holds control. A paste goes out as
+// several `text` messages when it is longer than one message may be (hello's limits).
 (function () {
   "use strict";
 
@@ -24,6 +25,9 @@
   const endedBox = root.querySelector("[data-live-ended]");
   const replayLink = root.querySelector("[data-live-replay]");
   const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  // A paste is typed text (a recovery code, an address), not a file: longer is refused.
+  const MAX_PASTE = 100000;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const url = scheme + "//" + location.host + root.dataset.wsUrl;
 
@@ -33,6 +37,8 @@
   let you = false;
   let mayControl = root.dataset.mayControl === "true";
   let replayUrl = "";
+  let maxMessageBytes = 4096; // the server's limits, from its hello
+  let maxText = 1000;
   let tabs = [];
   let active = null;
   let watching = null;
@@ -142,6 +148,8 @@
       case "hello":
         mayControl = message.mayControl;
         replayUrl = message.replayUrl;
+        maxMessageBytes = message.maxMessageBytes || maxMessageBytes;
+        maxText = message.maxText || maxText;
         showControl(message.holder);
         break;
       case "tabs":
@@ -202,7 +210,11 @@
         finished = true;
         setState(
           "closed",
-          event.code === 4410 ? "This viewer link has expired." : "This live view is not available.",
+          event.code === 4410
+            ? "This viewer link has expired."
+            : event.code === 4413 || event.code === 4400
+              ? "The live view refused a message from this page; reload to reconnect."
+              : "This live view is not available.",
         );
         return;
       }
@@ -289,11 +301,38 @@
   }
   canvas.addEventListener("keydown", key("down"));
   canvas.addEventListener("keyup", key("up"));
+  // The `text` messages of a paste, in order, each of at most maxText characters (code
+  // points, as the server counts them) and maxMessageBytes bytes of JSON.
+  function textMessages(text) {
+    const messages = [];
+    const empty = encoder.encode(JSON.stringify({ type: "text", text: "" })).length;
+    let chars = [];
+    let bytes = empty;
+    for (const char of text) {
+      const size = encoder.encode(JSON.stringify(char)).length - 2; // escaped, unquoted
+      if (chars.length && (chars.length >= maxText || bytes + size > maxMessageBytes)) {
+        messages.push({ type: "text", text: chars.join("") });
+        chars = [];
+        bytes = empty;
+      }
+      chars.push(char);
+      bytes += size;
+    }
+    if (chars.length) messages.push({ type: "text", text: chars.join("") });
+    return messages;
+  }
+
   document.addEventListener("paste", function (event) {
     if (!you || document.activeElement !== canvas) return;
     event.preventDefault();
-    const text = (event.clipboardData && event.clipboardData.getData("text")) || "";
-    if (text) send({ type: "text", text: text.slice(0, 1000) });
+    let text = (event.clipboardData && event.clipboardData.getData("text")) || "";
+    if (text.toWellFormed) text = text.toWellFormed(); // a lone surrogate is not JSON the server reads
+    if (text.length > MAX_PASTE) {
+      root.dataset.lastError = "paste.too_long";
+      holderText.textContent = "That paste is too long to type (at most 100,000 characters).";
+      return;
+    }
+    textMessages(text).forEach(send);
   });
 
   if (controlButton) {
