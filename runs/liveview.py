@@ -115,6 +115,69 @@ def frame_header(frame: bytes) -> dict[str, Any]:
     return header
 
 
+# The channel layer -------------------------------------------------------------------
+#
+# A Redis restart must not freeze open views. Each open view (and host link) calls the
+# layer at least every tick: it re-joins its groups (the core layer keeps memberships in
+# Redis, which a restart without persistence empties; for pub/sub it is a no-op) and
+# sends itself a probe. A call that fails twice, or a probe not back within
+# LAYER_PROBE_TIMEOUT_S, closes the socket with 4503: the live page shows that it is
+# reconnecting and reconnects (a handshake while the layer is down is refused with 503),
+# and the host's link reconnects, each on a fresh subscription.
+
+LAYER_PROBE_TIMEOUT_S = 5.0
+
+
+async def layer_call(layer: Any, method: str, *args: Any) -> bool:
+    """`layer.<method>(*args)` (send, group_send, group_add), once more if it fails
+    (after a Redis restart, pooled connections fail their next command although Redis is
+    back); False, logged, when the second try fails too."""
+    for attempt in (1, 2):
+        try:
+            await getattr(layer, method)(*args)
+            return True
+        except Exception as exc:  # any layer's failure, redis' errors among them
+            if attempt == 2:
+                logger.warning("The channel layer failed %s: %r", method, exc)
+    return False
+
+
+class LayerWatchingConsumer(AsyncWebsocketConsumer):
+    """A consumer that notices when its channel layer stops carrying its messages."""
+
+    probe_sent_at: float | None = None
+
+    async def join(self, *groups: str) -> bool:
+        """Joins (again) `groups`; False when the layer is unavailable."""
+        assert self.channel_layer is not None
+        for group in groups:
+            if not await layer_call(self.channel_layer, "group_add", group, self.channel_name):
+                return False
+            if group not in self.groups:
+                self.groups.append(group)
+        return True
+
+    async def layer_alive(self) -> bool:
+        """Re-joins this consumer's groups and probes its own channel: False when a call
+        failed or the last probe has not come back within LAYER_PROBE_TIMEOUT_S."""
+        assert self.channel_layer is not None
+        if not await self.join(*self.groups):
+            return False
+        now = time.monotonic()
+        if self.probe_sent_at is not None:
+            return now - self.probe_sent_at < LAYER_PROBE_TIMEOUT_S
+        self.probe_sent_at = now
+        probe = {"type": "layer.probe"}
+        return await layer_call(self.channel_layer, "send", self.channel_name, probe)
+
+    async def layer_probe(self, message: dict[str, Any]) -> None:
+        self.probe_sent_at = None
+
+    async def layer_lost(self) -> None:
+        logger.warning("%s lost its channel layer; closing", type(self).__name__)
+        await self.close(code=closecodes.LAYER_UNAVAILABLE)
+
+
 class Refused(Exception):
     """A refusal: `code` is 4000 + the HTTP status, `error` the error code of the JSON
     body the handshake is answered with (runs.handshake)."""
@@ -125,6 +188,7 @@ class Refused(Exception):
         4404: "not_found",
         4409: "runtime.not_running",
         4410: "lease.expired",
+        4503: "live.unavailable",
     }
 
     def __init__(self, code: int, reason: str, error: str | None = None) -> None:
@@ -157,7 +221,7 @@ def _link_runtime(runtime_id: str, authorization: str) -> tuple[str, str]:
     return runtime.id, run.id
 
 
-class HostLinkConsumer(AsyncWebsocketConsumer):
+class HostLinkConsumer(LayerWatchingConsumer):
     """The web end of a runtime host's link: frames and tabs out to the run's viewers,
     viewers' watch, input and the automation's active tab in to the host."""
 
@@ -175,11 +239,18 @@ class HostLinkConsumer(AsyncWebsocketConsumer):
             logger.warning("Host link for %s refused: %s", runtime_id, refused.reason)
             await refuse_handshake(self, refused.code, refused.error, refused.reason)
             return
-        assert self.channel_layer is not None
-        await self.channel_layer.group_add(host_group(self.runtime_id), self.channel_name)
-        self.groups.append(host_group(self.runtime_id))
+        if not await self.join(host_group(self.runtime_id)):
+            unavailable = Refused(4503, "The live view is unavailable for a moment.")
+            await refuse_handshake(self, unavailable.code, unavailable.error, unavailable.reason)
+            return
         await self.accept()
         await self.send(text_data=orjson.dumps({"type": "linked", "runId": self.run_id}).decode())
+        self.keepalive = asyncio.create_task(self._keepalive_loop())
+
+    async def _keepalive_loop(self) -> None:
+        while await self.layer_alive():
+            await asyncio.sleep(settings.BCTRL_LIVE_RECHECK_S)
+        await self.layer_lost()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         assert self.channel_layer is not None
@@ -196,8 +267,8 @@ class HostLinkConsumer(AsyncWebsocketConsumer):
                 "h": header.get("h"),
                 "frame": bytes_data,
             }
-            await self._publish(header.get("to"), message)
-            await self.send(text_data=RELAYED)  # the host may send its next frame
+            if await self._publish(header.get("to"), message):
+                await self.send(text_data=RELAYED)  # the host may send its next frame
             return
         data = json_object(text_data or "")
         if data is None:
@@ -213,21 +284,35 @@ class HostLinkConsumer(AsyncWebsocketConsumer):
             # The host carried out what a web process asked (a client's recording switch).
             await self._publish(data["to"], {"type": "host.done"})
 
-    async def _publish(self, to: Any, message: dict[str, Any]) -> None:
+    async def _publish(self, to: Any, message: dict[str, Any]) -> bool:
+        """Sends `message` to one viewer's channel or to every viewer of the run; False
+        (and the link closes, for the host to link again) when the layer is unavailable."""
         assert self.channel_layer is not None
         if isinstance(to, str) and to:
+            # A viewer that has gone meanwhile is no failure of the layer.
             with contextlib.suppress(Exception):
                 await self.channel_layer.send(to, message)
-        else:
-            await self.channel_layer.group_send(live_group(self.run_id), message)
+            return True
+        if await layer_call(self.channel_layer, "group_send", live_group(self.run_id), message):
+            return True
+        await self.layer_lost()
+        return False
+
+    async def disconnect(self, code: int) -> None:
+        keepalive = getattr(self, "keepalive", None)
+        if keepalive is not None and keepalive is not asyncio.current_task():
+            keepalive.cancel()
 
     async def host_message(self, message: dict[str, Any]) -> None:
         """Something for the host (watch, input, active), from any web process."""
         await self.send(text_data=orjson.dumps(message["body"]).decode())
 
 
-async def send_to_host(layer: Any, runtime_id: str, body: dict[str, Any]) -> None:
-    await layer.group_send(host_group(runtime_id), {"type": "host.message", "body": body})
+async def send_to_host(layer: Any, runtime_id: str, body: dict[str, Any]) -> bool:
+    """Sends `body` to the runtime's host link, on whichever web process it is; False
+    when the channel layer is unavailable (a notice to the host is lost, nothing else)."""
+    message = {"type": "host.message", "body": body}
+    return await layer_call(layer, "group_send", host_group(runtime_id), message)
 
 
 # Viewers ------------------------------------------------------------------------------
@@ -334,7 +419,7 @@ def run_is_live(run_id: str) -> bool:
     return Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).exists()
 
 
-class LiveViewConsumer(AsyncWebsocketConsumer):
+class LiveViewConsumer(LayerWatchingConsumer):
     viewer: Viewer | None = None
 
     async def connect(self) -> None:
@@ -364,10 +449,10 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
             logger.info("Live view refused (%s): %s", refused.code, refused.reason)
             await refuse_handshake(self, refused.code, refused.error, refused.reason)
             return
-        assert self.channel_layer is not None
-        for group in (live_group(self.viewer.run_id), run_group(self.viewer.run_id)):
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups.append(group)
+        if not await self.join(live_group(self.viewer.run_id), run_group(self.viewer.run_id)):
+            unavailable = Refused(4503, "The live view is unavailable for a moment.")
+            await refuse_handshake(self, unavailable.code, unavailable.error, unavailable.reason)
+            return
         await self.accept()
         holder = await database_sync_to_async(control.control_holder)(self.viewer.runtime_id)
         await self._send_json(
@@ -384,7 +469,9 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
         if not await database_sync_to_async(run_is_live)(self.viewer.run_id):
             await self._ended()
             return
-        await self._watch(reply=True)
+        if not await self._watch(reply=True):
+            await self.layer_lost()
+            return
         self.tasks.append(asyncio.create_task(self._tick_loop()))
 
     # Sending ------------------------------------------------------------------------
@@ -398,14 +485,15 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
     def _watched(self) -> str | None:
         return self.pinned or self.active
 
-    async def _watch(self, *, reply: bool = False) -> None:
+    async def _watch(self, *, reply: bool = False) -> bool:
         """Tells the host this viewer watches; with `reply`, asks it for the tab list and
-        the current picture (on connect and on a change of tab, not on every renewal)."""
+        the current picture (on connect and on a change of tab, not on every renewal).
+        False when the channel layer is unavailable."""
         assert self.viewer is not None and self.channel_layer is not None
         body = {"type": "watch", "target": self.pinned}
         if reply:
             body["reply"] = self.channel_name
-        await send_to_host(self.channel_layer, self.viewer.runtime_id, body)
+        return await send_to_host(self.channel_layer, self.viewer.runtime_id, body)
 
     async def live_frame(self, message: dict[str, Any]) -> None:
         target = message["target"]
@@ -490,7 +578,9 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
         self.pinned = target
         self.awaiting_ack_since = 0.0
         self.pending = None
-        await self._watch(reply=True)
+        if not await self._watch(reply=True):
+            await self.layer_lost()
+            return
         await self._send_json(
             {"type": "tabs", "tabs": self.tabs, "active": self.active, "watching": self._watched()}
         )
@@ -556,7 +646,9 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
             await self._error("input.invalid", str(refused))
             return
         body = {"type": "input", "target": target, "method": method, "params": params}
-        await send_to_host(self.channel_layer, viewer.runtime_id, body)
+        if not await send_to_host(self.channel_layer, viewer.runtime_id, body):
+            await self.layer_lost()
+            return
         now = time.monotonic()
         self.last_input = now
         if now - self.last_touch >= TOUCH_EVERY_S:
@@ -590,7 +682,9 @@ class LiveViewConsumer(AsyncWebsocketConsumer):
             if self.holding and time.monotonic() - self.last_input > settings.BCTRL_CONTROL_IDLE_S:
                 await self._release("idle")
                 await self._send_json({"type": "control", "holder": None, "you": False})
-            await self._watch()
+            if not (await self._watch() and await self.layer_alive()):
+                await self.layer_lost()
+                return
 
     async def _ended(self) -> None:
         assert self.viewer is not None

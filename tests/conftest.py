@@ -1,10 +1,14 @@
 """Shared fixtures: spaces with API keys, API clients, a live ASGI server and Chromium."""
 
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -77,6 +81,54 @@ def _close_stray_connections(django_db_setup: None, django_db_blocker: Any) -> I
 @pytest.fixture
 def redis_url() -> str:
     return need_service("Redis", os.environ.get("REDIS_URL"))
+
+
+class RedisServer:
+    """A redis-server of a test's own, on a free port, that the test may stop and start
+    again (on the same port) to play an outage."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), *options], stdout=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of this test's own (skips without the binary, or fails with
+    REQUIRE_SERVICES=1)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if services_required():
+            pytest.fail("REQUIRE_SERVICES=1 but redis-server is not installed")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(binary)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -207,6 +259,43 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
         finally:
             process.terminate()
             process.join(10)
+
+
+def start_web_process(settings: Any) -> LiveServerProcess:
+    """One more web process (daphne) on the test database, with the settings of now (such
+    as a channel layer on Redis), as `asgi_server` starts its own."""
+    size = settings.BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES
+    process = LiveServerProcess(
+        "127.0.0.1",
+        asgi_application,
+        kwargs={"websocket_max_message_size": size, "websocket_max_frame_size": size},
+    )
+    process.start()
+    assert process.ready.wait(20), "a web process did not start"
+    return process
+
+
+def _run_host() -> None:
+    """The runtime host process: `manage.py runtime_host`, on the test's database."""
+    host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
+    loop = asyncio.new_event_loop()
+    loop.add_signal_handler(signal.SIGTERM, host.shutdown)
+    loop.run_until_complete(host.run())
+
+
+def start_host_process() -> multiprocessing.Process:
+    """A runtime host in a process of its own, with the settings of now (its link goes to
+    settings.BCTRL_HOST_LINK_URL)."""
+    host = multiprocessing.get_context("fork").Process(target=_run_host, daemon=True)
+    host.start()
+    return host
+
+
+def stop_host_process(host: multiprocessing.Process) -> None:
+    assert host.pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(host.pid, signal.SIGTERM)
+    host.join(30)
 
 
 @pytest.fixture

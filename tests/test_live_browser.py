@@ -235,7 +235,7 @@ def test_a_long_paste_reaches_the_remote_page_whole_in_several_messages(
 
     # Recovery codes with quotes, accents and characters outside the BMP: 12,600
     # characters, 21,000 bytes of JSON, where one message may hold 4,096.
-    recovery = " ".join(f'{n:04d}-Straße-€-𝔘-"q"' for n in range(600))
+    recovery = " ".join(f'{n:04d}-Straße-€-🔑-"q"' for n in range(600))
     viewer.evaluate(
         """(text) => {
             const data = new DataTransfer();

@@ -2,11 +2,7 @@
 process. The host's link (and so every frame) enters through web process B; a viewer on
 web process A receives the frames and takes over the browser through A."""
 
-import asyncio
-import contextlib
-import multiprocessing
 import os
-import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,34 +17,18 @@ from recordings.models import ViewerLease
 from runs.liveview import frame_header
 from runs.management.commands.demo import Api
 from runs.models import Event, Run
-from tests.conftest import CHROMIUM, LiveServerProcess, Tenant, asgi_application
+from tests.conftest import (
+    CHROMIUM,
+    Tenant,
+    start_host_process,
+    start_web_process,
+    stop_host_process,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 INPUT_PAGE = """<!doctype html><title>Sign-in code</title>
 <input id="code" style="position:absolute; left:0; top:0; width:600px; height:100px">"""
-
-
-def web_process(settings: Any) -> LiveServerProcess:
-    size = settings.BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES
-    process = LiveServerProcess(
-        "127.0.0.1",
-        asgi_application,
-        kwargs={"websocket_max_message_size": size, "websocket_max_frame_size": size},
-    )
-    process.start()
-    assert process.ready.wait(20), "a web process did not start"
-    return process
-
-
-def _run_host() -> None:
-    """The runtime host process: `manage.py runtime_host`, on the test's database."""
-    from runtime_host.host import RuntimeHost
-
-    host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
-    loop = asyncio.new_event_loop()
-    loop.add_signal_handler(signal.SIGTERM, host.shutdown)
-    loop.run_until_complete(host.run())
 
 
 @pytest.fixture
@@ -64,19 +44,15 @@ def two_webs_and_a_host(
         }
     }
     connections.close_all()  # each child opens its own connections
-    web_a, web_b = web_process(settings), web_process(settings)
+    web_a, web_b = start_web_process(settings), start_web_process(settings)
     url_a = f"http://127.0.0.1:{web_a.port.value}"
     url_b = f"http://127.0.0.1:{web_b.port.value}"
     settings.BCTRL_HOST_LINK_URL = url_b.replace("http://", "ws://", 1)
-    host = multiprocessing.get_context("fork").Process(target=_run_host, daemon=True)
-    host.start()
+    host = start_host_process()
     try:
         yield url_a, url_b
     finally:
-        assert host.pid is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(host.pid, signal.SIGTERM)
-        host.join(30)
+        stop_host_process(host)
         for web in (web_a, web_b):
             web.terminate()
             web.join(10)

@@ -4,13 +4,14 @@ what a viewer's input becomes (runs.liveview, runs.control)."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
@@ -19,7 +20,7 @@ from django.utils import timezone
 from bctrl_site.asgi import application
 from recordings.leases import lease_mint, lease_revoke
 from recordings.models import ViewerLease
-from runs import control
+from runs import control, liveview
 from runs.liveview import frame_header, host_link_token, pack_frame
 from runs.models import Event, Run, Runtime
 from tests.conftest import Tenant
@@ -519,3 +520,73 @@ async def test_revoking_the_controllers_lease_hands_control_back(live: dict[str,
         )[0]
     )()
     assert released["reason"] == "revoked"
+
+
+# A channel layer that fails ----------------------------------------------------------
+
+
+@pytest.fixture
+def memory_layer(settings: Any) -> Iterator[InMemoryChannelLayer]:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.BCTRL_LIVE_RECHECK_S = 0.1
+    channel_layers.backends.clear()
+    layer = get_channel_layer()
+    assert isinstance(layer, InMemoryChannelLayer)
+    yield layer
+    channel_layers.backends.clear()
+
+
+async def close_code(viewer: Any, timeout: float = 3) -> int:
+    while True:
+        message = await viewer.receive_output(timeout=timeout)
+        if message["type"] == "websocket.close":
+            return int(message["code"])
+
+
+async def stays_open_for(viewer: Any, seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if await viewer.receive_nothing(timeout=0.05):
+            continue
+        assert (await viewer.receive_output())["type"] == "websocket.send", "it closed"
+
+
+async def test_a_view_whose_layer_stops_delivering_closes_for_the_page_to_reconnect(
+    tenant: Tenant, memory_layer: InMemoryChannelLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(liveview, "LAYER_PROBE_TIMEOUT_S", 0.3)
+    viewer, connected, _ = await open_viewer(
+        f"/ws/live/{await db(live_token)(await db(make_run)(tenant))}"
+    )
+    assert connected
+    await stays_open_for(viewer, 0.6)  # its probes come back meanwhile
+    await memory_layer.flush()  # what the viewer waits on is no longer delivered to
+    assert await close_code(viewer) == 4503
+
+
+async def test_a_view_whose_layer_fails_closes_for_the_page_to_reconnect(
+    tenant: Tenant, memory_layer: InMemoryChannelLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    viewer, connected, _ = await open_viewer(
+        f"/ws/live/{await db(live_token)(await db(make_run)(tenant))}"
+    )
+    assert connected
+
+    async def down(*args: Any) -> None:
+        raise ConnectionError("Redis is restarting")
+
+    monkeypatch.setattr(memory_layer, "group_send", down)
+    assert await close_code(viewer) == 4503
+
+
+async def test_a_view_opened_while_the_layer_is_down_is_refused_with_503(
+    tenant: Tenant, memory_layer: InMemoryChannelLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def down(*args: Any) -> None:
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(memory_layer, "group_add", down)
+    _, connected, code = await open_viewer(
+        f"/ws/live/{await db(live_token)(await db(make_run)(tenant))}"
+    )
+    assert not connected and code == 4503

@@ -219,7 +219,11 @@
         return;
       }
       retries += 1;
-      setState("connecting", "Connection lost; reconnecting…");
+      // 4503: the server lost its channel layer (Redis) and closed the view to start afresh.
+      setState(
+        "connecting",
+        event.code === 4503 ? "Live view interrupted; reconnecting…" : "Connection lost; reconnecting…",
+      );
       setTimeout(connect, Math.min(5000, 250 * 2 ** retries));
     });
   }
