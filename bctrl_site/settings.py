@@ -192,6 +192,14 @@ STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/rrweb", BASE_DIR / "node_modules/rrweb")]
 # Cold tier of archived recordings (POST /api/v1/recordings/{id}/archive moves files here).
 BCTRL_COLD_STORAGE_ROOT = Path(envstr("BCTRL_COLD_STORAGE_ROOT", str(VAR_DIR / "cold")))
+if TESTING and not envstr("BCTRL_COLD_STORAGE_ROOT"):
+    # As MEDIA_ROOT: one folder per test session, which the live servers share.
+    import atexit
+    import shutil
+    import tempfile
+
+    BCTRL_COLD_STORAGE_ROOT = Path(tempfile.mkdtemp(prefix="bctrl-test-cold-"))
+    atexit.register(shutil.rmtree, BCTRL_COLD_STORAGE_ROOT, True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "cold": {

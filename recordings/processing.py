@@ -89,6 +89,7 @@ from django.utils import timezone
 
 from recordings.models import Recording, RecordingBatch, RecordingTarget
 from recordings.services import recording_dir
+from recordings.storage import open_recording_file
 from runs.live import notify_run_changed
 from runs.models import Event
 
@@ -295,7 +296,7 @@ def _process(recording_id: str, started: datetime) -> Recording:
     outputs: list[TargetOutput] = []
     for target, rows in by_target.items():
         _check_owned(recording_id, started)
-        output = _process_target(recording_id, target, rows, run_markers.get(target, []))
+        output = _process_target(recording, target, rows, run_markers.get(target, []))
         with transaction.atomic():
             # The row lock makes a forced take (an UPDATE) wait until this target is saved.
             if not _owned(recording_id, started).select_for_update().values_list("pk"):
@@ -347,12 +348,13 @@ def _finish(
 
 
 def _process_target(
-    recording_id: str,
+    recording: Recording,
     target: str,
     batches: Sequence[RecordingBatch],
     run_markers: list[dict[str, Any]],
 ) -> TargetOutput:
-    events, unreadable = _read_batches(batches)
+    recording_id = recording.id
+    events, unreadable = _read_batches(recording, batches)
     output = TargetOutput(
         target=target,
         playable=False,
@@ -438,13 +440,15 @@ UNREADABLE_ERRORS = (
 )
 
 
-def _read_batches(batches: Iterable[RecordingBatch]) -> tuple[list[dict[str, Any]], list[int]]:
+def _read_batches(
+    recording: Recording, batches: Iterable[RecordingBatch]
+) -> tuple[list[dict[str, Any]], list[int]]:
     """All events of the batches, in seq order, and the seqs whose file could not be read."""
     events: list[dict[str, Any]] = []
     unreadable: list[int] = []
     for batch in batches:
         try:
-            with default_storage.open(batch.path, "rb") as handle:
+            with open_recording_file(recording, batch.path) as handle:
                 decoded = orjson.loads(gzip.decompress(handle.read()))
         except UNREADABLE_ERRORS as exc:
             logger.warning("Batch %s is unreadable: %s", batch, exc)

@@ -358,9 +358,7 @@ class RecordingFileView(APIView):
         if recording is None or recording.status not in files.DOWNLOADABLE:
             raise ObjectNotFound(f"No recording {recording_id!r} to download.")
         head = {"recording_id": recording.id, "duration": _duration_seconds(recording)}
-        parts = files.events_document(
-            head, files.storage_of(recording), files.target_files(recording)
-        )
+        parts = files.events_document(head, recording, files.target_files(recording))
         return _stream(
             request,
             parts,
@@ -426,7 +424,5 @@ class BrowserRunRecordingView(APIView):
                 code="recording.too_short",
             )
         head = {"sessionId": run.id, "duration": recording.duration_ms}
-        parts = files.events_document(
-            head, files.storage_of(recording), files.target_files(recording)
-        )
+        parts = files.events_document(head, recording, files.target_files(recording))
         return _stream(request, parts)

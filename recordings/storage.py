@@ -2,8 +2,10 @@
 
 Tiers: `hot` files are in the default storage; `archive` copies a ready recording's target
 and batch files to the `cold` storage (`STORAGES["cold"]`, a folder at
-`BCTRL_COLD_STORAGE_ROOT` by default), checks each copy's size, and deletes the hot files
-once the move is committed. Every reader asks `storage_of(recording)`.
+`BCTRL_COLD_STORAGE_ROOT` by default) under the same names, checks each copy's size, and
+deletes the hot files once the move is committed. Every read of a recording's file goes
+through `open_recording_file(recording, name)`, which opens it in the storage of the
+recording's tier and copes with an archive that moves it meanwhile.
 
 Downloads: one JSON document of a recording's rrweb events per page target,
 `{<head fields>, "events": {"<target>": [rrweb events…]}}`, streamed chunk by chunk from the
@@ -53,8 +55,32 @@ def cold_storage() -> Storage:
 
 
 def storage_of(recording: Recording) -> Storage:
-    """The storage that holds the recording's files now."""
-    return cold_storage() if recording.tier == Recording.Tier.COLD else hot_storage()
+    """The storage that holds the recording's files now (as far as `recording` knows)."""
+    return _tier_storage(recording.tier)
+
+
+def _tier_storage(tier: str) -> Storage:
+    return cold_storage() if tier == Recording.Tier.COLD else hot_storage()
+
+
+def open_recording_file(recording: Recording, name: str) -> File:
+    """Opens `name`, one of the recording's files (a target's chunk file or a batch), for
+    reading, in the storage of the recording's tier: the one way to read them.
+
+    An archive may move the file between the caller's read of the tier and this open: it
+    copies to cold storage under the same name, commits the new tier, and only then
+    deletes the hot copy. So a file missing where `recording` says is looked for once
+    more in the tier the database names now (and `recording.tier` is updated, for the
+    caller's next file); a file opened just before the delete stays readable.
+    FileNotFoundError when it is in neither."""
+    try:
+        return storage_of(recording).open(name, "rb")
+    except FileNotFoundError:
+        tier = Recording.objects.filter(pk=recording.pk).values_list("tier", flat=True).first()
+        if tier is None or tier == recording.tier:
+            raise
+    recording.tier = tier
+    return _tier_storage(tier).open(name, "rb")
 
 
 def provider_of(recording: Recording) -> str:
@@ -89,12 +115,8 @@ def recording_archive(*, recording: Recording) -> Recording:
                 *locked.batches.exclude(path=""),
             ]
             for row in rows:
-                name = _copy_verified(hot, cold, row.path)
-                copied.append(name)
+                copied.append(_copy_verified(hot, cold, row.path))
                 hot_names.append(row.path)
-                if name != row.path:
-                    row.path = name
-                    row.save(update_fields=["path"])
             locked.tier = Recording.Tier.COLD
             locked.status = Recording.Status.ARCHIVED
             locked.archived_at = timezone.now()
@@ -120,9 +142,11 @@ def _copy_verified(source: Storage, destination: Storage, name: str) -> str:
         destination.delete(name)
     with source.open(name, "rb") as handle:
         saved = destination.save(name, File(handle))
-    if destination.size(saved) != size:
+    if saved != name or destination.size(saved) != size:
+        # The same name in both tiers is what lets a reader that knew the hot file find
+        # it in cold storage (open_recording_file).
         destination.delete(saved)
-        raise OSError(f"Copy of {name} to cold storage has the wrong size.")
+        raise OSError(f"Copy of {name} to cold storage has the wrong name or size.")
     return saved
 
 
@@ -205,33 +229,57 @@ def target_files(recording: Recording) -> list[TargetFile]:
 
 
 def events_document(
-    head: dict[str, Any], storage: Storage, files: list[TargetFile]
+    head: dict[str, Any], recording: Recording, files: list[TargetFile]
 ) -> Iterator[bytes]:
-    """`{**head, "events": {target: [events…], …}}` as JSON, a piece at a time."""
-    opening = orjson.dumps(head)
-    yield (opening[:-1] + b"," if head else b"{") + b'"events":{'
-    for position, file in enumerate(files):
-        yield (b"," if position else b"") + orjson.dumps(file.target) + b":["
-        first = True
-        for array in _target_arrays(storage, file):
-            inner = _array_inner(array)
-            if inner:
-                yield inner if first else b"," + inner
-                first = False
-        yield b"]"
-    yield b"}}"
+    """`{**head, "events": {target: [events…], …}}` as JSON, a piece at a time.
+
+    Every file is opened here, before the first piece (streaming runs on any worker
+    thread, without the database that open_recording_file may ask); a missing one is a
+    409 `recording.file_missing` before anything is sent."""
+    opened: list[tuple[TargetFile, File]] = []
+    try:
+        for file in files:
+            opened.append((file, open_recording_file(recording, file.path)))
+    except FileNotFoundError as exc:
+        for _, handle in opened:
+            handle.close()
+        raise Conflict(
+            f"File {exc.filename or ''} of the recording is missing.",
+            code="recording.file_missing",
+        ) from exc
+    return _document_pieces(head, opened)
 
 
-def _target_arrays(storage: Storage, file: TargetFile) -> Iterator[bytes]:
+def _document_pieces(
+    head: dict[str, Any], opened: list[tuple[TargetFile, File]]
+) -> Iterator[bytes]:
+    try:
+        opening = orjson.dumps(head)
+        yield (opening[:-1] + b"," if head else b"{") + b'"events":{'
+        for position, (file, handle) in enumerate(opened):
+            yield (b"," if position else b"") + orjson.dumps(file.target) + b":["
+            first = True
+            for array in _target_arrays(handle, file):
+                inner = _array_inner(array)
+                if inner:
+                    yield inner if first else b"," + inner
+                    first = False
+            yield b"]"
+        yield b"}}"
+    finally:
+        for _, handle in opened:
+            handle.close()
+
+
+def _target_arrays(handle: File, file: TargetFile) -> Iterator[bytes]:
     """The decompressed JSON array of each chunk of a target file, in order."""
-    with storage.open(file.path, "rb") as handle:
-        if not file.chunks:
-            # No index: split the file into its gzip members.
-            yield from _gzip_members(handle.read())
-            return
-        for offset, length in file.chunks:
-            handle.seek(offset)
-            yield gzip.decompress(handle.read(length))
+    if not file.chunks:
+        # No index: split the file into its gzip members.
+        yield from _gzip_members(handle.read())
+        return
+    for offset, length in file.chunks:
+        handle.seek(offset)
+        yield gzip.decompress(handle.read(length))
 
 
 def _gzip_members(data: bytes) -> Iterator[bytes]:

@@ -67,7 +67,7 @@ from typing import Any, Concatenate, ParamSpec
 
 import orjson
 from django.contrib.auth.views import redirect_to_login
-from django.core.files.storage import default_storage
+from django.core.files import File
 from django.db.models.fields.json import KT
 from django.http import (
     FileResponse,
@@ -84,6 +84,7 @@ from django.views.decorators.http import require_GET
 
 from recordings.models import Recording, RecordingBatch, RecordingTarget
 from recordings.selectors import latest_recording_of, runs_api_status, targets_of
+from recordings.storage import open_recording_file
 from runs import selectors
 from runs.activity import activity_items
 from runs.models import Run
@@ -247,11 +248,13 @@ def manifest_response(run: Run, urls: ReplayUrls) -> HttpResponse:
     return _json(manifest_data(run, urls))
 
 
-def _processed_target_of(run: Run, target: str, *, chunk: int | None = None) -> RecordingTarget:
-    """The target's row without its index (the chunk list and markers: ~130 KiB of JSON for a
-    2 h recording, which a chunk request does not need); with `chunk`, that chunk's offset
-    and length read out of the index by the database, as `chunk_offset`/`chunk_length`
-    (None when there is no such chunk)."""
+def _processed_target_of(
+    run: Run, target: str, *, chunk: int | None = None
+) -> tuple[Recording, RecordingTarget]:
+    """The run's recording and the target's row without its index (the chunk list and
+    markers: ~130 KiB of JSON for a 2 h recording, which a chunk request does not need);
+    with `chunk`, that chunk's offset and length read out of the index by the database, as
+    `chunk_offset`/`chunk_length` (None when there is no such chunk)."""
     recording = latest_recording_of(run)
     rows = (
         RecordingTarget.objects.filter(recording=recording, target=target)
@@ -264,9 +267,16 @@ def _processed_target_of(run: Run, target: str, *, chunk: int | None = None) -> 
             chunk_length=KT(f"index__chunks__{chunk}__length"),
         )
     found = rows.first() if recording is not None else None
-    if found is None:
+    if recording is None or found is None:
         raise Http404(f"No processed target {target!r}.")
-    return found
+    return recording, found
+
+
+def _open(recording: Recording, name: str) -> File:
+    try:
+        return open_recording_file(recording, name)
+    except FileNotFoundError as exc:
+        raise Http404("The recording file is missing.") from exc
 
 
 class RangeNotSatisfiable(Exception):
@@ -299,12 +309,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
 def chunks_response(request: HttpRequest, run: Run, target: str) -> HttpResponseBase:
     if "chunk" in request.GET:
         return _one_chunk_response(run, target, request.GET["chunk"])
-    processed = _processed_target_of(run, target)
-    try:
-        size = default_storage.size(processed.path)
-    except OSError as exc:
-        raise Http404("The recording file is missing.") from exc
-    response = _range_response(processed.path, size, request.headers.get("Range", ""))
+    recording, processed = _processed_target_of(run, target)
+    response = _range_response(_open(recording, processed.path), request.headers.get("Range", ""))
     response["Accept-Ranges"] = "bytes"
     # Processing writes a target's file once; a reprocessed recording gets a new path.
     response["Cache-Control"] = "private, max-age=3600"
@@ -317,17 +323,14 @@ def _one_chunk_response(run: Run, target: str, raw: str) -> HttpResponse:
     header, so that a page can preload it (`<link rel="preload">` sends no Range)."""
     if not raw.isdigit() or len(raw) > 9:
         raise Http404(f"No chunk {raw!r}.")
-    processed = _processed_target_of(run, target, chunk=int(raw))
+    recording, processed = _processed_target_of(run, target, chunk=int(raw))
     found = (getattr(processed, "chunk_offset", None), getattr(processed, "chunk_length", None))
     if found[0] is None or found[1] is None:
         raise Http404(f"No chunk {raw!r}.")
     offset, length = int(found[0]), int(found[1])
-    try:
-        with default_storage.open(processed.path, "rb") as handle:
-            handle.seek(offset)
-            body = handle.read(length)
-    except OSError as exc:
-        raise Http404("The recording file is missing.") from exc
+    with _open(recording, processed.path) as handle:
+        handle.seek(offset)
+        body = handle.read(length)
     response = HttpResponse(body, content_type="application/octet-stream")
     response["Content-Length"] = str(len(body))
     # The URL names a chunk of the current index, which a reprocessing replaces.
@@ -349,22 +352,23 @@ def first_chunk_to_preload(run: Run, urls: ReplayUrls) -> dict[str, str] | None:
     return {"target": first[0], "url": f"{urls.chunks(first[0])}?chunk=0"}
 
 
-def _range_response(path: str, size: int, header: str) -> HttpResponseBase:
+def _range_response(handle: File, header: str) -> HttpResponseBase:
+    """The answer for `handle`, an open file, to a request with Range `header`."""
+    size = handle.size
     try:
         wanted = parse_range(header, size) if header else None
     except RangeNotSatisfiable:
+        handle.close()
         refused = HttpResponse(status=416, content_type="text/plain")
         refused["Content-Range"] = f"bytes */{size}"
         return refused
     if wanted is None:
-        whole = FileResponse(
-            default_storage.open(path, "rb"), content_type="application/octet-stream"
-        )
+        whole = FileResponse(handle, content_type="application/octet-stream")
         whole["Content-Length"] = str(size)
         return whole
     first, last = wanted
     last = min(last, first + MAX_RANGE_BYTES - 1)
-    with default_storage.open(path, "rb") as handle:
+    with handle:
         handle.seek(first)
         body = handle.read(last - first + 1)
     partial = HttpResponse(body, status=206, content_type="application/octet-stream")
@@ -396,7 +400,7 @@ def live_response(request: HttpRequest, run: Run, target: str) -> HttpResponse:
     seq = after
     for batch_seq, path in batches:
         try:
-            with default_storage.open(path, "rb") as handle:
+            with open_recording_file(recording, path) as handle:
                 events.extend(orjson.loads(gzip.decompress(handle.read())))
         except (OSError, ValueError):
             continue  # processing may have removed it meanwhile; the replay will have it
