@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from typing import Any, cast
 from urllib.parse import urlencode, urlparse
 
@@ -283,7 +284,7 @@ def _run_host() -> None:
     loop.run_until_complete(host.run())
 
 
-def start_host_process() -> multiprocessing.Process:
+def start_host_process() -> BaseProcess:
     """A runtime host in a process of its own, with the settings of now (its link goes to
     settings.BCTRL_HOST_LINK_URL)."""
     host = multiprocessing.get_context("fork").Process(target=_run_host, daemon=True)
@@ -291,7 +292,7 @@ def start_host_process() -> multiprocessing.Process:
     return host
 
 
-def stop_host_process(host: multiprocessing.Process) -> None:
+def stop_host_process(host: BaseProcess) -> None:
     assert host.pid is not None
     with contextlib.suppress(ProcessLookupError):
         os.kill(host.pid, signal.SIGTERM)

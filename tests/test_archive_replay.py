@@ -93,12 +93,13 @@ def test_an_archived_recording_replays_seeks_and_downloads_from_the_cold_tier(
     seek = member_client.get(target["chunksUrl"], HTTP_RANGE=f"bytes={late['offset']}-{end}")
     assert seek.status_code == 206
     assert b"The late page" in gzip.decompress(seek.content)
-    whole = member_client.get(target["chunksUrl"])
+    whole: Any = member_client.get(target["chunksUrl"])
     assert whole.status_code == 200 and b"".join(whole.streaming_content) == stored.blob
 
     download = tenant.client.get(f"/api/v1/recordings/{recording.id}/download").json()
     assert download["provider"] == "cold"
-    events = json.loads(b"".join(Client().get(download["download_url"]).streaming_content))
+    streamed: Any = Client().get(download["download_url"])
+    events = json.loads(b"".join(streamed.streaming_content))
     assert [e["timestamp"] for e in events["events"]["page-1"]][:1] == [T0]
 
 
