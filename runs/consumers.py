@@ -12,7 +12,7 @@ Query options (seed 003): `recording=true|false|1|0` sets Runtime.recording_enab
 `keep_alive=<ms>` sets Runtime.keep_alive_ms; the runtime host reads both.
 
 Every refusal happens before the handshake is accepted, so no CDP message reaches the
-browser. Each one stands for an HTTP status (`REFUSALS`): 400 bad connect options, 401
+browser. Each one stands for an HTTP status (`REFUSALS`): 422 bad connect options, 401
 a missing, invalid or revoked API key, 403 an invalid or revoked connect token (the end
 of its run revokes it), 404 a runtime that is not in the key's space (or does not
 exist), 409 a runtime that is not running or a token of an earlier run, 410 an expired
@@ -65,7 +65,7 @@ from runs.handshake import refuse_handshake
 from runs.ids import new_id
 from runs.launch import launch
 from runs.live import run_group
-from runs.liveview import send_to_host
+from runs.liveview import layer_call, send_to_host
 from runs.models import ApiKey, Run, Runtime
 from runs.services import event_emit
 
@@ -80,7 +80,7 @@ RECORDING_SWITCH_TIMEOUT_S = 3.0
 # Close codes of a refused or ended connection (4000 + the HTTP status it stands for),
 # with the error code of the HTTP answer to a refused handshake.
 REFUSALS = {
-    4400: "invalid_parameter",  # bad connect options
+    4422: "invalid_parameter",  # bad connect options (a query parameter: README's rule)
     4401: "unauthenticated",  # missing, invalid or revoked API key
     4403: "forbidden",  # invalid or revoked connect token
     4404: "not_found",  # no such runtime in the key's space
@@ -112,13 +112,13 @@ def connect_options(query_string: bytes) -> ConnectOptions:
     if "recording" in query:
         value = query["recording"].strip().lower()
         if value not in ("true", "1", "false", "0"):
-            raise ProxyRefused(4400, "recording must be true or false.")
+            raise ProxyRefused(4422, "recording must be true or false.")
         recording = value in ("true", "1")
     if "keep_alive" in query:
         value = query["keep_alive"].strip()
         if not value.isdigit() or len(value) > 10 or int(value) > MAX_KEEP_ALIVE_MS:
             raise ProxyRefused(
-                4400, f"keep_alive must be milliseconds from 0 to {MAX_KEEP_ALIVE_MS}."
+                4422, f"keep_alive must be milliseconds from 0 to {MAX_KEEP_ALIVE_MS}."
             )
         keep_alive_ms = int(value)
     return ConnectOptions(recording=recording, keep_alive_ms=keep_alive_ms)
@@ -332,9 +332,11 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
         self.controlled = holder is not None
         self.counted = True
         if self.channel_layer is not None:
+            # Without the layer (Redis down) the client still works: its credential is
+            # re-checked every few seconds, only the instant notices are missed.
             group = run_group(self.grant.run.pk)
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups.append(group)
+            if await layer_call(self.channel_layer, "group_add", group, self.channel_name):
+                self.groups.append(group)
         await self.accept()
         await self._connection_event("connection.opened")
         for job in (self._pump_upstream(), self._flush_loop(), self._recheck_loop()):
@@ -362,9 +364,14 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
         layer = self.channel_layer
         if layer is None or self.grant is None:
             return
-        reply = await layer.new_channel()
+        try:
+            reply = await layer.new_channel()
+        except Exception as exc:  # the layer is down: the host reads the switch itself
+            logger.warning("No channel layer to switch recording (%r)", exc)
+            return
         body = {"type": "recording", "enabled": enabled, "reply": reply}
-        await send_to_host(layer, self.grant.runtime_id, body)
+        if not await send_to_host(layer, self.grant.runtime_id, body):
+            return
         try:
             await asyncio.wait_for(layer.receive(reply), RECORDING_SWITCH_TIMEOUT_S)
         except TimeoutError:

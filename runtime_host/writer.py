@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.utils import timezone
 
-from runs.api.errors import Conflict
+from runs.api.errors import ApiError, Conflict
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class RunWriter:
             try:
                 batch_ingest(run=self.run, target=target, seq=seq, events=chunk)
                 self.batches_written += 1
-            except Conflict as exc:
+            except ApiError as exc:  # refused (run ended, limits): said once, not a crash
                 logger.warning("Batch %s/%s of run %s refused: %s", target, seq, self.run.id, exc)
             except Exception:
                 logger.exception("Batch %s/%s of run %s failed", target, seq, self.run.id)

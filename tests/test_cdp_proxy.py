@@ -214,7 +214,7 @@ async def test_a_runtime_that_is_not_running_is_refused(started: Started) -> Non
     "query", ["recording=maybe", "keep_alive=-1", "keep_alive=1e3", "keep_alive=99999999999"]
 )
 async def test_bad_connect_options_are_refused(started: Started, query: str) -> None:
-    assert await refusal_code(f"/cdp/{started.token}?{query}") == 4400
+    assert await refusal_code(f"/cdp/{started.token}?{query}") == 4422
     runtime = await Runtime.objects.aget(pk=started.runtime.pk)
     assert runtime.client_count == 0 and runtime.keep_alive_ms is None
 
@@ -594,7 +594,7 @@ def test_connect_options_set_recording_and_keep_alive(
         assert runtime.client_count == 1
     assert eventually(lambda: client_count(started.runtime) == 0)
     bad_option = refused(f"{ws_base(asgi_server)}/cdp/{started.token}?keep_alive=soon")
-    assert (bad_option.status, bad_option.error["code"]) == (400, "invalid_parameter")
+    assert (bad_option.status, bad_option.error["code"]) == (422, "invalid_parameter")
 
 
 @pytest.mark.browser
