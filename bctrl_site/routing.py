@@ -64,6 +64,9 @@ live_urlpatterns: list[URLPattern] = [
 MESSAGE_LIMITS = {
     "cdp-proxy": "BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES",
     "runtime-cdp-proxy": "BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES",
+    "browser-run-cdp": "BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES",
+    "browser-run-cdp-session": "BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES",
+    "browser-run-cdp-page": "BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES",
     "host-link": "BCTRL_HOST_LINK_MESSAGE_MAX_BYTES",
     "live-embed-ws": "BCTRL_LIVE_MESSAGE_MAX_BYTES",
     "live-ws": "BCTRL_LIVE_MESSAGE_MAX_BYTES",
