@@ -174,6 +174,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
 
+# `manage.py serve` (bctrl_site/supervisor.py) starts a child that exited again after this
+# delay, doubled after each exit sooner than BCTRL_SERVE_STABLE_S after its start, up to the
+# maximum; a child that ran that long before it exited starts again after the first delay.
+BCTRL_SERVE_RESTART_DELAY_S = float(envstr("BCTRL_SERVE_RESTART_DELAY_S", "1"))
+BCTRL_SERVE_RESTART_MAX_DELAY_S = float(envstr("BCTRL_SERVE_RESTART_MAX_DELAY_S", "30"))
+BCTRL_SERVE_STABLE_S = float(envstr("BCTRL_SERVE_STABLE_S", "60"))
+
 # Files: a local folder through Django's storage API.
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "files")))
 if TESTING and not envstr("MEDIA_ROOT"):

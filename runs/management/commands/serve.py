@@ -1,18 +1,17 @@
 import os
-import signal
-import subprocess
 import sys
-import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from bctrl_site.supervisor import Child, Supervisor, install_stop_handlers
+
 
 class Command(BaseCommand):
     help = (
-        "Starts the web server (daphne), the runtime host, the Celery worker and beat; "
-        "Ctrl-C stops them all."
+        "Starts the web server (daphne), the runtime host, the Celery worker and beat, "
+        "restarts any of them that exits (bctrl_site/supervisor.py); Ctrl-C stops them all."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -55,36 +54,14 @@ class Command(BaseCommand):
             address = "127.0.0.1" if options["host"] in wildcard else options["host"]
             host_env["BCTRL_HOST_LINK_URL"] = f"ws://{address}:{options['port']}"
         envs = {"runtime_host": host_env}
-        # The argv lists are built above from our own interpreter and settings, never from input.
-        processes = {
-            name: subprocess.Popen(argv, env=envs.get(name))  # noqa: S603
-            for name, argv in commands.items()
-        }
+        supervisor = Supervisor(
+            [Child(name, argv, envs.get(name)) for name, argv in commands.items()],
+            restart_delay_s=settings.BCTRL_SERVE_RESTART_DELAY_S,
+            max_delay_s=settings.BCTRL_SERVE_RESTART_MAX_DELAY_S,
+            stable_s=settings.BCTRL_SERVE_STABLE_S,
+        )
+        install_stop_handlers(supervisor)
         self.stdout.write(
             f"bctrl is running at http://{options['host']}:{options['port']}/ (Ctrl-C stops it)"
         )
-        stopping = False
-
-        def stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        try:
-            while not stopping:
-                for name, process in processes.items():
-                    if process.poll() is not None:
-                        self.stderr.write(f"{name} exited with {process.returncode}; stopping.")
-                        stopping = True
-                time.sleep(0.5)
-        finally:
-            for process in processes.values():
-                if process.poll() is None:
-                    process.terminate()
-            deadline = time.monotonic() + 10
-            for process in processes.values():
-                try:
-                    process.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        supervisor.run()
