@@ -51,6 +51,9 @@ class Recording(models.Model):
     failure_reason = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     processing_started_at = models.DateTimeField(null=True, blank=True)
+    # The Celery task that took it last: the same task delivered again (its worker died
+    # mid-way) takes it back at once instead of waiting out the processing timeout.
+    processing_task_id = models.CharField(max_length=64, blank=True, default="")
     ready_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

@@ -4,14 +4,17 @@ Status machine
 --------------
 `preparing → processing → ready | failed`. `recording_process` takes a recording with one
 conditional UPDATE (from `preparing`, or from `processing` whose `processing_started_at`
-is older than the processing timeout), setting `processing_started_at` and incrementing
-`attempts`; two workers cannot both take it. A re-run on a `ready` recording, or on one
-that another worker is `processing` right now, does nothing. Every write of the outputs
-is deterministic (fixed storage names, the old file deleted first, `update_or_create` of
-the target rows, gzip members with mtime 0), so a re-run produces byte-identical outputs
-and no duplicates. The final UPDATE is conditional on this worker still owning the
-recording (same `processing_started_at`): a worker that was too slow and lost it to the
-sweep writes nothing more.
+is older than the processing timeout, or that the same Celery task took before), setting
+`processing_started_at` and `processing_task_id` and incrementing `attempts`; two workers
+cannot both take it. The task's message is acknowledged only once it finished
+(`acks_late`) and goes back to the queue when the worker process running it dies
+(`task_reject_on_worker_lost`): that redelivery takes the recording back at once. A
+re-run on a `ready` recording, or on one that another worker is `processing` right now,
+does nothing. Every write of the outputs is deterministic (fixed storage names, the old
+file deleted first, `update_or_create` of the target rows, gzip members with mtime 0), so
+a re-run produces byte-identical outputs and no duplicates. The final UPDATE is
+conditional on this worker still owning the recording (same `processing_started_at`): a
+worker that was too slow and lost it to the sweep writes nothing more.
 
 An unexpected exception leaves the recording `processing` and is re-raised; the sweep
 re-queues it once the processing timeout passed; after the maximum number of attempts it
@@ -170,7 +173,7 @@ class LostOwnership(Exception):
 # --- Taking a recording -------------------------------------------------------------------
 
 
-def _take(recording_id: str, *, force: bool) -> datetime | None:
+def _take(recording_id: str, *, force: bool, task_id: str) -> datetime | None:
     """Marks the recording `processing` for this worker; None when it is not to be taken."""
     now = timezone.now()
     stale = now - timedelta(seconds=processing_timeout_s())
@@ -180,9 +183,14 @@ def _take(recording_id: str, *, force: bool) -> datetime | None:
     takeable |= Q(status=Recording.Status.PROCESSING, processing_started_at__lt=stale)
     if force:
         takeable |= Q(status=Recording.Status.PROCESSING)
+    if task_id:
+        # This task took it before: Celery delivers a task again only once the worker
+        # process that ran it is gone, so nobody is processing it any more.
+        takeable |= Q(status=Recording.Status.PROCESSING, processing_task_id=task_id)
     taken = Recording.objects.filter(takeable, pk=recording_id, attempts__lt=max_attempts()).update(
         status=Recording.Status.PROCESSING,
         processing_started_at=now,
+        processing_task_id=task_id,
         attempts=F("attempts") + 1,
     )
     if taken:
@@ -253,14 +261,17 @@ class TargetOutput:
     unreadable: list[int] = field(default_factory=list)
 
 
-def recording_process(*, recording_id: str, force: bool = False) -> Recording | None:
+def recording_process(
+    *, recording_id: str, force: bool = False, task_id: str = ""
+) -> Recording | None:
     """Turns a stopped recording's batches into replay chunks. See the module docstring.
 
     Returns the recording once this call settled it (ready or failed), None when it did
     not take it. `force` takes a `processing` recording even if another worker started it
-    recently (for an operator's "recover").
+    recently (for an operator's "recover"); `task_id`, the Celery task's id, takes back a
+    recording that the same task took before its worker died (a redelivery).
     """
-    started = _take(recording_id, force=force)
+    started = _take(recording_id, force=force, task_id=task_id)
     if started is None:
         return None
     _notify(recording_id, Recording.Status.PROCESSING)

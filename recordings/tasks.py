@@ -1,15 +1,15 @@
-from celery import shared_task
+from celery import Task, shared_task
 
 
-@shared_task(acks_late=True)
-def process_recording(recording_id: str, force: bool = False) -> None:
+@shared_task(acks_late=True, bind=True)
+def process_recording(self: Task, recording_id: str, force: bool = False) -> None:
     """Turns a stopped recording's batches into replay chunks (see recordings.processing).
 
     `force` takes a recording that another worker is processing right now (a recover).
     """
     from recordings.processing import recording_process
 
-    recording_process(recording_id=recording_id, force=force)
+    recording_process(recording_id=recording_id, force=force, task_id=self.request.id or "")
 
 
 @shared_task(acks_late=True)

@@ -349,26 +349,29 @@ def export_build(*, export_id: str) -> FileExport:
                     "manifest.json",
                     json.dumps({"runId": export.run_id, "files": manifest}, indent=2),
                 )
-            artifact = artifact_store(
-                run=export.run,
-                kind=Artifact.Kind.EXPORT,
-                name=f"{_safe_filename(export.name)}.zip",
-                content=archive_file,
-                content_type="application/zip",
-                metadata={"exportId": export.id},
-                require_active=False,
-            )
+            # The ZIP's artifact and the export's `ready` commit together: a worker killed
+            # in between leaves the export pending, and its redelivered task builds one ZIP.
+            with transaction.atomic():
+                artifact = artifact_store(
+                    run=export.run,
+                    kind=Artifact.Kind.EXPORT,
+                    name=f"{_safe_filename(export.name)}.zip",
+                    content=archive_file,
+                    content_type="application/zip",
+                    metadata={"exportId": export.id},
+                    require_active=False,
+                )
+                FileExport.objects.filter(pk=export.pk).update(
+                    status=FileExport.Status.READY,
+                    artifact=artifact,
+                    file_count=len(files),
+                    finished_at=timezone.now(),
+                )
     except Exception as exc:
         FileExport.objects.filter(pk=export.pk).update(
             status=FileExport.Status.FAILED, error=str(exc)[:1000], finished_at=timezone.now()
         )
         raise
-    FileExport.objects.filter(pk=export.pk).update(
-        status=FileExport.Status.READY,
-        artifact=artifact,
-        file_count=len(files),
-        finished_at=timezone.now(),
-    )
     notify_run_changed(export.run_id, "exports")
     export.refresh_from_db()
     return export
