@@ -16,8 +16,9 @@ What it keeps of the middleware chain, for the requests it takes:
   strict policy), `X-Frame-Options`, `X-Content-Type-Options`, `Referrer-Policy`,
   `Cross-Origin-Opener-Policy`, `Strict-Transport-Security` on a secure request, each
   from the same setting the middleware reads (`security_headers`), and `Content-Length`;
-- the `django.request` log line of every 4xx/5xx answer, and the API's JSON 500 for an
-  unexpected error (logged with its traceback).
+- the `django.request` log line of every 4xx/5xx answer, the API's JSON 500 for an
+  unexpected error (logged with its traceback), and its 503 when the database or Redis
+  is down (as `runs.api.errors.handler500` answers on Django's routes).
 
 Everything else goes to Django, unchanged: other methods and paths, and every request for
 which a middleware would do more than add headers: a `Host` outside ALLOWED_HOSTS (or
@@ -40,7 +41,7 @@ from django.utils.log import log_response
 
 from bctrl_site.middleware import STRICT_POLICY
 from recordings import api
-from runs.api.errors import error_body
+from runs.api.errors import OUTAGE_ERRORS, error_body, service_unavailable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -192,6 +193,8 @@ async def take_batch(
         return
     try:
         response = await run_ingest(meta, body, run_id)
+    except OUTAGE_ERRORS as exc:
+        response = service_unavailable(scope["path"], exc)  # as handler500 answers
     except Exception:
         logger.error(
             "Internal Server Error: %s",

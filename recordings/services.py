@@ -432,7 +432,9 @@ def recording_stop(*, recording: Recording, reason: str = "") -> Recording:
         notify_run_changed(locked.run_id, "recording", status=locked.status)
         from recordings.tasks import process_recording
 
-        transaction.on_commit(lambda: process_recording.delay(locked.id))
+        # robust: the stop is saved even if the queue is down (the failure is logged);
+        # the sweep queues a recording left `preparing` again (recordings.processing).
+        transaction.on_commit(lambda: process_recording.delay(locked.id), robust=True)
     return locked
 
 

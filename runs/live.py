@@ -37,7 +37,7 @@ _LAST_SENT_MAX = 10_000
 def notify_run_changed(run_id: str, kind: str, **detail: Any) -> None:
     """Tells every open stream of the run that something changed, once the write commits."""
 
-    def send() -> None:
+    def deliver() -> None:
         interval = THROTTLED_KINDS.get(kind)
         if interval is not None and not _due(run_id, kind, interval):
             return
@@ -63,6 +63,14 @@ def notify_run_changed(run_id: str, kind: str, **detail: Any) -> None:
             thread.join(5)
         else:
             publish(run_group(run_id), message)
+
+    def send() -> None:
+        try:
+            deliver()
+        except Exception as exc:
+            # The write is committed: a notice that cannot go out (Redis down) is only
+            # logged, and streams see the change at their next poll.
+            logger.warning("Could not publish a run change notice: %r", exc)
 
     transaction.on_commit(send)
 
@@ -111,16 +119,24 @@ def _loop_running_here() -> bool:
 
 @contextlib.asynccontextmanager
 async def run_change_listener(run_id: str) -> AsyncIterator["RunChangeListener"]:
+    """Change notices of the run; without them (the channel layer's Redis is down) the
+    listener only waits, and its stream sees changes at each database poll."""
     layer = get_channel_layer()
-    listener = RunChangeListener(layer, await layer.new_channel() if layer is not None else "")
+    listener = RunChangeListener(None, "")
     if layer is not None:
-        await layer.group_add(run_group(run_id), listener.channel)
+        try:
+            channel = await layer.new_channel()
+            await layer.group_add(run_group(run_id), channel)
+            listener = RunChangeListener(layer, channel)
+        except Exception as exc:
+            logger.warning("Run %s: no change notices, polling only: %r", run_id, exc)
     try:
         yield listener
     finally:
         listener.close()
-        if layer is not None:
-            await layer.group_discard(run_group(run_id), listener.channel)
+        if listener.layer is not None:
+            with contextlib.suppress(Exception):
+                await listener.layer.group_discard(run_group(run_id), listener.channel)
 
 
 class RunChangeListener:
@@ -146,7 +162,11 @@ class RunChangeListener:
         if not done:
             return False
         pending, self._pending = self._pending, None
-        pending.result()
+        try:
+            pending.result()
+        except Exception as exc:
+            logger.warning("Change notices stopped, polling only: %r", exc)
+            self.layer = None
         return True
 
     def close(self) -> None:

@@ -283,7 +283,8 @@ def export_request(
 ) -> tuple[FileExport, bool]:
     """Creates an export, or returns the one this Idempotency-Key already made.
 
-    The same key with a different request is a 409: a key names one request.
+    The same key with a different request is a 409: a key names one request. When the
+    task queue refuses the build, the export is removed again and the error raised.
     """
     if idempotency_key:
         existing = FileExport.objects.filter(run=run, idempotency_key=idempotency_key).first()
@@ -301,7 +302,15 @@ def export_request(
         return existing, False
     from runs.tasks import build_export
 
-    transaction.on_commit(lambda: build_export.delay(export.id))
+    def enqueue() -> None:
+        try:
+            build_export.delay(export.id)
+        except Exception:
+            # Nothing would ever build it: no export, and the caller's 503 says try again.
+            FileExport.objects.filter(pk=export.pk).delete()
+            raise
+
+    transaction.on_commit(enqueue)
     return export, True
 
 
@@ -313,9 +322,11 @@ def _check_same_export(export: FileExport, name: str, types: list[str]) -> None:
         )
 
 
-def export_build(*, export_id: str) -> FileExport:
+def export_build(*, export_id: str) -> FileExport | None:
     """Builds the ZIP of an export. Re-running a finished export does nothing."""
-    export = FileExport.objects.select_related("run").get(pk=export_id)
+    export = FileExport.objects.select_related("run").filter(pk=export_id).first()
+    if export is None:
+        return None  # its request was undone (the queue refused the task)
     if export.status != FileExport.Status.PENDING:
         return export
     from runs.selectors import files_of

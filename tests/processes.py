@@ -42,6 +42,8 @@ def process_env(var_dir: Path, **extra: str) -> dict[str, str]:
     """
     env = {name: value for name, value in os.environ.items() if name not in SERVER_SETTINGS}
     env.update(
+        # Static files from their folders (no collectstatic), as in the test process.
+        BCTRL_TESTING="1",
         BCTRL_VAR_DIR=str(var_dir),
         SECRET_KEY=settings.SECRET_KEY,
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
@@ -55,9 +57,11 @@ def process_env(var_dir: Path, **extra: str) -> dict[str, str]:
         credentials = quote(database["USER"] or "")
         if database["PASSWORD"]:
             credentials += ":" + quote(database["PASSWORD"])
+        # Named, so that a test can end this child's connections and no others.
         env["DATABASE_URL"] = (
             f"postgres://{credentials}@{database['HOST'] or '127.0.0.1'}:"
-            f"{database['PORT'] or 5432}/{database['NAME']}"
+            f"{database['PORT'] or 5432}/{database['NAME']}?application_name={var_dir.name}-"
+            f"{os.getpid()}-{id(var_dir)}"
         )
     env.update(extra)
     return env

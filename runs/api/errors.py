@@ -1,11 +1,24 @@
-"""One JSON error shape for the runs API: {"error": {"code", "message", "details"?}}."""
+"""One JSON error shape for the runs API: {"error": {"code", "message", "details"?}}.
+
+Outages: a request that fails because the database, Redis or the Celery broker cannot be
+reached is answered `503` with `Retry-After` (the API's JSON error on API paths, an HTML
+page elsewhere), never a 500 (`handler500`, `outage_of`; DRF's `exception_handler` leaves
+these errors to it). Django opens a new database connection on the next request, so the
+answers return to normal with the service, without a restart.
+"""
 
 import logging
 import math
+import sys
+from dataclasses import dataclass
 from typing import Any
 
+import kombu.exceptions
+import redis.exceptions
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -143,6 +156,10 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
 
 
 def handler500(request: HttpRequest) -> Any:
+    # The error being handled (asgiref hands it to the thread that calls this under ASGI).
+    exc = sys.exc_info()[1]
+    if exc is not None and outage_of(exc) is not None:
+        return service_unavailable(request.path, exc)
     if is_api_path(request.path):
         return api_error_response(500, "internal_error", "Internal server error.")
     from django.views.defaults import server_error
@@ -156,3 +173,63 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Any:
     from django.views.defaults import bad_request
 
     return bad_request(request, exception or Exception())
+
+
+# --- Outages --------------------------------------------------------------------------
+
+RETRY_AFTER_S = 5
+
+
+@dataclass(frozen=True)
+class Outage:
+    code: str
+    message: str
+
+
+DATABASE_DOWN = Outage(
+    "database_unavailable", "The database is unavailable. Try again in a few seconds."
+)
+BROKER_DOWN = Outage(
+    "queue_unavailable", "The task queue is unavailable. Try again in a few seconds."
+)
+REDIS_DOWN = Outage("redis_unavailable", "Redis is unavailable. Try again in a few seconds.")
+SERVICE_DOWN = Outage(
+    "service_unavailable", "A service bctrl needs is unavailable. Try again in a few seconds."
+)
+
+
+# What each error says is down. Django raises OperationalError when it cannot connect or
+# the connection broke (and for SQLite's "database is locked" after its timeout),
+# InterfaceError on a connection already closed; a Celery enqueue raises kombu's
+# OperationalError once its retries are spent; redis-py ConnectionError or TimeoutError.
+_OUTAGES: tuple[tuple[tuple[type[Exception], ...], Outage], ...] = (
+    ((OperationalError, InterfaceError), DATABASE_DOWN),
+    ((kombu.exceptions.OperationalError,), BROKER_DOWN),
+    ((redis.exceptions.ConnectionError, redis.exceptions.TimeoutError), REDIS_DOWN),
+)
+OUTAGE_ERRORS = tuple(kind for kinds, _ in _OUTAGES for kind in kinds)
+
+
+def outage_of(exc: BaseException | None) -> Outage | None:
+    """The service that `exc` says cannot be reached, or None for any other error."""
+    for kinds, outage in _OUTAGES:
+        if isinstance(exc, kinds):
+            return outage
+    return None
+
+
+def service_unavailable(path: str, exc: BaseException) -> HttpResponse:
+    """The answer to a request that `exc` failed because a service is down: 503 with
+    Retry-After, the API's JSON error on API paths and a page elsewhere."""
+    outage = outage_of(exc) or SERVICE_DOWN
+    logger.warning("%s: %s (%s)", path, outage.code, exc)
+    response: HttpResponse
+    if is_api_path(path):
+        response = api_error_response(503, outage.code, outage.message)
+    else:
+        # Rendered without the request: its context processors would read the session.
+        context = {"message": outage.message, "retry_after": RETRY_AFTER_S}
+        response = HttpResponse(render_to_string("503.html", context), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_S)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -16,6 +16,9 @@ Wire format of both streams (text/event-stream):
     event: end                          the run has ended and everything was sent
     data: {"runId": ..., "status": ...}
 
+    retry: 5000                         the database went away: the stream closes, and
+                                        reconnects get 503 + Retry-After until it is back
+
 The events stream resumes after Last-Event-ID (or ?after=); `id:` is the event's seq.
 Streams wake at once on a channel-layer notice (runs.live) and otherwise poll the
 database; the database is the source of truth. Callers are an API key or a signed-in
@@ -44,7 +47,7 @@ from django.views.decorators.csrf import csrf_exempt
 from runs import selectors
 from runs.activity import activity_items
 from runs.api.auth import api_key_from_meta, bearer_token
-from runs.api.errors import api_error_response
+from runs.api.errors import OUTAGE_ERRORS, RETRY_AFTER_S, api_error_response
 from runs.api.serializers import event_json
 from runs.live import run_change_listener
 from runs.models import Event, Run
@@ -211,6 +214,11 @@ async def sse_loop(run: Run, feed: Feed, *, check: StreamCheck | None = None) ->
                 woken = await listener.wait(max(wait, 0.0))
     except selectors.ObjectNotFound:
         return  # the run was deleted: close, and a reconnect gets its 404
+    except OUTAGE_ERRORS as exc:
+        # The database went away: close, and have the client come back when its 503
+        # (until the database is back) says to.
+        logger.warning("Stream of run %s closed: %r", run.id, exc)
+        yield f"retry: {RETRY_AFTER_S * 1000}\n\n"
     except Exception:
         # Headers are sent: an error can only close the stream, and the client resumes.
         logger.exception("Stream of run %s failed", run.id)
