@@ -159,17 +159,23 @@ class Supervisor:
         for child in running:
             assert child.process is not None
             child.process.terminate()
-        deadline = time.monotonic() + self.stop_timeout_s
+        started = time.monotonic()
         for child in running:
             assert child.process is not None
             try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
+                child.process.wait(max(0.1, started + self.stop_timeout_s - time.monotonic()))
             except subprocess.TimeoutExpired:
                 logger.warning(
                     "%s did not stop within %.0f s; killing it", child.name, self.stop_timeout_s
                 )
                 child.process.kill()
                 child.process.wait()
+            logger.info(
+                "%s stopped (%s, %.1f s)",
+                child.name,
+                describe_exit(child.process.returncode),
+                time.monotonic() - started,
+            )
 
 
 def install_stop_handlers(supervisor: Supervisor) -> None:

@@ -31,7 +31,6 @@ from runs.tasks import build_export
 
 from .conftest import Tenant
 from .processes import ROOT, process_env, stop
-from .test_recording_processing import mutation, page_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,7 +65,7 @@ class Broker:
         self.app.close()
 
 
-@pytest.fixture(params=["filesystem", "redis"])
+@pytest.fixture(params=["filesystem", pytest.param("redis", marks=pytest.mark.services)])
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
     url = "filesystem://" if request.param == "filesystem" else request.getfixturevalue("redis_url")
     broker = Broker(url, tmp_path / "var", f"test-redelivery-{uuid.uuid4().hex[:12]}")
@@ -129,13 +128,29 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         time.sleep(0.1)
 
 
+def rrweb_page(events: int) -> list[dict[str, Any]]:
+    """What rrweb records of a page: Meta, a full snapshot, then `events - 2` mutations."""
+    node = {"type": 0, "id": 1, "childNodes": []}
+    return [
+        {"type": 4, "timestamp": T0, "data": {"href": "https://shop.example/"}},
+        {"type": 2, "timestamp": T0 + 1, "data": {"node": node, "initialOffset": {}}},
+        *(
+            {
+                "type": 3,
+                "timestamp": T0 + 100 * n,
+                "data": {"source": 0, "texts": [], "attributes": [], "removes": [], "adds": []},
+            }
+            for n in range(1, events - 1)
+        ),
+    ]
+
+
 def recorded_run(tenant: Tenant) -> Run:
-    """A run whose recording has two pages, stopped: its processing is queued."""
+    """A run whose recording has two pages of 51 events each."""
     run = services.run_create(space=tenant.space)
     recording_start(run=run)
     for target in ("page-1", "page-2"):
-        events = [*page_start(T0), *(mutation(T0 + 100 * n, n) for n in range(1, 50))]
-        batch_ingest(run=run, target=target, seq=0, events=events)
+        batch_ingest(run=run, target=target, seq=0, events=rrweb_page(51))
     return run
 
 
