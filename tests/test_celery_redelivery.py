@@ -53,7 +53,10 @@ class Broker:
                 "data_folder_out": str(folder / "queue"),
                 "control_folder": str(folder / "control"),
             }
-        self.app = Celery("bctrl-test", broker=url, broker_transport_options=self.options)
+        # Not the current app: the project's shared tasks would follow it in later tests.
+        self.app = Celery(
+            "bctrl-test", broker=url, broker_transport_options=self.options, set_as_current=False
+        )
 
     def send(self, task_name: str, *args: Any) -> None:
         self.app.send_task(task_name, args=args, queue=self.queue)
