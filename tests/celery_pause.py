@@ -38,11 +38,11 @@ _artifact_store = services.artifact_store
 
 
 def pause_then_process_target(
-    recording_id: str, target: str, batches: Any, run_markers: Any
+    recording: Any, target: str, batches: Any, run_markers: Any
 ) -> processing.TargetOutput:
     if target == "page-2":
         pause("recording-second-target")
-    return _process_target(recording_id, target, batches, run_markers)
+    return _process_target(recording, target, batches, run_markers)
 
 
 def artifact_store_then_pause(**kwargs: Any) -> Any:
