@@ -29,12 +29,12 @@ from runs import services
 from runs.models import Artifact, FileExport, Run
 from runs.tasks import build_export
 
-from .conftest import Tenant
+from .conftest import Tenant, hours_ago_ms, started_at_ms
 from .processes import ROOT, process_env, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-T0 = 1_700_000_000_000
+T0 = hours_ago_ms(1)
 
 
 class Broker:
@@ -150,7 +150,7 @@ def rrweb_page(events: int) -> list[dict[str, Any]]:
 
 def recorded_run(tenant: Tenant) -> Run:
     """A run whose recording has two pages of 51 events each."""
-    run = services.run_create(space=tenant.space)
+    run = started_at_ms(services.run_create(space=tenant.space), T0)
     recording_start(run=run)
     for target in ("page-1", "page-2"):
         batch_ingest(run=run, target=target, seq=0, events=rrweb_page(51))

@@ -133,7 +133,7 @@ def signed_in_cookie(tenant: Tenant, django_user_model: Any) -> str:
     Membership.objects.create(user=user, space=tenant.space, role=Membership.Role.OWNER)
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.save()
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
