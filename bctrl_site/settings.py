@@ -331,6 +331,14 @@ BCTRL_DOWNLOAD_URL_TTL_S = envint("BCTRL_DOWNLOAD_URL_TTL_S", 15 * 60)
 # Processing: a recording stuck this long is re-queued, and failed after this many tries.
 BCTRL_RECORDING_PROCESSING_TIMEOUT_S = envint("BCTRL_RECORDING_PROCESSING_TIMEOUT_S", 600)
 BCTRL_RECORDING_MAX_ATTEMPTS = envint("BCTRL_RECORDING_MAX_ATTEMPTS", 3)
+# Recordings imported (POST /api/v1/rooms/{id}/recordings/import) or synced from a space's
+# upstream Browser Run account (…/recordings/sync): the largest recording document (JSON,
+# after gzip), the timeout of each connect and read of an upstream, the longest one upstream
+# request may take (a large recording streams), and how many sessions one sync imports.
+BCTRL_IMPORT_MAX_BYTES = envint("BCTRL_IMPORT_MAX_BYTES", 256 * 1024 * 1024)
+BCTRL_UPSTREAM_TIMEOUT_S = float(envstr("BCTRL_UPSTREAM_TIMEOUT_S", "15"))
+BCTRL_UPSTREAM_REQUEST_MAX_S = float(envstr("BCTRL_UPSTREAM_REQUEST_MAX_S", "600"))
+BCTRL_UPSTREAM_SYNC_MAX_IMPORTS = envint("BCTRL_UPSTREAM_SYNC_MAX_IMPORTS", 50)
 # Viewer-lease uses are tallied in memory and written this often (0: at every use).
 BCTRL_LEASE_USE_FLUSH_S = float(envstr("BCTRL_LEASE_USE_FLUSH_S", "0" if TESTING else "1.0"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = BCTRL_MAX_BODY_BYTES

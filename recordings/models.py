@@ -49,6 +49,9 @@ class Recording(models.Model):
     size_bytes = models.PositiveBigIntegerField(default=0, help_text="Stored, compressed")
     gaps = models.JSONField(default=list, blank=True, help_text="Missing batch seqs per target")
     failure_reason = models.TextField(blank=True)
+    # The session id on the space's upstream Browser Run account that this recording was
+    # imported from by a sync (recordings.imports); blank for every other recording.
+    upstream_session_id = models.CharField(max_length=100, blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     # The Celery task that took it last: the same task delivered again (its worker died
@@ -73,7 +76,13 @@ class Recording(models.Model):
                 fields=["run"],
                 condition=models.Q(status="recording"),
                 name="one_active_recording_per_run",
-            )
+            ),
+            # A sync imports each upstream session once per space.
+            models.UniqueConstraint(
+                fields=["space", "upstream_session_id"],
+                condition=~models.Q(upstream_session_id=""),
+                name="one_import_per_upstream_session",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -212,3 +221,45 @@ class ViewerLease(models.Model):
         if self.created_by_user_id:
             return f"user {self.created_by_user_id}"
         return "unknown"
+
+
+class UpstreamAccount(models.Model):
+    """The upstream Browser Run-compatible account a space syncs recordings from (seed 004):
+    Cloudflare's API (`https://api.cloudflare.com/client/v4`) or another bctrl's
+    `/client/v4`. One per space.
+
+    The API token is kept as given, since every sync sends it upstream; it is never shown
+    back (answers and pages say only that it is set and its last four characters), never
+    put in a URL, a log line or an error message, and `__str__`/`repr` leave it out.
+    """
+
+    space = models.OneToOneField(
+        Space, on_delete=models.CASCADE, primary_key=True, related_name="upstream_account"
+    )
+    base_url = models.CharField(max_length=500)
+    account_id = models.CharField(max_length=100)
+    api_token = models.CharField(max_length=500, editable=False)
+    token_last_four = models.CharField(max_length=4, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.account_id} at {self.base_url}"
+
+
+class UpstreamSessionSkip(models.Model):
+    """An upstream session that still had no viewable recording well after it closed
+    (recording is opt-in on Browser Run: most sessions never have one), so that a sync
+    does not ask for it again. Cleared when the space links another upstream account."""
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="+")
+    session_id = models.CharField(max_length=100)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "session_id"], name="one_skip_per_session")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} (no recording)"

@@ -164,6 +164,14 @@ def _same_machine(address: IPAddress, host: str) -> bool:
     return is_local(address) and any(is_local(target) for target in targets)
 
 
+NEVER_REACHABLE = "link-local, multicast and unspecified addresses are never reachable"
+
+
+def never_reachable(address: IPAddress) -> bool:
+    """Link-local (cloud metadata), multicast, unspecified and "this host" addresses."""
+    return any(address in network for network in _NEVER)
+
+
 def destination_refusal(
     address: IPAddress,
     port: int,
@@ -177,8 +185,8 @@ def destination_refusal(
     the proxy cannot see); `own_ports` are the runtime host's listening ports on this
     machine (DevTools endpoints, egress proxies).
     """
-    if any(address in network for network in _NEVER):
-        return "link-local, multicast and unspecified addresses are never reachable"
+    if never_reachable(address):
+        return NEVER_REACHABLE
     if own_ports and port in own_ports and is_local(address):
         return "the runtime host's own ports are not reachable"
     for service in platform_services():
@@ -208,6 +216,27 @@ def first_allowed(
             return address, None
         refusal = refusal or reason
     return None, refusal or "the host name does not resolve"
+
+
+# What the web server fetches for a tenant ------------------------------------------------
+
+
+def server_fetch_refusal(address: IPAddress, port: int) -> str | None:
+    """Why the web server must not connect to `address:port` on a tenant's behalf (the
+    upstream account that a recordings sync reads, recordings/upstream.py), or None.
+
+    Not a browser's rules: the tenant chooses only the base URL of a Browser Run API, and
+    its answers are parsed, never relayed. Link-local, multicast and unspecified addresses
+    never (cloud metadata), nor the platform's database, Redis and Celery broker; loopback
+    and private networks may hold an upstream (another bctrl on this host or network),
+    and so may the platform's own web server (another space of this bctrl).
+    """
+    if never_reachable(address):
+        return NEVER_REACHABLE
+    for service in platform_services():
+        if not service.web and service.port == port and _same_machine(address, service.host):
+            return f"the platform's {service.name} is not an upstream"
+    return None
 
 
 # Commands of a CDP client ----------------------------------------------------------------

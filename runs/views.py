@@ -18,10 +18,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from recordings import leases
+from recordings import leases, upstream
 from recordings.models import ViewerLease
 from runs import selectors
 from runs.activity import activity_items, human_duration
@@ -530,6 +531,56 @@ def lease_revoke(request: HttpRequest, lease_id: str) -> HttpResponse:
     ):
         target = reverse("dashboard:leases")
     return HttpResponseRedirect(target)
+
+
+# Space settings ---------------------------------------------------------------------
+
+
+@sensitive_post_parameters("api_token")
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def space_settings(request: HttpRequest) -> HttpResponse:
+    """Settings of the current space, a section each: the upstream Browser Run account
+    that seed 004's sync imports from (the token is typed, never shown back)."""
+    spaces = space_context(request)
+    space = spaces.current
+    if space is None:
+        return render(request, "dashboard/no_space.html", base_context(request, spaces))
+    errors: dict[str, str] = {}
+    typed: dict[str, str] = {}
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action == "clear-upstream":
+            upstream.upstream_account_clear(space=space)
+            return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=upstream-cleared")
+        if action == "set-upstream":
+            typed = {
+                "baseUrl": request.POST.get("base_url", "").strip(),
+                "accountId": request.POST.get("account_id", "").strip(),
+            }
+            try:
+                upstream.upstream_account_set(
+                    space=space,
+                    base_url=typed["baseUrl"],
+                    account_id=typed["accountId"],
+                    api_token=request.POST.get("api_token", "").strip() or None,
+                )
+            except ApiError as exc:
+                field_name = (exc.details or {}).get("field", "")
+                errors[field_name] = str(exc.detail).removeprefix(f"{field_name}: ")
+            else:
+                return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=upstream")
+        else:
+            errors["action"] = "Unknown action."
+    context = base_context(
+        request,
+        spaces,
+        upstream=upstream.upstream_account_json(space, upstream.upstream_account_of(space)),
+        typed=typed,
+        errors=errors,
+        saved=request.GET.get("saved", "") if request.method == "GET" else "",
+    )
+    return render(request, "dashboard/space_settings.html", context, status=400 if errors else 200)
 
 
 # API docs ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from django.urls import path
 from recordings import api as recording_api
 from recordings import lease_api
 from runs.api import activity as activity_views
-from runs.api import streams, views
+from runs.api import spaces, streams, views
 
 app_name = "api"
 
@@ -16,6 +16,9 @@ urlpatterns = [
         "runtimes/<str:runtime_id>/current-run",
         views.RuntimeCurrentRunView.as_view(),
         name="runtime-current-run",
+    ),
+    path(
+        "spaces/<str:space_id>/upstream", spaces.SpaceUpstreamView.as_view(), name="space-upstream"
     ),
     path("runs", views.RunListView.as_view(), name="runs"),
     path("runs/<str:run_id>", views.RunDetailView.as_view(), name="run"),
