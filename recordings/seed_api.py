@@ -9,7 +9,13 @@ Status codes:
 - start 201; 409 when the room is already being recorded, and 409 (`room.no_active_run`)
   when the room has no active run, since a recording belongs to a run.
 - stop 200; 404 when the room has no recording in progress.
-- sync 501: importing recordings started elsewhere is defined by a later issue.
+- sync 200 `{"data": {"synced_count", "recordings": [{id, status}]}}`: imports the closed
+  sessions of the space's upstream Browser Run account (recordings.imports); 409
+  `upstream.not_configured` without one; 502/424 `upstream.*` when the upstream is down,
+  refuses the token or answers garbage (recordings.upstream says which).
+- import 201 `{"data": {id, status}}`: seed 003's recording document or a plain rrweb
+  array as the body (JSON, gzip allowed); 400 malformed, 413 past BCTRL_IMPORT_MAX_BYTES
+  or an event past BCTRL_RECORDING_MAX_EVENT_BYTES, 415 not JSON, 422 not a recording.
 - list 200; 400 when limit/offset are not non-negative integers or limit > 100.
 - download 200 when ready or archived; 202 with the seed's "processing" body while the
   recording is still recording or being processed; 409 when it failed.
@@ -38,8 +44,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recordings import selectors, services
+from recordings import imports, selectors, services
 from recordings import storage as files
+from recordings.import_body import import_body
 from recordings.models import Recording
 from runs.api.auth import space_of
 from runs.api.errors import ApiError, Conflict, NotFound, error_body
@@ -79,11 +86,6 @@ def api_status(recording: Recording) -> str:
 class BadRequest(ApiError):
     status_code = 400
     default_code = "bad_request"
-
-
-class NotImplementedYet(ApiError):
-    status_code = 501
-    default_code = "not_implemented"
 
 
 def _timestamp(value: Any) -> str | None:
@@ -206,14 +208,40 @@ class RoomRecordingStopView(APIView):
         )
 
 
+def _imported(recordings: list[Recording]) -> list[dict[str, Any]]:
+    """`[{id, status}]` as they are now: processing may have finished already."""
+    statuses = dict(
+        Recording.objects.filter(pk__in=[r.id for r in recordings]).values_list("id", "status")
+    )
+    return [
+        {"id": r.id, "status": API_STATUS[Recording.Status(statuses.get(r.id, r.status))]}
+        for r in recordings
+    ]
+
+
 class RoomRecordingSyncView(APIView):
     @extend_schema(operation_id="rooms_recordings_sync", request=None, responses=OBJECT)
     def post(self, request: Request, room_id: str) -> Response:
-        _room(request, room_id)
-        raise NotImplementedYet(
-            "Syncing recordings started outside bctrl is not implemented yet; recordings "
-            "started through this API or by a recorder are listed already."
-        )
+        room = _room(request, room_id)
+        recordings = imports.recordings_sync(room=room)
+        return _data({"synced_count": len(recordings), "recordings": _imported(recordings)})
+
+
+class RoomRecordingImportView(APIView):
+    """The body is read as a stream, not parsed by DRF: a recording may be large."""
+
+    parser_classes: list[Any] = []
+
+    @extend_schema(
+        operation_id="rooms_recordings_import",
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request, room_id: str) -> Response:
+        room = _room(request, room_id)
+        recording = imports.recording_import_file(room=room, stream=import_body(request))
+        (imported,) = _imported([recording])
+        return _data(imported, status=201)
 
 
 # --- Recordings ---------------------------------------------------------------------------

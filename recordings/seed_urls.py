@@ -25,6 +25,11 @@ urlpatterns = [
         views.RoomRecordingSyncView.as_view(),
         name="room-recordings-sync",
     ),
+    path(
+        "api/v1/rooms/<str:room_id>/recordings/import",
+        views.RoomRecordingImportView.as_view(),
+        name="room-recordings-import",
+    ),
     path("api/v1/recordings", views.RecordingListView.as_view(), name="recordings"),
     path(
         "api/v1/recordings/<str:recording_id>",

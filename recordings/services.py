@@ -85,7 +85,7 @@ def validate_rrweb_events(events: Any) -> list[dict[str, Any]]:
         raise PayloadTooLarge(f"A batch holds at most {limit} events.")
     for index, event in enumerate(events):
         # The common case in one expression (a call per event costs more than the
-        # checks); anything it does not pass is judged by _event_problem, the rule.
+        # checks); anything it does not pass is judged by rrweb_event_problem, the rule.
         if type(event) is dict:
             kind, timestamp = event.get("type"), event.get("timestamp")
             if (
@@ -96,13 +96,14 @@ def validate_rrweb_events(events: Any) -> list[dict[str, Any]]:
                 and type(event.get("data")) is dict
             ):
                 continue
-        problem = _event_problem(event)
+        problem = rrweb_event_problem(event)
         if problem:
             raise Invalid(f"events[{index}]: {problem}", details={"index": index})
     return events
 
 
-def _event_problem(event: Any) -> str:
+def rrweb_event_problem(event: Any) -> str:
+    """Why `event` is not an rrweb event `{type, timestamp, data}`, or "" when it is."""
     if not isinstance(event, dict):
         return "an event must be an object"
     kind = event.get("type")

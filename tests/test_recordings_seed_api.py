@@ -303,11 +303,11 @@ def test_a_room_can_be_recorded_again_after_stop(tenant: Tenant) -> None:
     assert again.json()["data"]["id"] != first["id"]
 
 
-def test_sync_is_not_implemented(tenant: Tenant) -> None:
+def test_sync_without_an_upstream_account_says_how_to_set_one(tenant: Tenant) -> None:
     room = make_room(tenant)
     response = tenant.client.post(f"/api/v1/rooms/{room.id}/recordings/sync")
-    assert_error(response, 501, "not_implemented")
-    assert "not implemented" in response.json()["error"]["message"]
+    assert_error(response, 409, "upstream.not_configured")
+    assert f"PUT /v1/spaces/{tenant.space.id}/upstream" in response.json()["error"]["message"]
 
 
 # --- List -----------------------------------------------------------------------------------
