@@ -18,7 +18,6 @@ import orjson
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
-from django.urls import Resolver404, resolve
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -260,19 +259,6 @@ def test_import_needs_the_key_and_a_room_of_the_callers_space(
 # --- Sync against a second bctrl server -----------------------------------------------------
 
 
-def has_session_list_route() -> bool:
-    try:
-        resolve("/client/v4/accounts/spc_x/browser-rendering/devtools/session")
-    except Resolver404:
-        return False
-    return True
-
-
-needs_session_list = pytest.mark.xfail(
-    not has_session_list_route(), reason="needs the devtools/session route", strict=False
-)
-
-
 @pytest.fixture
 def upstream(transactional_db: None) -> Tenant:
     """The upstream account: another space of the live server, with its own key."""
@@ -317,7 +303,6 @@ def free_port() -> int:
     return port
 
 
-@needs_session_list
 def test_sync_imports_the_upstreams_closed_sessions_once(
     asgi_server: str, tenant: Tenant, upstream: Tenant
 ) -> None:
@@ -359,7 +344,6 @@ def test_sync_imports_the_upstreams_closed_sessions_once(
     assert Recording.objects.filter(space=tenant.space).count() == 2
 
 
-@needs_session_list
 def test_a_session_without_a_viewable_recording_is_skipped_until_it_has_one(
     asgi_server: str, tenant: Tenant, upstream: Tenant
 ) -> None:
@@ -376,7 +360,6 @@ def test_a_session_without_a_viewable_recording_is_skipped_until_it_has_one(
     assert sync(tenant, room).json()["data"]["synced_count"] == 1
 
 
-@needs_session_list
 def test_a_token_the_upstream_refuses_is_424(
     asgi_server: str, tenant: Tenant, upstream: Tenant, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -461,7 +444,6 @@ def test_sync_is_404_for_another_spaces_room(
     assert_error(sync(other_tenant, room), 404, "not_found")
 
 
-@needs_session_list
 def test_a_recording_that_stops_mid_stream_leaves_nothing_of_its_session(
     asgi_server: str,
     tenant: Tenant,
