@@ -37,18 +37,22 @@ ASGIApp = Callable[..., Awaitable[None]]
 SPOOL_IN_MEMORY = 1024 * 1024
 REPLAY_CHUNK = 64 * 1024
 ARTIFACTS_PATH = re.compile(r"/v1/runs/[^/]+/artifacts")
+IMPORT_PATH = re.compile(r"/api/v1/rooms/[^/]+/recordings/import")
 
 logger = logging.getLogger("django.request")
 
 
 def body_limit(scope: Scope) -> int:
     """The largest body that the request's route takes: an artifact upload, an rrweb
-    batch, or any other body of the API and the dashboard."""
+    batch, a recording document to import, or any other body of the API and the
+    dashboard."""
     path = scope["path"]
     if ARTIFACTS_PATH.fullmatch(path):
         return int(settings.BCTRL_MAX_ARTIFACT_BYTES) + MULTIPART_OVERHEAD_BYTES
     if INGEST_PATH.fullmatch(path):
         return int(settings.BCTRL_RECORDING_MAX_BATCH_BYTES)
+    if IMPORT_PATH.fullmatch(path):
+        return int(settings.BCTRL_IMPORT_MAX_BYTES)
     return int(settings.BCTRL_MAX_BODY_BYTES)
 
 
