@@ -482,20 +482,25 @@ class TargetNewView(BrowserRunView):
         return Response(target_json(target, websocket_base(request), run, live_ms, request))
 
 
+def target_action(
+    request: Request, account_id: str, session_id: str, action: str, target_id: str
+) -> Response:
+    """`json/activate/{target}` and `json/close/{target}`: the browser's own answer."""
+    _, browser = _browser_of(request, account_id, session_id)
+    with browser.open(f"/json/{action}/{target_id_of(target_id)}") as answer:
+        return Response({"message": answer.read().decode("utf-8", "replace").strip()})
+
+
 class TargetActivateView(BrowserRunView):
     @extend_schema(operation_id="browser_run_targets_activate", responses=OBJECT)
     def get(self, request: Request, account_id: str, session_id: str, target_id: str) -> Response:
-        _, browser = _browser_of(request, account_id, session_id)
-        with browser.open(f"/json/activate/{target_id_of(target_id)}") as answer:
-            return Response({"message": answer.read().decode("utf-8", "replace").strip()})
+        return target_action(request, account_id, session_id, "activate", target_id)
 
 
 class TargetCloseView(BrowserRunView):
     @extend_schema(operation_id="browser_run_targets_close", responses=OBJECT)
     def get(self, request: Request, account_id: str, session_id: str, target_id: str) -> Response:
-        _, browser = _browser_of(request, account_id, session_id)
-        with browser.open(f"/json/close/{target_id_of(target_id)}") as answer:
-            return Response({"message": answer.read().decode("utf-8", "replace").strip()})
+        return target_action(request, account_id, session_id, "close", target_id)
 
 
 class LiveViewView(BrowserRunView):

@@ -10,7 +10,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from cloudflare import AsyncCloudflare, NotFoundError
+from cloudflare import AsyncCloudflare, NotFoundError, PermissionDeniedError
 from django.conf import settings
 
 from recordings.models import Recording
@@ -74,6 +74,26 @@ async def test_the_official_package_creates_connects_lists_views_and_closes_a_se
     targets = await devtools.browser.targets.list(created.session_id, account_id=account)
     page = next(t for t in targets if t.type == "page")
     assert page.web_socket_debugger_url and "/page/" in page.web_socket_debugger_url
+    tab = await devtools.browser.targets.create(
+        created.session_id, account_id=account, url=f"{asgi_server}/demo/products"
+    )
+    assert tab.type == "page" and tab.url.endswith("/demo/products")
+    fetched = await devtools.browser.targets.get(
+        tab.id, account_id=account, session_id=created.session_id
+    )
+    assert fetched.id == tab.id
+    activated = await devtools.browser.targets.activate(
+        tab.id, account_id=account, session_id=created.session_id
+    )
+    assert activated.message
+    closed_tab = await devtools.browser.targets.close(
+        tab.id, account_id=account, session_id=created.session_id
+    )
+    assert closed_tab.message
+    with pytest.raises(PermissionDeniedError):  # no file: target, by this route either
+        await devtools.browser.targets.create(
+            created.session_id, account_id=account, url="file:///etc/passwd"
+        )
 
     live = await devtools.browser.live_view.create(
         created.session_id, account_id=account, mode="tab", expires_in_ms=60_000
