@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 from autobahn.websocket.types import ConnectionDeny
 from daphne import cli
+from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.ws_protocol import WebSocketProtocol
 
 from bctrl_site.logging import LoggingAccessLog, redact
@@ -144,8 +145,39 @@ class DenyingWebSocketProtocol(WebSocketProtocol):
         self.dropConnection(abort=False)
 
 
+class AbortingWebRequest(WebRequest):
+    """daphne's HTTP request, which ends the connection when the application fails after
+    its answer began (a stream that breaks half-way): daphne would try to start a 500
+    answer, fail because one is under way, and leave the client waiting for the rest.
+    Cut short, the client sees a broken transfer at once."""
+
+    def handle_exception(self, exception: Exception) -> None:
+        if not self._response_started:
+            super().handle_exception(exception)
+            return
+        path = self.path.decode("latin-1", "replace") if isinstance(self.path, bytes) else self.path
+        logger.warning("The application failed while answering %s; connection cut", path)
+        self.channel.transport.abortConnection()
+
+
+class AbortingHTTPFactory(HTTPFactory):
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = AbortingWebRequest
+        return protocol
+
+
 class BctrlServer(Server):
-    """daphne's server, with websocket scopes that offer the denial response extension."""
+    """daphne's server, with websocket scopes that offer the denial response extension,
+    and HTTP requests that end a broken answer's connection."""
+
+    @property
+    def http_factory(self) -> Any:
+        return self._http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory: Any) -> None:
+        self._http_factory = AbortingHTTPFactory(factory.server)
 
     @property
     def ws_factory(self) -> Any:

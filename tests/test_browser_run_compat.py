@@ -107,3 +107,34 @@ def test_tenancy(tenant: Tenant, other_tenant: Tenant) -> None:
 def test_it_needs_the_api_key(tenant: Tenant) -> None:
     recording = make_recording(tenant, targets=TARGETS)
     assert_error(APIClient().get(url(tenant.space.id, recording.run_id)), 401, "unauthenticated")
+
+
+def test_a_stream_that_breaks_half_way_ends_its_connection(
+    asgi_server: str, tenant: Tenant, transactional_db: None
+) -> None:
+    """The live daphne cuts an answer whose stream fails after it began (here a corrupt
+    chunk file): the client sees a broken transfer at once instead of waiting for more."""
+    import http.client
+    import time
+    from urllib.parse import urlsplit
+
+    from django.core.files.storage import default_storage
+
+    recording = make_recording(tenant, targets=TARGETS)
+    target = recording.targets.order_by("target").last()
+    assert target is not None
+    with default_storage.open(target.path, "wb") as handle:
+        handle.write(b"\x1f\x8b not a gzip member at all" * 100)
+    address = urlsplit(asgi_server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=20)
+    started = time.monotonic()
+    connection.request(
+        "GET",
+        url(tenant.space.id, recording.run_id),
+        headers={"Authorization": f"Bearer {tenant.raw_key}"},
+    )
+    answer = connection.getresponse()
+    assert answer.status == 200  # the stream began before the broken file was reached
+    with pytest.raises((http.client.IncompleteRead, ConnectionResetError)):
+        answer.read()
+    assert time.monotonic() - started < 10
