@@ -395,6 +395,11 @@ BCTRL_CHROMIUM_PATH = envstr(
     else "/usr/bin/chromium",
 )
 BCTRL_RUNTIME_MAX_BROWSERS = envint("BCTRL_RUNTIME_MAX_BROWSERS", 4)
+# A host takes no more starts than its available memory holds at this many MB a browser
+# (0: capacity alone decides).
+BCTRL_RUNTIME_BROWSER_MEMORY_MB = envint("BCTRL_RUNTIME_BROWSER_MEMORY_MB", 300)
+# Longest ?waitMs= of POST /v1/runtimes/{id}/start (waiting for room on a full fleet).
+BCTRL_RUNTIME_START_WAIT_MAX_MS = envint("BCTRL_RUNTIME_START_WAIT_MAX_MS", 60_000)
 BCTRL_RUNTIME_HEARTBEAT_S = float(envstr("BCTRL_RUNTIME_HEARTBEAT_S", "2"))
 # A runtime whose host has not heartbeated for this many heartbeats is marked failed.
 BCTRL_RUNTIME_STALE_HEARTBEATS = envint("BCTRL_RUNTIME_STALE_HEARTBEATS", 3)

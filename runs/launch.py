@@ -2,9 +2,12 @@
 `POST /v1/runtimes/{id}/start` and Browser Run's `devtools/browser` acquire both do."""
 
 import asyncio
+import contextlib
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 from runs import services
@@ -34,16 +37,59 @@ async def wait_for_start(runtime_id: str, run_id: str, timeout_s: float) -> Runt
 
 
 def abandon_start(runtime: Runtime, timeout_s: float) -> Runtime:
-    """Stops a start that no host took in time, so it does not start later unseen."""
+    """Stops a start that its host did not take in time, so it does not start later
+    unseen."""
     with transaction.atomic():
         locked = Runtime.objects.select_for_update().get(pk=runtime.pk)
-        if locked.status == Runtime.Status.STARTING and not locked.host_id:
+        if locked.status == Runtime.Status.STARTING and locked.heartbeat_at is None:
             return services.runtime_finished(
                 runtime=locked,
                 state="failed",
-                reason=f"No runtime host took the runtime within {timeout_s:g} s.",
+                reason=f"Runtime host {locked.host_id} did not take the start within "
+                f"{timeout_s:g} s.",
             )
     return services.runtime_stop(runtime=runtime)
+
+
+QUEUE_KEY = "bctrl:runtime-start-queue"
+ROOM_POLL_S = 0.25
+
+
+def queued_starts() -> int:
+    """Starts waiting for room now (`?waitMs=`), on every web process (the cache is
+    Redis when configured)."""
+    return max(0, int(cache.get(QUEUE_KEY, 0) or 0))
+
+
+async def _placed(runtime: Runtime, wait_ms: int, **options: Any) -> services.RuntimeStart:
+    """runtime_start, retried while no host has room, for up to `wait_ms`."""
+    start = sync_to_async(services.runtime_start)
+    deadline = asyncio.get_running_loop().time() + wait_ms / 1000
+    queued = False
+    try:
+        while True:
+            try:
+                return await start(runtime=runtime, **options)
+            except ApiError as exc:
+                waiting = exc.code in ("runtime.capacity", "runtime.no_host")
+                if not waiting or asyncio.get_running_loop().time() >= deadline:
+                    raise
+            if not queued:
+                queued = True
+                await sync_to_async(_queue_add)(1)
+            await asyncio.sleep(ROOM_POLL_S)
+    finally:
+        if queued:
+            await sync_to_async(_queue_add)(-1)
+
+
+def _queue_add(delta: int) -> None:
+    with contextlib.suppress(Exception):  # the count is for the dashboard only
+        if delta > 0:
+            cache.add(QUEUE_KEY, 0, timeout=None)
+            cache.incr(QUEUE_KEY, delta)
+        else:
+            cache.decr(QUEUE_KEY, -delta)
 
 
 async def launch(
@@ -52,28 +98,21 @@ async def launch(
     recording: bool = True,
     keep_alive_ms: int | None = None,
     api_key: object = None,
+    wait_ms: int = 0,
 ) -> services.RuntimeStart:
-    """Opens a run of `runtime` and returns once its browser runs; raises the API's
-    errors (409 runtime.already_running, 502 runtime.start_failed, 503 runtime.no_host or
-    runtime.start_timeout) and leaves no start behind when it fails."""
-    started = await sync_to_async(services.runtime_start)(
-        runtime=runtime, recording=recording, keep_alive_ms=keep_alive_ms, api_key=api_key
+    """Opens a run of `runtime` on the host with the most room and returns once its
+    browser runs. Without room it answers at once (429 runtime.capacity, 503
+    runtime.no_host) unless `wait_ms` lets it wait for some; other failures: 409
+    runtime.already_running, 502 runtime.start_failed, 503 runtime.start_timeout. A
+    failed start leaves no start behind."""
+    started = await _placed(
+        runtime, wait_ms, recording=recording, keep_alive_ms=keep_alive_ms, api_key=api_key
     )
     timeout_s = float(settings.BCTRL_RUNTIME_START_TIMEOUT_S)
     current = await wait_for_start(runtime.id, started.run.id, timeout_s)
     details = {"runId": started.run.id}
     if current.status == Runtime.Status.STARTING:
-        claimed = bool(current.host_id)
         await sync_to_async(abandon_start)(current, timeout_s)
-        if not claimed:
-            raise ApiError(
-                f"No runtime host took runtime {current.id} within {timeout_s:g} s; "
-                "start one with `manage.py runtime_host` (or `make run`). The start "
-                "was cancelled.",
-                code="runtime.no_host",
-                status_code=503,
-                details=details,
-            )
         raise ApiError(
             f"The browser of runtime {current.id} did not start within {timeout_s:g} s; "
             "the start was cancelled.",

@@ -168,6 +168,28 @@ class Runtime(models.Model):
         return self.name or self.id
 
 
+class RuntimeHost(models.Model):
+    """A runtime host process, as it said in its last heartbeat: what it holds and can
+    hold. A start goes to the live host with the most room (runs.services.runtime_place)."""
+
+    id = models.CharField(primary_key=True, max_length=100)
+    hostname = models.CharField(max_length=200, blank=True)
+    capacity = models.PositiveIntegerField(help_text="Browsers it runs at once at most")
+    browsers = models.PositiveIntegerField(default=0, help_text="Browsers it runs now")
+    warm = models.PositiveIntegerField(default=0, help_text="Pre-launched browsers ready")
+    memory_total = models.PositiveBigIntegerField(default=0, help_text="Bytes")
+    memory_available = models.PositiveBigIntegerField(default=0, help_text="Bytes")
+    load = models.FloatField(default=0, help_text="1-minute load average")
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
 class Run(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running"

@@ -1,9 +1,13 @@
 """Reads. Every queryset that reaches a caller is scoped to a space here, and only here."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, Space
+from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, RuntimeHost, Space
 
 
 class ObjectNotFound(Exception):
@@ -19,6 +23,12 @@ def run_of(space: Space, run_id: str) -> Run:
     if run is None:
         raise ObjectNotFound(f"No run {run_id!r}.")
     return run
+
+
+def live_hosts() -> QuerySet[RuntimeHost]:
+    """Runtime hosts that heartbeated within BCTRL_RUNTIME_STALE_HEARTBEATS heartbeats."""
+    stale = settings.BCTRL_RUNTIME_HEARTBEAT_S * settings.BCTRL_RUNTIME_STALE_HEARTBEATS
+    return RuntimeHost.objects.filter(heartbeat_at__gte=timezone.now() - timedelta(seconds=stale))
 
 
 def runtimes_of(space: Space) -> QuerySet[Runtime]:

@@ -9,15 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from runs.api.errors import Conflict
+from runs.api.errors import ApiError, Conflict
 from runs.live import notify_run_changed
-from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, Space
-from runs.selectors import active_run_of
+from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, RuntimeHost, Space
+from runs.selectors import active_run_of, live_hosts
 
 
 def runtime_create(
@@ -412,6 +413,90 @@ class RuntimeStart:
     token: str
 
 
+CAPACITY_RETRY_AFTER_S = 2
+
+
+def host_heartbeat(
+    *,
+    host_id: str,
+    capacity: int,
+    browsers: int,
+    warm: int = 0,
+    memory_total: int = 0,
+    memory_available: int = 0,
+    load: float = 0.0,
+    hostname: str = "",
+) -> None:
+    """A runtime host says it is alive, what it holds and what it can hold; its running
+    runtimes are alive with it."""
+    now = timezone.now()
+    RuntimeHost.objects.update_or_create(
+        id=host_id,
+        defaults={
+            "hostname": hostname,
+            "capacity": capacity,
+            "browsers": browsers,
+            "warm": warm,
+            "memory_total": memory_total,
+            "memory_available": memory_available,
+            "load": load,
+            "heartbeat_at": now,
+        },
+    )
+    Runtime.objects.filter(host_id=host_id, status__in=RUNTIME_BUSY).exclude(
+        heartbeat_at=None
+    ).update(heartbeat_at=now)
+
+
+def host_gone(*, host_id: str) -> None:
+    """A host that shuts down takes no more starts."""
+    RuntimeHost.objects.filter(pk=host_id).delete()
+
+
+def runtime_place() -> RuntimeHost:
+    """The live host with the most room for one more browser (call inside a transaction:
+    the host rows stay locked until it ends, so two starts never take the same place).
+
+    Room is capacity less the runtimes placed on the host, and no more than its available
+    memory holds at BCTRL_RUNTIME_BROWSER_MEMORY_MB each. None alive: 503
+    runtime.no_host; none with room: 429 runtime.capacity; both with Retry-After."""
+    hosts = list(live_hosts().select_for_update())
+    if not hosts:
+        raise ApiError(
+            "No runtime host is running: start one with `manage.py runtime_host` (or `make run`).",
+            code="runtime.no_host",
+            status_code=503,
+            retry_after=CAPACITY_RETRY_AFTER_S,
+        )
+    placed = dict(
+        Runtime.objects.filter(host_id__in=[h.id for h in hosts], status__in=RUNTIME_BUSY)
+        .values_list("host_id")
+        .annotate(count=Count("id"))
+    )
+    per_browser = settings.BCTRL_RUNTIME_BROWSER_MEMORY_MB * 1024 * 1024
+
+    def room(host: RuntimeHost) -> int:
+        free = host.capacity - placed.get(host.id, 0)
+        if per_browser and host.memory_total:
+            free = min(free, host.memory_available // per_browser)
+        return free
+
+    best = max(hosts, key=lambda host: (room(host), -host.load))
+    if room(best) <= 0:
+        capacity = sum(host.capacity for host in hosts)
+        raise ApiError(
+            f"Every runtime host is full: {capacity} browsers on {len(hosts)} "
+            f"host{'s' if len(hosts) != 1 else ''} (BCTRL_RUNTIME_MAX_BROWSERS per host, and "
+            "BCTRL_RUNTIME_BROWSER_MEMORY_MB of available memory each). Stop a runtime, add "
+            "a host, or start with ?waitMs= to wait for room.",
+            code="runtime.capacity",
+            status_code=429,
+            retry_after=CAPACITY_RETRY_AFTER_S,
+            details={"hosts": len(hosts), "capacity": capacity},
+        )
+    return best
+
+
 def runtime_start(
     *,
     runtime: Runtime,
@@ -419,7 +504,9 @@ def runtime_start(
     keep_alive_ms: int | None = None,
     api_key: Any = None,
 ) -> RuntimeStart:
-    """Opens a run and asks a runtime host to launch the browser; 409 if it is running."""
+    """Opens a run and places the runtime on the host with the most room, which launches
+    the browser; 409 if it is running, 429/503 (and nothing written) when no host has
+    room (runtime_place)."""
     from recordings.leases import MAX_LIFETIME_S, lease_mint
     from recordings.models import ViewerLease
 
@@ -432,10 +519,11 @@ def runtime_start(
                 code="runtime.already_running",
                 details={"activeRunId": active.id if active else None},
             )
+        host = runtime_place()
         run = run_create(space=locked.space, runtime=locked)
         Runtime.objects.filter(pk=locked.pk).update(
             status=Runtime.Status.STARTING,
-            host_id="",
+            host_id=host.id,
             cdp_endpoint="",
             heartbeat_at=None,
             failure_reason="",
@@ -456,8 +544,8 @@ def runtime_stop(*, runtime: Runtime) -> Runtime:
     """Asks the runtime's host to stop it; a runtime no host claimed yet stops at once."""
     with transaction.atomic():
         locked = Runtime.objects.select_for_update().get(pk=runtime.pk)
-        if locked.status == Runtime.Status.STARTING and not locked.host_id:
-            return runtime_finished(runtime=locked, state="stopped")
+        if locked.status == Runtime.Status.STARTING and locked.heartbeat_at is None:
+            return runtime_finished(runtime=locked, state="stopped")  # not launched yet
         if locked.status in (Runtime.Status.STARTING, Runtime.Status.RUNNING):
             Runtime.objects.filter(pk=locked.pk).update(status=Runtime.Status.STOPPING)
     locked.refresh_from_db()
@@ -465,11 +553,15 @@ def runtime_stop(*, runtime: Runtime) -> Runtime:
 
 
 def runtime_claim(*, host_id: str) -> Runtime | None:
-    """A host takes one runtime waiting to start; two hosts never take the same one."""
-    for candidate in Runtime.objects.filter(status=Runtime.Status.STARTING, host_id="")[:5]:
+    """A host takes one runtime placed on it and waiting to start (its first heartbeat
+    marks it taken)."""
+    waiting = Runtime.objects.filter(
+        status=Runtime.Status.STARTING, host_id=host_id, heartbeat_at=None
+    )
+    for candidate in waiting[:5]:
         taken = Runtime.objects.filter(
-            pk=candidate.pk, status=Runtime.Status.STARTING, host_id=""
-        ).update(host_id=host_id, heartbeat_at=timezone.now())
+            pk=candidate.pk, status=Runtime.Status.STARTING, heartbeat_at=None
+        ).update(heartbeat_at=timezone.now())
         if taken:
             return Runtime.objects.select_related("space").get(pk=candidate.pk)
     return None
@@ -485,12 +577,6 @@ def runtime_running(*, runtime: Runtime, cdp_endpoint: str, files_dir: str = "")
     run = active_run_of(runtime)
     if run is not None:
         event_emit(run=run, type="runtime.lifecycle", data={"state": "started"})
-
-
-def runtime_heartbeat(*, host_id: str) -> None:
-    Runtime.objects.filter(host_id=host_id, status__in=RUNTIME_BUSY).update(
-        heartbeat_at=timezone.now()
-    )
 
 
 def runtime_finished(*, runtime: Runtime, state: str, reason: str = "") -> Runtime:

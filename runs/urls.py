@@ -13,5 +13,6 @@ urlpatterns = [
     path("runs/<str:run_id>/live", views.run_live, name="run-live"),
     path("leases", views.leases_list, name="leases"),
     path("settings", views.space_settings, name="settings"),
+    path("hosts", views.hosts_list, name="hosts"),
     path("leases/<str:lease_id>/revoke", views.lease_revoke, name="lease-revoke"),
 ]

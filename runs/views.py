@@ -12,8 +12,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -24,12 +26,13 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from recordings import leases, upstream
 from recordings.models import ViewerLease
-from runs import selectors
+from runs import selectors, services
 from runs.activity import activity_items, human_duration
 from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
+from runs.launch import queued_starts
 from runs.liveview import live_ws_path
-from runs.models import Command, Event, Run, Space
+from runs.models import Command, Event, Run, Runtime, RuntimeHost, Space
 
 SESSION_SPACE_KEY = "space_id"
 RUNS_PAGE_SIZE = 25
@@ -594,3 +597,54 @@ def api_docs(request: HttpRequest) -> HttpResponse:
     # Swagger UI sets inline style attributes and draws icons from data: URLs.
     response["Content-Security-Policy"] = DOCS_POLICY
     return response
+
+
+@dataclass
+class HostRow:
+    host: RuntimeHost
+    alive: bool
+    room: int
+    memory: str
+    heartbeat: str
+
+
+@login_required
+@require_GET
+def hosts_list(request: HttpRequest) -> HttpResponse:
+    """The fleet for the people who run it (staff): each runtime host, what it holds and
+    can hold, its memory and load, and the starts waiting for a place."""
+    if not request.user.is_staff:
+        raise Http404("No such page.")
+    spaces = space_context(request)
+    now = timezone.now()
+    alive = set(selectors.live_hosts().values_list("id", flat=True))
+    placed = dict(
+        Runtime.objects.filter(status__in=services.RUNTIME_BUSY)
+        .exclude(host_id="")
+        .values_list("host_id")
+        .annotate(count=Count("id"))
+    )
+    rows = [
+        HostRow(
+            host=host,
+            alive=host.id in alive,
+            room=max(0, host.capacity - placed.get(host.id, 0)),
+            memory=(
+                f"{filesizeformat(host.memory_available)} free of "
+                f"{filesizeformat(host.memory_total)}"
+                if host.memory_total
+                else "unknown"
+            ),
+            heartbeat=relative_time(host.heartbeat_at, now),
+        )
+        for host in RuntimeHost.objects.order_by("id")
+    ]
+    starting = Runtime.objects.filter(status=Runtime.Status.STARTING).select_related("space")
+    context = base_context(
+        request,
+        spaces,
+        rows=rows,
+        starting=list(starting.order_by("updated_at")[:50]),
+        waiting=queued_starts(),
+    )
+    return render(request, "dashboard/hosts.html", context)

@@ -17,11 +17,23 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from runs.models import Run, Runtime
+from runs.services import host_gone, host_heartbeat
 from runtime_host.browser import ManagedBrowser
 
 logger = logging.getLogger(__name__)
 
 STATE_POLL_S = 0.5
+
+
+def memory() -> tuple[int, int]:
+    """This machine's total and available memory in bytes (/proc/meminfo), or zeros."""
+    values: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as handle:
+        for line in handle:
+            name, _, rest = line.partition(":")
+            if name in ("MemTotal", "MemAvailable"):
+                values[name] = int(rest.split()[0]) * 1024
+    return values.get("MemTotal", 0), values.get("MemAvailable", 0)
 
 
 def new_host_id() -> str:
@@ -93,8 +105,10 @@ class RuntimeHost:
         manager = async_playwright()
         self.playwright = await manager.start()
         logger.info("Runtime host %s ready (up to %s browsers)", self.host_id, self.max_browsers)
+        await self._heartbeat()  # takes starts from now on
         self.ready.set()
-        last_beat = last_states = 0.0
+        last_beat = time.monotonic()
+        last_states = 0.0
         try:
             while not self.stop_requested.is_set():
                 now = time.monotonic()
@@ -109,6 +123,8 @@ class RuntimeHost:
                     await asyncio.wait_for(self.stop_requested.wait(), self.poll_s)
         finally:
             logger.info("Runtime host %s stopping %d runtimes", self.host_id, len(self.browsers))
+            with contextlib.suppress(Exception):
+                await in_thread(host_gone, host_id=self.host_id)
             await asyncio.gather(
                 *(b.stop() for b in list(self.browsers.values())), return_exceptions=True
             )
@@ -118,10 +134,18 @@ class RuntimeHost:
             await in_thread(lambda: None)
 
     async def _heartbeat(self) -> None:
-        from runs.services import runtime_heartbeat
-
+        memory_total, memory_available = memory()
         try:
-            await in_thread(runtime_heartbeat, host_id=self.host_id)
+            await in_thread(
+                host_heartbeat,
+                host_id=self.host_id,
+                hostname=socket.gethostname(),
+                capacity=self.max_browsers,
+                browsers=len(self.tasks),
+                memory_total=memory_total,
+                memory_available=memory_available,
+                load=os.getloadavg()[0],
+            )
         except Exception:
             logger.exception("Heartbeat failed")
 

@@ -25,7 +25,7 @@ import websockets
 from asgiref.sync import sync_to_async
 from daphne.testing import DaphneProcess, _reinstall_reactor
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from rest_framework.test import APIClient
 from websockets.sync.client import connect as ws_connect
 
@@ -437,6 +437,45 @@ async def stop_runtime(server: str, tenant: Tenant, started: Started) -> Run:
     )
     run: Run = await db(Run.objects.get)(pk=started.run.pk)
     return run
+
+
+DUMMY_ENDPOINT = "ws://127.0.0.1:9/devtools/browser/dummy"
+
+
+@contextlib.contextmanager
+def fake_host(
+    endpoint: str = DUMMY_ENDPOINT, fail: str = "", host_id: str = "fake-host", capacity: int = 4
+) -> Iterator[None]:
+    """Plays a runtime host on a thread: heartbeats, claims the runtimes placed on it and
+    launches nothing (running at `endpoint`, or failed with `fail`), and finishes the
+    ones asked to stop."""
+    from runs import services
+
+    done = threading.Event()
+    services.host_heartbeat(host_id=host_id, capacity=capacity, browsers=0)
+
+    def play() -> None:
+        try:
+            while not done.is_set():
+                services.host_heartbeat(host_id=host_id, capacity=capacity, browsers=0)
+                runtime = services.runtime_claim(host_id=host_id)
+                if runtime is not None and fail:
+                    services.runtime_finished(runtime=runtime, state="failed", reason=fail)
+                elif runtime is not None:
+                    services.runtime_running(runtime=runtime, cdp_endpoint=endpoint)
+                for stopping in Runtime.objects.filter(status="stopping", host_id=host_id):
+                    services.runtime_finished(runtime=stopping, state="stopped")
+                done.wait(0.01)
+        finally:
+            connection.close()
+
+    host = threading.Thread(target=play, daemon=True)
+    host.start()
+    try:
+        yield
+    finally:
+        done.set()
+        host.join(10)
 
 
 def pytest_report_header(config: Any) -> str:

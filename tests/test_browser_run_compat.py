@@ -126,7 +126,9 @@ def test_a_stream_that_breaks_half_way_ends_its_connection(
     with default_storage.open(target.path, "wb") as handle:
         handle.write(b"\x1f\x8b not a gzip member at all" * 100)
     address = urlsplit(asgi_server)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=20)
+    connection = http.client.HTTPConnection(
+        address.hostname or "127.0.0.1", address.port, timeout=20
+    )
     started = time.monotonic()
     connection.request(
         "GET",

@@ -96,7 +96,7 @@ async def test_the_official_package_creates_connects_lists_views_and_closes_a_se
         )
 
     live = await devtools.browser.live_view.create(
-        created.session_id, account_id=account, mode="tab", expires_in_ms=60_000
+        created.session_id, account_id=account, mode="tab", expires_in_ms=60_000, target_id=page.id
     )
     assert live.id == page.id and live.options.mode == "tab"
     # A live viewer URL on the public address (SITE_URL), here the live server's.

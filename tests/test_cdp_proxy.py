@@ -114,6 +114,7 @@ class Started:
 def start_runtime(tenant: Tenant, browser: Browser, name: str = "chrome") -> Started:
     """A runtime that a (fake) host has launched: running, with the real browser's endpoint."""
     runtime = services.runtime_create(space=tenant.space, name=name)
+    services.host_heartbeat(host_id="test-host", capacity=8, browsers=0)
     started = services.runtime_start(runtime=runtime)
     claimed = services.runtime_claim(host_id="test-host")
     assert claimed is not None and claimed.pk == runtime.pk
@@ -195,6 +196,7 @@ async def test_a_token_of_an_earlier_run_is_refused(started: Started, browser: B
         old_run = started.run
         services.runtime_finished(runtime=started.runtime, state="stopped")
         stale = lease_mint(run=old_run, kind=ViewerLease.Kind.CDP).token  # not revoked
+        services.host_heartbeat(host_id="test-host", capacity=8, browsers=0)
         services.runtime_start(runtime=started.runtime)
         claimed = services.runtime_claim(host_id="test-host")
         assert claimed is not None

@@ -1,55 +1,21 @@
 """Runtime start/stop/current-run and the run screenshot, with a fake runtime host."""
 
 import base64
-import contextlib
 import json
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from recordings.leases import lease_check
 from recordings.models import ViewerLease
 from runs import services
 from runs.models import Artifact, Command, Run, Runtime
-from tests.conftest import Tenant
+from tests.conftest import DUMMY_ENDPOINT, Tenant, fake_host
 from tests.test_cdp_proxy import Browser, launch_chromium
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-
-DUMMY_ENDPOINT = "ws://127.0.0.1:9/devtools/browser/dummy"
-
-
-@contextlib.contextmanager
-def fake_host(endpoint: str = DUMMY_ENDPOINT, fail: str = "") -> Iterator[None]:
-    """Plays the runtime host on a thread: claims starting runtimes and launches nothing
-    (running at `endpoint`, or failed with `fail`), and finishes the ones asked to stop."""
-    done = threading.Event()
-
-    def play() -> None:
-        try:
-            while not done.is_set():
-                runtime = services.runtime_claim(host_id="fake-host")
-                if runtime is not None and fail:
-                    services.runtime_finished(runtime=runtime, state="failed", reason=fail)
-                elif runtime is not None:
-                    services.runtime_running(runtime=runtime, cdp_endpoint=endpoint)
-                for stopping in Runtime.objects.filter(status="stopping", host_id="fake-host"):
-                    services.runtime_finished(runtime=stopping, state="stopped")
-                done.wait(0.01)
-        finally:
-            connection.close()
-
-    host = threading.Thread(target=play, daemon=True)
-    host.start()
-    try:
-        yield
-    finally:
-        done.set()
-        host.join(10)
 
 
 @pytest.fixture
@@ -101,18 +67,30 @@ def test_a_running_runtime_cannot_start_again(tenant: Tenant, runtime: Runtime) 
     assert error["details"]["activeRunId"] == first.json()["runId"]
 
 
-def test_a_start_no_host_takes_is_503_and_cancelled(
-    tenant: Tenant, runtime: Runtime, settings: Any
+def test_a_start_with_no_host_running_is_503_at_once_and_leaves_nothing(
+    tenant: Tenant, runtime: Runtime
 ) -> None:
-    settings.BCTRL_RUNTIME_START_TIMEOUT_S = 0.3
     response = start(tenant, runtime)
-    assert response.status_code == 503
+    assert response.status_code == 503 and response["Retry-After"]
     error = response.json()["error"]
     assert error["code"] == "runtime.no_host" and "runtime_host" in error["message"]
     runtime.refresh_from_db()
-    assert runtime.status == "failed" and "No runtime host" in runtime.failure_reason
+    assert runtime.status == "idle" and not Run.objects.filter(runtime=runtime).exists()
+
+
+def test_a_start_its_host_does_not_take_is_503_and_cancelled(
+    tenant: Tenant, runtime: Runtime, settings: Any
+) -> None:
+    settings.BCTRL_RUNTIME_START_TIMEOUT_S = 0.3
+    services.host_heartbeat(host_id="silent-host", capacity=4, browsers=0)  # never claims
+    response = start(tenant, runtime)
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "runtime.start_timeout"
+    runtime.refresh_from_db()
+    assert runtime.status == "failed" and "silent-host did not take" in runtime.failure_reason
     assert Run.objects.get(pk=error["details"]["runId"]).status == "failed"
-    assert services.runtime_claim(host_id="late-host") is None  # it will not start later
+    assert services.runtime_claim(host_id="silent-host") is None  # it will not start later
 
 
 def test_a_start_the_host_fails_is_502_with_the_reason(tenant: Tenant, runtime: Runtime) -> None:

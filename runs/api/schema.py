@@ -278,9 +278,13 @@ ERRORS = {
         (413, "Body, event or upload too large"),
         (415, "Unsupported media type or content encoding"),
         (422, "Invalid fields"),
-        (429, "Rate limited (rate_limited), with Retry-After"),
+        (
+            429,
+            "Rate limited (rate_limited), or every runtime host full (runtime.capacity); "
+            "with Retry-After",
+        ),
         (502, "The browser failed (runtime.start_failed, runtime.screenshot_failed)"),
-        (503, "No runtime host took the start (runtime.no_host, runtime.start_timeout)"),
+        (503, "No runtime host runs (runtime.no_host) or took the start (runtime.start_timeout)"),
     ]
 }
 

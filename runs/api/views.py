@@ -151,22 +151,37 @@ class RuntimeStartView(APIView):
         operation_id="runtimes_start",
         request=RuntimeStartSerializer,
         responses={200: RuntimeStartOut, **ERRORS},
+        parameters=[
+            OpenApiParameter(
+                "waitMs", int, description="Wait this long for room on a full fleet (429 then)"
+            )
+        ],
         description=(
-            "Opens a run and waits until a runtime host has launched the browser. "
-            "`connectUrl` is a websocket URL for `chromium.connect_over_cdp`; its query "
-            "may add `recording=false` and `keep_alive=<ms>`. 409 runtime.already_running, "
-            "502 runtime.start_failed, 503 runtime.no_host / runtime.start_timeout."
+            "Places the runtime on the runtime host with the most room, opens a run and "
+            "waits until the host has launched the browser. `connectUrl` is a websocket "
+            "URL for `chromium.connect_over_cdp`; its query may add `recording=false` and "
+            "`keep_alive=<ms>`. When no host has room the answer comes at once: 429 "
+            "runtime.capacity (or 503 runtime.no_host when none runs) with Retry-After, "
+            "unless `waitMs` lets the start wait for room. 409 runtime.already_running, "
+            "502 runtime.start_failed, 503 runtime.start_timeout."
         ),
     )
     def post(self, request: Request, runtime_id: str) -> Response:
         runtime = selectors.runtime_of(space_of(request), runtime_id)
         data = validated(RuntimeStartSerializer, request.data if request.data else {})
+        wait_ms = _int_param(request, "waitMs") or 0
+        if wait_ms > settings.BCTRL_RUNTIME_START_WAIT_MAX_MS:
+            raise Invalid(
+                f"waitMs is at most {settings.BCTRL_RUNTIME_START_WAIT_MAX_MS}.",
+                details={"waitMs": wait_ms},
+            )
         caller = request.user
         started = async_to_sync(launch)(
             runtime,
             recording=data["recording"],
             keep_alive_ms=data["keepAliveMs"],
             api_key=getattr(caller, "api_key", None),
+            wait_ms=wait_ms,
         )
         runtime = started.runtime
         return Response(
