@@ -428,6 +428,8 @@ BCTRL_BROWSER_BLOCKED_SERVICES = envlist("BCTRL_BROWSER_BLOCKED_SERVICES")
 # Runtimes and the CDP proxy of connectUrl (runs.consumers).
 # How long POST /v1/runtimes/{id}/start waits for a runtime host to launch the browser.
 BCTRL_RUNTIME_START_TIMEOUT_S = float(envstr("BCTRL_RUNTIME_START_TIMEOUT_S", "30"))
+# A start its host has not taken within this many seconds moves to another live host.
+BCTRL_RUNTIME_CLAIM_TIMEOUT_S = float(envstr("BCTRL_RUNTIME_CLAIM_TIMEOUT_S", "3"))
 # How often an open CDP connection checks that its credential and run are still valid.
 BCTRL_CDP_RECHECK_SECONDS = float(envstr("BCTRL_CDP_RECHECK_SECONDS", "2"))
 # How long POST /v1/runs/{id}/screenshot waits for the browser.

@@ -109,7 +109,17 @@ async def launch(
         runtime, wait_ms, recording=recording, keep_alive_ms=keep_alive_ms, api_key=api_key
     )
     timeout_s = float(settings.BCTRL_RUNTIME_START_TIMEOUT_S)
-    current = await wait_for_start(runtime.id, started.run.id, timeout_s)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        # A host takes a start within a poll or two; one that does not may have died
+        # since its last heartbeat: the start moves to another host.
+        remaining = deadline - asyncio.get_running_loop().time()
+        wait_s = min(remaining, float(settings.BCTRL_RUNTIME_CLAIM_TIMEOUT_S))
+        current = await wait_for_start(runtime.id, started.run.id, max(0.0, wait_s))
+        untaken = current.status == Runtime.Status.STARTING and current.heartbeat_at is None
+        if not untaken or remaining <= wait_s:
+            break
+        await sync_to_async(services.runtime_replace)(runtime=current)
     details = {"runId": started.run.id}
     if current.status == Runtime.Status.STARTING:
         await sync_to_async(abandon_start)(current, timeout_s)

@@ -174,6 +174,7 @@ class RuntimeHost(models.Model):
 
     id = models.CharField(primary_key=True, max_length=100)
     hostname = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True, help_text="Its process on hostname")
     capacity = models.PositiveIntegerField(help_text="Browsers it runs at once at most")
     browsers = models.PositiveIntegerField(default=0, help_text="Browsers it runs now")
     warm = models.PositiveIntegerField(default=0, help_text="Pre-launched browsers ready")

@@ -3,8 +3,10 @@
 import hashlib
 import itertools
 import json
+import logging
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -19,6 +21,8 @@ from runs.api.errors import ApiError, Conflict
 from runs.live import notify_run_changed
 from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, RuntimeHost, Space
 from runs.selectors import active_run_of, live_hosts
+
+logger = logging.getLogger(__name__)
 
 
 def runtime_create(
@@ -426,6 +430,7 @@ def host_heartbeat(
     memory_available: int = 0,
     load: float = 0.0,
     hostname: str = "",
+    pid: int | None = None,
 ) -> None:
     """A runtime host says it is alive, what it holds and what it can hold; its running
     runtimes are alive with it."""
@@ -434,6 +439,7 @@ def host_heartbeat(
         id=host_id,
         defaults={
             "hostname": hostname,
+            "pid": pid,
             "capacity": capacity,
             "browsers": browsers,
             "warm": warm,
@@ -453,14 +459,14 @@ def host_gone(*, host_id: str) -> None:
     RuntimeHost.objects.filter(pk=host_id).delete()
 
 
-def runtime_place() -> RuntimeHost:
+def runtime_place(*, exclude: tuple[str, ...] = ()) -> RuntimeHost:
     """The live host with the most room for one more browser (call inside a transaction:
     the host rows stay locked until it ends, so two starts never take the same place).
 
     Room is capacity less the runtimes placed on the host, and no more than its available
     memory holds at BCTRL_RUNTIME_BROWSER_MEMORY_MB each. None alive: 503
     runtime.no_host; none with room: 429 runtime.capacity; both with Retry-After."""
-    hosts = list(live_hosts().select_for_update())
+    hosts = list(live_hosts().exclude(pk__in=exclude).select_for_update())
     if not hosts:
         raise ApiError(
             "No runtime host is running: start one with `manage.py runtime_host` (or `make run`).",
@@ -538,6 +544,36 @@ def runtime_start(
         event_emit(run=run, type="runtime.lifecycle", data={"state": "starting"})
     locked.refresh_from_db()
     return RuntimeStart(runtime=locked, run=run, token=minted.token)
+
+
+def runtime_replace(*, runtime: Runtime) -> bool:
+    """Moves a start that its host has not taken to another live host (the first may have
+    died since its last heartbeat); False when there is no other with room, or the start
+    was taken meanwhile."""
+    with transaction.atomic():
+        locked = Runtime.objects.select_for_update().get(pk=runtime.pk)
+        if locked.status != Runtime.Status.STARTING or locked.heartbeat_at is not None:
+            return False
+        try:
+            host = runtime_place(exclude=(locked.host_id,))
+        except ApiError:
+            return False
+        Runtime.objects.filter(pk=locked.pk).update(host_id=host.id)
+    logger.warning(
+        "Runtime %s: %s did not take it; placed on %s", runtime.id, locked.host_id, host.id
+    )
+    return True
+
+
+def hosts_retire_dead(*, hostname: str, alive: Callable[[int], bool]) -> int:
+    """Forgets the hosts of this machine whose process is gone (a host restarted after a
+    crash), so that no start is placed on them; their runtimes are failed by the sweep."""
+    retired = 0
+    for host in RuntimeHost.objects.filter(hostname=hostname, pid__isnull=False):
+        if host.pid is not None and not alive(host.pid):
+            RuntimeHost.objects.filter(pk=host.pk).delete()
+            retired += 1
+    return retired
 
 
 def runtime_stop(*, runtime: Runtime) -> Runtime:

@@ -17,7 +17,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from runs.models import Run, Runtime
-from runs.services import host_gone, host_heartbeat
+from runs.services import host_gone, host_heartbeat, hosts_retire_dead
 from runtime_host.browser import ManagedBrowser
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,15 @@ def memory() -> tuple[int, int]:
             if name in ("MemTotal", "MemAvailable"):
                 values[name] = int(rest.split()[0]) * 1024
     return values.get("MemTotal", 0), values.get("MemAvailable", 0)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine runs (a zombie does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[-1][:1] != "Z"
+    except OSError:
+        return False
 
 
 def new_host_id() -> str:
@@ -105,6 +114,7 @@ class RuntimeHost:
         manager = async_playwright()
         self.playwright = await manager.start()
         logger.info("Runtime host %s ready (up to %s browsers)", self.host_id, self.max_browsers)
+        await in_thread(hosts_retire_dead, hostname=socket.gethostname(), alive=pid_alive)
         await self._heartbeat()  # takes starts from now on
         self.ready.set()
         last_beat = time.monotonic()
@@ -140,6 +150,7 @@ class RuntimeHost:
                 host_heartbeat,
                 host_id=self.host_id,
                 hostname=socket.gethostname(),
+                pid=os.getpid(),
                 capacity=self.max_browsers,
                 browsers=len(self.tasks),
                 memory_total=memory_total,

@@ -286,9 +286,15 @@ def _run_host() -> None:
 
 def start_host_process() -> BaseProcess:
     """A runtime host in a process of its own, with the settings of now (its link goes to
-    settings.BCTRL_HOST_LINK_URL)."""
+    settings.BCTRL_HOST_LINK_URL), once it takes starts (it has heartbeated)."""
+    from runs.models import RuntimeHost
+
     host = multiprocessing.get_context("fork").Process(target=_run_host, daemon=True)
     host.start()
+    deadline = time.monotonic() + 30
+    while not RuntimeHost.objects.filter(pid=host.pid).exists():
+        assert time.monotonic() < deadline, "the runtime host process did not start"
+        time.sleep(0.05)
     return host
 
 

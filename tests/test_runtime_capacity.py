@@ -3,6 +3,7 @@ start goes to the live host with the most room and is answered at once when ther
 none (429 runtime.capacity, or 503 runtime.no_host), leaving nothing behind, unless
 `waitMs` lets it wait for room (runs/services.py runtime_place, runs/launch.py)."""
 
+import os
 import threading
 import time
 from datetime import timedelta
@@ -149,3 +150,36 @@ def test_staff_see_the_hosts_their_load_and_the_queue(
     member = django_user_model.objects.create_user("ada", password="x" * 12)
     client.force_login(member)
     assert client.get("/hosts").status_code == 404
+
+
+def test_a_start_its_host_does_not_take_moves_to_another_host(
+    tenant: Tenant, settings: Any
+) -> None:
+    settings.BCTRL_RUNTIME_CLAIM_TIMEOUT_S = 0.3
+    (runtime,) = runtimes(tenant, 1)
+    # The most room, but its process died since its last heartbeat: it never takes it.
+    services.host_heartbeat(host_id="dead-but-fresh", capacity=8, browsers=0)
+    with fake_host(host_id="alive", capacity=1):
+        answer = start(tenant, runtime)
+    assert answer.status_code == 200
+    runtime.refresh_from_db()
+    assert runtime.host_id == "alive"
+
+
+def test_a_restarted_host_forgets_the_dead_hosts_of_its_machine() -> None:
+    import socket
+
+    from runtime_host.host import pid_alive
+
+    hostname = socket.gethostname()
+    services.host_heartbeat(
+        host_id="crashed", capacity=4, browsers=0, hostname=hostname, pid=1 << 30
+    )
+    services.host_heartbeat(
+        host_id="me", capacity=4, browsers=0, hostname=hostname, pid=os.getpid()
+    )
+    services.host_heartbeat(
+        host_id="elsewhere", capacity=4, browsers=0, hostname="other", pid=1 << 30
+    )
+    assert services.hosts_retire_dead(hostname=hostname, alive=pid_alive) == 1
+    assert set(RuntimeHost.objects.values_list("id", flat=True)) == {"me", "elsewhere"}

@@ -27,7 +27,7 @@ from recordings.processing import recording_process
 from runs.cdp import REDACTED
 from runs.management.commands.demo import Api
 from runs.models import Artifact, Command, Event, Run, Runtime
-from runs.services import runtime_create, runtime_start
+from runs.services import host_heartbeat, runtime_create, runtime_start
 from runs.tasks import sweep_vanished_runtimes
 from runtime_host.host import RuntimeHost
 from runtime_host.sweep import HOST_GONE_REASON
@@ -400,6 +400,7 @@ async def test_a_client_with_recording_false_stops_the_recorders(
 
 
 async def test_vanished_host_is_swept(tenant: Tenant, transactional_db: None) -> None:
+    await db(host_heartbeat)(host_id="gone-host", capacity=4, browsers=0)
     runtime = await db(runtime_create)(space=tenant.space)
     started = await db(runtime_start)(runtime=runtime)
     await db(

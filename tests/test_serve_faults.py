@@ -56,7 +56,15 @@ class Serve:
         return found
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        answer = call(method, self.url + path, key=self.key, body=body, timeout=60)
+        """A call as a client makes it: a 503 with Retry-After (no runtime host up yet,
+        right after serve or a host's restart) is tried again after that wait."""
+        deadline = time.monotonic() + 60
+        while True:
+            answer = call(method, self.url + path, key=self.key, body=body, timeout=60)
+            retry = answer.headers.get("Retry-After")
+            if answer.status != 503 or not retry or time.monotonic() > deadline:
+                break
+            time.sleep(float(retry))
         assert answer.status in (200, 201), (method, path, answer.status, answer.body)
         return answer.json()
 
