@@ -111,7 +111,8 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     url = f"http://127.0.0.1:{port}"
     serve = Serve(process, url, key[1], log)
     try:
-        wait_until_answers(url + "/v1/runs", process=process)
+        # Four processes start at once: on a busy two-core machine that takes a while.
+        wait_until_answers(url + "/v1/runs", timeout=90, process=process)
         yield serve
     finally:
         leftovers = list(serve.children().values())
