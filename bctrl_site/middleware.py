@@ -9,10 +9,11 @@ iframe. Their responses:
 
 - all of them: `Referrer-Policy: no-referrer`, so the token in the URL never leaves in
   a Referer header;
-- a page that may be framed calls `allow_embed_framing(response, origins)`: the
-  middleware then rewrites the page's own policy (or the strict one) with
-  `frame-ancestors <origins>` (`'none'` for an empty list; every origin is validated
-  here, at rendering: see `frame_ancestors`) and sends no `X-Frame-Options`;
+- a page that may be framed calls `allow_embed_framing(response, origins)` with its
+  space's embed origins (bctrl_site.origins): the middleware then rewrites the page's
+  own policy (or the strict one) with `frame-ancestors <origins>` (`*` for `["*"]`,
+  `'none'` for an empty list; every origin is validated again here, at rendering: see
+  `frame_ancestors`) and sends no `X-Frame-Options`;
 - the rest (JSON data endpoints, SSE) keep `frame-ancestors 'none'` and DENY.
 """
 
@@ -24,6 +25,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from bctrl_site.origins import ANY_ORIGIN, allows_any_origin, valid_origin
+
 STRICT_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -34,43 +37,25 @@ STRICT_POLICY = (
 EMBED_PREFIX = "/embed/"
 # A response attribute set by allow_embed_framing: the origins that may frame it.
 _FRAMING_ATTR = "bctrl_frame_ancestors"
-ANY_ANCESTOR = "*"
-# scheme://host[:port] of http(s), a host being a DNS name (optionally with one leading
-# `*.` label, which CSP allows), an IPv4 address or a bracketed IPv6 address. Nothing
-# else: no path, no quote, no `;` or whitespace that could end the directive.
-_ORIGIN = re.compile(
-    r"^https?://"
-    r"(?:(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
-    r"|\[[0-9a-f:.]+\])"
-    r"(?::[0-9]{1,5})?$"
-)
-_PORT = re.compile(r":([0-9]+)$")
+ANY_ANCESTOR = ANY_ORIGIN
 _FRAME_ANCESTORS = re.compile(r"(^|;)\s*frame-ancestors[^;]*")
 
 
-def valid_origin(value: Any) -> str | None:
-    """`value` as a CSP source (lowercase `scheme://host[:port]`), or None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    origin = value.strip().lower().rstrip("/")
-    if len(origin) > 300 or _ORIGIN.fullmatch(origin) is None:
-        return None
-    port = _PORT.search(origin)
-    if port is not None and not 0 < int(port.group(1)) < 65536:
-        return None
-    return origin
-
-
 def frame_ancestors(origins: Iterable[Any] | str) -> str:
-    """The source list of a `frame-ancestors` directive: the valid origins, or 'none'.
+    """The source list of a `frame-ancestors` directive: `*` for `["*"]` (bctrl_site.origins),
+    else the valid origins, or 'none'.
 
-    Invalid values are dropped, never passed through: a space's origins are typed by
-    people, and a value such as "https://a.com; script-src *" must not add a directive.
+    Invalid values are dropped, never passed through: a space's origins are checked when
+    they are saved, but a value such as "https://a.com; script-src *" written around that
+    check must not add a directive, nor a "*" among origins widen them to any site.
     """
     if origins == ANY_ANCESTOR:
         return ANY_ANCESTOR
+    listed = list(origins)
+    if allows_any_origin(listed):
+        return ANY_ANCESTOR
     valid = []
-    for value in origins:
+    for value in listed:
         origin = valid_origin(value)
         if origin is not None and origin not in valid:
             valid.append(origin)

@@ -39,10 +39,10 @@ No session and no cookie: nothing here reads `request.user` or the session, no f
 and no CSRF token, so a browser that blocks third-party cookies sees the same embed,
 and no `Set-Cookie` is ever sent. Responses carry `Cache-Control: no-store` (pages and
 JSON) and, from bctrl_site.middleware, `Referrer-Policy: no-referrer`. Pages that open
-let the space's `allowed_embed_origins` frame them (`frame-ancestors`, no
-X-Frame-Options); refusal pages may be framed by anyone, so that the viewer inside an
-embed reads why it does not open (they hold no data and no control to click); data
-endpoints and streams cannot be framed.
+let the space's `allowed_embed_origins` frame them (`frame-ancestors`: any site for a new
+space's `["*"]`, bctrl_site.origins; no X-Frame-Options); refusal pages may be framed
+by anyone, so that the viewer inside an embed reads why it does not open (they hold no
+data and no control to click); data endpoints and streams cannot be framed.
 
 Playhead messages: while the replay plays (about four times a second) and on every
 seek, pause and tab change, the player sends

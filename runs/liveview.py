@@ -22,7 +22,9 @@ Routes (bctrl_site.routing):
 
 A viewer connection is refused before the handshake when the lease or session does not
 open the run's live view, and when the browser's `Origin` is neither one of
-ALLOWED_HOSTS nor one of the space's embed origins: with an HTTP status and a JSON error
+ALLOWED_HOSTS nor one that the space's embed origins let in (bctrl_site.origins: `["*"]`
+lets any page open a view-only or control socket with a valid lease; the dashboard's
+route takes ALLOWED_HOSTS only): with an HTTP status and a JSON error
 (`lease.invalid|expired|revoked|wrong_kind`, `forbidden`, `unauthenticated`,
 `not_found`) where the server allows (runs.handshake), else with close code 4000 + that
 status. An open view closes within BCTRL_LIVE_RECHECK_S of its lease expiring and at
@@ -63,6 +65,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from bctrl_site.origins import origin_allowed
 from runs import closecodes, control
 from runs.cdp import json_object
 from runs.handshake import refuse_handshake
@@ -336,7 +339,7 @@ class Viewer:
 def _origin_allowed(origin: str, embed_origins: list[str]) -> bool:
     if not origin:
         return False
-    if origin.lower().rstrip("/") in {o.lower().rstrip("/") for o in embed_origins}:
+    if origin_allowed(origin, embed_origins):
         return True
     allowed_hosts = list(settings.ALLOWED_HOSTS)
     return bool(OriginValidator(None, allowed_hosts).valid_origin(urlparse(origin)))

@@ -5,9 +5,16 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from bctrl_site.origins import (
+    ANY_ORIGIN,
+    InvalidEmbedOrigins,
+    allows_any_origin,
+    embed_origins_checked,
+)
 from runs.ids import new_id
 
 API_KEY_PREFIX = "bctrl_sk_"
@@ -19,14 +26,26 @@ def id_field(prefix: str) -> models.CharField:
     )
 
 
+def any_embed_origin() -> list[str]:
+    """A new space's embed origins: any site (bctrl_site.origins)."""
+    return [ANY_ORIGIN]
+
+
 class Space(models.Model):
     """A tenant: owns runtimes, runs, API keys, embed origins and retention."""
 
     id = id_field("spc")
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    # ["*"], [] or origins: see bctrl_site.origins. Spaces made before ["*"] became the
+    # default kept their [] (no site), which their owners may have relied on.
     allowed_embed_origins = models.JSONField(
-        default=list, blank=True, help_text="Origins allowed to frame viewer embeds."
+        default=any_embed_origin,
+        blank=True,
+        help_text=(
+            'Sites that may frame viewer embeds and open their live view: ["*"] for any '
+            "site, [] for none, or origins such as https://app.example.com."
+        ),
     )
     recording_retention_days = models.PositiveIntegerField(default=7)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -39,6 +58,16 @@ class Space(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def embeds_from_any_site(self) -> bool:
+        return allows_any_origin(self.allowed_embed_origins)
+
+    def clean(self) -> None:
+        try:
+            self.allowed_embed_origins = embed_origins_checked(self.allowed_embed_origins)
+        except InvalidEmbedOrigins as exc:
+            raise ValidationError({"allowed_embed_origins": str(exc)}) from exc
 
 
 class Membership(models.Model):

@@ -17,7 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from runs.api.errors import ApiError, Conflict
+from bctrl_site.origins import InvalidEmbedOrigins, embed_origins_checked
+from runs.api.errors import ApiError, Conflict, Invalid
 from runs.live import notify_run_changed
 from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, RuntimeHost, Space
 from runs.selectors import active_run_of, live_hosts
@@ -647,3 +648,22 @@ def runtime_finished(*, runtime: Runtime, state: str, reason: str = "") -> Runti
             )
     runtime.refresh_from_db()
     return runtime
+
+
+# Spaces -------------------------------------------------------------------------------
+
+
+def space_embed_origins_set(*, space: Space, origins: Any) -> Space:
+    """Sets the sites that may embed the space's viewers (bctrl_site.origins): `["*"]`,
+    `[]` or origins, normalized. Anything else is a 422 naming `embedOrigins` (and the
+    index of the first bad entry), and nothing is saved."""
+    try:
+        checked = embed_origins_checked(origins)
+    except InvalidEmbedOrigins as exc:
+        details: dict[str, Any] = {"field": "embedOrigins"}
+        if exc.index is not None:
+            details["index"] = exc.index
+        raise Invalid(f"embedOrigins: {exc}", details=details) from exc
+    space.allowed_embed_origins = checked
+    space.save(update_fields=["allowed_embed_origins"])
+    return space

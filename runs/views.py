@@ -32,7 +32,7 @@ from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
 from runs.launch import queued_starts
 from runs.liveview import live_ws_path
-from runs.models import Command, Event, Run, Runtime, RuntimeHost, Space
+from runs.models import Command, Event, Run, Runtime, RuntimeHost, Space, any_embed_origin
 
 SESSION_SPACE_KEY = "space_id"
 RUNS_PAGE_SIZE = 25
@@ -539,12 +539,22 @@ def lease_revoke(request: HttpRequest, lease_id: str) -> HttpResponse:
 # Space settings ---------------------------------------------------------------------
 
 
+def _origins_typed(text: str) -> list[str]:
+    """The origins of the settings page's box: one a line (commas and spaces also part them)."""
+    return [part for part in text.replace(",", " ").split() if part]
+
+
 @sensitive_post_parameters("api_token")
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def space_settings(request: HttpRequest) -> HttpResponse:
-    """Settings of the current space, a section each: the upstream Browser Run account
-    that seed 004's sync imports from (the token is typed, never shown back)."""
+    """Settings of the current space, a section each: the sites that may embed its viewer
+    links, and the upstream Browser Run account that seed 004's sync imports from (the
+    token is typed, never shown back). `?space=<id>` opens another of the user's spaces
+    (links from a run of it) and makes it the current one."""
+    wanted = request.GET.get("space", "")
+    if wanted and selectors.spaces_of_user(request.user).filter(pk=wanted).exists():
+        request.session[SESSION_SPACE_KEY] = wanted
     spaces = space_context(request)
     space = spaces.current
     if space is None:
@@ -553,10 +563,27 @@ def space_settings(request: HttpRequest) -> HttpResponse:
     typed: dict[str, str] = {}
     if request.method == "POST":
         action = request.POST.get("action", "")
-        if action == "clear-upstream":
+        if action == "set-embedding":
+            any_site = request.POST.get("embed_mode") == "any"
+            typed = {
+                "embedMode": "any" if any_site else "listed",
+                "embedOrigins": request.POST.get("embed_origins", "").strip(),
+            }
+            try:
+                services.space_embed_origins_set(
+                    space=space,
+                    origins=any_embed_origin()
+                    if any_site
+                    else _origins_typed(typed["embedOrigins"]),
+                )
+            except ApiError as exc:
+                errors["embedOrigins"] = str(exc.detail).removeprefix("embedOrigins: ")
+            else:
+                return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=embedding")
+        elif action == "clear-upstream":
             upstream.upstream_account_clear(space=space)
             return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=upstream-cleared")
-        if action == "set-upstream":
+        elif action == "set-upstream":
             typed = {
                 "baseUrl": request.POST.get("base_url", "").strip(),
                 "accountId": request.POST.get("account_id", "").strip(),
@@ -575,9 +602,16 @@ def space_settings(request: HttpRequest) -> HttpResponse:
                 return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=upstream")
         else:
             errors["action"] = "Unknown action."
+    if "embedMode" in typed:
+        embed_form = {"mode": typed["embedMode"], "origins": typed["embedOrigins"]}
+    elif space.embeds_from_any_site:
+        embed_form = {"mode": "any", "origins": ""}
+    else:
+        embed_form = {"mode": "listed", "origins": "\n".join(space.allowed_embed_origins)}
     context = base_context(
         request,
         spaces,
+        embed_form=embed_form,
         upstream=upstream.upstream_account_json(space, upstream.upstream_account_of(space)),
         typed=typed,
         errors=errors,

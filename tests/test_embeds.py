@@ -16,7 +16,8 @@ from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from bctrl_site.logging import LoggingAccessLog, RedactEmbedTokens, redact
-from bctrl_site.middleware import frame_ancestors, valid_origin, with_frame_ancestors
+from bctrl_site.middleware import frame_ancestors, with_frame_ancestors
+from bctrl_site.origins import valid_origin
 from recordings.leases import lease_mint, lease_revoke
 from recordings.models import Recording, ViewerLease
 from runs import services

@@ -10,11 +10,23 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from runs.models import Artifact, Command, Event, FileExport, Run, Runtime
+from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, Space
 
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def space_json(space: Space) -> dict[str, Any]:
+    return {
+        "id": space.id,
+        "object": "space",
+        "name": space.name,
+        "slug": space.slug,
+        "embedOrigins": space.allowed_embed_origins,
+        "recordingRetentionDays": space.recording_retention_days,
+        "createdAt": iso(space.created_at),
+    }
 
 
 def runtime_json(runtime: Runtime, *, active_run_id: str | None) -> dict[str, Any]:

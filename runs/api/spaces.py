@@ -1,5 +1,16 @@
-"""Settings of the caller's space: `/v1/spaces/{spaceId}/upstream`, the upstream Browser Run
-account that seed 004's sync imports from (recordings.upstream).
+"""The caller's space and its settings.
+
+`/v1/spaces/{spaceId}`: the space (`{id, object, name, slug, embedOrigins,
+recordingRetentionDays, createdAt}`).
+
+- GET answers it.
+- PATCH `{embedOrigins}` sets the sites that may embed its viewer links (frame them, and
+  open a live view's socket with a lease): `["*"]` any site (a new space's default), `[]`
+  none, or up to 20 origins `scheme://host[:port]` (bctrl_site.origins), answered
+  normalized. 422 for an invalid or unknown field, and nothing changes.
+
+`/v1/spaces/{spaceId}/upstream`: the upstream Browser Run account that seed 004's sync
+imports from (recordings.upstream).
 
 - GET: `{spaceId, configured, baseUrl, accountId, apiTokenSet, apiTokenLastFour,
   updatedAt}`; the token itself is never answered.
@@ -19,8 +30,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recordings import upstream
+from runs import services
 from runs.api.auth import space_of
-from runs.api.serializers import StrictSerializer, Text
+from runs.api.serializers import StrictSerializer, Text, space_json
 from runs.models import Space
 from runs.selectors import ObjectNotFound
 
@@ -55,7 +67,29 @@ class UpstreamAccountSerializer(StrictSerializer):
         return value
 
 
+class SpaceChangeSerializer(StrictSerializer):
+    # Each entry is checked by services.space_embed_origins_set (one rule for every writer).
+    embedOrigins = serializers.ListField(child=Text(max_length=300), required=False)
+
+
 OBJECT = {200: OpenApiTypes.OBJECT}
+
+
+class SpaceView(APIView):
+    @extend_schema(operation_id="spaces_get", responses=OBJECT)
+    def get(self, request: Request, space_id: str) -> Response:
+        return Response(space_json(_space(request, space_id)))
+
+    @extend_schema(operation_id="spaces_change", request=SpaceChangeSerializer, responses=OBJECT)
+    def patch(self, request: Request, space_id: str) -> Response:
+        space = _space(request, space_id)
+        serializer = SpaceChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if "embedOrigins" in serializer.validated_data:
+            services.space_embed_origins_set(
+                space=space, origins=serializer.validated_data["embedOrigins"]
+            )
+        return Response(space_json(space))
 
 
 class SpaceUpstreamView(APIView):

@@ -17,6 +17,7 @@ urlpatterns = [
         views.RuntimeCurrentRunView.as_view(),
         name="runtime-current-run",
     ),
+    path("spaces/<str:space_id>", spaces.SpaceView.as_view(), name="space"),
     path(
         "spaces/<str:space_id>/upstream", spaces.SpaceUpstreamView.as_view(), name="space-upstream"
     ),
