@@ -335,6 +335,18 @@ def host_thread(transactional_db: None, asgi_server: str, settings: Any) -> Iter
     thread.join(60)
 
 
+@pytest.fixture
+def started(asgi_server: str, tenant: Tenant, host_thread: RuntimeHost) -> Iterator[dict[str, Any]]:
+    """A runtime of `tenant` started through the API, as a client would: the start's
+    answer (`connectUrl`, `runId`…) with `runtimeId`; stopped after the test."""
+    api = Api(asgi_server, tenant.raw_key)
+    runtime = api.call("POST", "/v1/runtimes", {"name": "live"})
+    answer = api.call("POST", f"/v1/runtimes/{runtime['id']}/start")
+    yield {"runtimeId": runtime["id"], **answer}
+    status, _ = api.request("POST", f"/v1/runtimes/{runtime['id']}/stop")
+    assert status in (200, 202, 409)
+
+
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """Real headless Chromium from Debian, driven by Playwright, for one test module.

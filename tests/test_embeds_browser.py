@@ -30,9 +30,10 @@ RECORDED_TEXT = "Hello from the embedded recording"
 
 
 class HostPages:
-    """An HTTP server of one HTML page, the product that embeds a viewer."""
+    """An HTTP server of one HTML page, the product that embeds a viewer, addressed by
+    `hostname` (Chromium resolves every `*.localhost` to the loopback address)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hostname: str = "localhost") -> None:
         self.html = "<!doctype html><title>host</title>"
         pages = self
 
@@ -50,7 +51,7 @@ class HostPages:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        self.origin = f"http://localhost:{self.port}"
+        self.origin = f"http://{hostname}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -242,3 +243,131 @@ def test_activity_embed_follows_the_stream_until_revoked(
     )
     assert frame.inner_text("[data-activity-status]") == "This viewer link was revoked."
     assert tab.context.cookies() == []
+
+
+# Where embeds open: any site, or the space's list -------------------------------------
+
+LIVE_PAGE = "<!doctype html><title>Checkout under watch</title><h1>Pay now</h1>"
+
+
+def embedding_all(pages: HostPages, server: str, tokens: dict[str, str]) -> str:
+    """A page of `pages`' origin with the three embeds, and what a live view's socket
+    opened from that page itself answers (`window.liveSocket`)."""
+    ws = server.replace("http://", "ws://", 1) + f"/ws/live/{tokens['live']}"
+    frames = "".join(
+        f'<iframe name="{kind}" src="{server}/embed/{kind}/{token}" width="900" height="600">'
+        "</iframe>"
+        for kind, token in tokens.items()
+    )
+    pages.html = f"""<!doctype html>
+<html><head><title>Host product</title></head><body>
+<h1>Our product</h1>
+{frames}
+<script>
+  window.liveSocket = new Promise((resolve) => {{
+    const socket = new WebSocket({ws!r});
+    socket.onmessage = (event) => {{
+      resolve("message:" + JSON.parse(event.data).type);
+      socket.close();
+    }};
+    socket.onclose = (event) => resolve("closed:" + event.code);
+  }});
+</script>
+</body></html>"""
+    return pages.origin + "/"
+
+
+def shared_run(
+    tenant: Tenant, started: dict[str, Any], chromium: Any
+) -> tuple[dict[str, str], Any]:
+    """A replay of a recorded run, the activity and a live view with control of a running
+    one: their tokens, and the automation's browser (close it after)."""
+    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
+    automation.new_context().new_page().set_content(LIVE_PAGE)
+    recorded = recorded_run(tenant, list(tenant.space.allowed_embed_origins))
+    live = Run.objects.get(pk=started["runId"])
+    tokens = {
+        "replay": lease_mint(run=recorded, kind="replay").token,
+        "activity": lease_mint(run=live, kind="activity").token,
+        "live": lease_mint(run=live, kind="live", control="input").token,
+    }
+    return tokens, automation
+
+
+def assert_embeds_open(tab: Any) -> None:
+    replay, activity, live = (tab.frame(name=kind) for kind in ("replay", "activity", "live"))
+    replay.wait_for_function(f"() => ({IFRAME_TEXT})().includes({RECORDED_TEXT!r})", timeout=15_000)
+    activity.wait_for_selector(".tl-item[data-type='run.started']")
+    live.wait_for_function(
+        "() => Number(document.querySelector('[data-live-view]').dataset.frames || 0) > 0",
+        timeout=20_000,
+    )
+    live.wait_for_selector(".live-tab:has-text('Checkout under watch')")
+    live.click("[data-live-control]")  # the lease's control: "input" works framed too
+    live.wait_for_selector("[data-live-view][data-control='you']")
+    assert tab.evaluate("window.liveSocket") == "message:hello"
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[dict[str, HostPages]]:
+    """Two more sites, whose hosts are not among ALLOWED_HOSTS (whose pages may always
+    open a live view's socket): only the embed origins let them in."""
+    sites = {name: HostPages(f"{name}.localhost") for name in ("allowed", "third")}
+    yield sites
+    for site in sites.values():
+        site.close()
+
+
+def test_a_new_space_is_embedded_by_a_page_of_another_origin(
+    tab: Any,
+    asgi_server: str,
+    live_tenant: Tenant,
+    started: dict[str, Any],
+    elsewhere: dict[str, HostPages],
+) -> None:
+    assert live_tenant.space.allowed_embed_origins == ["*"]
+    tokens, automation = shared_run(live_tenant, started, tab.context.browser)
+    console: list[str] = []
+    tab.on("console", lambda message: console.append(message.text))
+    tab.goto(embedding_all(elsewhere["third"], asgi_server, tokens))
+    assert_embeds_open(tab)
+    assert not [text for text in console if "frame-ancestors" in text]
+    tab.screenshot(path="/tmp/embeds-any-site.png")
+    automation.close()
+
+
+def test_a_restricted_space_is_embedded_by_its_origin_and_refused_elsewhere(
+    tab: Any,
+    asgi_server: str,
+    live_tenant: Tenant,
+    started: dict[str, Any],
+    elsewhere: dict[str, HostPages],
+) -> None:
+    from runs.services import space_embed_origins_set
+
+    allowed, third = elsewhere["allowed"], elsewhere["third"]
+    space_embed_origins_set(space=live_tenant.space, origins=[allowed.origin])
+    tokens, automation = shared_run(live_tenant, started, tab.context.browser)
+    try:
+        # A third origin: every frame is blocked, and the live socket refused.
+        console: list[str] = []
+        tab.on("console", lambda message: console.append(message.text))
+        tab.goto(embedding_all(third, asgi_server, tokens))
+        assert tab.evaluate("window.liveSocket") == "closed:1006"
+        tab.wait_for_timeout(1000)
+        blocked = [text for text in console if "frame-ancestors" in text]
+        assert len(blocked) == 3, console
+        assert all(allowed.origin in text for text in blocked)
+        for kind in ("replay", "activity", "live"):
+            frame = tab.frame(name=kind)
+            assert frame is not None
+            assert frame.url.startswith("chrome-error://"), (kind, frame.url)
+            shown = frame.locator("[data-replay], [data-embed-activity], [data-live-view]")
+            assert shown.count() == 0
+
+        # The allowed origin: all three open, and its socket too.
+        tab.goto(embedding_all(allowed, asgi_server, tokens))
+        assert_embeds_open(tab)
+        tab.screenshot(path="/tmp/embeds-allowed-origin.png")
+    finally:
+        automation.close()

@@ -3,7 +3,6 @@ it, an automation script through the real connectUrl, and a person on the dashbo
 live page who watches, takes control, clicks and types, and hands back."""
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from recordings.leases import lease_mint
 from recordings.models import ViewerLease
 from runs.management.commands.demo import Api
 from runs.models import Event, Run
-from runtime_host.host import RuntimeHost
 from tests.conftest import Refusal, Tenant, refused, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,16 +40,6 @@ REMOTE_PAGE = """
   setInterval(() => { window.ticks += 1; }, 50);
 </script>
 """
-
-
-@pytest.fixture
-def started(asgi_server: str, tenant: Tenant, host_thread: RuntimeHost) -> Iterator[dict[str, Any]]:
-    api = Api(asgi_server, tenant.raw_key)
-    runtime = api.call("POST", "/v1/runtimes", {"name": "live"})
-    answer = api.call("POST", f"/v1/runtimes/{runtime['id']}/start")
-    yield {"runtimeId": runtime["id"], **answer}
-    status, _ = api.request("POST", f"/v1/runtimes/{runtime['id']}/stop")
-    assert status in (200, 202, 409)
 
 
 def canvas_pixel(page: Any, fx: float, fy: float) -> list[int]:
