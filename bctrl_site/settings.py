@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from bctrl_site.serving import local_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -54,8 +56,11 @@ if not SECRET_KEY:
 SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
 
 DEBUG = envbool("DEBUG", default=False)
+# Where `make run` (manage.py serve) listens; SITE_URL, the public address in the links
+# the API hands out, defaults to it (serve passes its own --host and --port on).
+HOST = envstr("HOST", "127.0.0.1")
 PORT = envint("PORT", 8000)
-SITE_URL = envstr("SITE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
+SITE_URL = (envstr("SITE_URL") or local_url(HOST, PORT)).rstrip("/")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 
@@ -442,7 +447,7 @@ BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES = envint("BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES", 
 # Live view and takeover (runs.liveview, runtime_host.live).
 # Where a runtime host sends screencast frames: a web process's websocket address.
 # `manage.py serve` points its host at its own web server.
-BCTRL_HOST_LINK_URL = envstr("BCTRL_HOST_LINK_URL", f"ws://127.0.0.1:{PORT}")
+BCTRL_HOST_LINK_URL = envstr("BCTRL_HOST_LINK_URL") or local_url(HOST, PORT, "ws")
 # Frames per second a host sends per watched tab at most (newer frames replace older).
 # 15 keeps frame latency to 50 viewers under 50 ms at p95 on two cores; at 30 it was
 # 76-106 ms (benchmarks/README.md, live view).

@@ -1,6 +1,7 @@
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -16,8 +17,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
-        if User.objects.filter(is_superuser=True).exists():
-            self.stdout.write("bctrl is set up already; sign in with your admin user.")
+        admin = User.objects.filter(is_superuser=True).order_by("date_joined", "pk").first()
+        if admin is not None:
+            name = admin.get_username()
+            self.stdout.write(
+                f"bctrl is set up already: sign in at {settings.SITE_URL}/ as {name} "
+                f"(a new password: .venv/bin/python manage.py changepassword {name})."
+            )
             return
         password = secrets.token_urlsafe(12)
         with transaction.atomic():
@@ -31,9 +37,10 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\n{line}\n"
             "bctrl first run: these are shown once, keep them.\n\n"
-            f"  dashboard   http://127.0.0.1:8000/   user admin   password {password}\n"
+            f"  dashboard   {settings.SITE_URL}/   user admin   password {password}\n"
             f"  space       {space.name} ({space.id})\n"
             f"  API key     {raw_key}\n\n"
-            "  More keys:  python manage.py create_api_key --space default\n"
+            "  More keys:  .venv/bin/python manage.py create_api_key --space default\n"
+            "  Lost the password?  .venv/bin/python manage.py changepassword admin\n"
             f"{line}\n"
         )

@@ -1,11 +1,13 @@
 """`manage.py demo`: one command that shows a first recorded run end to end.
 
-With `make run` running, it creates (or reuses) a runtime named "Demo" in the first space,
-issues itself an API key, starts the runtime through the HTTP API
-(`POST /v1/runtimes/{id}/start`, so the connectUrl is the real one through the CDP
-proxy), drives the demo shop at `/demo/` with Playwright over `connect_over_cdp`, takes
-a screenshot through the API, stops the runtime, waits until the run's recording is
-processed and prints the run's dashboard and replay URLs. The key is revoked at the end.
+With `make run` running (found through the URL that `manage.py serve` notes in the var
+folder, bctrl_site.serving; else SITE_URL; or `--base-url`), it creates (or reuses) a
+runtime named "Demo" in the first space, issues itself an API key, starts the runtime
+through the HTTP API (`POST /v1/runtimes/{id}/start`, so the connectUrl is the real one
+through the CDP proxy), drives the demo shop at `/demo/` with Playwright over
+`connect_over_cdp`, takes a screenshot through the API, stops the runtime, waits until the
+run's recording is processed and prints the run's dashboard and replay URLs. The key is
+revoked at the end.
 
 `drive_demo` (the browsing) and `run_demo` (start → drive → stop → wait) are used by the
 tests (tests/test_demo.py) and the runtimes benchmark (benchmarks/runtimes.py) too.
@@ -26,6 +28,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 from django.utils import timezone
 
+from bctrl_site.serving import running_server_url
 from runs.models import ApiKey, Runtime, Space
 
 DEMO_RUNTIME_NAME = "Demo"
@@ -394,6 +397,12 @@ def demo_runtime(space: Space, name: str = DEMO_RUNTIME_NAME) -> Runtime:
     return existing or runtime_create(space=space, name=name)
 
 
+def demo_server_url(given: str | None) -> str:
+    """The server to drive: the one asked for, else the one that `manage.py serve` noted
+    it runs on this var folder (bctrl_site.serving), else SITE_URL."""
+    return (given or running_server_url(settings.VAR_DIR) or settings.SITE_URL).rstrip("/")
+
+
 class Command(BaseCommand):
     help = (
         "Drives the demo shop (/demo/) through a runtime of the running server and prints "
@@ -404,14 +413,17 @@ class Command(BaseCommand):
         parser.add_argument("--space", default=None, help="space id (spc_…) or slug; the first")
         parser.add_argument(
             "--base-url",
-            default=settings.SITE_URL,
-            help=f"the server (default {settings.SITE_URL})",
+            default=None,
+            help=(
+                "the server (default: the one `make run` serves on this var folder, "
+                f"else SITE_URL, {settings.SITE_URL})"
+            ),
         )
         parser.add_argument("--runtime-name", default=DEMO_RUNTIME_NAME)
         parser.add_argument("--recording-timeout", type=float, default=180.0)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        base_url = options["base_url"].rstrip("/")
+        base_url = demo_server_url(options["base_url"])
         space = space_of(options["space"])
         runtime = demo_runtime(space, options["runtime_name"])
         api_key, raw_key = ApiKey.objects.issue(space=space, name="manage.py demo")

@@ -5,18 +5,20 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from bctrl_site.serving import listens_everywhere, local_url, server_announce, server_withdraw
 from bctrl_site.supervisor import Child, Supervisor, install_stop_handlers
 
 
 class Command(BaseCommand):
     help = (
         "Starts the web server (daphne), the runtime host, the Celery worker and beat, "
-        "restarts any of them that exits (bctrl_site/supervisor.py); Ctrl-C stops them all."
+        "restarts any of them that exits (bctrl_site/supervisor.py); Ctrl-C stops them all. "
+        "Notes its URL in the var folder for `manage.py demo` (bctrl_site/serving.py)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=settings.PORT)
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--host", default=settings.HOST)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.REDIS_URL:
@@ -47,21 +49,31 @@ class Command(BaseCommand):
                 "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
             ],
         }  # fmt: skip
-        # The runtime host sends live-view frames to this web server (unless told otherwise).
-        host_env = dict(os.environ)
-        if "BCTRL_HOST_LINK_URL" not in os.environ:
-            wildcard = ("0.0.0.0", "::", "")  # noqa: S104 (recognised, not bound)
-            address = "127.0.0.1" if options["host"] in wildcard else options["host"]
-            host_env["BCTRL_HOST_LINK_URL"] = f"ws://{address}:{options['port']}"
-        envs = {"runtime_host": host_env}
+        # Every child reads the address served, not the environment's: SITE_URL (unless
+        # set) and the runtime host's link to this web server default to it (settings.py).
+        env = {**os.environ, "HOST": options["host"], "PORT": str(options["port"])}
         supervisor = Supervisor(
-            [Child(name, argv, envs.get(name)) for name, argv in commands.items()],
+            [Child(name, argv, env) for name, argv in commands.items()],
             restart_delay_s=settings.BCTRL_SERVE_RESTART_DELAY_S,
             max_delay_s=settings.BCTRL_SERVE_RESTART_MAX_DELAY_S,
             stable_s=settings.BCTRL_SERVE_STABLE_S,
         )
         install_stop_handlers(supervisor)
-        self.stdout.write(
-            f"bctrl is running at http://{options['host']}:{options['port']}/ (Ctrl-C stops it)"
-        )
-        supervisor.run()
+        url = local_url(options["host"], options["port"])
+        self.stdout.write(banner(url, options["host"], os.environ.get("SITE_URL", "")))
+        self.stdout.flush()  # before the children's logs, also when stdout is a pipe
+        server_announce(settings.VAR_DIR, url)
+        try:
+            supervisor.run()
+        finally:
+            server_withdraw(settings.VAR_DIR)
+
+
+def banner(url: str, host: str, site_url: str) -> str:
+    """What serve prints first: where to open bctrl, and what else decides its addresses."""
+    lines = [f"bctrl is running at {url}/ (Ctrl-C stops it)"]
+    if listens_everywhere(host):
+        lines.append(f"  listening on every interface ({host or 'all'}) of this machine")
+    if site_url.rstrip("/") not in ("", url):
+        lines.append(f"  links it hands out use SITE_URL, {site_url.rstrip('/')}")
+    return "\n".join(lines)
