@@ -21,7 +21,7 @@ urlpatterns = [
     # Sign-in throttled (runs/signin.py): the admin's login first, before its other pages.
     path("admin/login/", guard_sign_in(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("login/", guard_sign_in(auth_views.LoginView.as_view()), name="login"),
+    path("login/", guard_sign_in(dashboard_views.SignInView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("recordings.urls")),
     # Viewer embeds opened by a lease token (/embed/…), no session.

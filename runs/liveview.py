@@ -34,7 +34,8 @@ Viewer protocol. From the server, binary frames as above and JSON messages: `hel
 (what the viewer may do, and `maxMessageBytes` and `maxText`, the limits below), `tabs`
 (`tabs`: [{id, url, title}], `active`: the tab the automation last used, `watching`),
 `control` (`holder`: name or null, `you`: whether this viewer holds it), `error`
-(`code`, `message`), `ended` (`replayUrl`) and `closed` (`reason`, `message`). From the
+(`code`, `message`), `ended` (`replayUrl`, and the run's `status`: completed or failed)
+and `closed` (`reason`, `message`). From the
 viewer, JSON only, at most BCTRL_LIVE_MESSAGE_MAX_BYTES: `ack` after painting a frame
 (the server sends the next frame only then, keeping just the newest meanwhile, so a slow
 viewer gets fewer frames and slows nobody), `tab` (`target`: a tab id to pin, or null to
@@ -422,6 +423,11 @@ def run_is_live(run_id: str) -> bool:
     return Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).exists()
 
 
+def run_status(run_id: str) -> str | None:
+    status: str | None = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    return status
+
+
 class LiveViewConsumer(LayerWatchingConsumer):
     viewer: Viewer | None = None
 
@@ -692,7 +698,10 @@ class LiveViewConsumer(LayerWatchingConsumer):
     async def _ended(self) -> None:
         assert self.viewer is not None
         self.holding = False
-        await self._send_json({"type": "ended", "replayUrl": self.viewer.replay_url})
+        status = await database_sync_to_async(run_status)(self.viewer.run_id)
+        await self._send_json(
+            {"type": "ended", "replayUrl": self.viewer.replay_url, "status": status}
+        )
         await self.close(code=1000)
 
     async def disconnect(self, code: int) -> None:

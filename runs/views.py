@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.contrib.auth.views import LoginView
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -618,6 +620,23 @@ def space_settings(request: HttpRequest) -> HttpResponse:
         saved=request.GET.get("saved", "") if request.method == "GET" else "",
     )
     return render(request, "dashboard/space_settings.html", context, status=400 if errors else 200)
+
+
+# Sign in ----------------------------------------------------------------------------
+
+
+class SignInView(LoginView):
+    """Django's sign-in, which says until someone has signed in who the first user is and
+    how to give it a new password (`make run` printed it once: bootstrap)."""
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        users = get_user_model().objects
+        if not users.filter(last_login__isnull=False).exists():
+            context["first_sign_in"] = True
+            first = users.filter(is_superuser=True).order_by("date_joined", "pk").first()
+            context["first_user"] = first.get_username() if first is not None else ""
+        return context
 
 
 # API docs ---------------------------------------------------------------------------

@@ -303,6 +303,11 @@ def assert_embeds_open(tab: Any) -> None:
         timeout=20_000,
     )
     live.wait_for_selector(".live-tab:has-text('Checkout under watch')")
+    times = live.eval_on_selector_all(
+        "[data-activity-list] > .tl-item",
+        "items => items.map(i => i.querySelector('time').dateTime)",
+    )
+    assert times and times[0] == max(times)  # the live view's activity: newest on top
     live.click("[data-live-control]")  # the lease's control: "input" works framed too
     live.wait_for_selector("[data-live-view][data-control='you']")
     assert tab.evaluate("window.liveSocket") == "message:hello"

@@ -188,3 +188,38 @@ def test_demo_finds_the_server_that_serve_started_on_another_port(tmp_path: Path
     assert after.returncode != 0
     assert f"No bctrl server answers at http://127.0.0.1:{stale_port}" in after.stderr
     assert "make run" in after.stderr
+
+
+# The sign-in page ---------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_the_sign_in_page_tells_the_truth_about_the_first_user(
+    transactional_db: None, asgi_server: str, page: Any
+) -> None:
+    page.goto(f"{asgi_server}/login/")
+    assert "No user yet: make run creates admin" in page.inner_text("[data-first-user]")
+
+    out = io.StringIO()
+    call_command("bootstrap", stdout=out)
+    password = re.search(r"password (\S+)", out.getvalue())
+    assert password is not None
+    page.reload()
+    foot = page.inner_text(".auth-foot")
+    assert "The first user is admin." in foot
+    assert "printed the password once, in its terminal" in foot
+    assert ".venv/bin/python manage.py changepassword admin" in foot
+    assert "createsuperuser" not in foot
+    command = page.locator(".auth-foot pre")
+    assert command.evaluate("pre => pre.scrollWidth <= pre.clientWidth")  # all of it in sight
+    page.screenshot(path="/tmp/first-run-sign-in.png")
+
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", password[1])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{asgi_server}/")
+    page.context.clear_cookies()
+    page.goto(f"{asgi_server}/login/")
+    foot = page.inner_text(".auth-foot")
+    assert "Forgot your password?" in foot
+    assert "admin" not in foot  # once someone has signed in, the page names no one

@@ -132,21 +132,59 @@ def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
     viewer.close()
 
 
-def test_run_end_shows_the_notice_with_a_replay_link(
+TOP_ITEMS = "[data-activity-list] > .tl-item"
+
+
+def test_the_live_page_shows_the_newest_step_on_top_and_follows_the_run_to_its_end(
     asgi_server: str, chromium: Any, member: Any, tenant: Tenant, started: dict[str, Any]
 ) -> None:
+    from runs import services
+
     automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
     automation.new_context().new_page().set_content("<title>Ending</title><h1>Bye</h1>")
-    viewer = chromium.new_context().new_page()
+    viewer = chromium.new_context(viewport={"width": 1280, "height": 800}).new_page()
     sign_in(viewer, asgi_server, f"/runs/{started['runId']}/live")
     viewer.wait_for_function(
         "() => Number(document.querySelector('[data-live-view]').dataset.frames || 0) > 0",
         timeout=20_000,
     )
+    assert viewer.inner_text("[data-run-status]").strip() == "Running"
+
+    # More steps than the panel holds: the newest is the first, in sight without scrolling.
+    run = Run.objects.get(pk=started["runId"])
+    services.events_append(
+        run=run,
+        events=[
+            {"type": "navigation", "page_id": "p1", "data": {"url": f"https://shop.test/{n}"}}
+            for n in range(40)
+        ],
+    )
+    viewer.wait_for_function(
+        f"() => document.querySelectorAll({TOP_ITEMS!r}).length >= 40", timeout=15_000
+    )
+    times = viewer.eval_on_selector_all(
+        TOP_ITEMS, "items => items.map(item => item.querySelector('time').dateTime)"
+    )
+    assert times[0] == max(times) and times != sorted(times)
+    panel = viewer.locator("[data-embed-activity]")
+    assert panel.evaluate("panel => panel.scrollHeight > panel.clientHeight")  # it overflows
+    first = viewer.locator(TOP_ITEMS).first.bounding_box()
+    assert (
+        viewer.evaluate("window.scrollY") == 0 and panel.evaluate("panel => panel.scrollTop") == 0
+    )
+    assert first is not None and first["y"] + first["height"] <= 800
+    viewer.screenshot(path=SHOTS.format("newest-on-top"))
+
+    # The run ends: the notice, and the header's status, from "running" to "completed".
     Api(asgi_server, tenant.raw_key).call("POST", f"/v1/runtimes/{started['runtimeId']}/stop")
     viewer.wait_for_selector("[data-live-ended]:not([hidden])", timeout=20_000)
     assert viewer.get_attribute("[data-live-view]", "data-state") == "ended"
     assert viewer.get_attribute("[data-live-replay]", "href") == f"/runs/{started['runId']}/replay"
+    assert viewer.inner_text("[data-run-status]").strip() == "Completed"
+    assert viewer.locator("[data-run-status] .pill-completed").is_visible()
+    assert viewer.locator(".pill-running").count() == 0
+    assert viewer.locator("[data-live-control]").is_hidden()
+    viewer.screenshot(path=SHOTS.format("ended"))
     deadline = time.monotonic() + 20
     while Run.objects.get(pk=started["runId"]).is_active:
         assert time.monotonic() < deadline

@@ -422,6 +422,7 @@ async def test_an_ended_run_says_so_and_releases_control(live: dict[str, Any]) -
     await db(runtime_finished)(runtime=runtime, state="stopped")
     ended = await json_until(viewer, "ended")
     assert ended["replayUrl"].endswith("/replay")
+    assert ended["status"] == "completed"  # the page's header shows it
     assert (await db(control.control_holder)(str(run.runtime_id))) is None
     _, connected, _ = await open_viewer(f"/ws/live/{await db(live_token)(run)}")
     assert connected  # accepted to say that it has ended

@@ -15,6 +15,8 @@
   const status = root.querySelector("[data-activity-status]");
   const count = root.querySelector("[data-activity-count]");
   const rows = new Map(); // item id -> <li>
+  // The live views list newest first, so that what happens now is in sight.
+  const newestFirst = root.hasAttribute("data-newest-first");
   let finished = false;
 
   function say(text, state) {
@@ -77,6 +79,8 @@
       const open = previous.querySelector("details");
       if (open && open.open && row.querySelector("details")) row.querySelector("details").open = true;
       previous.replaceWith(row);
+    } else if (newestFirst) {
+      list.prepend(row);
     } else {
       list.appendChild(row);
     }

@@ -51,6 +51,23 @@
     stateText.textContent = text;
   }
 
+  // The page's own status pill (the dashboard's header, [data-run-status]), once the run
+  // has ended: the same markup as templates/dashboard/_status.html.
+  function showRunStatus(status) {
+    const holder = document.querySelector("[data-run-status]");
+    if (!holder) return;
+    const name = String(status).replace(/[^a-z_-]/g, "");
+    const pill = document.createElement("span");
+    pill.className = "pill pill-" + name;
+    const dot = document.createElement("span");
+    dot.className = "dot";
+    dot.setAttribute("aria-hidden", "true");
+    const text = document.createElement("span");
+    text.textContent = name;
+    pill.append(dot, text);
+    holder.replaceChildren(pill);
+  }
+
   function send(message) {
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
   }
@@ -94,6 +111,7 @@
           : "View only.";
     help.hidden = !you;
     if (controlButton) {
+      controlButton.hidden = finished; // nothing left to control
       controlButton.disabled = finished || (!!holder && !you);
       controlButton.textContent = you ? "Hand back control" : "Take control";
     }
@@ -173,6 +191,7 @@
         endedBox.hidden = false;
         setState("ended", "Run ended");
         showControl(null);
+        showRunStatus(message.status || "completed");
         break;
       case "closed":
         finished = true;
