@@ -99,6 +99,7 @@ async def launch(
     keep_alive_ms: int | None = None,
     api_key: object = None,
     wait_ms: int = 0,
+    browser_options: dict[str, Any] | None = None,
 ) -> services.RuntimeStart:
     """Opens a run of `runtime` on the host with the most room and returns once its
     browser runs. Without room it answers at once (429 runtime.capacity, 503
@@ -106,7 +107,12 @@ async def launch(
     runtime.already_running, 502 runtime.start_failed, 503 runtime.start_timeout. A
     failed start leaves no start behind."""
     started = await _placed(
-        runtime, wait_ms, recording=recording, keep_alive_ms=keep_alive_ms, api_key=api_key
+        runtime,
+        wait_ms,
+        recording=recording,
+        keep_alive_ms=keep_alive_ms,
+        api_key=api_key,
+        browser_options=browser_options or {},
     )
     timeout_s = float(settings.BCTRL_RUNTIME_START_TIMEOUT_S)
     deadline = asyncio.get_running_loop().time() + timeout_s

@@ -238,6 +238,9 @@ class Run(models.Model):
     error = models.JSONField(null=True, blank=True)
     labels = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # The browser options its start asked for (viewport, userAgent, locale, timezone;
+    # runs.browser_options), applied by the runtime host to every page of the run.
+    browser_options = models.JSONField(default=dict, blank=True)
     # Usage, kept current by the write services and settled when the run stops.
     # Events are numbered 1..event_count without gaps, so event_count is also the last seq.
     event_count = models.PositiveIntegerField(default=0)

@@ -39,6 +39,7 @@ def run_create(
     name: str = "",
     labels: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
+    browser_options: dict[str, Any] | None = None,
 ) -> Run:
     with transaction.atomic():
         if runtime is not None:
@@ -56,6 +57,7 @@ def run_create(
             name=name,
             labels=labels or {},
             metadata=metadata or {},
+            browser_options=browser_options or {},
         )
     return run
 
@@ -510,6 +512,7 @@ def runtime_start(
     recording: bool = True,
     keep_alive_ms: int | None = None,
     api_key: Any = None,
+    browser_options: dict[str, Any] | None = None,
 ) -> RuntimeStart:
     """Opens a run and places the runtime on the host with the most room, which launches
     the browser; 409 if it is running, 429/503 (and nothing written) when no host has
@@ -527,7 +530,7 @@ def runtime_start(
                 details={"activeRunId": active.id if active else None},
             )
         host = runtime_place()
-        run = run_create(space=locked.space, runtime=locked)
+        run = run_create(space=locked.space, runtime=locked, browser_options=browser_options)
         Runtime.objects.filter(pk=locked.pk).update(
             status=Runtime.Status.STARTING,
             host_id=host.id,

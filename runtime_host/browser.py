@@ -24,7 +24,7 @@ from runs.confinement import url_refusal
 from runs.models import Artifact, Run, Runtime
 from runtime_host.cdp import CDPConnection
 from runtime_host.egress import EgressProxy, destination_key, devtools_port, host_ports
-from runtime_host.flags import CHROMIUM_FLAGS
+from runtime_host.flags import CHROMIUM_FLAGS, option_args, option_env
 from runtime_host.live import LiveLink
 from runtime_host.recorder import (
     BINDING_NAME,
@@ -120,6 +120,7 @@ class ManagedBrowser:
         self.run = run
         self.playwright = playwright
         self.recording_enabled = runtime.recording_enabled
+        self.options = run.browser_options or {}
         self.root = Path(tempfile.mkdtemp(prefix=f"bctrl-{runtime.id}-"))
         self.profile_dir = self.root / "profile"  # Playwright's own, once launched
         self.sandbox: Sandbox | None = None
@@ -165,9 +166,14 @@ class ManagedBrowser:
         marker = f"--bctrl-runtime={self.runtime.id}-{os.getpid()}"
         self.browser = await self.playwright.chromium.launch(
             executable_path=self.sandbox.executable(settings.BCTRL_CHROMIUM_PATH),
-            env=self.sandbox.environment(),
+            env=self.sandbox.environment(option_env(self.options)),
             headless=True,
-            args=[*CHROMIUM_ARGS, marker, f"--proxy-server=http://127.0.0.1:{proxy_port}"],
+            args=[
+                *CHROMIUM_ARGS,
+                *option_args(self.options),
+                marker,
+                f"--proxy-server=http://127.0.0.1:{proxy_port}",
+            ],
             downloads_path=str(self.download_dir),
             timeout=settings.BCTRL_RUNTIME_LAUNCH_TIMEOUT_S * 1000,
         )
@@ -342,6 +348,8 @@ class ManagedBrowser:
             send("Runtime.runIfWaitingForDebugger", {}, session)
             if script is not None:
                 self._spawn(self._remember_script(target, script))
+            if self.options.get("viewport"):
+                self._spawn(self._fit_viewport(target))
         elif kind == "iframe":
             send("Runtime.enable", {}, session)
             send("Network.enable", {}, session)
@@ -350,6 +358,21 @@ class ManagedBrowser:
         else:
             # Workers, browser_ui, tabs…: they only need to be let go.
             send("Runtime.runIfWaitingForDebugger", {}, session)
+
+    async def _fit_viewport(self, target: Target) -> None:
+        """Sizes the page's window so that its contents are the run's viewport exactly
+        (--window-size counts the window's frame; a page emulating its own viewport, as a
+        Playwright context does, keeps it)."""
+        assert self.cdp is not None
+        viewport = self.options["viewport"]
+        with contextlib.suppress(Exception):  # the page may be gone already
+            window = await self.cdp.send(
+                "Browser.getWindowForTarget", {"targetId": target.target_id}
+            )
+            await self.cdp.send(
+                "Browser.setContentsSize",
+                {"windowId": window["windowId"], **viewport},
+            )
 
     def _script_params(self) -> dict[str, Any]:
         return {"source": recorder_source(), "worldName": WORLD_NAME, "runImmediately": True}

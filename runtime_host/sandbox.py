@@ -121,7 +121,7 @@ class Sandbox:
             folder.mkdir(parents=True, exist_ok=True)
         self.confined = confined()
 
-    def environment(self) -> dict[str, str]:
+    def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.home),
@@ -130,7 +130,7 @@ class Sandbox:
         }
         if "TZ" in os.environ:
             env["TZ"] = os.environ["TZ"]
-        return env
+        return {**env, **(extra or {})}
 
     def executable(self, chromium: str) -> str:
         """What Playwright launches: Chromium itself, or a script that starts it in bwrap."""

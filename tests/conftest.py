@@ -430,12 +430,14 @@ class Started:
     connect_url: str
 
 
-async def start_runtime(server: str, tenant: Tenant, **options: str) -> Started:
-    """What a client does: `POST /v1/runtimes` and `…/start`, which answers once the host
-    has the browser up. `options` (seed 003's) go on the connectUrl's query."""
+async def start_runtime(
+    server: str, tenant: Tenant, body: dict[str, Any] | None = None, **options: str
+) -> Started:
+    """What a client does: `POST /v1/runtimes` and `…/start` (with `body`), which answers
+    once the host has the browser up. `options` (seed 003's) go on the connectUrl's query."""
     api = Api(server, tenant.raw_key)
     created = await asyncio.to_thread(api.call, "POST", "/v1/runtimes", {"name": "test"})
-    answer = await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{created['id']}/start")
+    answer = await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{created['id']}/start", body)
     assert answer["connectUrl"].startswith(server.replace("http://", "ws://", 1) + "/cdp/")
     runtime = await db(Runtime.objects.get)(pk=created["id"])
     assert runtime.status == Runtime.Status.RUNNING

@@ -323,6 +323,18 @@ def test_detail_of_a_failed_run_shows_the_error(client_in: Client, tenant: Tenan
     assert "data-live-events" not in body
 
 
+def test_detail_shows_the_browser_options_of_the_start(client_in: Client, tenant: Tenant) -> None:
+    run = services.run_create(
+        space=tenant.space,
+        browser_options={"viewport": {"width": 390, "height": 844}, "locale": "de-DE"},
+    )
+    body = client_in.get(reverse("dashboard:run", args=[run.id])).content.decode()
+    assert "390&times;844" in body
+    assert ">de-DE<" in body
+    plain = client_in.get(reverse("dashboard:run", args=[make_run(tenant.space).id]))
+    assert "data-browser-options" not in plain.content.decode()
+
+
 def test_detail_renders_activity_items(
     client_in: Client, full_run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -107,13 +107,48 @@ def test_a_start_the_host_fails_is_502_with_the_reason(tenant: Tenant, runtime: 
 
 
 @pytest.mark.parametrize(
-    "body", [{"recording": "no"}, {"keepAliveMs": -1}, {"keepAliveMs": "5"}, {"record": True}]
+    ("body", "field"),
+    [
+        ({"recording": "no"}, "recording"),
+        ({"keepAliveMs": -1}, "keepAliveMs"),
+        ({"keepAliveMs": "5"}, "keepAliveMs"),
+        ({"record": True}, "record"),
+        ({"viewport": {"width": 100, "height": 800}}, "viewport"),
+        ({"viewport": {"width": "1280", "height": 800}}, "viewport"),
+        ({"viewport": {"width": 1280}}, "viewport"),
+        ({"viewport": {"width": 1280, "height": 800, "depth": 2}}, "viewport"),
+        ({"viewport": [1280, 800]}, "viewport"),
+        ({"userAgent": "Agent\r\nX-Injected: 1"}, "userAgent"),
+        ({"userAgent": "x" * 513}, "userAgent"),
+        ({"locale": "english please"}, "locale"),
+        ({"locale": 7}, "locale"),
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+        ({"timezone": "../../etc/passwd"}, "timezone"),
+    ],
 )
-def test_start_refuses_bad_options(tenant: Tenant, runtime: Runtime, body: Any) -> None:
-    response = start(tenant, runtime, body)
+def test_start_refuses_bad_options(tenant: Tenant, runtime: Runtime, body: Any, field: str) -> None:
+    with fake_host():
+        response = start(tenant, runtime, body)
     assert response.status_code == 422
+    assert field in response.json()["error"]["details"], response.json()
     runtime.refresh_from_db()
     assert runtime.status == "idle"
+    assert not runtime.runs.exists()
+
+
+def test_a_runs_browser_options_are_kept_and_shown(tenant: Tenant, runtime: Runtime) -> None:
+    options = {
+        "viewport": {"width": 390, "height": 844},
+        "userAgent": "QA-Bot/2.0 (+https://example.com/bot)",
+        "locale": "de-DE",
+        "timezone": "Asia/Tokyo",
+    }
+    with fake_host():
+        answer = start(tenant, runtime, options).json()
+    run = tenant.client.get(f"/v1/runs/{answer['runId']}").json()
+    assert run["browser"] == options
+    plain = tenant.client.post("/v1/runs", {}, content_type="application/json").json()
+    assert plain["browser"] == {}
 
 
 def test_another_spaces_runtime_is_404(

@@ -6,11 +6,16 @@ fetched, with no per-row queries and no per-field serializer machinery.
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import available_timezones
 
 from django.urls import reverse
 from rest_framework import serializers
 
 from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, Space
+
+# The smallest and largest page (CSS pixels) a start may ask for.
+MIN_VIEWPORT = (200, 200)
+MAX_VIEWPORT = (3840, 2160)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -55,6 +60,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "error": run.error,
         "labels": run.labels,
         "metadata": run.metadata,
+        "browser": run.browser_options,
         "usage": {
             "durationMs": run.current_duration_ms,
             "commandCount": run.command_count,
@@ -164,6 +170,53 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class StrictInteger(serializers.IntegerField):
+    """An integer field that refuses text, booleans and fractions instead of converting."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if type(data) is not int:
+            self.fail("invalid")
+        value: int = super().to_internal_value(data)
+        return value
+
+
+class ViewportSerializer(StrictSerializer):
+    width = StrictInteger(min_value=MIN_VIEWPORT[0], max_value=MAX_VIEWPORT[0])
+    height = StrictInteger(min_value=MIN_VIEWPORT[1], max_value=MAX_VIEWPORT[1])
+
+
+def _valid_timezone(value: str) -> None:
+    if value not in available_timezones():
+        raise serializers.ValidationError("Not an IANA time zone (e.g. Europe/Berlin).")
+
+
+class BrowserOptionsSerializer(StrictSerializer):
+    """What a start may ask of its browser; the runtime host applies it to every page of
+    the run (runtime_host.browser), and the run shows it (`browser`)."""
+
+    viewport = ViewportSerializer(required=False)
+    userAgent = Pattern(
+        r"^[\x20-\x7e]{1,512}$",
+        required=False,
+        error_messages={"invalid": "Printable ASCII, at most 512 characters."},
+    )
+    locale = Pattern(
+        r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$",
+        required=False,
+        error_messages={"invalid": "A BCP 47 language tag such as en-US or de-DE."},
+    )
+    timezone = Text(max_length=64, required=False, validators=[_valid_timezone])
+
+
+def browser_options_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The browser options among validated start fields, as the run keeps them."""
+    return {
+        name: dict(data[name]) if name == "viewport" else data[name]
+        for name in BrowserOptionsSerializer._declared_fields
+        if data.get(name) is not None
+    }
 
 
 class RuntimeCreateSerializer(StrictSerializer):

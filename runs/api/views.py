@@ -121,7 +121,7 @@ class RuntimeDetailView(APIView):
 MAX_KEEP_ALIVE_MS = 24 * 60 * 60 * 1000
 
 
-class RuntimeStartSerializer(s.StrictSerializer):
+class RuntimeStartSerializer(s.BrowserOptionsSerializer):
     recording = serializers.BooleanField(required=False, default=True)
     keepAliveMs = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=0, max_value=MAX_KEEP_ALIVE_MS
@@ -182,6 +182,7 @@ class RuntimeStartView(APIView):
             keep_alive_ms=data["keepAliveMs"],
             api_key=getattr(caller, "api_key", None),
             wait_ms=wait_ms,
+            browser_options=s.browser_options_of(data),
         )
         runtime = started.runtime
         return Response(
