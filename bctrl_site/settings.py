@@ -439,6 +439,9 @@ BCTRL_RUNTIME_CLAIM_TIMEOUT_S = float(envstr("BCTRL_RUNTIME_CLAIM_TIMEOUT_S", "3
 BCTRL_CDP_RECHECK_SECONDS = float(envstr("BCTRL_CDP_RECHECK_SECONDS", "2"))
 # How long POST /v1/runs/{id}/screenshot waits for the browser.
 BCTRL_CDP_SCREENSHOT_TIMEOUT_S = float(envstr("BCTRL_CDP_SCREENSHOT_TIMEOUT_S", "20"))
+# Seconds POST /v1/runtimes/{id}/files waits for the runtime's host to put the file where
+# the browser reaches it (202 with placed: false after that; the host still does).
+BCTRL_RUNTIME_UPLOAD_WAIT_S = float(envstr("BCTRL_RUNTIME_UPLOAD_WAIT_S", "10"))
 # Largest websocket message a CDP client may send (connectUrl): CDP messages (scripts,
 # files set on inputs) exceed daphne's 1 MiB default. Also daphne's ceiling for every
 # socket (`manage.py serve`); each route has its own limit (bctrl_site.routing).

@@ -116,16 +116,20 @@ async def launch(
     )
     timeout_s = float(settings.BCTRL_RUNTIME_START_TIMEOUT_S)
     deadline = asyncio.get_running_loop().time() + timeout_s
+    taken = False
     while True:
         # A host takes a start within a poll or two; one that does not may have died
-        # since its last heartbeat: the start moves to another host.
+        # since its last heartbeat: the start moves to another host. Once taken, the
+        # launch has the rest of the start's time (it is slower on a loaded machine).
         remaining = deadline - asyncio.get_running_loop().time()
-        wait_s = min(remaining, float(settings.BCTRL_RUNTIME_CLAIM_TIMEOUT_S))
+        claim_s = float(settings.BCTRL_RUNTIME_CLAIM_TIMEOUT_S)
+        wait_s = remaining if taken else min(remaining, claim_s)
         current = await wait_for_start(runtime.id, started.run.id, max(0.0, wait_s))
-        untaken = current.status == Runtime.Status.STARTING and current.heartbeat_at is None
-        if not untaken or remaining <= wait_s:
+        if current.status != Runtime.Status.STARTING or remaining <= wait_s:
             break
-        await sync_to_async(services.runtime_replace)(runtime=current)
+        taken = current.heartbeat_at is not None
+        if not taken:
+            await sync_to_async(services.runtime_replace)(runtime=current)
     details = {"runId": started.run.id}
     if current.status == Runtime.Status.STARTING:
         await sync_to_async(abandon_start)(current, timeout_s)

@@ -340,6 +340,7 @@ class Artifact(models.Model):
         RECORDING = "recording"
         REPORT = "report"
         EXPORT = "export"
+        UPLOAD = "upload"  # put into the browser's uploads folder (POST /v1/runtimes/{id}/files)
 
     id = id_field("art")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")

@@ -257,6 +257,44 @@ def artifact_store(
     return artifact
 
 
+def runtime_upload(
+    *, runtime: Runtime, name: str, content: IO[bytes], content_type: str = ""
+) -> Artifact:
+    """Stores a file for the runtime's browser as an `upload` artifact of its run; the
+    runtime's host copies it into the browser's uploads folder (upload_placed)."""
+    run = active_run_of(runtime)
+    if runtime.status != Runtime.Status.RUNNING or run is None:
+        raise Conflict(
+            f"Runtime {runtime.id} is {runtime.status}: files go to a running browser; "
+            "start it first.",
+            code="runtime.not_running",
+        )
+    return artifact_store(
+        run=run,
+        kind=Artifact.Kind.UPLOAD,
+        name=name,
+        content=content,
+        content_type=content_type,
+        metadata={"placed": False},
+    )
+
+
+def uploads_pending(*, run_ids: list[str]) -> list[Artifact]:
+    """Uploads of these runs that their host has not put in the browser's folder yet."""
+    return list(
+        Artifact.objects.filter(
+            run_id__in=run_ids, kind=Artifact.Kind.UPLOAD, metadata__placed=False
+        ).order_by("created_at")
+    )
+
+
+def upload_placed(*, artifact: Artifact, path: str) -> None:
+    """The host put the upload at `path`, where the browser's file choosers reach it."""
+    artifact.metadata = {**artifact.metadata, "placed": True, "path": path}
+    Artifact.objects.filter(pk=artifact.pk).update(metadata=artifact.metadata)
+    notify_run_changed(artifact.run_id, "artifacts")
+
+
 def _safe_filename(name: str) -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "file"
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in base)[:120]

@@ -232,6 +232,24 @@ class ManagedBrowser:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def place_upload(self, artifact: Any) -> str:
+        """Copies an uploaded file (an `upload` artifact of the run) into the browser's
+        uploads folder, under its own name unless another file has it, and returns the
+        path the browser's file inputs take."""
+        assert self.sandbox is not None
+        folder = self.sandbox.uploads
+        name = Path(artifact.file.name).name if not artifact.name else artifact.name
+        name = "".join(ch if ch.isalnum() or ch in " ._-()" else "_" for ch in name).strip()
+        stem, suffix = os.path.splitext(name or "file")
+        target = folder / f"{stem}{suffix}"
+        number = 1
+        while target.exists():
+            number += 1
+            target = folder / f"{stem} ({number}){suffix}"
+        with artifact.file.open("rb") as source, open(target, "xb") as copy:
+            shutil.copyfileobj(source, copy, 256 * 1024)
+        return str(target)
+
     # CDP events ---------------------------------------------------------------------
 
     def _on_event(self, method: str, params: dict[str, Any], session_id: str) -> None:

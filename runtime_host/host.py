@@ -17,7 +17,13 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from runs.models import Run, Runtime
-from runs.services import host_gone, host_heartbeat, hosts_retire_dead
+from runs.services import (
+    host_gone,
+    host_heartbeat,
+    hosts_retire_dead,
+    upload_placed,
+    uploads_pending,
+)
 from runtime_host.browser import ManagedBrowser
 
 logger = logging.getLogger(__name__)
@@ -65,6 +71,10 @@ def _claim(host_id: str) -> tuple[Runtime, Run | None] | None:
     if runtime is None:
         return None
     return runtime, active_run_of(runtime)
+
+
+def _place(browser: ManagedBrowser, artifact: Any) -> None:
+    upload_placed(artifact=artifact, path=browser.place_upload(artifact))
 
 
 def _states(ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -143,6 +153,17 @@ class RuntimeHost:
                 await self.playwright.stop()
             await in_thread(lambda: None)
 
+    async def _place_uploads(self) -> None:
+        """Copies the files uploaded for its browsers (POST /v1/runtimes/{id}/files) into
+        their uploads folders."""
+        by_run = {b.run.id: b for b in self.browsers.values() if not b.stopping}
+        try:
+            pending = await in_thread(uploads_pending, run_ids=list(by_run))
+            for artifact in pending:
+                await in_thread(_place, by_run[artifact.run_id], artifact)
+        except Exception:
+            logger.exception("Placing uploaded files failed")
+
     async def _heartbeat(self) -> None:
         memory_total, memory_available = memory()
         try:
@@ -217,6 +238,7 @@ class RuntimeHost:
         except Exception:
             logger.exception("Reading runtime states failed")
             return
+        await self._place_uploads()
         now = timezone.now()
         for runtime_id, browser in list(self.browsers.items()):
             if browser.stopping or runtime_id not in self._running_at:

@@ -106,7 +106,7 @@ def call(
 
 
 def wait_until_answers(
-    url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
+    url: str, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
     """Waits until an HTTP server answers `url` (any status)."""
     deadline = time.monotonic() + timeout

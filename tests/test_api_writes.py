@@ -554,7 +554,12 @@ def test_an_oversized_upload_is_refused_and_leaves_nothing(
 
 @pytest.mark.parametrize(
     "fields",
-    [{"kind": "screenshot"}, {"kind": "painting", "file": b"x"}, {"file": b"x"}],
+    [
+        {"kind": "screenshot"},
+        {"kind": "painting", "file": b"x"},
+        {"file": b"x"},
+        {"kind": "upload", "file": b"x"},
+    ],
 )
 def test_it_rejects_an_upload_without_a_file_or_a_known_kind(
     tenant: Tenant, run: Run, fields: dict[str, Any]

@@ -275,8 +275,17 @@ class RunStopSerializer(StrictSerializer):
 
 class ArtifactUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
-    kind = serializers.ChoiceField(choices=Artifact.Kind.choices)
+    kind = serializers.ChoiceField(
+        # A file for the browser goes through POST /v1/runtimes/{id}/files.
+        choices=[kind for kind in Artifact.Kind.choices if kind[0] != Artifact.Kind.UPLOAD]
+    )
     name = Text(max_length=255, required=False, allow_blank=True)
+    contentType = Text(max_length=200, required=False, allow_blank=True)
+
+
+class RuntimeFileSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    name = Pattern(r"^[^/\\\x00-\x1f]{1,200}$", required=False)
     contentType = Text(max_length=200, required=False, allow_blank=True)
 
 

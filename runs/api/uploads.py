@@ -1,10 +1,13 @@
 """Artifact uploads stream to a temporary file and stop at the configured size."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, TemporaryFileUploadHandler
 from django.http import HttpRequest
+from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.request import Request
 
 from runs.api.errors import PayloadTooLarge
 
@@ -47,3 +50,14 @@ class SizeLimitUploadHandler(FileUploadHandler):
 
 def limited_upload_handlers(request: HttpRequest) -> list[FileUploadHandler]:
     return [SizeLimitUploadHandler(request), TemporaryFileUploadHandler(request)]
+
+
+class LimitedUploads:
+    """A view taking multipart files whose POST stops reading at the artifact size limit."""
+
+    parser_classes: Sequence[type[BaseParser]] = [MultiPartParser]
+
+    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
+        if getattr(request, "method", None) == "POST":
+            request.upload_handlers = limited_upload_handlers(request)
+        return super().initialize_request(request, *args, **kwargs)  # type: ignore[misc]

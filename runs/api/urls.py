@@ -12,6 +12,7 @@ urlpatterns = [
     path("runtimes/<str:runtime_id>", views.RuntimeDetailView.as_view(), name="runtime"),
     path("runtimes/<str:runtime_id>/start", views.RuntimeStartView.as_view(), name="runtime-start"),
     path("runtimes/<str:runtime_id>/stop", views.RuntimeStopView.as_view(), name="runtime-stop"),
+    path("runtimes/<str:runtime_id>/files", views.RuntimeFilesView.as_view(), name="runtime-files"),
     path(
         "runtimes/<str:runtime_id>/current-run",
         views.RuntimeCurrentRunView.as_view(),

@@ -1,6 +1,8 @@
 """The runs API (`/v1`): thin views over selectors and services."""
 
 import io
+import time
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -10,7 +12,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,7 +39,7 @@ from runs.api.schema import (
     list_of,
     page_of,
 )
-from runs.api.uploads import limited_upload_handlers
+from runs.api.uploads import LimitedUploads
 from runs.cdp import CdpError, capture_screenshot
 from runs.launch import launch
 from runs.models import Artifact, Command, Run, Runtime
@@ -119,6 +120,7 @@ class RuntimeDetailView(APIView):
 
 
 MAX_KEEP_ALIVE_MS = 24 * 60 * 60 * 1000
+UPLOAD_POLL_S = 0.05
 
 
 class RuntimeStartSerializer(s.BrowserOptionsSerializer):
@@ -203,6 +205,63 @@ class RuntimeStopView(APIView):
         runtime = selectors.runtime_of(space_of(request), runtime_id)
         runtime = services.runtime_stop(runtime=runtime)
         return Response(runtime_detail_json(runtime))
+
+
+def runtime_file_json(artifact: Artifact) -> dict[str, Any]:
+    """An upload as the browser sees it: `path` is what DOM.setFileInputFiles and
+    Playwright's set_input_files take, once the host has `placed` it."""
+    return {
+        **s.artifact_json(artifact),
+        "placed": bool(artifact.metadata.get("placed")),
+        "path": artifact.metadata.get("path"),
+    }
+
+
+class RuntimeFilesView(LimitedUploads, APIView):
+    @extend_schema(
+        operation_id="runtimes_files_list",
+        parameters=PAGING,
+        responses={200: page_of("RuntimeFile", ArtifactOut), **ERRORS},
+        description="The files uploaded for the runtime's current run.",
+    )
+    def get(self, request: Request, runtime_id: str) -> Response:
+        runtime = selectors.runtime_of(space_of(request), runtime_id)
+        active = selectors.active_run_of(runtime)
+        files = (
+            selectors.artifacts_of(active, kinds=[Artifact.Kind.UPLOAD])
+            if active is not None
+            else Artifact.objects.none()
+        )
+        return _artifact_page(request, files, runtime_file_json)
+
+    @extend_schema(
+        operation_id="runtimes_files_upload",
+        request={"multipart/form-data": s.RuntimeFileSerializer},
+        responses={201: ArtifactOut, 202: ArtifactOut, **ERRORS},
+        description=(
+            "Puts a file (multipart `file`, optional `name`) where the running browser's "
+            "file inputs reach it, and keeps it as an `upload` artifact of the run. 201 "
+            "with its `path` once the runtime host placed it; 202 with `placed: false` if "
+            "that takes longer than BCTRL_RUNTIME_UPLOAD_WAIT_S. 409 runtime.not_running, "
+            "413 past BCTRL_MAX_ARTIFACT_BYTES."
+        ),
+    )
+    def post(self, request: Request, runtime_id: str) -> Response:
+        runtime = selectors.runtime_of(space_of(request), runtime_id)
+        data = validated(s.RuntimeFileSerializer, request.data)
+        upload = data["file"]
+        artifact = services.runtime_upload(
+            runtime=runtime,
+            name=data.get("name") or upload.name or "file",
+            content=upload,
+            content_type=data.get("contentType") or upload.content_type or "",
+        )
+        deadline = time.monotonic() + settings.BCTRL_RUNTIME_UPLOAD_WAIT_S
+        while not artifact.metadata.get("placed") and time.monotonic() < deadline:
+            time.sleep(UPLOAD_POLL_S)
+            artifact.refresh_from_db(fields=["metadata"])
+        placed = bool(artifact.metadata.get("placed"))
+        return Response(runtime_file_json(artifact), status=201 if placed else 202)
 
 
 class RuntimeCurrentRunView(APIView):
@@ -437,14 +496,16 @@ class RunCommandsView(APIView):
         )
 
 
-def _artifact_page(request: Request, artifacts: Any) -> Response:
+def _artifact_page(
+    request: Request, artifacts: Any, to_json: Callable[[Artifact], Any] = s.artifact_json
+) -> Response:
     return Response(
         paginate(
             artifacts,
             order=["created_at", "id"],
             cursor=request.query_params.get("cursor"),
             limit=parse_limit(request.query_params.get("limit"), default=100, maximum=1000),
-            to_json=s.artifact_json,
+            to_json=to_json,
             cursor_values=lambda artifact: [artifact.created_at.isoformat(), artifact.id],
         )
     )
@@ -458,14 +519,7 @@ def _kinds(request: Request, param: str) -> list[str]:
     return kinds
 
 
-class RunArtifactsView(APIView):
-    parser_classes = [MultiPartParser]
-
-    def initialize_request(self, request: Any, *args: Any, **kwargs: Any) -> Request:
-        if getattr(request, "method", None) == "POST":
-            request.upload_handlers = limited_upload_handlers(request)
-        return super().initialize_request(request, *args, **kwargs)
-
+class RunArtifactsView(LimitedUploads, APIView):
     @extend_schema(
         operation_id="runs_artifacts_list",
         parameters=[
