@@ -54,6 +54,9 @@ if not SECRET_KEY:
         _key_file.chmod(0o600)
     SECRET_KEY = _key_file.read_text().strip()
 SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
+# Fernet keys that encrypt browser profiles at rest, newest first (the first encrypts,
+# all decrypt). Unset: one derived from SECRET_KEY (and its fallbacks decrypt).
+BCTRL_PROFILE_KEYS = envlist("BCTRL_PROFILE_KEYS")
 
 DEBUG = envbool("DEBUG", default=False)
 # Where `make run` (manage.py serve) listens; SITE_URL, the public address in the links

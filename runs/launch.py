@@ -100,6 +100,8 @@ async def launch(
     api_key: object = None,
     wait_ms: int = 0,
     browser_options: dict[str, Any] | None = None,
+    profile_id: str | None = None,
+    persist: bool = False,
 ) -> services.RuntimeStart:
     """Opens a run of `runtime` on the host with the most room and returns once its
     browser runs. Without room it answers at once (429 runtime.capacity, 503
@@ -113,6 +115,8 @@ async def launch(
         keep_alive_ms=keep_alive_ms,
         api_key=api_key,
         browser_options=browser_options or {},
+        profile_id=profile_id,
+        persist=persist,
     )
     timeout_s = float(settings.BCTRL_RUNTIME_START_TIMEOUT_S)
     deadline = asyncio.get_running_loop().time() + timeout_s

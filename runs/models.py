@@ -361,6 +361,39 @@ class Artifact(models.Model):
         return f"{self.kind}: {self.name}"
 
 
+class Profile(models.Model):
+    """A space's named browser state (cookies, local storage) that a start can load and,
+    with `persist`, save back when its run ends (runs.profiles). The state is stored
+    encrypted; `domains` says whose it is without the values."""
+
+    id = id_field("prof")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="profiles")
+    name = models.CharField(max_length=200)
+    state = models.BinaryField(default=b"", help_text="Fernet token of the JSON state")
+    size = models.PositiveIntegerField(default=0, help_text="Bytes of the state, encrypted")
+    domains = models.JSONField(default=list, blank=True)
+    cookie_count = models.PositiveIntegerField(default=0)
+    # The one run allowed to save it back (a start with persist); free once that run ended.
+    writer_run = models.ForeignKey(
+        Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    saved_at = models.DateTimeField(null=True, blank=True)
+    saved_by_run_id = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["space", "name"], name="profile_space_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def in_use(self) -> bool:
+        """Whether a running run will save into it when it ends."""
+        return self.writer_run is not None and self.writer_run.is_active
+
+
 class FileExport(models.Model):
     """A ZIP of a run's files, built by a Celery task; the result is an `export` artifact."""
 

@@ -551,6 +551,8 @@ def runtime_start(
     keep_alive_ms: int | None = None,
     api_key: Any = None,
     browser_options: dict[str, Any] | None = None,
+    profile_id: str | None = None,
+    persist: bool = False,
 ) -> RuntimeStart:
     """Opens a run and places the runtime on the host with the most room, which launches
     the browser; 409 if it is running, 429/503 (and nothing written) when no host has
@@ -569,6 +571,16 @@ def runtime_start(
             )
         host = runtime_place()
         run = run_create(space=locked.space, runtime=locked, browser_options=browser_options)
+        if profile_id:
+            from runs.profiles import profile_claim
+
+            run.browser_options = {
+                **run.browser_options,
+                "profile": profile_claim(
+                    space=locked.space, profile_id=profile_id, persist=persist, run=run
+                ),
+            }
+            run.save(update_fields=["browser_options"])
         Runtime.objects.filter(pk=locked.pk).update(
             status=Runtime.Status.STARTING,
             host_id=host.id,

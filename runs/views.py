@@ -28,7 +28,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from recordings import leases, upstream
 from recordings.models import ViewerLease
-from runs import selectors, services
+from runs import profiles, selectors, services
 from runs.activity import activity_items, human_duration
 from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
@@ -602,6 +602,17 @@ def space_settings(request: HttpRequest) -> HttpResponse:
                 errors[field_name] = str(exc.detail).removeprefix(f"{field_name}: ")
             else:
                 return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=upstream")
+        elif action == "delete-profile":
+            try:
+                profiles.profile_delete(
+                    profile=profiles.profile_of(space, request.POST.get("profile", ""))
+                )
+            except ApiError as exc:
+                errors["profile"] = str(exc.detail)
+            else:
+                return HttpResponseRedirect(
+                    reverse("dashboard:settings") + "?saved=profile-deleted#profiles"
+                )
         else:
             errors["action"] = "Unknown action."
     if "embedMode" in typed:
@@ -615,6 +626,7 @@ def space_settings(request: HttpRequest) -> HttpResponse:
         spaces,
         embed_form=embed_form,
         upstream=upstream.upstream_account_json(space, upstream.upstream_account_of(space)),
+        profiles=profiles.profiles_of(space),
         typed=typed,
         errors=errors,
         saved=request.GET.get("saved", "") if request.method == "GET" else "",

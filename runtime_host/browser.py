@@ -22,6 +22,7 @@ from django.db import close_old_connections
 
 from runs.confinement import url_refusal
 from runs.models import Artifact, Run, Runtime
+from runs.profiles import clean_state, domains_of, profile_save, profile_state
 from runtime_host.cdp import CDPConnection
 from runtime_host.egress import EgressProxy, destination_key, devtools_port, host_ports
 from runtime_host.flags import CHROMIUM_FLAGS, option_args, option_env
@@ -38,6 +39,14 @@ from runtime_host.sandbox import Sandbox
 from runtime_host.writer import RunWriter
 
 logger = logging.getLogger(__name__)
+
+# Local storage keys of the profile seed script, left out of what a profile saves.
+PROFILE_MARK = "__bctrl_profile"
+STORAGE_EXPRESSION = (
+    "(() => { try { return {origin: location.origin, items: Object.entries(localStorage)"
+    f".filter(([key]) => !key.startsWith('{PROFILE_MARK}'))}}; }}"
+    " catch (error) { return null; } })()"
+)
 
 CHROMIUM_ARGS = [
     *CHROMIUM_FLAGS,
@@ -121,6 +130,9 @@ class ManagedBrowser:
         self.playwright = playwright
         self.recording_enabled = runtime.recording_enabled
         self.options = run.browser_options or {}
+        self.profile: dict[str, Any] | None = self.options.get("profile")
+        self.profile_state: dict[str, Any] = {"cookies": [], "origins": {}}
+        self._profile_script = ""
         self.root = Path(tempfile.mkdtemp(prefix=f"bctrl-{runtime.id}-"))
         self.profile_dir = self.root / "profile"  # Playwright's own, once launched
         self.sandbox: Sandbox | None = None
@@ -202,6 +214,8 @@ class ManagedBrowser:
                 {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True},
             ),
         )
+        if self.profile:
+            await self._load_profile()
         self._spawn(self._watch_connection(self.cdp))
         self._spawn(self.live.run())
         self.running_since = time.monotonic()
@@ -349,6 +363,12 @@ class ManagedBrowser:
             if target.target_id not in self.page_infos:
                 self.page_infos[target.target_id] = {"type": "page", "url": target.url}
             self._touch(target.target_id)
+            if self._profile_script:
+                send(
+                    "Page.addScriptToEvaluateOnNewDocument",
+                    {"source": self._profile_script},
+                    session,
+                )
             send("Page.enable", {}, session)
             send("Runtime.enable", {}, session)
             send(
@@ -376,6 +396,70 @@ class ManagedBrowser:
         else:
             # Workers, browser_ui, tabs…: they only need to be let go.
             send("Runtime.runIfWaitingForDebugger", {}, session)
+
+    async def _load_profile(self) -> None:
+        """Sets the profile's cookies in the browser's own context before any client
+        connects, and prepares the script that gives each page of a profile origin its
+        local storage before the page's scripts run (once per origin and run)."""
+        assert self.cdp is not None and self.profile is not None
+        self.profile_state = await sync_to_async(profile_state, thread_sensitive=False)(
+            profile_id=self.profile["id"]
+        )
+        if self.profile_state["cookies"]:
+            await self.cdp.send("Storage.setCookies", {"cookies": self.profile_state["cookies"]})
+        seeds = {
+            origin: storage["localStorage"]
+            for origin, storage in self.profile_state["origins"].items()
+        }
+        if seeds:
+            mark = orjson.dumps(f"{PROFILE_MARK}:{self.run.id}").decode()
+            self._profile_script = (
+                f"(() => {{ const items = ({orjson.dumps(seeds).decode()})[location.origin];"
+                f" if (!items) return; const mark = {mark};"
+                " try { if (localStorage.getItem(mark)) return;"
+                " for (const [key, value] of items) localStorage.setItem(key, value);"
+                " localStorage.setItem(mark, '1'); } catch (error) {} })();"
+            )
+        self.writer.event(
+            "profile.loaded",
+            {"profileId": self.profile["id"], "name": self.profile["name"]},
+        )
+
+    async def _save_profile(self) -> None:
+        """Saves the browser's cookies and the local storage of its open pages into the
+        profile (origins not open keep what they had)."""
+        assert self.cdp is not None and self.profile is not None
+        try:
+            answer = await self.cdp.send("Storage.getCookies", {}, timeout=5)
+            pages = [t for t in self.targets.values() if t.type == "page"]
+            storages = await asyncio.gather(
+                *(self._evaluate_in_world(p, STORAGE_EXPRESSION, timeout=2) for p in pages),
+                return_exceptions=True,
+            )
+            origins = dict(self.profile_state["origins"])
+            for storage in storages:
+                if isinstance(storage, dict) and storage.get("origin", "null") != "null":
+                    origins[storage["origin"]] = {"localStorage": storage["items"]}
+            state = clean_state(answer.get("cookies", []), origins)
+            saved = await sync_to_async(profile_save, thread_sensitive=False)(
+                profile_id=self.profile["id"], run=self.run, state=state
+            )
+        except Exception as exc:
+            logger.warning("Runtime %s: saving profile failed: %s", self.runtime.id, exc)
+            self.writer.event(
+                "profile.save_failed", {"profileId": self.profile["id"], "reason": str(exc)}
+            )
+            return
+        if saved:
+            self.writer.event(
+                "profile.saved",
+                {
+                    "profileId": self.profile["id"],
+                    "name": self.profile["name"],
+                    "domains": domains_of(state),
+                    "cookieCount": len(state["cookies"]),
+                },
+            )
 
     async def _fit_viewport(self, target: Target) -> None:
         """Sizes the page's window so that its contents are the run's viewport exactly
@@ -768,6 +852,8 @@ class ManagedBrowser:
             # Binding calls are events sent before the evaluate replies; give the reader
             # a turn to hand them over.
             await asyncio.sleep(0.05)
+            if self.profile and self.profile.get("persist"):
+                await self._save_profile()
         await self.writer.flush()
         await self._close_browser()
         await self.egress.close()

@@ -3,7 +3,7 @@ from django.urls import path
 from recordings import api as recording_api
 from recordings import lease_api
 from runs.api import activity as activity_views
-from runs.api import spaces, streams, views
+from runs.api import profiles, spaces, streams, views
 
 app_name = "api"
 
@@ -19,6 +19,8 @@ urlpatterns = [
         name="runtime-current-run",
     ),
     path("spaces/<str:space_id>", spaces.SpaceView.as_view(), name="space"),
+    path("profiles", profiles.ProfileListView.as_view(), name="profiles"),
+    path("profiles/<str:profile_id>", profiles.ProfileDetailView.as_view(), name="profile"),
     path(
         "spaces/<str:space_id>/upstream", spaces.SpaceUpstreamView.as_view(), name="space-upstream"
     ),

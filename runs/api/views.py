@@ -139,6 +139,19 @@ class RuntimeStartSerializer(s.BrowserOptionsSerializer):
             raise serializers.ValidationError("Must be an integer of milliseconds.")
         return value
 
+    profileId = s.Pattern(r"^prof_[0-9a-z]{1,40}$", required=False)
+    persist = serializers.BooleanField(required=False, default=False)
+
+    def validate_persist(self, value: bool) -> bool:
+        if type(self.initial_data.get("persist", False)) is not bool:
+            raise serializers.ValidationError("Must be true or false.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("persist") and not attrs.get("profileId"):
+            raise serializers.ValidationError({"persist": ["Needs a profileId to save to."]})
+        return attrs
+
 
 def connect_url(request: Request, token: str) -> str:
     """The absolute websocket URL of the CDP proxy that `token` opens (no ids in it)."""
@@ -185,6 +198,8 @@ class RuntimeStartView(APIView):
             api_key=getattr(caller, "api_key", None),
             wait_ms=wait_ms,
             browser_options=s.browser_options_of(data),
+            profile_id=data.get("profileId"),
+            persist=data["persist"],
         )
         runtime = started.runtime
         return Response(

@@ -1,0 +1,202 @@
+"""Browser profiles: a space's named browser state that outlives a run.
+
+A start names a profile (`profileId`); its runtime host sets the profile's cookies in the
+browser before the client connects and gives each page of an origin the profile's local
+storage before the page's own scripts run. With `persist: true` the run is the profile's
+one writer until it ends, and the host saves the browser's cookies and the local storage
+of its open pages back when the run stops. The state is JSON
+`{"cookies": [CDP CookieParam…], "origins": {origin: {"localStorage": [[key, value]…]}}}`,
+stored encrypted (Fernet; keys from BCTRL_PROFILE_KEYS, else derived from SECRET_KEY) and
+never logged or answered: the API shows a profile's domains, not its values.
+"""
+
+import base64
+import hashlib
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from runs.api.errors import ApiError, Conflict, NotFound
+from runs.models import Profile, Run, Space
+
+# What Storage.setCookies takes of what Storage.getCookies answers.
+COOKIE_FIELDS = (
+    "name",
+    "value",
+    "domain",
+    "path",
+    "secure",
+    "httpOnly",
+    "sameSite",
+    "expires",
+    "priority",
+    "sourceScheme",
+    "sourcePort",
+    "partitionKey",
+)
+# The largest state a profile keeps (encrypted bytes).
+MAX_STATE_BYTES = 5 * 1024 * 1024
+
+
+def _derived_key(secret: str) -> bytes:
+    return base64.urlsafe_b64encode(hashlib.sha256(b"bctrl-profiles:" + secret.encode()).digest())
+
+
+def _fernet() -> MultiFernet:
+    keys = [key.encode() for key in settings.BCTRL_PROFILE_KEYS] or [
+        _derived_key(secret) for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    ]
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+def encrypt(state: dict[str, Any]) -> bytes:
+    return _fernet().encrypt(orjson.dumps(state))
+
+
+def decrypt(token: bytes | memoryview) -> dict[str, Any]:
+    if not token:
+        return {"cookies": [], "origins": {}}
+    state: dict[str, Any] = orjson.loads(_fernet().decrypt(bytes(token)))
+    return state
+
+
+def clean_state(cookies: list[dict[str, Any]], origins: dict[str, Any]) -> dict[str, Any]:
+    """A state to keep from what the browser answered: cookies as Storage.setCookies takes
+    them (a session cookie without its expiry) and non-empty local storage per origin."""
+    kept = []
+    for cookie in cookies:
+        param = {name: cookie[name] for name in COOKIE_FIELDS if name in cookie}
+        if cookie.get("session") or (param.get("expires") or -1) < 0:
+            param.pop("expires", None)
+        kept.append(param)
+    return {
+        "cookies": kept,
+        "origins": {
+            origin: {"localStorage": storage["localStorage"]}
+            for origin, storage in origins.items()
+            if storage.get("localStorage")
+        },
+    }
+
+
+def domains_of(state: dict[str, Any]) -> list[str]:
+    names = {str(cookie.get("domain", "")).lstrip(".") for cookie in state["cookies"]}
+    names |= {urlsplit(origin).hostname or origin for origin in state["origins"]}
+    return sorted(name for name in names if name)
+
+
+def profile_json(profile: Profile) -> dict[str, Any]:
+    return {
+        "id": profile.id,
+        "object": "profile",
+        "spaceId": profile.space_id,
+        "name": profile.name,
+        "domains": profile.domains,
+        "cookieCount": profile.cookie_count,
+        "size": profile.size,
+        "savedAt": profile.saved_at.isoformat().replace("+00:00", "Z")
+        if profile.saved_at
+        else None,
+        "savedByRunId": profile.saved_by_run_id or None,
+        "inUseByRunId": profile.writer_run_id if profile.in_use else None,
+        "createdAt": profile.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def profiles_of(space: Space) -> Any:
+    return Profile.objects.filter(space=space).select_related("writer_run")
+
+
+def profile_of(space: Space, profile_id: str) -> Profile:
+    profile = profiles_of(space).filter(pk=profile_id).first()
+    if profile is None:
+        raise NotFound(f"No profile {profile_id!r}.", code="profile.not_found")
+    return profile
+
+
+def profile_create(*, space: Space, name: str) -> Profile:
+    try:
+        with transaction.atomic():
+            return Profile.objects.create(space=space, name=name)
+    except IntegrityError:
+        raise Conflict(
+            f"This space has a profile named {name!r} already.",
+            code="profile.name_taken",
+            details={"name": name},
+        ) from None
+
+
+def profile_delete(*, profile: Profile) -> None:
+    with transaction.atomic():
+        locked = Profile.objects.select_for_update().select_related("writer_run").get(pk=profile.pk)
+        if locked.in_use:
+            raise Conflict(
+                f"Profile {locked.id} is in use by run {locked.writer_run_id}, which saves it "
+                "when it ends; stop that run first.",
+                code="profile.in_use",
+                details={"runId": locked.writer_run_id},
+            )
+        locked.delete()
+
+
+def profile_claim(*, space: Space, profile_id: str, persist: bool, run: Run) -> dict[str, Any]:
+    """Within a start's transaction: the profile the start loads, and with `persist` the
+    run made its one writer (409 profile.in_use while another running run is). Answers
+    what the run keeps in its browser options."""
+    locked = (
+        Profile.objects.select_for_update()
+        .select_related("writer_run")
+        .filter(space=space, pk=profile_id)
+        .first()
+    )
+    if locked is None:
+        raise NotFound(f"No profile {profile_id!r}.", code="profile.not_found")
+    if persist:
+        writer = locked.writer_run
+        if writer is not None and writer.is_active and writer.pk != run.pk:
+            raise Conflict(
+                f"Profile {locked.id} is being written by run {writer.id}; one run at a time "
+                "may save a profile (start without persist to only load it).",
+                code="profile.in_use",
+                details={"runId": writer.id},
+            )
+        Profile.objects.filter(pk=locked.pk).update(writer_run=run)
+    return {"id": locked.id, "name": locked.name, "persist": persist}
+
+
+def profile_state(*, profile_id: str) -> dict[str, Any]:
+    """The decrypted state for a runtime host (empty if the profile is gone or its key)."""
+    profile = Profile.objects.filter(pk=profile_id).only("state").first()
+    if profile is None:
+        return decrypt(b"")
+    try:
+        return decrypt(profile.state)
+    except InvalidToken:
+        return decrypt(b"")
+
+
+def profile_save(*, profile_id: str, run: Run, state: dict[str, Any]) -> bool:
+    """Saves what the run's browser holds, if the run is still the profile's writer;
+    False otherwise (the profile was deleted, or another run took it after this ended)."""
+    token = encrypt(state)
+    if len(token) > MAX_STATE_BYTES:
+        raise ApiError(
+            f"The browser's state is {len(token)} bytes; a profile keeps {MAX_STATE_BYTES}.",
+            code="profile.too_large",
+            status_code=413,
+        )
+    saved = Profile.objects.filter(pk=profile_id, writer_run=run).update(
+        state=token,
+        size=len(token),
+        domains=domains_of(state),
+        cookie_count=len(state["cookies"]),
+        saved_at=timezone.now(),
+        saved_by_run_id=run.id,
+        writer_run=None,
+    )
+    return bool(saved)

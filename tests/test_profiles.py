@@ -1,0 +1,207 @@
+"""Browser profiles: the API (create, list, inspect without values, delete, one writer at
+a time, tenancy), encryption at rest, and in real Chromium a person signed in to the demo
+shop in one run who is still signed in, with the page's local storage, at the next start."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from runs import profiles, services
+from runs.management.commands.demo import Api
+from runs.models import Profile, Run, Runtime
+from runtime_host.host import RuntimeHost
+from tests.conftest import Tenant, fake_host, start_runtime, stop_runtime
+
+COOKIE = {
+    "name": "session",
+    "value": "very-secret-cookie-value",
+    "domain": "shop.example.com",
+    "path": "/",
+    "secure": True,
+    "httpOnly": True,
+    "session": True,
+    "expires": -1,
+}
+
+
+def create(tenant: Tenant, name: str) -> Any:
+    return tenant.client.post("/v1/profiles", {"name": name}, format="json")
+
+
+def start(tenant: Tenant, runtime: Runtime, body: dict[str, Any]) -> Any:
+    return tenant.client.post(f"/v1/runtimes/{runtime.id}/start", body, format="json")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_profiles_are_listed_inspected_and_deleted_in_their_space(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    made = create(tenant, "shop account")
+    assert made.status_code == 201
+    profile = made.json()
+    assert profile["name"] == "shop account" and profile["domains"] == []
+    assert create(tenant, "shop account").json()["error"]["code"] == "profile.name_taken"
+    assert create(tenant, "").status_code == 422
+    assert create(other_tenant, "shop account").status_code == 201  # names are per space
+
+    run = services.run_create(space=tenant.space)
+    Profile.objects.filter(pk=profile["id"]).update(writer_run=run)
+    assert profiles.profile_save(
+        profile_id=profile["id"],
+        run=run,
+        state=profiles.clean_state(
+            [COOKIE], {"https://app.example.com": {"localStorage": [["k", "v"]]}}
+        ),
+    )
+    seen = tenant.client.get(f"/v1/profiles/{profile['id']}").json()
+    assert seen["domains"] == ["app.example.com", "shop.example.com"]
+    assert seen["cookieCount"] == 1 and seen["savedByRunId"] == run.id
+    assert "very-secret-cookie-value" not in str(seen)
+    listed = tenant.client.get("/v1/profiles").json()["data"]
+    assert [p["id"] for p in listed] == [profile["id"]]
+
+    for method in ("get", "delete"):
+        answer = getattr(other_tenant.client, method)(f"/v1/profiles/{profile['id']}")
+        assert answer.status_code == 404
+    assert tenant.client.delete(f"/v1/profiles/{profile['id']}").status_code == 204
+    assert tenant.client.get(f"/v1/profiles/{profile['id']}").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_run_at_a_time_writes_a_profile(tenant: Tenant, other_tenant: Tenant) -> None:
+    profile = create(tenant, "agent").json()
+    first = services.runtime_create(space=tenant.space, name="one")
+    second = services.runtime_create(space=tenant.space, name="two")
+    third = services.runtime_create(space=tenant.space, name="three")
+    theirs = services.runtime_create(space=other_tenant.space, name="theirs")
+    with fake_host():
+        assert start(tenant, first, {"profileId": "prof_nope"}).status_code == 404
+        assert start(tenant, first, {"persist": True}).status_code == 422
+        assert start(tenant, first, {"profileId": "../x"}).status_code == 422
+        refused = start(other_tenant, theirs, {"profileId": profile["id"]})
+        assert refused.status_code == 404
+        assert refused.json()["error"]["code"] == "profile.not_found"
+        assert not Run.objects.filter(runtime__in=[first, theirs]).exists()
+
+        writing = start(tenant, first, {"profileId": profile["id"], "persist": True})
+        assert writing.status_code == 200
+        run = tenant.client.get(f"/v1/runs/{writing.json()['runId']}").json()
+        assert run["browser"]["profile"] == {
+            "id": profile["id"],
+            "name": "agent",
+            "persist": True,
+        }
+        busy = start(tenant, second, {"profileId": profile["id"], "persist": True})
+        assert busy.status_code == 409
+        assert busy.json()["error"]["code"] == "profile.in_use"
+        second.refresh_from_db()
+        assert second.status == "idle" and not second.runs.exists()
+        assert (
+            tenant.client.get(f"/v1/profiles/{profile['id']}").json()["inUseByRunId"]
+            == (writing.json()["runId"])
+        )
+        deleting = tenant.client.delete(f"/v1/profiles/{profile['id']}")
+        assert deleting.status_code == 409
+        # Loading it without saving back is fine meanwhile.
+        assert start(tenant, third, {"profileId": profile["id"]}).status_code == 200
+        tenant.client.post(f"/v1/runtimes/{first.id}/stop")
+        for _ in range(100):
+            first.refresh_from_db()
+            if first.status == "stopped":
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        # Its writer ended (without a browser to save from): the profile is free again.
+        assert (
+            start(tenant, second, {"profileId": profile["id"], "persist": True}).status_code == 200
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_space_settings_list_profiles_by_site_and_delete_them(
+    tenant: Tenant, other_tenant: Tenant, member: Any
+) -> None:
+    from django.test import Client
+
+    mine = profiles.profile_create(space=tenant.space, name="shop account")
+    run = services.run_create(space=tenant.space)
+    Profile.objects.filter(pk=mine.pk).update(writer_run=run)
+    profiles.profile_save(profile_id=mine.id, run=run, state=profiles.clean_state([COOKIE], {}))
+    theirs = profiles.profile_create(space=other_tenant.space, name="their account")
+    browser = Client()
+    browser.force_login(member)
+    page = browser.get("/settings").content.decode()
+    assert "shop account" in page and ">shop.example.com<" in page
+    assert "very-secret-cookie-value" not in page and "their account" not in page
+    refused = browser.post("/settings", {"action": "delete-profile", "profile": theirs.id})
+    assert refused.status_code == 400
+    assert Profile.objects.filter(pk=theirs.pk).exists()
+    deleted = browser.post("/settings", {"action": "delete-profile", "profile": mine.id})
+    assert deleted.status_code == 302
+    assert not Profile.objects.filter(pk=mine.pk).exists()
+    assert "The profile was deleted." in browser.get(deleted["Location"]).content.decode()
+
+
+def test_the_state_is_encrypted_at_rest_and_keys_rotate(settings: Any) -> None:
+    state = profiles.clean_state([COOKIE], {})
+    token = profiles.encrypt(state)
+    assert b"very-secret-cookie-value" not in token
+    assert profiles.decrypt(token)["cookies"][0]["value"] == "very-secret-cookie-value"
+    assert "expires" not in profiles.decrypt(token)["cookies"][0]  # a session cookie
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.BCTRL_PROFILE_KEYS = [old]
+    sealed = profiles.encrypt(state)
+    settings.BCTRL_PROFILE_KEYS = [new, old]
+    assert profiles.decrypt(sealed) == state
+    settings.BCTRL_PROFILE_KEYS = [new]
+    with pytest.raises(Exception):  # noqa: B017 - InvalidToken: the old key is gone
+        profiles.decrypt(sealed)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+async def test_signed_in_at_the_next_start(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant
+) -> None:
+    from playwright.async_api import async_playwright
+
+    api = Api(asgi_server, tenant.raw_key)
+    profile = await asyncio.to_thread(api.call, "POST", "/v1/profiles", {"name": "ada"})
+    shop = asgi_server + "/demo/"
+
+    first = await start_runtime(asgi_server, tenant, {"profileId": profile["id"], "persist": True})
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(first.connect_url)
+        page = await browser.contexts[0].new_page()
+        await page.goto(shop + "signin")
+        await page.fill("#email", "ada@example.com")
+        await page.fill("#password", "correct horse")
+        await page.click("#signin-submit")
+        await page.wait_for_selector("#signed-in-as")
+        await page.evaluate("localStorage.setItem('cart', '[\"mug\"]')")
+        await browser.close()
+    await stop_runtime(asgi_server, tenant, first)
+    saved = await asyncio.to_thread(api.call, "GET", f"/v1/profiles/{profile['id']}")
+    assert saved["domains"] == ["127.0.0.1"] and saved["savedByRunId"] == first.run.id
+
+    second = await start_runtime(asgi_server, tenant, {"profileId": profile["id"]})
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(second.connect_url)
+        page = await browser.contexts[0].new_page()
+        await page.goto(shop)
+        assert await page.text_content("#signed-in-as") == "ada@example.com"
+        assert await page.evaluate("localStorage.getItem('cart')") == '["mug"]'
+        await browser.close()
+    await stop_runtime(asgi_server, tenant, second)
+
+    # Without a profile a start is a fresh browser.
+    third = await start_runtime(asgi_server, tenant)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(third.connect_url)
+        page = await browser.contexts[0].new_page()
+        await page.goto(shop)
+        assert await page.query_selector("#signed-in-as") is None
+        assert await page.evaluate("localStorage.getItem('cart')") is None
+        await browser.close()
+    await stop_runtime(asgi_server, tenant, third)
