@@ -102,6 +102,7 @@ async def launch(
     browser_options: dict[str, Any] | None = None,
     profile_id: str | None = None,
     persist: bool = False,
+    proxy: dict[str, Any] | None = None,
 ) -> services.RuntimeStart:
     """Opens a run of `runtime` on the host with the most room and returns once its
     browser runs. Without room it answers at once (429 runtime.capacity, 503
@@ -117,6 +118,7 @@ async def launch(
         browser_options=browser_options or {},
         profile_id=profile_id,
         persist=persist,
+        proxy=proxy,
     )
     timeout_s = float(settings.BCTRL_RUNTIME_START_TIMEOUT_S)
     deadline = asyncio.get_running_loop().time() + timeout_s

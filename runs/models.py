@@ -241,12 +241,18 @@ class Run(models.Model):
     # The browser options its start asked for (viewport, userAgent, locale, timezone;
     # runs.browser_options), applied by the runtime host to every page of the run.
     browser_options = models.JSONField(default=dict, blank=True)
+    # What of the start's options is secret (an upstream proxy's credentials), sealed
+    # (runs.sealed) for its runtime host; never answered.
+    browser_secrets = models.BinaryField(default=b"", blank=True)
     # Usage, kept current by the write services and settled when the run stops.
     # Events are numbered 1..event_count without gaps, so event_count is also the last seq.
     event_count = models.PositiveIntegerField(default=0)
     command_count = models.PositiveIntegerField(default=0)
     artifact_count = models.PositiveIntegerField(default=0)
     artifact_bytes = models.PositiveBigIntegerField(default=0)
+    # Bytes the browser's traffic moved through its host's egress proxy, set at the end.
+    network_bytes_in = models.PositiveBigIntegerField(default=0)
+    network_bytes_out = models.PositiveBigIntegerField(default=0)
     duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
     thumbnail = models.ForeignKey(
         "Artifact", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -6,23 +6,19 @@ storage before the page's own scripts run. With `persist: true` the run is the p
 one writer until it ends, and the host saves the browser's cookies and the local storage
 of its open pages back when the run stops. The state is JSON
 `{"cookies": [CDP CookieParam…], "origins": {origin: {"localStorage": [[key, value]…]}}}`,
-stored encrypted (Fernet; keys from BCTRL_PROFILE_KEYS, else derived from SECRET_KEY) and
+stored encrypted (runs.sealed) and
 never logged or answered: the API shows a profile's domains, not its values.
 """
 
-import base64
-import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from runs.api.errors import ApiError, Conflict, NotFound
 from runs.models import Profile, Run, Space
+from runs.sealed import InvalidToken, seal, unseal
 
 # What Storage.setCookies takes of what Storage.getCookies answers.
 COOKIE_FIELDS = (
@@ -43,25 +39,14 @@ COOKIE_FIELDS = (
 MAX_STATE_BYTES = 5 * 1024 * 1024
 
 
-def _derived_key(secret: str) -> bytes:
-    return base64.urlsafe_b64encode(hashlib.sha256(b"bctrl-profiles:" + secret.encode()).digest())
-
-
-def _fernet() -> MultiFernet:
-    keys = [key.encode() for key in settings.BCTRL_PROFILE_KEYS] or [
-        _derived_key(secret) for secret in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
-    ]
-    return MultiFernet([Fernet(key) for key in keys])
-
-
 def encrypt(state: dict[str, Any]) -> bytes:
-    return _fernet().encrypt(orjson.dumps(state))
+    return seal(state)
 
 
 def decrypt(token: bytes | memoryview) -> dict[str, Any]:
     if not token:
         return {"cookies": [], "origins": {}}
-    state: dict[str, Any] = orjson.loads(_fernet().decrypt(bytes(token)))
+    state: dict[str, Any] = unseal(token)
     return state
 
 

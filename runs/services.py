@@ -21,6 +21,7 @@ from bctrl_site.origins import InvalidEmbedOrigins, embed_origins_checked
 from runs.api.errors import ApiError, Conflict, Invalid
 from runs.live import notify_run_changed
 from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, RuntimeHost, Space
+from runs.sealed import seal
 from runs.selectors import active_run_of, live_hosts
 
 logger = logging.getLogger(__name__)
@@ -553,6 +554,7 @@ def runtime_start(
     browser_options: dict[str, Any] | None = None,
     profile_id: str | None = None,
     persist: bool = False,
+    proxy: dict[str, Any] | None = None,
 ) -> RuntimeStart:
     """Opens a run and places the runtime on the host with the most room, which launches
     the browser; 409 if it is running, 429/503 (and nothing written) when no host has
@@ -571,6 +573,9 @@ def runtime_start(
             )
         host = runtime_place()
         run = run_create(space=locked.space, runtime=locked, browser_options=browser_options)
+        if proxy:
+            run.browser_secrets = seal({"proxy": proxy})
+            run.save(update_fields=["browser_secrets"])
         if profile_id:
             from runs.profiles import profile_claim
 
@@ -598,6 +603,11 @@ def runtime_start(
         event_emit(run=run, type="runtime.lifecycle", data={"state": "starting"})
     locked.refresh_from_db()
     return RuntimeStart(runtime=locked, run=run, token=minted.token)
+
+
+def run_network_usage(*, run: Run, bytes_in: int, bytes_out: int) -> None:
+    """What the run's browser moved through its egress proxy, counted by its host."""
+    Run.objects.filter(pk=run.pk).update(network_bytes_in=bytes_in, network_bytes_out=bytes_out)
 
 
 def runtime_replace(*, runtime: Runtime) -> bool:

@@ -23,8 +23,16 @@ from django.db import close_old_connections
 from runs.confinement import url_refusal
 from runs.models import Artifact, Run, Runtime
 from runs.profiles import clean_state, domains_of, profile_save, profile_state
+from runs.sealed import unseal
+from runs.services import run_network_usage
 from runtime_host.cdp import CDPConnection
-from runtime_host.egress import EgressProxy, destination_key, devtools_port, host_ports
+from runtime_host.egress import (
+    EgressProxy,
+    UpstreamProxy,
+    destination_key,
+    devtools_port,
+    host_ports,
+)
 from runtime_host.flags import CHROMIUM_FLAGS, option_args, option_env
 from runtime_host.live import LiveLink
 from runtime_host.recorder import (
@@ -140,6 +148,7 @@ class ManagedBrowser:
             on_blocked=self._egress_blocked,
             own_ports=host_ports,
             allowed_domains=(runtime.config or {}).get("allowedDomains"),
+            upstream=upstream_of(run),
         )
         self.blocked: dict[str, list[str]] = {}  # host:port → the proxy's refusals
         self.browser: Any = None
@@ -867,9 +876,12 @@ class ManagedBrowser:
         for key, reasons in self.blocked.items():
             for reason in reasons:
                 self.writer.event("network.blocked", {"url": key, "reason": reason})
-        self.writer.event(
-            "network.usage", {"bytesIn": self.egress.bytes_in, "bytesOut": self.egress.bytes_out}
-        )
+        usage = {"bytesIn": self.egress.bytes_in, "bytesOut": self.egress.bytes_out}
+        self.writer.event("network.usage", usage)
+        with contextlib.suppress(Exception):  # the event has them too
+            await sync_to_async(run_network_usage, thread_sensitive=False)(
+                run=self.run, bytes_in=usage["bytesIn"], bytes_out=usage["bytesOut"]
+            )
         await self.writer.close()
         shutil.rmtree(self.root, ignore_errors=True)
         if self.profile_dir != self.root / "profile":
@@ -899,6 +911,13 @@ class ManagedBrowser:
             os.killpg(self.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(self.pid, signal.SIGKILL)
+
+
+def upstream_of(run: Run) -> UpstreamProxy | None:
+    """The upstream proxy a start named, with its credentials unsealed (runs.sealed)."""
+    if not run.browser_options.get("proxy") or not run.browser_secrets:
+        return None
+    return UpstreamProxy.of(unseal(run.browser_secrets)["proxy"])
 
 
 def _alive(pid: int) -> bool:

@@ -14,17 +14,26 @@ nothing). It counts the bytes in and out of the runtime.
   answer, so that every request on it is checked (a kept-alive connection could otherwise
   carry the next request to another host).
 
+A start may name an upstream proxy (`http://` or `socks5://`, with credentials): then
+each checked destination is reached through a tunnel the upstream opens (HTTP `CONNECT`
+or a SOCKS5 connect, by name), after the upstream's own address passed the same check,
+so a tenant's proxy setting cannot reach what its browser may not.
+
 Refusals are reported to `on_blocked(url, reason)`. The proxies and the DevTools
 endpoints of this process's browsers are in `host_ports`, which no browser may reach.
 """
 
 import asyncio
+import base64
 import contextlib
 import fnmatch
+import ipaddress
 import logging
 import socket
+import struct
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from runs.confinement import IPAddress, first_allowed, parse_address
@@ -44,6 +53,90 @@ host_ports: set[int] = set()
 
 class BadRequest(Exception):
     pass
+
+
+class UpstreamRefused(Exception):
+    """The upstream proxy did not open the tunnel (its answer, or a broken handshake)."""
+
+
+@dataclass(frozen=True)
+class UpstreamProxy:
+    scheme: str  # http or socks5
+    host: str
+    port: int
+    username: str = ""
+    password: str = ""
+
+    @classmethod
+    def of(cls, proxy: dict[str, Any]) -> "UpstreamProxy":
+        parts = urlsplit(proxy["server"])
+        return cls(
+            scheme=parts.scheme,
+            host=parts.hostname or "",
+            port=parts.port or 0,
+            username=proxy.get("username", ""),
+            password=proxy.get("password", ""),
+        )
+
+    @property
+    def label(self) -> str:
+        """How it is named in events and logs: never with its credentials."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    async def tunnel(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+    ) -> None:
+        """Asks the upstream, over a connection to it, for a tunnel to host:port."""
+        if self.scheme == "http":
+            await self._connect_http(reader, writer, host, port)
+        else:
+            await self._connect_socks5(reader, writer, host, port)
+
+    async def _connect_http(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+    ) -> None:
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+        if self.username:
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            head += f"Proxy-Authorization: Basic {token}\r\n"
+        writer.write((head + "\r\n").encode("latin-1"))
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
+        status = answer.split(b"\r\n", 1)[0].split(b" ")
+        if len(status) < 2 or status[1] != b"200":
+            raise UpstreamRefused(f"answered {b' '.join(status[1:]).decode('latin-1')[:60]}")
+
+    async def _connect_socks5(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+    ) -> None:
+        method = 2 if self.username else 0
+        writer.write(bytes([5, 1, method]))
+        await writer.drain()
+        version, chosen = await reader.readexactly(2)
+        if version != 5 or chosen != method:
+            raise UpstreamRefused("refused the authentication method")
+        if method == 2:
+            user, password = self.username.encode(), self.password.encode()
+            writer.write(bytes([1, len(user)]) + user + bytes([len(password)]) + password)
+            await writer.drain()
+            if (await reader.readexactly(2))[1] != 0:
+                raise UpstreamRefused("refused the credentials")
+        try:
+            packed = ipaddress.ip_address(host).packed
+            address = bytes([1 if len(packed) == 4 else 4]) + packed
+        except ValueError:
+            name = host.encode("idna")
+            address = bytes([3, len(name)]) + name
+        writer.write(bytes([5, 1, 0]) + address + struct.pack("!H", port))
+        await writer.drain()
+        version, reply, _, kind = await reader.readexactly(4)
+        if reply != 0:
+            raise UpstreamRefused(f"answered SOCKS error {reply}")
+        skip = {1: 4, 4: 16}.get(kind)
+        if skip is None:
+            skip = (await reader.readexactly(1))[0]
+        await reader.readexactly(skip + 2)
 
 
 @dataclass
@@ -130,8 +223,10 @@ class EgressProxy:
         on_blocked: Callable[[str, str], None],
         own_ports: Collection[int] = frozenset(),
         allowed_domains: list[str] | None = None,
+        upstream: UpstreamProxy | None = None,
     ) -> None:
         self.on_blocked = on_blocked
+        self.upstream = upstream
         self.own_ports = own_ports
         # A session's own rule on top of the platform's (Browser Run's guardrails):
         # host patterns with at most one `*`, or None for any host.
@@ -232,12 +327,58 @@ class EgressProxy:
         if address is None:
             self.on_blocked(url, refusal or "refused")
             return None
+        if self.upstream is not None:
+            return await self._through_upstream(host, port, url)
         try:
             return await asyncio.wait_for(
                 asyncio.open_connection(str(address), port, limit=PIPE_CHUNK), CONNECT_TIMEOUT_S
             )
         except (OSError, TimeoutError):
             return None
+
+    async def _through_upstream(
+        self, host: str, port: int, url: str
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A tunnel to host:port opened by the upstream proxy, whose own address must
+        pass the platform's check like any destination."""
+        upstream = self.upstream
+        assert upstream is not None
+        literal = parse_address(upstream.host)
+        if literal is not None:
+            candidates = [literal]
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    upstream.host, upstream.port, type=socket.SOCK_STREAM
+                )
+            except OSError:
+                infos = []
+            found = (parse_address(str(info[4][0])) for info in infos)
+            candidates = [address for address in found if address is not None]
+        address, refusal = first_allowed(
+            candidates, upstream.port, path=None, own_ports=self.own_ports
+        )
+        if address is None:
+            self.on_blocked(
+                url, f"the upstream proxy {upstream.label} is refused: {refusal or 'unknown name'}"
+            )
+            return None
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(str(address), upstream.port, limit=PIPE_CHUNK),
+                CONNECT_TIMEOUT_S,
+            )
+        except (OSError, TimeoutError):
+            self.on_blocked(url, f"the upstream proxy {upstream.label} did not answer")
+            return None
+        try:
+            await asyncio.wait_for(upstream.tunnel(reader, writer, host, port), CONNECT_TIMEOUT_S)
+        except (UpstreamRefused, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            writer.close()
+            reason = str(exc) or type(exc).__name__
+            self.on_blocked(url, f"the upstream proxy {upstream.label} {reason}")
+            return None
+        return reader, writer
 
     async def _relay(
         self,

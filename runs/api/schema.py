@@ -36,6 +36,8 @@ Usage = _shape(
         "eventCount": serializers.IntegerField(),
         "artifactCount": serializers.IntegerField(),
         "artifactBytes": serializers.IntegerField(),
+        "networkBytesIn": serializers.IntegerField(),
+        "networkBytesOut": serializers.IntegerField(),
     },
 )
 RunOut = _shape(
@@ -52,6 +54,10 @@ RunOut = _shape(
         "error": _any(allow_null=True),
         "labels": serializers.DictField(),
         "metadata": serializers.DictField(),
+        "browser": serializers.DictField(
+            help_text="The browser options of its start: viewport, userAgent, locale, "
+            "timezone, proxy {server}, profile {id, name, persist}"
+        ),
         "usage": Usage(),
         "thumbnailArtifactId": serializers.CharField(allow_null=True),
     },

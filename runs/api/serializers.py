@@ -67,6 +67,8 @@ def run_json(run: Run) -> dict[str, Any]:
             "eventCount": run.event_count,
             "artifactCount": run.artifact_count,
             "artifactBytes": run.artifact_bytes,
+            "networkBytesIn": run.network_bytes_in,
+            "networkBytesOut": run.network_bytes_out,
         },
         "thumbnailArtifactId": run.thumbnail_id,
     }
@@ -192,6 +194,29 @@ def _valid_timezone(value: str) -> None:
         raise serializers.ValidationError("Not an IANA time zone (e.g. Europe/Berlin).")
 
 
+class ProxySerializer(StrictSerializer):
+    """An upstream proxy for a run's traffic: `server` is `http://host:port` or
+    `socks5://host:port`; credentials go in `username` and `password`, never in the URL."""
+
+    server = Pattern(
+        r"^(http|socks5)://[A-Za-z0-9.\-]{1,253}:[0-9]{1,5}$|^(http|socks5)://\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$",
+        error_messages={"invalid": "http://host:port or socks5://host:port, nothing else."},
+    )
+    username = Text(max_length=255, required=False, allow_blank=False)
+    password = Text(max_length=255, required=False, allow_blank=True)
+
+    def validate_server(self, value: str) -> str:
+        port = int(value.rpartition(":")[2])
+        if not 1 <= port <= 65535:
+            raise serializers.ValidationError("The port is 1 to 65535.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "password" in attrs and "username" not in attrs:
+            raise serializers.ValidationError({"password": ["Needs a username."]})
+        return attrs
+
+
 class BrowserOptionsSerializer(StrictSerializer):
     """What a start may ask of its browser; the runtime host applies it to every page of
     the run (runtime_host.browser), and the run shows it (`browser`)."""
@@ -208,15 +233,22 @@ class BrowserOptionsSerializer(StrictSerializer):
         error_messages={"invalid": "A BCP 47 language tag such as en-US or de-DE."},
     )
     timezone = Text(max_length=64, required=False, validators=[_valid_timezone])
+    proxy = ProxySerializer(required=False)
 
 
 def browser_options_of(data: dict[str, Any]) -> dict[str, Any]:
-    """The browser options among validated start fields, as the run keeps them."""
-    return {
-        name: dict(data[name]) if name == "viewport" else data[name]
-        for name in BrowserOptionsSerializer._declared_fields
-        if data.get(name) is not None
-    }
+    """The browser options among validated start fields, as the run shows them: a proxy
+    by its server alone (its credentials go sealed to the host: runs.services)."""
+    options: dict[str, Any] = {}
+    for name in BrowserOptionsSerializer._declared_fields:
+        value = data.get(name)
+        if value is None:
+            continue
+        if name == "proxy":
+            options[name] = {"server": value["server"]}
+        else:
+            options[name] = dict(value) if name == "viewport" else value
+    return options
 
 
 class RuntimeCreateSerializer(StrictSerializer):

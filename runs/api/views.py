@@ -200,6 +200,7 @@ class RuntimeStartView(APIView):
             browser_options=s.browser_options_of(data),
             profile_id=data.get("profileId"),
             persist=data["persist"],
+            proxy=dict(data["proxy"]) if data.get("proxy") else None,
         )
         runtime = started.runtime
         return Response(
