@@ -71,6 +71,8 @@ def test_it_lists_runs_newest_first_in_camel_case(tenant: Tenant) -> None:
         "eventCount",
         "artifactCount",
         "artifactBytes",
+        "networkBytesIn",
+        "networkBytesOut",
     }
     assert body["data"][0]["labels"] == {"team": "qa"}
 
