@@ -436,6 +436,9 @@ BCTRL_BROWSER_BLOCKED_SERVICES = envlist("BCTRL_BROWSER_BLOCKED_SERVICES")
 # Runtimes and the CDP proxy of connectUrl (runs.consumers).
 # How long POST /v1/runtimes/{id}/start waits for a runtime host to launch the browser.
 BCTRL_RUNTIME_START_TIMEOUT_S = float(envstr("BCTRL_RUNTIME_START_TIMEOUT_S", "30"))
+# Pre-launched, never-used browsers each runtime host keeps ready for the next starts
+# (0: every start launches its own).
+BCTRL_RUNTIME_WARM_BROWSERS = int(envstr("BCTRL_RUNTIME_WARM_BROWSERS", "1"))
 # A start its host has not taken within this many seconds moves to another live host.
 BCTRL_RUNTIME_CLAIM_TIMEOUT_S = float(envstr("BCTRL_RUNTIME_CLAIM_TIMEOUT_S", "3"))
 # How often an open CDP connection checks that its credential and run are still valid.

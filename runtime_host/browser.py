@@ -128,34 +128,44 @@ def _text_of(value: dict[str, Any]) -> str:
     return str(value.get("unserializableValue") or value.get("description") or value.get("type"))
 
 
-class ManagedBrowser:
-    """A runtime's browser. `start()` returns once instrumentation is attached; the
-    host then calls `runtime_running`. `finished` is set when it is gone."""
+# Start options that only a launch can give (Chromium's switches and environment): a
+# start that asks for one launches a browser of its own instead of taking a warm one.
+LAUNCH_OPTIONS = ("userAgent", "locale", "timezone")
 
-    def __init__(self, runtime: Runtime, run: Run, playwright: Any) -> None:
-        self.runtime = runtime
-        self.run = run
+
+def needs_own_launch(options: dict[str, Any]) -> bool:
+    return any(options.get(name) for name in LAUNCH_OPTIONS)
+
+
+class ManagedBrowser:
+    """A runtime's browser, in two steps: `launch()` starts Chromium behind its egress
+    proxy in its sandbox with a CDP connection of ours (a warm browser of the host's pool
+    stops there, fresh and never used), `bind()` makes it the browser of a runtime's run
+    and attaches the instrumentation; the host then calls `runtime_running`. `finished`
+    is set when it is gone."""
+
+    runtime: Runtime
+    run: Run
+    writer: RunWriter
+
+    def __init__(self, playwright: Any) -> None:
         self.playwright = playwright
-        self.recording_enabled = runtime.recording_enabled
-        self.options = run.browser_options or {}
-        self.profile: dict[str, Any] | None = self.options.get("profile")
+        self.bound = False
+        self.launched_with: dict[str, Any] = {}
+        self.recording_enabled = True
+        self.options: dict[str, Any] = {}
+        self.profile: dict[str, Any] | None = None
         self.profile_state: dict[str, Any] = {"cookies": [], "origins": {}}
         self._profile_script = ""
-        self.root = Path(tempfile.mkdtemp(prefix=f"bctrl-{runtime.id}-"))
+        self.root = Path(tempfile.mkdtemp(prefix="bctrl-browser-"))
         self.profile_dir = self.root / "profile"  # Playwright's own, once launched
         self.sandbox: Sandbox | None = None
-        self.egress = EgressProxy(
-            on_blocked=self._egress_blocked,
-            own_ports=host_ports,
-            allowed_domains=(runtime.config or {}).get("allowedDomains"),
-            upstream=upstream_of(run),
-        )
+        self.egress = EgressProxy(on_blocked=self._egress_blocked, own_ports=host_ports)
         self.blocked: dict[str, list[str]] = {}  # host:port → the proxy's refusals
         self.browser: Any = None
         self.cdp: CDPConnection | None = None
         self.cdp_endpoint = ""
         self.pid: int | None = None
-        self.writer = RunWriter(run)
         self.targets: dict[str, Target] = {}  # by session id
         self.sessions_by_target: dict[str, str] = {}
         self.page_infos: dict[str, dict[str, Any]] = {}  # page target id → {type, url}
@@ -172,11 +182,16 @@ class ManagedBrowser:
         self._cached_shot: tuple[bytes, str, str] | None = None
         self.live = LiveLink(self)
 
+    @property
+    def name(self) -> str:
+        return self.runtime.id if self.bound else "a warm browser"
+
     # Launch -------------------------------------------------------------------------
 
-    async def start(self) -> str:
-        """Launches Chromium, attaches the instrumentation and returns the CDP endpoint."""
-        self.writer.start()
+    async def launch(self, options: dict[str, Any] | None = None) -> None:
+        """Launches Chromium with the start options only a launch can give (none for a
+        warm browser) and connects to it."""
+        self.launched_with = {name: (options or {}).get(name) for name in LAUNCH_OPTIONS}
         self.sandbox = Sandbox(self.root)
         proxy_port = await self.egress.start()
         # Playwright launches the browser (its own pipe connection keeps the process in
@@ -184,14 +199,14 @@ class ManagedBrowser:
         # port for clients and for our instrumentation connection. `launch()` (not a
         # persistent context) opens no window and instruments nothing of the clients',
         # so it starts in ~0.2 s; Playwright makes and deletes the temporary profile.
-        marker = f"--bctrl-runtime={self.runtime.id}-{os.getpid()}"
+        marker = f"--bctrl-runtime={self.root.name}-{os.getpid()}"
         self.browser = await self.playwright.chromium.launch(
             executable_path=self.sandbox.executable(settings.BCTRL_CHROMIUM_PATH),
-            env=self.sandbox.environment(option_env(self.options)),
+            env=self.sandbox.environment(option_env(options or {})),
             headless=True,
             args=[
                 *CHROMIUM_ARGS,
-                *option_args(self.options),
+                *option_args(options or {}),
                 marker,
                 f"--proxy-server=http://127.0.0.1:{proxy_port}",
             ],
@@ -208,6 +223,28 @@ class ManagedBrowser:
         self.cdp_endpoint = await self._read_port_file()
         host_ports.add(devtools_port(self.cdp_endpoint))
         self.cdp = await CDPConnection.connect(self.cdp_endpoint, self._on_event)
+        self._spawn(self._watch_connection(self.cdp))
+
+    def fits(self, options: dict[str, Any]) -> bool:
+        """Whether a start with these options can take this (launched, unbound) browser."""
+        launched = {name: options.get(name) for name in LAUNCH_OPTIONS}
+        return not self.bound and not self.stopping and launched == self.launched_with
+
+    async def bind(self, runtime: Runtime, run: Run) -> str:
+        """Makes the launched browser the one of `run`: its rules, its writer, the
+        instrumentation of every target from now on, its profile and live link. Returns
+        the CDP endpoint."""
+        assert self.cdp is not None and not self.bound
+        self.runtime = runtime
+        self.run = run
+        self.bound = True
+        self.recording_enabled = runtime.recording_enabled
+        self.options = run.browser_options or {}
+        self.profile = self.options.get("profile")
+        self.egress.allowed_domains = (runtime.config or {}).get("allowedDomains")
+        self.egress.upstream = upstream_of(run)
+        self.writer = RunWriter(run)
+        self.writer.start()
         await asyncio.gather(
             self.cdp.send("Target.setDiscoverTargets", {"discover": True}),
             self.cdp.send(
@@ -225,7 +262,6 @@ class ManagedBrowser:
         )
         if self.profile:
             await self._load_profile()
-        self._spawn(self._watch_connection(self.cdp))
         self._spawn(self.live.run())
         self.running_since = time.monotonic()
         return self.cdp_endpoint
@@ -822,7 +858,7 @@ class ManagedBrowser:
     async def _on_disconnected(self, detail: str) -> None:
         if self.stopping:
             return
-        logger.warning("Browser of runtime %s is gone: %s", self.runtime.id, detail)
+        logger.warning("Browser of %s is gone: %s", self.name, detail)
         await self.stop(state="failed", reason=f"browser process exited unexpectedly ({detail})")
 
     async def stop(self, state: str = "stopped", reason: str = "", finish: bool = True) -> None:
@@ -835,8 +871,8 @@ class ManagedBrowser:
         try:
             await self._shutdown(alive=state != "failed")
         except Exception:
-            logger.exception("Stopping runtime %s failed", self.runtime.id)
-        if finish:
+            logger.exception("Stopping %s failed", self.name)
+        if finish and self.bound:
             from runs.services import runtime_finished
 
             def finished() -> None:
@@ -850,6 +886,9 @@ class ManagedBrowser:
         self.finished.set()
 
     async def _shutdown(self, alive: bool) -> None:
+        if not self.bound:
+            await self._release()
+            return
         await self.live.close()
         if alive and self.cdp is not None and not self.cdp.closed.is_set():
             await self._final_screenshot()
@@ -864,15 +903,7 @@ class ManagedBrowser:
             if self.profile and self.profile.get("persist"):
                 await self._save_profile()
         await self.writer.flush()
-        await self._close_browser()
-        await self.egress.close()
-        host_ports.discard(devtools_port(self.cdp_endpoint))
-        if self.cdp is not None:
-            await self.cdp.close()
-        pending = [t for t in self._background if t is not asyncio.current_task()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await self._release()
         for key, reasons in self.blocked.items():
             for reason in reasons:
                 self.writer.event("network.blocked", {"url": key, "reason": reason})
@@ -883,6 +914,18 @@ class ManagedBrowser:
                 run=self.run, bytes_in=usage["bytesIn"], bytes_out=usage["bytesOut"]
             )
         await self.writer.close()
+
+    async def _release(self) -> None:
+        """Closes the browser, its proxy and connection, and deletes its folders."""
+        await self._close_browser()
+        await self.egress.close()
+        host_ports.discard(devtools_port(self.cdp_endpoint))
+        if self.cdp is not None:
+            await self.cdp.close()
+        pending = [t for t in self._background if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         shutil.rmtree(self.root, ignore_errors=True)
         if self.profile_dir != self.root / "profile":
             shutil.rmtree(self.profile_dir, ignore_errors=True)
@@ -893,7 +936,7 @@ class ManagedBrowser:
         try:
             await asyncio.wait_for(self.browser.close(), settings.BCTRL_RUNTIME_CLOSE_TIMEOUT_S)
         except Exception as exc:
-            logger.warning("Closing browser of %s failed (%s); killing it", self.runtime.id, exc)
+            logger.warning("Closing browser of %s failed (%s); killing it", self.name, exc)
             self.kill()
         if self.pid is not None:
             # Playwright closed its side; make sure no process of ours outlives the runtime.

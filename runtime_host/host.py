@@ -24,11 +24,13 @@ from runs.services import (
     upload_placed,
     uploads_pending,
 )
-from runtime_host.browser import ManagedBrowser
+from runtime_host.browser import ManagedBrowser, needs_own_launch
 
 logger = logging.getLogger(__name__)
 
 STATE_POLL_S = 0.5
+# Warm launches that fail in a row before the host stops refilling its pool.
+WARM_MAX_FAILURES = 3
 
 
 def memory() -> tuple[int, int]:
@@ -96,7 +98,8 @@ class RuntimeHost:
         host_id: str | None = None,
         max_browsers: int | None = None,
         heartbeat_s: float | None = None,
-        poll_s: float = 0.2,
+        poll_s: float = 0.05,
+        warm_browsers: int | None = None,
     ) -> None:
         self.host_id = host_id or new_host_id()
         self.max_browsers = max_browsers or settings.BCTRL_RUNTIME_MAX_BROWSERS
@@ -109,6 +112,14 @@ class RuntimeHost:
         self.playwright: Any = None
         self._running_at: dict[str, datetime] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        # Pre-launched, never-used browsers that a start takes (_take_warm), and how
+        # many are being launched; refilled in the background.
+        self.warm_target = (
+            settings.BCTRL_RUNTIME_WARM_BROWSERS if warm_browsers is None else warm_browsers
+        )
+        self.warm: list[ManagedBrowser] = []
+        self._warming = 0
+        self._warm_failures = 0
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -125,6 +136,7 @@ class RuntimeHost:
         self.playwright = await manager.start()
         logger.info("Runtime host %s ready (up to %s browsers)", self.host_id, self.max_browsers)
         await in_thread(hosts_retire_dead, hostname=socket.gethostname(), alive=pid_alive)
+        self._refill()
         await self._heartbeat()  # takes starts from now on
         self.ready.set()
         last_beat = time.monotonic()
@@ -134,6 +146,7 @@ class RuntimeHost:
                 now = time.monotonic()
                 if now - last_beat >= self.heartbeat_s:
                     last_beat = now
+                    await self._drop_dead_warm()
                     await self._heartbeat()
                 await self._claim_all()
                 if now - last_states >= STATE_POLL_S and self.browsers:
@@ -146,17 +159,64 @@ class RuntimeHost:
             with contextlib.suppress(Exception):
                 await in_thread(host_gone, host_id=self.host_id)
             await asyncio.gather(
-                *(b.stop() for b in list(self.browsers.values())), return_exceptions=True
+                *(b.stop() for b in list(self.browsers.values())),
+                *(b.stop(finish=False) for b in self.warm),
+                return_exceptions=True,
             )
+            self.warm.clear()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.playwright.stop()
             await in_thread(lambda: None)
 
+    # The warm pool ----------------------------------------------------------------------
+
+    def _take_warm(self, options: dict[str, Any]) -> ManagedBrowser | None:
+        if needs_own_launch(options):
+            return None
+        while self.warm:
+            browser = self.warm.pop(0)
+            if browser.fits(options):
+                return browser
+            self._spawn(browser.stop(finish=False))  # died meanwhile
+        return None
+
+    def _refill(self) -> None:
+        """Launches warm browsers up to the pool's size, within the host's capacity."""
+        room = self.max_browsers - len(self.tasks)
+        wanted = min(self.warm_target, room) - len(self.warm) - self._warming
+        if self.stop_requested.is_set() or self._warm_failures >= WARM_MAX_FAILURES:
+            return
+        for _ in range(max(0, wanted)):
+            self._warming += 1
+            self._spawn(self._warm_one())
+
+    async def _warm_one(self) -> None:
+        browser = ManagedBrowser(self.playwright)
+        try:
+            await browser.launch()
+        except Exception as exc:
+            self._warm_failures += 1
+            logger.warning("Launching a warm browser failed: %s", exc)
+            await browser.stop(finish=False)
+            return
+        finally:
+            self._warming -= 1
+        self._warm_failures = 0
+        if self.stop_requested.is_set():
+            await browser.stop(finish=False)
+            return
+        self.warm.append(browser)
+
+    async def _drop_dead_warm(self) -> None:
+        for browser in [b for b in self.warm if b.stopping]:
+            self.warm.remove(browser)
+        self._refill()
+
     async def _place_uploads(self) -> None:
         """Copies the files uploaded for its browsers (POST /v1/runtimes/{id}/files) into
         their uploads folders."""
-        by_run = {b.run.id: b for b in self.browsers.values() if not b.stopping}
+        by_run = {b.run.id: b for b in self.browsers.values() if b.bound and not b.stopping}
         try:
             pending = await in_thread(uploads_pending, run_ids=list(by_run))
             for artifact in pending:
@@ -174,6 +234,7 @@ class RuntimeHost:
                 pid=os.getpid(),
                 capacity=self.max_browsers,
                 browsers=len(self.tasks),
+                warm=len(self.warm),
                 memory_total=memory_total,
                 memory_available=memory_available,
                 load=os.getloadavg()[0],
@@ -202,15 +263,28 @@ class RuntimeHost:
                     runtime_finished, runtime=runtime, state="failed", reason="runtime has no run"
                 )
                 return
-            browser = ManagedBrowser(runtime, run, self.playwright)
-            self.browsers[runtime.id] = browser
             started = time.monotonic()
+            browser = self._take_warm(run.browser_options or {})
+            warm = browser is not None
             try:
-                endpoint = await browser.start()
+                if browser is None:
+                    browser = ManagedBrowser(self.playwright)
+                    self.browsers[runtime.id] = browser
+                    await browser.launch(run.browser_options)
+                self.browsers[runtime.id] = browser
+                endpoint = await browser.bind(runtime, run)
             except Exception as exc:
                 logger.exception("Launching runtime %s failed", runtime.id)
-                await browser.stop(state="failed", reason=f"browser failed to start: {exc}")
+                reason = f"browser failed to start: {exc}"
+                if browser is not None and browser.bound:
+                    await browser.stop(state="failed", reason=reason)
+                    return
+                if browser is not None:
+                    await browser.stop(finish=False)
+                await in_thread(runtime_finished, runtime=runtime, state="failed", reason=reason)
                 return
+            finally:
+                self._refill()
             await in_thread(
                 runtime_running,
                 runtime=runtime,
@@ -219,7 +293,11 @@ class RuntimeHost:
             )
             self._running_at[runtime.id] = timezone.now()
             logger.info(
-                "Runtime %s running at %s (%.2fs)", runtime.id, endpoint, time.monotonic() - started
+                "Runtime %s running at %s (%.2fs, %s)",
+                runtime.id,
+                endpoint,
+                time.monotonic() - started,
+                "warm" if warm else "launched",
             )
             await browser.finished.wait()
         except Exception:
