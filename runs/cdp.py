@@ -13,6 +13,8 @@ the CDP error), timed from send to answer, on the page whose flat session carrie
 - Secrets are redacted before anything is stored (`redact_params`): typed text, printable
   keys, header values, cookie values, auth challenge answers, request bodies and the
   values passed to `Runtime.callFunctionOn` (Playwright's `fill` passes the text there).
+  The headers of recorded network events go through `redact_headers`: cookies,
+  authorization and API-key headers keep their name, never their value.
 - Scripts (`Runtime.evaluate` expression, `callFunctionOn` functionDeclaration) are kept
   up to 2 KB; any params larger than 16 KB once redacted are cut down, with a marker.
 - The set-up chatter a client sends on every target (`INTERNAL_METHODS`, `Emulation.*`)
@@ -43,6 +45,23 @@ MAX_SCRIPT_CHARS = 2 * 1024
 MAX_PARAMS_BYTES = 16 * 1024
 BURST_GAP_S = 1.0
 MAX_PENDING = 10_000
+# Recorded network headers (runtime_host.browser, runs.services.events_append) keep the
+# names of these and never their values: credentials and session cookies.
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "set-cookie2",
+        "x-api-key",
+        "x-auth-token",
+        "x-csrf-token",
+        "x-xsrf-token",
+    }
+)
+MAX_HEADERS = 100
+MAX_HEADER_CHARS = 2000
 INTERNAL_SOURCE = "cdp.internal"
 INTERNAL_METHOD = "cdp.internal"
 
@@ -140,6 +159,24 @@ def redact_params(method: str, params: Any) -> dict[str, Any]:
                 for argument in arguments
             ]
     return _bounded(redacted)
+
+
+def redact_headers(headers: Any) -> dict[str, str]:
+    """HTTP headers of a recorded request or response as they may be stored: the values
+    of SECRET_HEADERS replaced (the name stays, so a reader sees that one was sent), at
+    most MAX_HEADERS headers of at most MAX_HEADER_CHARS characters each."""
+    if not isinstance(headers, dict):
+        return {}
+    kept: dict[str, str] = {}
+    for name, value in list(headers.items())[:MAX_HEADERS]:
+        if not isinstance(name, str):
+            continue
+        if name.lower() in SECRET_HEADERS:
+            kept[name] = REDACTED
+        else:
+            text = value if isinstance(value, str) else str(value)
+            kept[name] = text[:MAX_HEADER_CHARS]
+    return kept
 
 
 def _redact_key_event(params: dict[str, Any]) -> None:

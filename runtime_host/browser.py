@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from runs.cdp import redact_headers
 from runs.confinement import url_refusal
 from runs.models import Artifact, Run, Runtime
 from runs.profiles import clean_state, domains_of, profile_save, profile_state
@@ -74,6 +75,7 @@ CONSOLE_LEVELS = {"warning": "warning", "error": "error", "assert": "error", "de
 CONSOLE_LEVELS.update({"info": "info", "trace": "debug"})
 MAX_TEXT = 4000
 SHOT_CACHE_INTERVAL_S = 2.0
+MAX_PENDING_EXTRAS = 1000
 # How long a refusal of the egress proxy waits for the page's failure of that request.
 BLOCK_MATCH_S = 2.0
 
@@ -91,6 +93,8 @@ class Target:
     page_id: str  # the page target this one belongs to (itself for a page)
     script_id: str = ""  # Page.addScriptToEvaluateOnNewDocument identifier
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Network.requestWillBeSentExtraInfo that came before its request, by request id.
+    request_extras: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +123,14 @@ def find_browser_process(marker: str) -> tuple[int, Path] | None:
                 if arg.startswith(b"--user-data-dir="):
                     return int(entry.name), Path(arg.split(b"=", 1)[1].decode())
     return None
+
+
+def _took(known: dict[str, Any], params: dict[str, Any]) -> dict[str, int]:
+    """{"durationMs"}: from the request's CDP timestamp to this event's, when both exist."""
+    start, end = known.get("timestamp"), params.get("timestamp")
+    if not isinstance(start, int | float) or not isinstance(end, int | float) or end < start:
+        return {}
+    return {"durationMs": round((end - start) * 1000)}
 
 
 def _text_of(value: dict[str, Any]) -> str:
@@ -626,31 +638,49 @@ class ManagedBrowser:
         url = request.get("url", "")
         if url.startswith("data:"):
             return
-        redirected = target.requests.pop(params["requestId"], None)
+        request_id = params["requestId"]
+        redirected = target.requests.pop(request_id, None)
         if redirected is not None and params.get("redirectResponse"):
             response = params["redirectResponse"]
+            data = {
+                "requestId": request_id,
+                "url": redirected["url"],
+                "status": response.get("status"),
+                "mimeType": response.get("mimeType", ""),
+                "encodedDataLength": response.get("encodedDataLength", 0),
+                "headers": redact_headers(response.get("headers")),
+            }
             self.writer.event(
-                "network.response",
-                {
-                    "requestId": params["requestId"],
-                    "url": redirected["url"],
-                    "status": response.get("status"),
-                    "mimeType": response.get("mimeType", ""),
-                    "encodedDataLength": response.get("encodedDataLength", 0),
-                },
-                page_id=target.page_id,
+                "network.response", {**data, **_took(redirected, params)}, page_id=target.page_id
             )
-        target.requests[params["requestId"]] = {"url": url, "method": request.get("method", "")}
+        known: dict[str, Any] = {"url": url, "method": request.get("method", "")}
+        if isinstance(params.get("timestamp"), int | float):
+            known["timestamp"] = params["timestamp"]
+        extra = target.request_extras.pop(request_id, None)
+        if extra is not None:
+            known["requestHeaders"] = extra
+        target.requests[request_id] = known
         self.writer.event(
             "network.request",
             {
-                "requestId": params["requestId"],
+                "requestId": request_id,
                 "method": request.get("method", ""),
                 "url": url,
                 "resourceType": params.get("type", "Other"),
+                "headers": redact_headers(request.get("headers")),
             },
             page_id=target.page_id,
         )
+
+    def _request_extra(self, target: Target, params: dict[str, Any]) -> None:
+        """The headers the request went out with (cookies included), which Chromium
+        reports apart from the request and sometimes before it."""
+        headers = redact_headers(params.get("headers"))
+        known = target.requests.get(params.get("requestId", ""))
+        if known is not None:
+            known["requestHeaders"] = headers
+        elif len(target.request_extras) < MAX_PENDING_EXTRAS:
+            target.request_extras[params.get("requestId", "")] = headers
 
     def _response(self, target: Target, params: dict[str, Any]) -> None:
         known = target.requests.get(params["requestId"])
@@ -662,16 +692,36 @@ class ManagedBrowser:
             "url": response.get("url", known["url"]),
             "status": response.get("status"),
             "mimeType": response.get("mimeType", ""),
+            "resourceType": params.get("type", ""),
+            "headers": known.pop("rawResponseHeaders", None)
+            or redact_headers(response.get("headers")),
         }
         timing = response.get("timing")
         if timing:
             known["response"]["timing"] = timing
 
+    def _response_extra(self, target: Target, params: dict[str, Any]) -> None:
+        """The response's headers as received (Set-Cookie included), redacted."""
+        known = target.requests.get(params.get("requestId", ""))
+        if known is None:
+            return
+        headers = redact_headers(params.get("headers"))
+        if "response" in known:
+            known["response"]["headers"] = headers
+        else:
+            known["rawResponseHeaders"] = headers
+
     def _finished(self, target: Target, params: dict[str, Any]) -> None:
         known = target.requests.pop(params["requestId"], None)
         if known is None or "response" not in known:
             return
-        data = {**known["response"], "encodedDataLength": params.get("encodedDataLength", 0)}
+        data = {
+            **known["response"],
+            "encodedDataLength": params.get("encodedDataLength", 0),
+            **_took(known, params),
+        }
+        if "requestHeaders" in known:
+            data["requestHeaders"] = known["requestHeaders"]
         self.writer.event("network.response", data, page_id=target.page_id)
 
     def _failed(self, target: Target, params: dict[str, Any]) -> None:
@@ -694,6 +744,7 @@ class ManagedBrowser:
             data["canceled"] = True
         if "response" in known:
             data["status"] = known["response"]["status"]
+        data.update(_took(known, params))
         self.writer.event("network.failed", data, page_id=target.page_id)
 
     # Confinement ---------------------------------------------------------------------
@@ -980,7 +1031,9 @@ TARGET_HANDLERS = {
     "Runtime.consoleAPICalled": ManagedBrowser._console,
     "Runtime.exceptionThrown": ManagedBrowser._exception,
     "Network.requestWillBeSent": ManagedBrowser._request,
+    "Network.requestWillBeSentExtraInfo": ManagedBrowser._request_extra,
     "Network.responseReceived": ManagedBrowser._response,
+    "Network.responseReceivedExtraInfo": ManagedBrowser._response_extra,
     "Network.loadingFinished": ManagedBrowser._finished,
     "Network.loadingFailed": ManagedBrowser._failed,
 }

@@ -60,11 +60,28 @@ PAGES: dict[str, tuple[str, bytes]] = {
         b"setTimeout(() => { throw new Error('boom from the page'); }, 0);"
         b"</script></body></html>",
     ),
+    "/headers": (
+        "text/html",
+        b"<html><body><h1>Headers</h1><script>"
+        b"document.cookie = 'sid=COOKIE-SECRET-1';"
+        b"fetch('/echo', {headers: {Authorization: 'Bearer TOKEN-SECRET-2', 'X-Trace': 'seen'}})"
+        b".then((r) => r.text()).then(() => { document.title = 'done'; });"
+        b"</script></body></html>",
+    ),
 }
+HEADER_SECRETS = ("COOKIE-SECRET-1", "TOKEN-SECRET-2", "SETCOOKIE-SECRET-3")
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/echo":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Set-Cookie", "session=SETCOOKIE-SECRET-3; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            return
         if self.path == "/file.txt":
             body = b"downloaded content\n"
             self.send_response(200)
@@ -361,6 +378,38 @@ async def test_events_downloads_and_thumbnail(
     assert thumbnail is not None and thumbnail.kind == Artifact.Kind.SCREENSHOT
     assert thumbnail.metadata.get("final") is True  # the one taken as the run ended
     assert thumbnail.content_type == "image/png" and thumbnail.size > 0
+
+
+async def test_network_headers_are_recorded_with_cookies_and_authorization_redacted(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, site: str
+) -> None:
+    from playwright.async_api import async_playwright
+
+    started = await start_runtime(asgi_server, tenant)
+    run = started.run
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
+        page = await (await browser.new_context()).new_page()
+        await page.goto(site + "/headers")
+        await page.wait_for_function("document.title === 'done'")
+        await browser.close()
+    run = await stop_runtime(asgi_server, tenant, started)
+
+    requests = await db(events_of)(run, "network.request")
+    [sent] = [e.data for e in requests if e.data["url"] == site + "/echo"]
+    assert sent["headers"]["Authorization"] == REDACTED
+    assert sent["headers"]["X-Trace"] == "seen"
+    responses = await db(events_of)(run, "network.response")
+    [answer] = [e.data for e in responses if e.data["url"] == site + "/echo"]
+    assert answer["status"] == 200
+    assert isinstance(answer["durationMs"], int) and answer["durationMs"] >= 0
+    set_cookie = {k.lower(): v for k, v in answer["headers"].items()}["set-cookie"]
+    assert set_cookie == REDACTED
+    wire = {k.lower(): v for k, v in answer["requestHeaders"].items()}
+    assert wire["cookie"] == REDACTED and wire["authorization"] == REDACTED
+    # Nowhere in what the run stored.
+    stored = await db(lambda: orjson.dumps(list(Event.objects.filter(run=run).values("data"))))()
+    assert not any(secret.encode() in stored for secret in HEADER_SECRETS)
 
 
 async def test_a_client_with_recording_false_stops_the_recorders(
