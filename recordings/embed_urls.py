@@ -14,6 +14,7 @@ urlpatterns = [
         embeds.replay_chunks,
         name="replay-chunks",
     ),
+    path("embed/replay/<str:token>/inspector", embeds.replay_inspector, name="replay-inspector"),
     path("embed/replay/<str:token>/live/<str:target>", embeds.replay_live, name="replay-live"),
     path("embed/activity/<str:token>", embeds.activity_page, name="activity"),
     path("embed/activity/<str:token>/stream", embeds.activity_stream, name="activity-stream"),

@@ -5,12 +5,15 @@ lease token, recordings.leases):
 
 - `GET /embed/replay/<token>` (`embed:replay`): the replay player of
   recordings/views.py (same markup, static/js/replay.js and CSS) bound to the lease's
-  run. The activity panel is there only when the lease has the "activity" component
-  (the lease decides, never a query parameter; without it the manifest carries no
-  activity either). The player posts its playhead to the parent window (below).
+  run. The inspector beside the player shows the tabs of the lease's components
+  ("activity", "network", "console", "commands"), none without one (the lease decides,
+  never a query parameter; without "activity" the manifest carries no activity either).
+  The player posts its playhead to the parent window (below).
 - `GET /embed/replay/<token>/manifest`, `…/chunks/<target>`, `…/live/<target>`: the
   player's data, through manifest_data / chunks_response / live_response of
   recordings/views.py with embed URLs; the lease is checked again on every request.
+  `…/inspector`: recordings.inspector's rows of the sections the lease's components
+  name (403 `lease.wrong_kind` when it names none).
 - `GET /embed/activity/<token>` (`embed:activity`): the run's activity timeline, kept
   current by the SSE stream below (static/js/embed-activity.js). Lease kind "activity".
 - `GET /embed/activity/<token>/stream` (`embed:activity-stream`): runs.api.streams'
@@ -69,6 +72,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from bctrl_site.middleware import ANY_ANCESTOR, allow_embed_framing
+from recordings.inspector import SECTIONS, inspector_data
 from recordings.leases import MIN_LIFETIME_S, LeaseRefused, lease_check, lease_mint
 from recordings.models import ViewerLease
 from recordings.views import (
@@ -136,6 +140,12 @@ def _page(
     return allow_embed_framing(response, lease.space.allowed_embed_origins)
 
 
+def inspector_tabs(lease: ViewerLease) -> list[str]:
+    """The inspector's tabs that a replay lease shows: its components, in the page's
+    order (activity, network, console, commands)."""
+    return [tab for tab in (ACTIVITY, *SECTIONS) if tab in lease.components]
+
+
 def _run_state(run: Run) -> str:
     return "live" if run.status == Run.Status.RUNNING else "ended"
 
@@ -178,9 +188,14 @@ def replay_page(request: HttpRequest, token: str) -> HttpResponse:
         lease = lease_check(token, kind=ViewerLease.Kind.REPLAY)
     except LeaseRefused as refused:
         return refused_page(request, refused)
+    tabs = inspector_tabs(lease)
     context = {
         "manifest_url": reverse("embed:replay-manifest", args=[token]),
-        "show_activity": ACTIVITY in lease.components,
+        "show_activity": bool(tabs),
+        "inspector_tabs": tabs,
+        "inspector_url": reverse("embed:replay-inspector", args=[token])
+        if set(tabs) & set(SECTIONS)
+        else "",
     }
     return _page(request, lease, "embed/replay.html", context, policy=REPLAY_POLICY)
 
@@ -196,6 +211,15 @@ def replay_manifest(request: HttpRequest, lease: ViewerLease, token: str) -> Htt
     if ACTIVITY not in lease.components:
         data["activity"] = []
     return _json(data)
+
+
+@gzip_page
+@_replay_data
+def replay_inspector(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResponse:
+    sections = [section for section in SECTIONS if section in lease.components]
+    if not sections:
+        return refused_json(LeaseRefused("wrong_kind"))
+    return _json(inspector_data(lease.run, sections))
 
 
 @_replay_data

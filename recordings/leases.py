@@ -38,7 +38,9 @@ SALT = "bctrl.viewer-lease"
 DEFAULT_LIFETIME_S = 60 * 60
 MIN_LIFETIME_S = 60
 MAX_LIFETIME_S = 24 * 60 * 60
-COMPONENTS = ("activity",)
+# Viewer add-ons of a replay lease: the activity (panel and stream) and the inspector's
+# Network, Console and Commands tabs (recordings.inspector).
+COMPONENTS = ("activity", "network", "console", "commands")
 
 
 def _signer() -> signing.Signer:

@@ -57,7 +57,9 @@ Per target (batches grouped by target, ordered by seq)
    (`Event.page_id == target`, times within the target's span): `console.error`
    (console errors and page errors) and `network.failed`. Inactivity: spans longer than
    INACTIVITY_MIN_MS without mutations or user interaction (from the target's start and
-   up to its end included).
+   up to its end included). Pages (`target_pages`): `[{"time", "url", "title", "icon"}]`,
+   one per full snapshot that shows another URL, title or favicon than the one before;
+   the player names the tab by the page at the playhead.
 
 Totals: `duration_ms` = max(end) - min(start) over the playable targets, `event_count` =
 events in the replay (playable targets, after dedup), `target_count` = every target
@@ -114,6 +116,8 @@ INPUT_BURST_GAP_MS = 5_000
 INACTIVITY_MIN_MS = 5_000
 MAX_MARKERS = 10_000
 LABEL_MAX = 200
+MAX_PAGES = 1_000
+PAGE_ICON_MAX = 2_000  # a favicon URL longer than this (a big data: URL) is left out
 
 # Sweeps.
 LOST_ENQUEUE_AFTER = timedelta(minutes=1)
@@ -401,6 +405,7 @@ def _process_target(
         "chunks": [],
         "markers": markers[:MAX_MARKERS],
         "inactivity": inactivity_periods(events),
+        "pages": target_pages(events),
     }
     with tempfile.TemporaryFile() as spool:
         output.index["chunks"] = write_chunks(events, spool)
@@ -636,6 +641,62 @@ def rrweb_markers(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 markers.append(marker)
                 burst = {"node": node, "last": time, "count": 1, "marker": marker}
     return markers
+
+
+def _element_children(node: Any, tag: str) -> Iterable[dict[str, Any]]:
+    for child in (node or {}).get("childNodes") or []:
+        if isinstance(child, dict) and child.get("type") == 2 and child.get("tagName") == tag:
+            yield child
+
+
+def _snapshot_head(node: Any) -> dict[str, Any] | None:
+    for html in _element_children(node, "html"):
+        for head in _element_children(html, "head"):
+            return head
+    return None
+
+
+def snapshot_page(node: Any) -> tuple[str, str]:
+    """(title, favicon URL) of an rrweb full snapshot's document: the text of its
+    `<head><title>` and the href of its first `<link rel="icon">` (or "shortcut icon");
+    "" when it has none."""
+    head = _snapshot_head(node)
+    title = icon = ""
+    for child in (head or {}).get("childNodes") or []:
+        if not isinstance(child, dict) or child.get("type") != 2:
+            continue
+        attributes = child.get("attributes") or {}
+        if child.get("tagName") == "title" and not title:
+            title = " ".join(
+                str(text.get("textContent") or "")
+                for text in child.get("childNodes") or []
+                if isinstance(text, dict) and text.get("type") == 3
+            )
+        elif child.get("tagName") == "link" and not icon:
+            rel = str(attributes.get("rel") or "").lower().split()
+            if "icon" in rel and isinstance(attributes.get("href"), str):
+                icon = attributes["href"]
+    return " ".join(title.split())[:LABEL_MAX], icon if len(icon) <= PAGE_ICON_MAX else ""
+
+
+def target_pages(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pages a target showed, from its full snapshots: `{"time", "url", "title",
+    "icon"}` for each snapshot whose url, title or icon differs from the previous one
+    (at most MAX_PAGES). The player names its tabs by them."""
+    pages: list[dict[str, Any]] = []
+    href = ""
+    for event in events:
+        if event["type"] == META:
+            href = str(event["data"].get("href") or "")[:PAGE_ICON_MAX]
+        elif event["type"] == FULL_SNAPSHOT:
+            title, icon = snapshot_page(event["data"].get("node"))
+            page = {"time": _ms(event), "url": href, "title": title, "icon": icon}
+            last = pages[-1] if pages else None
+            if last is None or (last["url"], last["title"], last["icon"]) != (href, title, icon):
+                pages.append(page)
+                if len(pages) >= MAX_PAGES:
+                    break
+    return pages
 
 
 def inactivity_periods(events: Sequence[dict[str, Any]]) -> list[dict[str, int]]:

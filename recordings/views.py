@@ -11,7 +11,7 @@ through `runs.selectors.run_of_user`, so another space's run is a 404 like a mis
      "recording": {id, status, apiStatus, durationMs, startedAt, stoppedAt} | null,
      "mode": "chunks" | "live" | "none",
      "targets": [{id, playable, problem, start, end, durationMs, eventCount,
-                  index: {chunks, markers, inactivity} | null,
+                  index: {chunks, markers, inactivity, pages} | null,
                   chunksUrl | null, liveUrl | null}],
      "activity": [activity items of runs.activity, each with "timeMs" added]}
 
@@ -30,6 +30,9 @@ through `runs.selectors.run_of_user`, so another space's run is a 404 like a mis
   file), as RFC 9110 asks. Every answer says `Accept-Ranges: bytes`. The bytes go out as
   `application/octet-stream`, not `Content-Encoding: gzip`: the player inflates each
   chunk itself (DecompressionStream), so one chunk can be fetched without the others.
+- `GET /runs/<run_id>/replay/inspector` (`replay:inspector`): the inspector's Network,
+  Console and Commands rows (recordings/inspector.py), read by the player once the first
+  frame shows.
 - `GET /runs/<run_id>/replay/<target>/live?after=<seq>` (`replay:live`): the rrweb
   events of the target's batches with seq > after (at most LIVE_MAX_BATCHES batches
   per answer, `more` says when there are further ones) as
@@ -82,6 +85,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
+from recordings.inspector import SECTIONS, inspector_data
 from recordings.models import Recording, RecordingBatch, RecordingTarget
 from recordings.selectors import latest_recording_of, runs_api_status, targets_of
 from recordings.storage import open_recording_file
@@ -166,6 +170,7 @@ def _processed_target(target: RecordingTarget, urls: ReplayUrls) -> dict[str, An
             "chunks": index.get("chunks") or [],
             "markers": index.get("markers") or [],
             "inactivity": index.get("inactivity") or [],
+            "pages": index.get("pages") or [],
         },
         "chunksUrl": urls.chunks(target.target) if target.path else None,
         "liveUrl": None,
@@ -451,6 +456,8 @@ def replay_page(request: HttpRequest, run: Run) -> HttpResponse:
         request,
         run,
         manifest_url=reverse("replay:manifest", args=[run.id]),
+        inspector_url=reverse("replay:inspector", args=[run.id]),
+        inspector_tabs=["activity", *SECTIONS],
         first_chunk=first_chunk_to_preload(run, session_urls(run)),
     )
     response = render(request, "replay/page.html", context)
@@ -463,6 +470,13 @@ def replay_page(request: HttpRequest, run: Run) -> HttpResponse:
 @json_view
 def replay_manifest(request: HttpRequest, run: Run) -> HttpResponse:
     return manifest_response(run, session_urls(run))
+
+
+@gzip_page
+@session_run
+@json_view
+def replay_inspector(request: HttpRequest, run: Run) -> HttpResponse:
+    return _json(inspector_data(run, SECTIONS))
 
 
 @session_run

@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from recordings.models import Recording, RecordingTarget
+from recordings.processing import target_pages
 from recordings.services import batch_ingest
 from runs.models import Event, Run
 from tests.conftest import Tenant
@@ -160,6 +161,7 @@ def store_target(
             "chunks": index_chunks,
             "markers": markers or [],
             "inactivity": inactivity or [],
+            "pages": target_pages([event for events in chunks for event in events]),
         },
     )
     return StoredTarget(target=row, blob=blob)
