@@ -63,9 +63,6 @@
     skip: $("[data-skip]"),
     speed: $("[data-speed]"),
     fullscreen: $("[data-fullscreen]"),
-    timeline: $("[data-timeline]"),
-    timelineCount: $("[data-timeline-count]"),
-    timelineEmpty: $("[data-timeline-empty]"),
     recordingStatus: document.querySelector("[data-recording-status]"),
   };
 
@@ -82,9 +79,7 @@
     cache: new Map(), // key -> {promise, events}
     token: 0,
     busy: false,
-    items: [],
-    currentItem: -1,
-    userScrolledAt: 0,
+    liveHrefs: {}, // target id -> the URL of its latest Meta, in live mode
     decorationToken: 0,
     live: null,
     manifestTimer: null,
@@ -108,6 +103,15 @@
     const m = Math.floor((total % 3600) / 60);
     const s = String(total % 60).padStart(2, "0");
     return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  }
+
+  // "0:12 / 1:30"; a tab shorter than a second counts tenths ("0:00.2 / 0:00.6"), and
+  // one that holds a single frame says so, never "0:00 / 0:00".
+  function clockPair(elapsed, duration) {
+    if (duration <= 0) return "A single frame";
+    if (duration >= 1000) return `${clockText(elapsed)} / ${clockText(duration)}`;
+    const tenths = (ms) => `0:00.${Math.min(9, Math.floor(Math.max(0, ms) / 100))}`;
+    return `${tenths(elapsed)} / ${tenths(Math.max(100, duration))}`;
   }
 
   function showMessage(text, spinning) {
@@ -463,9 +467,7 @@
     }
     const elapsed = Math.max(0, t - target.start);
     const duration = Math.max(0, target.end - target.start);
-    els.time.textContent = live
-      ? `${clockText(elapsed)} · live`
-      : `${clockText(elapsed)} / ${clockText(duration)}`;
+    els.time.textContent = live ? `${clockText(elapsed)} · live` : clockPair(elapsed, duration);
     els.scrubber.setAttribute("aria-valuenow", String(Math.round(elapsed / 1000)));
     els.scrubber.setAttribute("aria-valuetext", els.time.textContent);
     highlight(t);
@@ -473,6 +475,7 @@
     if (wall - state.lastDataUpdate > 200) {
       state.lastDataUpdate = wall;
       root.dataset.time = String(Math.round(t));
+      refreshTabName();
     }
     if (state.clock.playing) announce(t, false);
   }
@@ -549,122 +552,322 @@
     return String(kind || "custom").replace(/[^a-z0-9]+/gi, "-").toLowerCase();
   }
 
-  // Timeline ---------------------------------------------------------------------
+  // Inspector --------------------------------------------------------------------
+  //
+  // Tabs beside the player (templates/embed/_replay_player.html, the ones the page or the
+  // lease grants): Activity (the manifest's activity and the tab's recording markers),
+  // Network, Console and Commands (the inspector endpoint's rows, recordings/inspector.py,
+  // fetched once the first frame shows). Every tab lists its rows in time order, filters
+  // them (its search box and its select), highlights the last row at or before the
+  // playhead and scrolls to keep it in view (unless the person scrolled the list in the
+  // last few seconds); a click on a row seeks the replay to the row's time (on the row's
+  // own tab of the run when it belongs to another one) and shows its details.
 
   const SEVERE_MARKERS = ["console.error", "network.failed"];
+  const FOLLOW_PAUSE_MS = 4000;
+  const panels = new Map();
+  const inspector = {
+    el: root.querySelector("[data-inspector]"),
+    url: "",
+    data: null,
+    active: null,
+    selected: null,
+    loading: false,
+  };
+  if (inspector.el) {
+    inspector.url = inspector.el.dataset.inspectorUrl || "";
+    inspector.detail = inspector.el.querySelector("[data-inspector-detail]");
+    inspector.detailTitle = inspector.el.querySelector("[data-detail-title]");
+    inspector.detailBody = inspector.el.querySelector("[data-detail-body]");
+    for (const section of inspector.el.querySelectorAll("[data-inspector-panel]")) {
+      const name = section.dataset.inspectorPanel;
+      panels.set(name, {
+        name,
+        section,
+        tab: inspector.el.querySelector(`[data-inspector-tab="${name}"]`),
+        list: section.querySelector("[data-rows]"),
+        search: section.querySelector("[data-inspector-search]"),
+        filter: section.querySelector("[data-inspector-filter]"),
+        count: inspector.el.querySelector(`[data-count="${name}"]`),
+        empty: section.querySelector("[data-empty]"),
+        items: [],
+        visible: [],
+        current: -1,
+        userScrolledAt: 0,
+      });
+      if (!inspector.active) inspector.active = name;
+    }
+  }
 
-  function buildTimeline() {
+  function formatBytes(bytes) {
+    if (typeof bytes !== "number") return "";
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} kB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  function formatDuration(ms) {
+    if (typeof ms !== "number") return "";
+    return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+  }
+
+  // A URL as a row shows it: path and query, with the host when it is another page's.
+  function shortUrl(raw, pageUrl) {
+    try {
+      const url = new URL(raw);
+      if (url.protocol !== "http:" && url.protocol !== "https:") return raw;
+      const sameHost = pageUrl && new URL(pageUrl, url).host === url.host;
+      const path = `${url.pathname}${url.search}`;
+      return sameHost ? path : `${url.host}${path}`;
+    } catch (error) {
+      return raw;
+    }
+  }
+
+  function pageUrlOf(pageId) {
+    const target = ((state.manifest && state.manifest.targets) || []).find((t) => t.id === pageId);
+    const pages = (target && target.index && target.index.pages) || [];
+    return pages.length ? pages[0].url : "";
+  }
+
+  function activityItems() {
     const target = state.target;
     const items = [];
     for (const item of (state.manifest && state.manifest.activity) || []) {
       if (typeof item.timeMs !== "number") continue;
       items.push({
         time: item.timeMs,
+        pageId: item.pageId || "",
         kind: item.type,
         label: item.message,
+        sub: item.type,
         severity: item.severity || "info",
         source: "activity",
-        durationMs: item.durationMs,
+        record: item,
       });
     }
     for (const marker of (target && target.index && target.index.markers) || []) {
       items.push({
         time: marker.time,
+        pageId: target.id,
         kind: marker.kind,
         label: marker.label || marker.kind,
+        sub: `${marker.kind} · recording`,
         severity: SEVERE_MARKERS.includes(marker.kind) ? "error" : "info",
         source: "marker",
+        record: marker,
       });
     }
-    items.sort((a, b) => a.time - b.time);
-    state.items = items;
-    state.currentItem = -1;
-    els.timeline.textContent = "";
-    const start = target ? target.start : items.length ? items[0].time : 0;
-    // Rows are built off-document and inserted at once (one layout for 1,000+ rows, not
-    // one per row); one click listener on the list serves them all (see onTimelineClick).
-    const rows = document.createDocumentFragment();
-    items.forEach((item, index) => {
-      const li = document.createElement("li");
-      li.className = `rt-item sev-${item.severity} src-${item.source} is-future`;
-      li.dataset.index = String(index);
-      li.dataset.time = String(item.time);
-      li.dataset.kind = item.kind;
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "rt-row";
-      const when = document.createElement("span");
-      when.className = "rt-time mono";
-      when.textContent = itemTimeText(item.time, start);
-      when.title = new Date(item.time).toLocaleString();
-      const dot = document.createElement("span");
-      dot.className = "rt-dot";
-      dot.setAttribute("aria-hidden", "true");
-      const body = document.createElement("span");
-      body.className = "rt-body";
-      const label = document.createElement("span");
-      label.className = "rt-label";
-      label.textContent = item.label;
-      const kind = document.createElement("span");
-      kind.className = "rt-kind mono";
-      kind.textContent = item.source === "marker" ? `${item.kind} · recording` : item.kind;
-      body.append(label, kind);
-      button.append(when, dot, body);
-      li.appendChild(button);
-      rows.appendChild(li);
+    return items;
+  }
+
+  function networkItems(rows) {
+    return rows.map((row) => {
+      const unanswered = state.manifest && state.manifest.run.status === "running" ? "pending" : "no answer";
+      const status = row.blocked ? "blocked" : row.failed ? row.errorText || "failed" : row.status === null ? unanswered : String(row.status);
+      const severity = row.failed || row.status >= 500 ? "error" : row.status >= 400 ? "warning" : "info";
+      const type = (row.resourceType || "Other").toLowerCase();
+      const parts = [status, type, formatBytes(row.sizeBytes), formatDuration(row.durationMs)].filter(Boolean);
+      return {
+        time: row.timeMs,
+        pageId: row.pageId,
+        kind: type,
+        label: `${row.method} ${shortUrl(row.url, pageUrlOf(row.pageId))}`,
+        sub: parts.join(" · "),
+        severity,
+        source: "network",
+        record: row,
+        search: `${row.method} ${row.url} ${status} ${type}`,
+      };
     });
-    els.timeline.appendChild(rows);
-    els.timelineCount.textContent = String(items.length);
-    els.timelineEmpty.hidden = items.length > 0;
   }
 
-  function onTimelineClick(event) {
-    const row = event.target.closest && event.target.closest(".rt-item");
-    if (!row || !els.timeline.contains(row)) return;
-    const item = state.items[Number(row.dataset.index)];
-    if (item) onItemClick(item);
+  function consoleItems(rows) {
+    return rows.map((row) => ({
+      time: row.timeMs,
+      pageId: row.pageId,
+      kind: row.level,
+      label: row.text.split("\n", 1)[0] || "(empty message)",
+      sub: row.pageError ? "page error" : row.level,
+      severity: row.level === "error" ? "error" : row.level === "warning" ? "warning" : "info",
+      source: "console",
+      record: row,
+      search: `${row.text} ${row.stack || ""} ${row.level}`,
+    }));
   }
 
-  // The scrubber's markers and the timeline panel of the target, drawn after its first
-  // frame (they are not needed to show it, and 1,000+ rows and ticks cost more style and
-  // layout than the frame itself), when the browser is idle.
-  function clearDecorations() {
-    state.items = [];
-    state.currentItem = -1;
-    els.markers.textContent = "";
-    els.inactivity.textContent = "";
-    els.timeline.textContent = "";
-    root.dataset.decorations = "pending";
+  function paramsSummary(params) {
+    const text = JSON.stringify(params || {});
+    return text === "{}" ? "" : text.length > 90 ? `${text.slice(0, 90)}…` : text;
   }
 
-  function decorate(token) {
-    const run = () => {
-      if (token !== state.decorationToken) return;
-      renderScrubber();
-      buildTimeline();
-      root.dataset.decorations = "ready";
-      if (state.target && state.mode === "chunks") highlight(currentT());
-    };
-    if (window.requestIdleCallback) window.requestIdleCallback(run, { timeout: 300 });
-    else setTimeout(run, 0);
+  function commandItems(rows) {
+    return rows.map((row) => ({
+      time: row.timeMs,
+      pageId: row.pageId,
+      kind: row.internal ? "cdp.internal" : row.method,
+      label: row.method,
+      sub: [row.status, formatDuration(row.durationMs), row.error || paramsSummary(row.params)].filter(Boolean).join(" · "),
+      severity: row.status === "failed" ? "error" : "info",
+      source: "command",
+      record: row,
+      search: `${row.method} ${row.status} ${row.error || ""} ${JSON.stringify(row.params || {})}`,
+    }));
   }
 
-  // Offset from the recording's start; clock time for items far from it (clock skew).
+  const NETWORK_FILTERS = {
+    fetch: ["fetch", "xhr", "eventsource", "websocket"],
+    document: ["document"],
+    script: ["script"],
+    stylesheet: ["stylesheet", "font"],
+    image: ["image", "media"],
+  };
+
+  function passesFilter(panel, item) {
+    const filter = panel.filter ? panel.filter.value : "all";
+    if (filter === "all") return true;
+    const record = item.record;
+    switch (panel.name) {
+      case "activity":
+        return filter === "steps" ? item.source === "activity" : item.severity !== "info";
+      case "network":
+        return filter === "failed" ? item.severity !== "info" : (NETWORK_FILTERS[filter] || []).includes(item.kind);
+      case "console":
+        return filter === "info" ? !["error", "warning"].includes(record.level) : record.level === filter;
+      case "commands":
+        return filter === "failed" ? record.status === "failed" : !record.internal;
+      default:
+        return true;
+    }
+  }
+
+  function itemsOf(name) {
+    const data = inspector.data || {};
+    if (name === "activity") return activityItems();
+    if (name === "network") return networkItems(data.network || []);
+    if (name === "console") return consoleItems(data.console || []);
+    if (name === "commands") return commandItems(data.commands || []);
+    return [];
+  }
+
+  // Offset from the tab's first frame. Rows from before it (the run's start, a request
+  // sent before the recorder's first snapshot) read "0:00", marked as before the
+  // recording; rows far from it (clock skew) read the time of day.
   function itemTimeText(time, start) {
     if (Math.abs(time - start) > 6 * 3600 * 1000) {
       const date = new Date(time);
       return `${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`;
     }
-    return time < start ? `-${clockText(start - time)}` : clockText(time - start);
+    return clockText(Math.max(0, time - start));
   }
 
-  function onItemClick(item) {
-    if (state.mode !== "chunks" || !state.target) return;
-    seek(clampT(item.time), state.clock.playing);
+  function rowElement(item, index, start) {
+    const li = document.createElement("li");
+    li.className = `rt-item sev-${item.severity} src-${item.source} is-future`;
+    li.dataset.index = String(index);
+    li.dataset.time = String(item.time);
+    li.dataset.kind = item.kind;
+    const otherTab = state.target && item.pageId && item.pageId !== state.target.id;
+    if (otherTab) li.classList.add("other-tab");
+    if (inspector.selected === item.record) li.classList.add("is-selected");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "rt-row";
+    const when = document.createElement("span");
+    when.className = "rt-time mono";
+    when.textContent = itemTimeText(item.time, start);
+    when.title = new Date(item.time).toLocaleString();
+    if (item.time < start) {
+      li.classList.add("before-start");
+      when.title = `${when.title} · before the tab's first frame`;
+    }
+    const dot = document.createElement("span");
+    dot.className = "rt-dot";
+    dot.setAttribute("aria-hidden", "true");
+    const body = document.createElement("span");
+    body.className = "rt-body";
+    const label = document.createElement("span");
+    label.className = "rt-label";
+    label.textContent = item.label;
+    const kind = document.createElement("span");
+    kind.className = "rt-kind mono";
+    kind.textContent = otherTab ? `${item.sub} · ${tabNameOf(item.pageId, item.time)}` : item.sub;
+    body.append(label, kind);
+    button.append(when, dot, body);
+    li.appendChild(button);
+    return li;
+  }
+
+  function buildPanel(panel) {
+    panel.items = itemsOf(panel.name).sort((a, b) => a.time - b.time);
+    renderPanel(panel);
+  }
+
+  // Rows are built off-document and inserted at once (one layout for 1,000+ rows, not
+  // one per row); one click listener on each list serves all its rows.
+  function renderPanel(panel) {
+    const query = panel.search ? panel.search.value.trim().toLowerCase() : "";
+    panel.visible = panel.items.filter(
+      (item) =>
+        passesFilter(panel, item) &&
+        (!query || `${item.label} ${item.sub} ${item.search || ""}`.toLowerCase().includes(query))
+    );
+    panel.current = -1;
+    panel.list.textContent = "";
+    const target = state.target;
+    const start = target ? target.start : panel.visible.length ? panel.visible[0].time : 0;
+    const rows = document.createDocumentFragment();
+    panel.visible.forEach((item, index) => rows.appendChild(rowElement(item, index, start)));
+    panel.list.appendChild(rows);
+    if (panel.count) panel.count.textContent = String(panel.items.length);
+    if (panel.empty) {
+      panel.empty.hidden = panel.visible.length > 0;
+      if (panel.items.length && !panel.visible.length) panel.empty.textContent = "No row matches the filter.";
+      else panel.empty.textContent = panel.empty.dataset.text || panel.empty.textContent;
+    }
+    panel.section.dataset.rows = String(panel.visible.length);
+    if (state.target && (state.mode === "chunks" || state.mode === "live")) highlightPanel(panel, currentT(), true);
+  }
+
+  function buildInspector() {
+    for (const panel of panels.values()) buildPanel(panel);
+  }
+
+  function clearInspector() {
+    for (const panel of panels.values()) {
+      panel.items = [];
+      panel.visible = [];
+      panel.current = -1;
+      panel.list.textContent = "";
+    }
+  }
+
+  async function loadInspector() {
+    if (!inspector.url || inspector.loading) return;
+    inspector.loading = true;
+    try {
+      const response = await fetch(inspector.url, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      inspector.data = await response.json();
+      for (const name of ["network", "console", "commands"]) {
+        const panel = panels.get(name);
+        if (panel) buildPanel(panel);
+      }
+      if (inspector.el) inspector.el.dataset.inspector = "ready";
+    } catch (error) {
+      if (inspector.el) inspector.el.dataset.inspector = "failed";
+    } finally {
+      inspector.loading = false;
+    }
   }
 
   function highlight(t) {
-    const items = state.items;
+    const panel = panels.get(inspector.active);
+    if (panel) highlightPanel(panel, t, false);
+  }
+
+  function highlightPanel(panel, t, force) {
+    const items = panel.visible;
     let lo = 0;
     let hi = items.length - 1;
     let found = -1;
@@ -677,27 +880,319 @@
         hi = mid - 1;
       }
     }
-    if (found === state.currentItem) return;
-    const rows = els.timeline.children;
-    const from = Math.min(found, state.currentItem) + 1;
-    const to = Math.max(found, state.currentItem);
+    // Among rows of the same time, the one the person clicked is the current one.
+    const pinned = inspector.selected;
+    for (let i = found; pinned && i >= 0 && items[i].time === items[found].time; i--) {
+      if (items[i].record === pinned) {
+        found = i;
+        break;
+      }
+    }
+    if (found === panel.current && !force) return;
+    const rows = panel.list.children;
+    const previous = force ? -1 : panel.current;
+    const from = force ? 0 : Math.min(found, previous) + 1;
+    const to = force ? rows.length - 1 : Math.max(found, previous);
     for (let i = Math.max(0, from); i <= to && i < rows.length; i++) {
       rows[i].classList.toggle("is-future", i > found);
+      if (force) rows[i].classList.remove("is-current");
     }
-    if (state.currentItem >= 0 && rows[state.currentItem]) rows[state.currentItem].classList.remove("is-current");
-    state.currentItem = found;
+    if (previous >= 0 && rows[previous]) rows[previous].classList.remove("is-current");
+    panel.current = found;
     const row = found >= 0 ? rows[found] : null;
     if (!row) return;
     row.classList.add("is-current");
-    if (now() - state.userScrolledAt < 4000) return;
-    const list = els.timeline;
-    const top = row.offsetTop - list.offsetTop;
+    if (panel.section.hidden || now() - panel.userScrolledAt < FOLLOW_PAUSE_MS) return;
+    // Followed at once, not smoothly: at 4x or 8x a row can turn current every few frames,
+    // and a smooth scroll restarted that often trails behind.
+    const list = panel.list;
+    const top = row.getBoundingClientRect().top - list.getBoundingClientRect().top + list.scrollTop;
     if (top < list.scrollTop || top + row.offsetHeight > list.scrollTop + list.clientHeight) {
-      list.scrollTo({ top: Math.max(0, top - list.clientHeight / 3), behavior: "smooth" });
+      list.scrollTop = Math.max(0, top - list.clientHeight / 3);
     }
   }
 
+  function showPanel(name) {
+    if (!panels.has(name)) return;
+    inspector.active = name;
+    for (const panel of panels.values()) {
+      const on = panel.name === name;
+      panel.section.hidden = !on;
+      if (panel.tab) {
+        panel.tab.classList.toggle("active", on);
+        panel.tab.setAttribute("aria-selected", on ? "true" : "false");
+        panel.tab.tabIndex = on ? 0 : -1;
+      }
+    }
+    const panel = panels.get(name);
+    if (state.target) highlightPanel(panel, state.mode === "live" && state.live ? state.live.lastTimestamp : currentT(), true);
+  }
+
+  // Seeks to a row: on its own tab of the run when it has one that plays, else on this one.
+  function onItemClick(item) {
+    selectRecord(item);
+    if (state.mode !== "chunks" || !state.target) return;
+    const targets = (state.manifest && state.manifest.targets) || [];
+    const own = targets.find((t) => t.id === item.pageId && t.playable);
+    if (own && own.id !== state.target.id && item.time >= own.start - 1000 && item.time <= own.end) {
+      selectTarget(own.id, false, item.time);
+      return;
+    }
+    seek(clampT(item.time), state.clock.playing);
+  }
+
+  function definitionList(pairs) {
+    const dl = document.createElement("dl");
+    dl.className = "detail-pairs";
+    for (const [name, value] of pairs) {
+      if (value === "" || value === null || value === undefined) continue;
+      const dt = document.createElement("dt");
+      dt.textContent = name;
+      const dd = document.createElement("dd");
+      dd.textContent = String(value);
+      dl.append(dt, dd);
+    }
+    return dl;
+  }
+
+  function headerBlock(title, headers) {
+    const block = document.createElement("div");
+    block.className = "detail-block";
+    const heading = document.createElement("h3");
+    heading.textContent = title;
+    block.appendChild(heading);
+    const names = Object.keys(headers || {}).sort();
+    if (!names.length) {
+      const none = document.createElement("p");
+      none.className = "muted";
+      none.textContent = "None recorded.";
+      block.appendChild(none);
+    } else {
+      const dl = definitionList(names.map((name) => [name, headers[name]]));
+      dl.classList.add("mono", "detail-headers");
+      dl.querySelectorAll("dd").forEach((dd) => {
+        if (dd.textContent === "[redacted]") dd.classList.add("redacted");
+      });
+      block.appendChild(dl);
+    }
+    return block;
+  }
+
+  function preBlock(title, text) {
+    const block = document.createElement("div");
+    block.className = "detail-block";
+    const heading = document.createElement("h3");
+    heading.textContent = title;
+    const pre = document.createElement("pre");
+    pre.className = "mono";
+    pre.textContent = text;
+    block.append(heading, pre);
+    return block;
+  }
+
+  function selectRecord(item) {
+    if (!inspector.detail) return;
+    inspector.selected = item.record;
+    for (const panel of panels.values()) {
+      panel.list.querySelectorAll(".is-selected").forEach((row) => row.classList.remove("is-selected"));
+    }
+    const panel = panels.get(inspector.active);
+    const position = panel ? panel.visible.indexOf(item) : -1;
+    if (position >= 0 && panel.list.children[position]) panel.list.children[position].classList.add("is-selected");
+    const record = item.record;
+    const body = inspector.detailBody;
+    body.textContent = "";
+    inspector.detailTitle.textContent = item.label;
+    inspector.detailTitle.title = item.label;
+    const when = definitionList([
+      ["Time", state.target ? itemTimeText(item.time, state.target.start) : ""],
+      ["Tab", item.pageId ? tabNameOf(item.pageId, item.time) : ""],
+    ]);
+    if (item.source === "network") {
+      body.appendChild(
+        definitionList([
+          ["URL", record.url],
+          ["Method", record.method],
+          ["Status", record.blocked ? `Blocked: ${record.blocked}` : record.failed ? record.errorText || "Failed" : record.status === null ? "No answer recorded" : record.status],
+          ["Type", record.resourceType],
+          ["MIME type", record.mimeType],
+          ["Size", formatBytes(record.sizeBytes)],
+          ["Time taken", formatDuration(record.durationMs)],
+        ])
+      );
+      body.appendChild(headerBlock("Request headers", record.requestHeaders));
+      body.appendChild(headerBlock("Response headers", record.responseHeaders));
+    } else if (item.source === "console") {
+      body.appendChild(definitionList([["Level", record.level], ["Source", record.pageError ? "Uncaught error in the page" : "console"]]));
+      body.appendChild(preBlock("Message", record.text));
+      if (record.stack) body.appendChild(preBlock("Stack", record.stack));
+    } else if (item.source === "command") {
+      body.appendChild(definitionList([["Status", record.status], ["Time taken", formatDuration(record.durationMs)]]));
+      if (record.error) body.appendChild(preBlock("Error", record.error));
+      body.appendChild(preBlock("Parameters", JSON.stringify(record.params || {}, null, 2)));
+    } else {
+      body.appendChild(definitionList([["Type", item.kind], ["Duration", formatDuration(record.durationMs)]]));
+      const children = record.children || [];
+      if (children.length) {
+        const list = document.createElement("ol");
+        list.className = "detail-children";
+        for (const child of children) {
+          const li = document.createElement("li");
+          li.textContent = child.message;
+          if (child.severity && child.severity !== "info") li.className = `sev-${child.severity}`;
+          list.appendChild(li);
+        }
+        const block = document.createElement("div");
+        block.className = "detail-block";
+        const heading = document.createElement("h3");
+        heading.textContent = `Steps inside (${children.length})`;
+        block.append(heading, list);
+        body.appendChild(block);
+      }
+    }
+    body.prepend(when);
+    inspector.detail.hidden = false;
+    // The list just got shorter: its current row back in view.
+    if (panel && state.target) highlightPanel(panel, currentT(), true);
+  }
+
+  function closeDetail() {
+    if (!inspector.detail) return;
+    inspector.detail.hidden = true;
+    inspector.selected = null;
+    for (const panel of panels.values()) {
+      panel.list.querySelectorAll(".is-selected").forEach((row) => row.classList.remove("is-selected"));
+    }
+  }
+
+  for (const panel of panels.values()) {
+    if (panel.empty) panel.empty.dataset.text = panel.empty.textContent;
+    panel.list.addEventListener("click", (event) => {
+      const row = event.target.closest && event.target.closest(".rt-item");
+      if (!row || !panel.list.contains(row)) return;
+      const item = panel.visible[Number(row.dataset.index)];
+      if (item) onItemClick(item);
+    });
+    const paused = () => { panel.userScrolledAt = now(); };
+    panel.list.addEventListener("wheel", paused, { passive: true });
+    panel.list.addEventListener("touchmove", paused, { passive: true });
+    if (panel.search) panel.search.addEventListener("input", () => renderPanel(panel));
+    if (panel.filter) panel.filter.addEventListener("change", () => renderPanel(panel));
+    if (panel.tab) {
+      panel.tab.addEventListener("click", () => showPanel(panel.name));
+      panel.tab.addEventListener("keydown", (event) => {
+        if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+        const names = Array.from(panels.keys());
+        const next = names[(names.indexOf(panel.name) + (event.key === "ArrowRight" ? 1 : names.length - 1)) % names.length];
+        showPanel(next);
+        panels.get(next).tab.focus();
+      });
+    }
+  }
+  if (inspector.el) {
+    const close = inspector.el.querySelector("[data-detail-close]");
+    if (close) close.addEventListener("click", closeDetail);
+  }
+
+  // The scrubber's markers and the inspector's rows of the target, drawn after its first
+  // frame (they are not needed to show it, and 1,000+ rows and ticks cost more style and
+  // layout than the frame itself), when the browser is idle.
+  function clearDecorations() {
+    els.markers.textContent = "";
+    els.inactivity.textContent = "";
+    clearInspector();
+    root.dataset.decorations = "pending";
+  }
+
+  function decorate(token) {
+    const run = () => {
+      if (token !== state.decorationToken) return;
+      renderScrubber();
+      buildInspector();
+      root.dataset.decorations = "ready";
+      if (state.target && state.mode === "chunks") highlight(currentT());
+      if (!inspector.data) loadInspector();
+    };
+    if (window.requestIdleCallback) window.requestIdleCallback(run, { timeout: 300 });
+    else setTimeout(run, 0);
+  }
+
   // Targets ----------------------------------------------------------------------
+  //
+  // A tab of the run is named by its page: the title of the page at the playhead for the
+  // tab shown (processing's index.pages), the first one for the others, else its URL
+  // (a live recording's latest Meta), else "Tab N". Its favicon shows when the page's
+  // icon can be shown without reaching another site (a data: image, or this server's).
+
+  function pageAt(target, t) {
+    const pages = (target.index && target.index.pages) || [];
+    let found = pages.length ? pages[0] : null;
+    for (const page of pages) {
+      if (page.time <= t) found = page;
+      else break;
+    }
+    if (!found && state.liveHrefs[target.id]) found = { url: state.liveHrefs[target.id], title: "", icon: "" };
+    return found;
+  }
+
+  function iconOf(page) {
+    if (!page || !page.icon) return "";
+    try {
+      const url = new URL(page.icon, page.url || undefined);
+      if (url.protocol === "data:" && /^data:image\//i.test(page.icon)) return page.icon;
+      if (url.origin === window.location.origin) return url.href;
+    } catch (error) {
+      /* not a URL */
+    }
+    return "";
+  }
+
+  function tabPage(target) {
+    const selected = state.target && state.target.id === target.id;
+    return pageAt(target, selected ? currentT() : target.start);
+  }
+
+  function nameOfPage(page, fallback) {
+    if (page && page.title) return page.title;
+    if (page && page.url && page.url !== "about:blank") return shortUrl(page.url, "");
+    if (page && page.url === "about:blank") return "Blank page";
+    return fallback;
+  }
+
+  // The name of tab `id` (at time `t`, when given).
+  function tabNameOf(id, t) {
+    const targets = (state.manifest && state.manifest.targets) || [];
+    const index = targets.findIndex((target) => target.id === id);
+    if (index < 0) return "another tab";
+    const page = typeof t === "number" ? pageAt(targets[index], t) : tabPage(targets[index]);
+    return nameOfPage(page, `Tab ${index + 1}`);
+  }
+
+  function fillTab(button, target, index) {
+    const page = tabPage(target);
+    const name = nameOfPage(page, `Tab ${index + 1}`);
+    const icon = iconOf(page);
+    const key = `${name}\n${icon}`;
+    if (button.dataset.key === key) return;
+    button.dataset.key = key;
+    button.textContent = "";
+    if (icon) {
+      const img = document.createElement("img");
+      img.className = "tab-icon";
+      img.src = icon;
+      img.alt = "";
+      img.width = 16;
+      img.height = 16;
+      img.addEventListener("error", () => img.remove());
+      button.appendChild(img);
+    }
+    const label = document.createElement("span");
+    label.className = "tab-name";
+    label.textContent = name;
+    button.appendChild(label);
+    const where = page && page.url ? `\n${page.url}` : "";
+    button.title = target.problem ? `${name}: ${target.problem}` : `${name}${where}`;
+  }
 
   function renderTabs() {
     const targets = (state.manifest && state.manifest.targets) || [];
@@ -711,13 +1206,7 @@
       const on = state.target && state.target.id === target.id;
       button.classList.toggle("active", !!on);
       button.setAttribute("aria-selected", on ? "true" : "false");
-      const name = document.createElement("span");
-      name.textContent = `Tab ${index + 1}`;
-      const id = document.createElement("span");
-      id.className = "mono muted";
-      id.textContent = target.id.length > 14 ? `${target.id.slice(0, 12)}…` : target.id;
-      button.append(name, id);
-      button.title = target.problem ? `${target.id}: ${target.problem}` : target.id;
+      fillTab(button, target, index);
       if (!target.playable) button.classList.add("unplayable");
       button.addEventListener("click", () => selectTarget(target.id));
       els.tabs.appendChild(button);
@@ -725,7 +1214,16 @@
     els.tabs.hidden = targets.length === 0;
   }
 
-  function selectTarget(id, keepTime) {
+  // The shown tab's name follows the page at the playhead.
+  function refreshTabName() {
+    if (!state.target) return;
+    const targets = (state.manifest && state.manifest.targets) || [];
+    const index = targets.findIndex((t) => t.id === state.target.id);
+    const button = els.tabs.querySelector(`[data-target="${CSS.escape(state.target.id)}"]`);
+    if (button && index >= 0) fillTab(button, state.target, index);
+  }
+
+  function selectTarget(id, keepTime, atTime) {
     const targets = (state.manifest && state.manifest.targets) || [];
     const target = targets.find((t) => t.id === id) || targets[0];
     if (!target) return;
@@ -743,6 +1241,7 @@
     if (!target.playable) {
       decorate(decorationToken);
       setState("unplayable");
+      els.time.textContent = "";
       showMessage(target.problem || "This tab cannot be played.", false);
       els.play.disabled = true;
       return;
@@ -754,7 +1253,8 @@
     }
     els.play.disabled = false;
     let t = target.start;
-    if (keepTime && previousT !== null && previousT >= target.start && previousT <= target.end) t = previousT;
+    if (typeof atTime === "number") t = Math.min(Math.max(atTime, target.start), target.end);
+    else if (keepTime && previousT !== null && previousT >= target.start && previousT <= target.end) t = previousT;
     // The first chunk first: its fetch starts now, the markers and timeline once it shows.
     const shown = seek(t, keepTime ? wasPlaying : false);
     Promise.resolve(shown).finally(() => decorate(decorationToken));
@@ -810,6 +1310,9 @@
 
   function feedLive(live, events) {
     if (!events.length) return;
+    for (const event of events) {
+      if (event.type === 4 && event.data && event.data.href) state.liveHrefs[live.target.id] = event.data.href;
+    }
     live.lastTimestamp = Math.max(live.lastTimestamp || 0, events[events.length - 1].timestamp);
     if (!live.replayer) {
       live.pending = live.pending.concat(events);
@@ -873,7 +1376,8 @@
       destroyReplayer();
       state.target = null;
       renderTabs();
-      buildTimeline();
+      buildInspector();
+      els.time.textContent = "";
       const recording = manifest.recording;
       let text = "This run has no recording.";
       if (recording && LIVE_STATUSES.includes(recording.status)) text = "Waiting for the first recorded page…";
@@ -893,9 +1397,12 @@
       }
       renderTabs();
       if (JSON.stringify(manifest.activity) !== previousActivity) {
-        buildTimeline();
+        const activity = panels.get("activity");
+        if (activity) buildPanel(activity);
         render(state.mode === "live" && state.live ? state.live.lastTimestamp : currentT());
       }
+      // A run still going: its requests, messages and commands grow with it.
+      if (manifest.run.status === "running" && inspector.data) loadInspector();
     }
   }
 
@@ -990,9 +1497,6 @@
     else if (player.requestFullscreen) player.requestFullscreen().catch(() => {});
   });
   document.addEventListener("fullscreenchange", () => requestAnimationFrame(fit));
-  els.timeline.addEventListener("click", onTimelineClick);
-  els.timeline.addEventListener("wheel", () => { state.userScrolledAt = now(); }, { passive: true });
-  els.timeline.addEventListener("touchmove", () => { state.userScrolledAt = now(); }, { passive: true });
   document.addEventListener("keydown", (event) => {
     const tag = (event.target && event.target.tagName) || "";
     if (["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(tag) || event.metaKey || event.ctrlKey || event.altKey) return;
