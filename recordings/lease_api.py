@@ -118,7 +118,9 @@ class RecordingViewerView(APIView):
         description=(
             "Mints a short-lived `replay` lease and returns its iframe URL. Works whatever "
             "the recording's status: the page says when there is nothing to play yet. "
-            'Pass `components: ["activity"]` to also receive `activityStreamUrl`. '
+            'Pass `components: ["activity"]` to also receive `activityStreamUrl` (and the '
+            "activity beside the player); `network`, `console` and `commands` add those tabs "
+            "of the replay's inspector. "
             "`expiresInSeconds` outside 60 to 86400 (or not an integer) is a 422."
         ),
         request=RecordingViewerIn,

@@ -26,6 +26,7 @@ from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from recordings.inspector import SECTIONS
 from recordings.models import Recording, ViewerLease
 from recordings.selectors import latest_recording_of
 from runs.api.errors import Conflict, Invalid
@@ -40,7 +41,8 @@ MIN_LIFETIME_S = 60
 MAX_LIFETIME_S = 24 * 60 * 60
 # Viewer add-ons of a replay lease: the activity (panel and stream) and the inspector's
 # Network, Console and Commands tabs (recordings.inspector).
-COMPONENTS = ("activity", "network", "console", "commands")
+INSPECTOR_COMPONENTS = list(SECTIONS)
+COMPONENTS = ("activity", *INSPECTOR_COMPONENTS)
 
 
 def _signer() -> signing.Signer:

@@ -440,6 +440,8 @@ def run_share(request: HttpRequest, run_id: str) -> HttpResponse:
         return _share_error(request, run, "Control is none or input.", 422)
     raw_lifetime = request.POST.get("lifetime", "")
     components = ["activity"] if request.POST.get("activity") else []
+    if request.POST.get("inspector"):
+        components += leases.INSPECTOR_COMPONENTS
     try:
         lifetime = leases.lifetime_seconds(
             int(raw_lifetime) if raw_lifetime.isdigit() else raw_lifetime or None

@@ -448,6 +448,20 @@ def test_sharing_a_replay_shows_the_url_once(client_in: Client, run: Run, member
     assert token not in client_in.get("/leases").content.decode()
 
 
+def test_sharing_a_replay_with_the_inspector(client_in: Client, run: Run) -> None:
+    response = csrf_post(
+        client_in,
+        f"/runs/{run.id}",
+        f"/runs/{run.id}/share",
+        {"kind": "replay", "inspector": "1", "lifetime": "900"},
+    )
+    assert response.status_code == 200
+    assert "with the network requests, console and commands" in response.content.decode()
+    assert response.context["activity_stream_url"] == ""
+    lease = lease_check(token_of(response.context["url"]), kind="replay", run_id=run.id)
+    assert lease.components == ["commands", "console", "network"]
+
+
 def test_sharing_a_live_view_with_control(client_in: Client, run: Run) -> None:
     response = csrf_post(
         client_in,

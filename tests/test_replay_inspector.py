@@ -15,6 +15,7 @@ from runs.cdp import REDACTED, redact_headers
 from runs.models import Command, Run
 from tests.conftest import Tenant
 from tests.test_replay import STARTED_AT, T0, Nodes, StoredTarget, page_chunk
+
 # The replay tests' fixtures: a run of `tenant`, a member signed in, a processed target.
 from tests.test_replay import processed as processed
 from tests.test_replay import run as run
