@@ -22,6 +22,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from recordings.inspector import inspector_data
 from recordings.models import Recording, RecordingBatch, RecordingTarget
 from recordings.processing import recording_process
 from runs.cdp import REDACTED
@@ -31,7 +32,16 @@ from runs.services import host_heartbeat, runtime_create, runtime_start
 from runs.tasks import sweep_vanished_runtimes
 from runtime_host.host import RuntimeHost
 from runtime_host.sweep import HOST_GONE_REASON
-from tests.conftest import Tenant, db, start_runtime, stop_runtime, wait_for
+from tests.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    MEMBER_PASSWORD,
+    Tenant,
+    db,
+    start_runtime,
+    stop_runtime,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -410,6 +420,62 @@ async def test_network_headers_are_recorded_with_cookies_and_authorization_redac
     # Nowhere in what the run stored.
     stored = await db(lambda: orjson.dumps(list(Event.objects.filter(run=run).values("data"))))()
     assert not any(secret.encode() in stored for secret in HEADER_SECRETS)
+
+
+async def test_the_replay_of_a_recorded_run_seeks_to_its_network_rows(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, member: Any, site: str
+) -> None:
+    """The whole way: a script drives the browser, the host records the page and its
+    requests, processing cuts the recording, and in the replay page a click on the
+    request's row in the inspector puts the player at that request, on the same clock."""
+    from playwright.async_api import async_playwright
+
+    started = await start_runtime(asgi_server, tenant)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
+        page = await (await browser.new_context()).new_page()
+        await page.goto(site + "/headers")
+        await page.wait_for_function("document.title === 'done'")
+        await page.wait_for_timeout(1500)
+        await page.goto(site + "/next")
+        await page.wait_for_timeout(1000)
+        await browser.close()
+        run = await stop_runtime(asgi_server, tenant, started)
+        recording = await db(lambda: Recording.objects.get(run=run))()
+        if recording.status != Recording.Status.READY:
+            await db(recording_process)(recording_id=recording.id, force=True)
+        rows = (await db(inspector_data)(run))["network"]
+        [echo] = [row for row in rows if row["url"] == site + "/echo"]
+        target = await db(
+            lambda: RecordingTarget.objects.get(recording__run=run, target=echo["pageId"])
+        )()
+        # The request's time lies within its tab's recording (the page's script sends it
+        # a few ms before the recorder's first frame, at DOMContentLoaded): one clock.
+        assert target.start_timestamp - 500 <= echo["timeMs"] <= target.end_timestamp
+
+        viewer = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        replay = await viewer.new_page(viewport={"width": 1440, "height": 900})
+        await replay.goto(f"{asgi_server}/runs/{run.id}/replay")
+        await replay.fill("input[name=username]", member.username)
+        await replay.fill("input[name=password]", MEMBER_PASSWORD)
+        await replay.click("button[type=submit]")
+        await replay.wait_for_function(
+            "() => document.querySelector('[data-inspector]')"
+            " && document.querySelector('[data-inspector]').dataset.inspector === 'ready'",
+            timeout=20_000,
+        )
+        names = await replay.locator(".target-tab .tab-name").all_inner_texts()
+        assert names and not any(name.startswith("Tab ") for name in names), names
+        await replay.get_by_role("tab", name="Network").click()
+        await replay.locator("[data-inspector-panel='network'] .rt-row", has_text="/echo").click()
+        await replay.wait_for_function(
+            f"() => Math.abs(window.bctrlReplay.time() - {echo['timeMs']}) < 500"
+        )
+        detail = await replay.locator("[data-inspector-detail]").inner_text()
+        assert "[redacted]" in detail and "X-Trace" in detail
+        html = await replay.content()
+        assert not any(secret in html for secret in HEADER_SECRETS)
+        await viewer.close()
 
 
 async def test_a_client_with_recording_false_stops_the_recorders(
