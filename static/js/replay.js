@@ -813,12 +813,14 @@
         (!query || `${item.label} ${item.sub} ${item.search || ""}`.toLowerCase().includes(query))
     );
     panel.current = -1;
+    const scrolled = panel.list.scrollTop;
     panel.list.textContent = "";
     const target = state.target;
     const start = target ? target.start : panel.visible.length ? panel.visible[0].time : 0;
     const rows = document.createDocumentFragment();
     panel.visible.forEach((item, index) => rows.appendChild(rowElement(item, index, start)));
     panel.list.appendChild(rows);
+    panel.list.scrollTop = scrolled; // a refresh of a running run's rows keeps the place
     if (panel.count) panel.count.textContent = String(panel.items.length);
     if (panel.empty) {
       panel.empty.hidden = panel.visible.length > 0;
@@ -1076,7 +1078,15 @@
     const paused = () => { panel.userScrolledAt = now(); };
     panel.list.addEventListener("wheel", paused, { passive: true });
     panel.list.addEventListener("touchmove", paused, { passive: true });
-    if (panel.search) panel.search.addEventListener("input", () => renderPanel(panel));
+    if (panel.search) {
+      let typing = null;
+      panel.search.addEventListener("input", () => {
+        clearTimeout(typing);
+        // Thousands of rows: rebuilt once the typing pauses, not on every key.
+        if (panel.items.length > 2000) typing = setTimeout(() => renderPanel(panel), 200);
+        else renderPanel(panel);
+      });
+    }
     if (panel.filter) panel.filter.addEventListener("change", () => renderPanel(panel));
     if (panel.tab) {
       panel.tab.addEventListener("click", () => showPanel(panel.name));
