@@ -338,6 +338,11 @@ def test_a_recording_in_progress_plays_live(
     wait_for_iframe_text(page, "First batch")
     assert page.locator("[data-live-badge]").is_visible()
     assert page.locator("[data-replay]").get_attribute("data-mode") == "live"
+    # Before processing names it by its title, the tab reads the recorded page's address.
+    page.wait_for_function(
+        "() => document.querySelector('.target-tab .tab-name').textContent === 'shop.example/'"
+    )
+    assert page.locator("[data-clock]").inner_text().endswith("· live")
 
     # A new batch: a text mutation of the paragraph; the page follows it.
     paragraph_text_id = page_chunk(T0, "Live", "First batch")[1]["data"]["node"]["childNodes"][1][
