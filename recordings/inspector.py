@@ -4,12 +4,11 @@ player (static/js/replay.js). The Activity tab reads the manifest's activity.
 
 `inspector_data(run, sections)` answers::
 
-    {"network": [{id, timeMs, pageId, method, url, status, resourceType, mimeType,
-                  sizeBytes, durationMs, failed, errorText, blocked, requestHeaders,
-                  responseHeaders}],
-     "console": [{id, timeMs, pageId, level, text, stack}],
-     "commands": [{id, timeMs, pageId, method, status, durationMs, params, error}],
+    {"network": [NetworkRow], "console": [ConsoleRow], "commands": [CommandRow],
      "truncated": {"network": bool, "console": bool, "commands": bool}}
+
+(the TypedDicts below; static/js/replay.js reads them, and
+tests/test_replay_inspector_browser.py shows it does)
 
 with only the asked `sections` present. `timeMs` is epoch milliseconds, the clock of
 the recording's rrweb events (both come from the runtime host's machine). A network row
@@ -31,7 +30,7 @@ size. The caller has resolved `run` within the viewer's space or lease.
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from runs.cdp import INTERNAL_METHOD, redact_headers
 from runs.models import Command, Event, Run
@@ -42,6 +41,46 @@ CONSOLE_TYPES = ("console.message", "page.error")
 MAX_EVENTS = 20_000
 MAX_COMMANDS = 5_000
 MAX_TEXT = 4000
+
+
+class NetworkRow(TypedDict):
+    id: str
+    timeMs: int
+    pageId: str
+    method: str
+    url: str
+    status: int | None
+    resourceType: str
+    mimeType: str
+    sizeBytes: int | None
+    durationMs: int | None
+    failed: bool
+    errorText: str
+    blocked: str
+    requestHeaders: dict[str, str]
+    responseHeaders: dict[str, str]
+
+
+class ConsoleRow(TypedDict):
+    id: str
+    timeMs: int
+    pageId: str
+    level: str
+    text: str
+    pageError: bool
+    stack: str
+
+
+class CommandRow(TypedDict):
+    id: str
+    timeMs: int
+    pageId: str
+    method: str
+    internal: bool
+    status: str
+    durationMs: int | None
+    params: dict[str, Any]
+    error: str
 
 
 def _ms(time: datetime) -> int:
@@ -69,7 +108,7 @@ def _latest_events(run: Run, types: Iterable[str]) -> tuple[list[dict[str, Any]]
     return rows, truncated
 
 
-def _request_row(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+def _request_row(event: dict[str, Any], data: dict[str, Any]) -> NetworkRow:
     return {
         "id": f"net_{event['seq']}",
         "timeMs": _ms(event["time"]),
@@ -89,9 +128,9 @@ def _request_row(event: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def network_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    open_rows: dict[tuple[str, str], dict[str, Any]] = {}
+def network_rows(events: Iterable[dict[str, Any]]) -> list[NetworkRow]:
+    rows: list[NetworkRow] = []
+    open_rows: dict[tuple[str, str], NetworkRow] = {}
     for event in events:
         data = event["data"] if isinstance(event["data"], dict) else {}
         request_id = str(data.get("requestId") or "")
@@ -133,8 +172,8 @@ def network_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def console_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
+def console_rows(events: Iterable[dict[str, Any]]) -> list[ConsoleRow]:
+    rows: list[ConsoleRow] = []
     for event in events:
         data = event["data"] if isinstance(event["data"], dict) else {}
         error = event["type"] == "page.error"
@@ -152,7 +191,7 @@ def console_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def command_rows(run: Run) -> tuple[list[dict[str, Any]], bool]:
+def command_rows(run: Run) -> tuple[list[CommandRow], bool]:
     found = list(
         Command.objects.filter(run=run)
         .order_by("-started_at", "-id")
@@ -163,7 +202,7 @@ def command_rows(run: Run) -> tuple[list[dict[str, Any]], bool]:
     truncated = len(found) > MAX_COMMANDS
     found = found[:MAX_COMMANDS]
     found.reverse()
-    rows = []
+    rows: list[CommandRow] = []
     for command in found:
         error = command["error"]
         message = error.get("message") if isinstance(error, dict) else error
