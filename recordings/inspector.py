@@ -18,6 +18,15 @@ closes one row and its next request opens another); a row whose answer never cam
 `status` None. Console rows are `console.message` events and `page.error` events (level
 "error", with the page's stack when it had one).
 
+The events, as the runtime host (runtime_host/browser.py) writes them: `network.request`
+{requestId, method, url, resourceType, headers}; `network.response` {requestId, url,
+status, mimeType, resourceType, encodedDataLength, durationMs (from the request's CDP
+timestamp), headers (the response's, as received), requestHeaders (as sent on the wire,
+cookies included, when Chromium reported them)}; `network.failed` {requestId, url,
+errorText, method, durationMs}; `network.blocked` {url, reason}; `console.message`
+{level, text}; `page.error` {message, stack?}. Fields a client's own events lack are
+left empty.
+
 Headers: the runtime host stores them redacted (runs.cdp.redact_headers: cookies,
 authorization and API keys keep their name, never their value); events a client posted
 itself through the API go through the same function here, so no viewer ever reads one.
