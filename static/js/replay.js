@@ -25,6 +25,10 @@
 // at once on seek, pause, end and tab change. Target origin "*": the message carries the
 // playhead only, never a URL, token or recorded content (see recordings/embeds.py).
 //
+// Inspector (the panel beside the player): tabs Activity, Network, Console and Commands
+// whose rows seek the replay and follow the playhead; see its section below. The run's
+// tabs are named by the page at the playhead (the index's pages).
+//
 // Safety: the Replayer renders into rrweb's sandboxed iframe (allow-same-origin only,
 // no scripts); UNSAFE_replayCanvas stays false and no plugins or style rules are given.
 (function () {
