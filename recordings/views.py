@@ -91,7 +91,7 @@ from recordings.selectors import latest_recording_of, runs_api_status, targets_o
 from recordings.storage import open_recording_file
 from runs import selectors
 from runs.activity import activity_items
-from runs.models import Run
+from runs.models import Event, Run
 from runs.views import run_context
 
 REPLAY_POLICY = (
@@ -206,6 +206,25 @@ def _live_targets(recording: Recording, urls: ReplayUrls) -> list[dict[str, Any]
     ]
 
 
+def _pages_from_navigations(run: Run, targets: list[dict[str, Any]]) -> None:
+    """Targets processed before their index kept their pages get them from the run's
+    navigation events (their URLs; the titles are in the recording only): the player
+    names a tab by its address rather than by its number. One query, for those only."""
+    missing = {target["id"]: target for target in targets if not target["index"]["pages"]}
+    if not missing:
+        return
+    rows = (
+        Event.objects.filter(run=run, type="navigation", page_id__in=list(missing))
+        .order_by("seq")
+        .values_list("page_id", "time", "data")
+    )
+    for page_id, time, data in rows:
+        url = data.get("url") if isinstance(data, dict) else None
+        if isinstance(url, str) and url:
+            page = {"time": int(time.timestamp() * 1000), "url": url, "title": "", "icon": ""}
+            missing[page_id]["index"]["pages"].append(page)
+
+
 def manifest_data(run: Run, urls: ReplayUrls) -> dict[str, Any]:
     recording = latest_recording_of(run)
     targets: list[dict[str, Any]] = []
@@ -215,6 +234,7 @@ def manifest_data(run: Run, urls: ReplayUrls) -> dict[str, Any]:
         if processed:
             mode = "chunks"
             targets = [_processed_target(target, urls) for target in processed]
+            _pages_from_navigations(run, targets)
         elif recording.status in LIVE_STATUSES:
             mode = "live"
             targets = _live_targets(recording, urls)

@@ -338,3 +338,34 @@ def test_the_manifest_carries_the_pages_of_each_tab(
 ) -> None:
     [target] = signed_in.get(reverse("replay:manifest", args=[run.id])).json()["targets"]
     assert [page["title"] for page in target["index"]["pages"]] == ["Hello", "Late"]
+
+
+def test_a_tab_processed_before_pages_were_kept_is_named_by_its_navigations(
+    signed_in: Client,
+    run: Run,
+    processed: StoredTarget,
+) -> None:
+    row = processed.target
+    row.index = {key: value for key, value in row.index.items() if key != "pages"}
+    row.save()
+    services.events_append(
+        run=run,
+        events=[
+            {
+                "type": "navigation",
+                "time": at(T0 + 10),
+                "page_id": "page-1",
+                "data": {"url": "https://shop.example/cart"},
+            },
+            {
+                "type": "navigation",
+                "time": at(T0 + 20),
+                "page_id": "another-page",
+                "data": {"url": "https://elsewhere.example/"},
+            },
+        ],
+    )
+    [target] = signed_in.get(reverse("replay:manifest", args=[run.id])).json()["targets"]
+    assert target["index"]["pages"] == [
+        {"time": T0 + 10, "url": "https://shop.example/cart", "title": "", "icon": ""}
+    ]
