@@ -8,6 +8,7 @@ import ipaddress
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -215,9 +216,54 @@ if TESTING and not envstr("BCTRL_COLD_STORAGE_ROOT"):
 
     BCTRL_COLD_STORAGE_ROOT = Path(tempfile.mkdtemp(prefix="bctrl-test-cold-"))
     atexit.register(shutil.rmtree, BCTRL_COLD_STORAGE_ROOT, True)
+# Object storage (S3, R2, MinIO): with S3_BUCKET set, recordings, artifacts and exports
+# live in that bucket instead of MEDIA_ROOT, and the cold tier in S3_COLD_BUCKET (or, without
+# it, under "cold/" in the same bucket), written with S3_COLD_STORAGE_CLASS when set.
+# Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else boto3's own chain (a role).
+S3_BUCKET = envstr("S3_BUCKET")
+S3_COLD_BUCKET = envstr("S3_COLD_BUCKET")
+S3_COLD_STORAGE_CLASS = envstr("S3_COLD_STORAGE_CLASS")
+S3_ENDPOINT_URL = envstr("S3_ENDPOINT_URL")
+S3_REGION = envstr("S3_REGION")
+S3_ADDRESSING_STYLE = envstr("S3_ADDRESSING_STYLE", "path" if S3_ENDPOINT_URL else "auto")
+if not S3_BUCKET and (S3_COLD_BUCKET or S3_COLD_STORAGE_CLASS or S3_ENDPOINT_URL):
+    raise ImproperlyConfigured(
+        "S3_COLD_BUCKET, S3_COLD_STORAGE_CLASS and S3_ENDPOINT_URL need S3_BUCKET (the hot tier)."
+    )
+if S3_ADDRESSING_STYLE not in ("auto", "path", "virtual"):
+    raise ImproperlyConfigured(
+        f"S3_ADDRESSING_STYLE must be auto, path or virtual, not {S3_ADDRESSING_STYLE!r}."
+    )
+
+
+def object_storage(bucket: str, *, location: str = "", storage_class: str = "") -> dict[str, Any]:
+    """The STORAGES entry of a bucket (or a prefix of one) on the configured endpoint."""
+    return {
+        "BACKEND": "bctrl_site.storage.ObjectStorage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "location": location,
+            "endpoint_url": S3_ENDPOINT_URL or None,
+            "region_name": S3_REGION or None,
+            "addressing_style": S3_ADDRESSING_STYLE,
+            "signature_version": "s3v4",
+            "file_overwrite": False,
+            "object_parameters": {"StorageClass": storage_class} if storage_class else {},
+        },
+    }
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "cold": {
+    "default": object_storage(S3_BUCKET)
+    if S3_BUCKET
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "cold": object_storage(
+        S3_COLD_BUCKET or S3_BUCKET,
+        location="" if S3_COLD_BUCKET else "cold",
+        storage_class=S3_COLD_STORAGE_CLASS,
+    )
+    if S3_BUCKET
+    else {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(BCTRL_COLD_STORAGE_ROOT), "base_url": None},
     },

@@ -345,12 +345,14 @@ class RecordingDownloadView(APIView):
                 },
                 status=202,
             )
-        path = reverse("seed_api:recording-file", kwargs={"recording_id": recording.id})
-        url = (
-            request.build_absolute_uri(path)
-            + "?"
-            + urlencode({"token": files.download_token(recording)})
-        )
+        url = files.presigned_download_url(recording, _document_head(recording))
+        if url is None:
+            path = reverse("seed_api:recording-file", kwargs={"recording_id": recording.id})
+            url = (
+                request.build_absolute_uri(path)
+                + "?"
+                + urlencode({"token": files.download_token(recording)})
+            )
         return Response(
             {
                 "recording_id": recording.id,
@@ -361,6 +363,11 @@ class RecordingDownloadView(APIView):
                 "provider": files.provider_of(recording),
             }
         )
+
+
+def _document_head(recording: Recording) -> dict[str, Any]:
+    """The fields of a downloaded events document before its `events`."""
+    return {"recording_id": recording.id, "duration": _duration_seconds(recording)}
 
 
 class RecordingFileView(APIView):
@@ -385,8 +392,9 @@ class RecordingFileView(APIView):
         )
         if recording is None or recording.status not in files.DOWNLOADABLE:
             raise ObjectNotFound(f"No recording {recording_id!r} to download.")
-        head = {"recording_id": recording.id, "duration": _duration_seconds(recording)}
-        parts = files.events_document(head, recording, files.target_files(recording))
+        parts = files.events_document(
+            _document_head(recording), recording, files.target_files(recording)
+        )
         return _stream(
             request,
             parts,

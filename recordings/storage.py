@@ -12,17 +12,27 @@ Downloads: one JSON document of a recording's rrweb events per page target,
 processed target files (each a concatenation of gzip members, one JSON array per member,
 described by `RecordingTarget.index["chunks"]`). At most one chunk is in memory at a time.
 
-Signed URLs: a token is `TimestampSigner(salt=DOWNLOAD_SALT).sign_object({"r": recording id,
-"s": space id})`; it is good for `BCTRL_DOWNLOAD_URL_TTL_S` seconds (15 minutes by default)
-and only for the recording it names.
+On object storage (S3_BUCKET): reads are ranged GETs (bctrl_site.storage.RangedObject),
+so a replay's seek fetches one chunk; the archive copies inside the object store; and a
+download is a presigned URL of the bucket (`provider: "s3"`): the events document is
+written once to `<recording>/downloads/<digest of its files>.json` in the recording's tier
+(streamed up, never whole in memory nor on local disk) and handed out presigned, so the
+web process never serves its bytes.
+
+Signed URLs (local folders): a token is
+`TimestampSigner(salt=DOWNLOAD_SALT).sign_object({"r": recording id, "s": space id})`; it is
+good for `BCTRL_DOWNLOAD_URL_TTL_S` seconds (15 minutes by default) and only for the
+recording it names.
 """
 
 import gzip
+import hashlib
+import io
 import logging
 import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, cast
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -33,7 +43,9 @@ from django.core.files.storage import Storage, storages
 from django.db import transaction
 from django.utils import timezone
 
+from bctrl_site.storage import ObjectStorage, download_url
 from recordings.models import Recording, RecordingBatch, RecordingTarget
+from recordings.services import recording_dir
 from runs.api.errors import ApiError, Conflict
 from runs.live import notify_run_changed
 
@@ -84,7 +96,10 @@ def open_recording_file(recording: Recording, name: str) -> File:
 
 
 def provider_of(recording: Recording) -> str:
-    """`provider` of the download answer: "local" for the hot tier, "cold" once archived."""
+    """`provider` of the download answer: "s3" when the recording's tier is an object store
+    (the URL is the bucket's), else "local" for the hot folder and "cold" once archived."""
+    if isinstance(storage_of(recording), ObjectStorage):
+        return "s3"
     return "cold" if recording.tier == Recording.Tier.COLD else "local"
 
 
@@ -122,6 +137,8 @@ def recording_archive(*, recording: Recording) -> Recording:
             locked.archived_at = timezone.now()
             locked.save(update_fields=["tier", "status", "archived_at"])
             notify_run_changed(locked.run_id, "recording", status=locked.status)
+            # Download documents are rewritten in the cold tier when next asked for.
+            hot_names.extend(_download_documents(hot, locked.id))
             transaction.on_commit(lambda: _delete_quietly(hot, hot_names))
     except Exception:
         _delete_quietly(cold, copied)
@@ -140,8 +157,13 @@ def _copy_verified(source: Storage, destination: Storage, name: str) -> str:
     if destination.exists(name):
         # Left over from an archive that failed before it committed.
         destination.delete(name)
-    with source.open(name, "rb") as handle:
-        saved = destination.save(name, File(handle))
+    if isinstance(source, ObjectStorage) and source.can_copy_to(destination):
+        assert isinstance(destination, ObjectStorage)
+        source.copy_to(destination, name)  # inside the object store
+        saved = name
+    else:
+        with source.open(name, "rb") as handle:
+            saved = destination.save(name, File(handle))
     if saved != name or destination.size(saved) != size:
         # The same name in both tiers is what lets a reader that knew the hot file find
         # it in cold storage (open_recording_file).
@@ -156,6 +178,72 @@ def _delete_quietly(storage: Storage, names: Iterable[str]) -> None:
             storage.delete(name)
         except OSError:
             logger.exception("Could not delete %s", name)
+
+
+# --- Presigned downloads from the bucket ----------------------------------------------------
+
+
+def _downloads_dir(recording_id: str) -> str:
+    return f"{recording_dir(recording_id)}/downloads"
+
+
+def _download_documents(storage: Storage, recording_id: str) -> list[str]:
+    folder = _downloads_dir(recording_id)
+    try:
+        return [f"{folder}/{name}" for name in storage.listdir(folder)[1]]
+    except (FileNotFoundError, NotImplementedError):
+        return []
+
+
+def presigned_download_url(recording: Recording, head: dict[str, Any]) -> str | None:
+    """On object storage, a presigned URL of the recording's events document (the same
+    bytes as the signed local download), written to the bucket on the first ask and
+    named by a digest of the files it is made of (a reprocessed recording gets a new
+    one). None when the recording's tier is a local folder."""
+    storage = storage_of(recording)
+    if not isinstance(storage, ObjectStorage):
+        return None
+    files = target_files(recording)
+    digest = hashlib.sha256(orjson.dumps([head, [vars(file) for file in files]])).hexdigest()
+    name = f"{_downloads_dir(recording.id)}/{digest[:24]}.json"
+    if not storage.exists(name):
+        document = _PiecesReader(events_document(head, recording, files))
+        name = storage.save(name, File(cast(IO[bytes], document), name=name))
+    url = download_url(
+        storage, name, filename=f"{recording.id}.json", content_type="application/json"
+    )
+    assert url is not None
+    return url
+
+
+class _PiecesReader(io.RawIOBase):
+    """A read-only stream of an iterator's pieces of bytes (for an upload that reads
+    parts of a size of its own choosing)."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        super().__init__()
+        self._pieces = pieces
+        self._buffer = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        while size is None or size < 0 or len(self._buffer) < size:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._buffer += piece
+        if size is None or size < 0:
+            size = len(self._buffer)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 # --- Signed download URLs ---------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Writes. Every change to a run and what belongs to it goes through these functions."""
 
+import contextlib
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -9,7 +11,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.core.files import File
@@ -210,26 +212,23 @@ def artifact_store(
     metadata: dict[str, Any] | None = None,
     require_active: bool = True,
 ) -> Artifact:
-    """Streams a file into storage, hashing it on the way, and records it on the run."""
-    digest = hashlib.sha256()
-    size = 0
-    with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as spool:
-        content.seek(0) if hasattr(content, "seek") else None
-        while chunk := content.read(256 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-            spool.write(chunk)
-        spool.seek(0)
-        artifact = Artifact(
-            run=run,
-            kind=kind,
-            name=name,
-            content_type=content_type or "application/octet-stream",
-            size=size,
-            sha256=digest.hexdigest(),
-            metadata=metadata or {},
-        )
-        artifact.file.save(_safe_filename(name), File(spool), save=False)
+    """Streams a file into storage, hashing it on the way, and records it on the run.
+
+    The bytes go from `content` to the storage as they are read (to the bucket in parts,
+    on object storage): no copy on local disk, and at most a part in memory."""
+    with contextlib.suppress(OSError, AttributeError):
+        content.seek(0)  # an export's ZIP has just been written
+    reader = _DigestingReader(content)
+    artifact = Artifact(
+        run=run,
+        kind=kind,
+        name=name,
+        content_type=content_type or "application/octet-stream",
+        metadata=metadata or {},
+    )
+    artifact.file.save(_safe_filename(name), File(cast(IO[bytes], reader), name=name), save=False)
+    artifact.size, artifact.sha256 = reader.count, reader.digest.hexdigest()
+    size = artifact.size
     try:
         with transaction.atomic():
             locked = (
@@ -294,6 +293,31 @@ def upload_placed(*, artifact: Artifact, path: str) -> None:
     artifact.metadata = {**artifact.metadata, "placed": True, "path": path}
     Artifact.objects.filter(pk=artifact.pk).update(metadata=artifact.metadata)
     notify_run_changed(artifact.run_id, "artifacts")
+
+
+class _DigestingReader(io.RawIOBase):
+    """Reads through to `source`, counting and hashing what passes (not seekable, so a
+    storage reads it once, from where it is)."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        super().__init__()
+        self.source = source
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self.source.read(-1 if size is None else size)
+        self.digest.update(data)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _safe_filename(name: str) -> str:

@@ -15,7 +15,8 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.contrib.auth.views import LoginView
 from django.db.models import Count
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -397,7 +398,7 @@ def _error_text(error: Any) -> str:
 
 @login_required
 @require_GET
-def artifact_file(request: HttpRequest, run_id: str, artifact_id: str) -> FileResponse:
+def artifact_file(request: HttpRequest, run_id: str, artifact_id: str) -> HttpResponseBase:
     run = _run_or_404(request, run_id)
     try:
         artifact = selectors.artifact_of(run, artifact_id)
@@ -405,8 +406,10 @@ def artifact_file(request: HttpRequest, run_id: str, artifact_id: str) -> FileRe
         raise Http404(str(exc)) from exc
     inline = not request.GET.get("download") and artifact.content_type in INLINE_IMAGE_TYPES
     response = artifact_file_response(artifact, inline=inline)
-    # Artifacts never change once stored; only the signed-in browser may keep a copy.
-    response["Cache-Control"] = "private, max-age=3600"
+    if response.status_code == 200:
+        # Artifacts never change once stored; only the signed-in browser may keep a copy
+        # (not of a redirect to a presigned URL, which expires).
+        response["Cache-Control"] = "private, max-age=3600"
     return response
 
 

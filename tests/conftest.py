@@ -535,3 +535,128 @@ def rate_clock(monkeypatch: pytest.MonkeyPatch) -> float:
     now = 1_800_000_030.0
     monkeypatch.setattr(throttles, "clock", lambda: now)
     return now
+
+
+# --- Object storage: moto's S3 server ---------------------------------------------------
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+S3_REGION = "us-east-1"
+
+
+def _moto_server_binary() -> str | None:
+    beside_python = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    return beside_python if os.path.exists(beside_python) else shutil.which("moto_server")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The URL of an S3 protocol server: BCTRL_TEST_S3_ENDPOINT_URL (.ci/run starts one),
+    else a `moto_server` of this session's own on a free loopback port. Skips without
+    moto (fails under REQUIRE_SERVICES=1)."""
+    configured = os.environ.get("BCTRL_TEST_S3_ENDPOINT_URL")
+    if configured:
+        yield need_service("The S3 server", configured)
+        return
+    binary = _moto_server_binary()
+    if binary is None:
+        reason = "moto_server is not installed (pip install 'moto[server]')"
+        if services_required():
+            pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [binary, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            assert server.poll() is None, "moto_server exited"
+            assert time.monotonic() < deadline, "moto_server did not start"
+            time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@dataclass
+class ObjectStore:
+    """The hot and cold buckets of a test, on the S3 server, and a client to look inside."""
+
+    endpoint_url: str
+    hot: str
+    cold: str
+    client: Any
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        answer = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+        return sorted(entry["Key"] for entry in answer.get("Contents", []))
+
+    def body(self, bucket: str, key: str) -> bytes:
+        data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return data
+
+    def env(self) -> dict[str, str]:
+        """The environment of a bctrl process on these buckets (what .env.example names)."""
+        return {
+            "S3_BUCKET": self.hot,
+            "S3_COLD_BUCKET": self.cold,
+            "S3_ENDPOINT_URL": self.endpoint_url,
+            "S3_REGION": S3_REGION,
+            **S3_CREDENTIALS,
+        }
+
+
+def s3_client(endpoint_url: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=S3_REGION,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def object_storage_entry(endpoint_url: str, bucket: str, **options: Any) -> dict[str, Any]:
+    """The STORAGES entry that settings make of S3_BUCKET (or S3_COLD_BUCKET) on the server."""
+    from bctrl_site.settings import object_storage
+
+    entry = object_storage(bucket, **options)
+    entry["OPTIONS"].update(
+        endpoint_url=endpoint_url,
+        region_name=S3_REGION,
+        addressing_style="path",
+        access_key=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        secret_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    return entry
+
+
+@pytest.fixture
+def object_store(s3_endpoint: str, settings: Any) -> ObjectStore:
+    """Hot and cold tiers in two new buckets of the S3 server, as S3_BUCKET and
+    S3_COLD_BUCKET configure them: recordings, artifacts and exports of this test live
+    there."""
+    import uuid
+
+    client = s3_client(s3_endpoint)
+    suffix = uuid.uuid4().hex[:12]
+    store = ObjectStore(s3_endpoint, f"bctrl-hot-{suffix}", f"bctrl-cold-{suffix}", client)
+    client.create_bucket(Bucket=store.hot)
+    client.create_bucket(Bucket=store.cold)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": object_storage_entry(s3_endpoint, store.hot),
+        "cold": object_storage_entry(s3_endpoint, store.cold),
+    }
+    return store

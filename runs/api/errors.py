@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import botocore.exceptions
 import kombu.exceptions
 import redis.exceptions
 from django.core.exceptions import PermissionDenied
@@ -193,6 +194,9 @@ BROKER_DOWN = Outage(
     "queue_unavailable", "The task queue is unavailable. Try again in a few seconds."
 )
 REDIS_DOWN = Outage("redis_unavailable", "Redis is unavailable. Try again in a few seconds.")
+STORAGE_DOWN = Outage(
+    "storage_unavailable", "The object storage is unavailable. Try again in a few seconds."
+)
 SERVICE_DOWN = Outage(
     "service_unavailable", "A service bctrl needs is unavailable. Try again in a few seconds."
 )
@@ -201,11 +205,16 @@ SERVICE_DOWN = Outage(
 # What each error says is down. Django raises OperationalError when it cannot connect or
 # the connection broke (and for SQLite's "database is locked" after its timeout),
 # InterfaceError on a connection already closed; a Celery enqueue raises kombu's
-# OperationalError once its retries are spent; redis-py ConnectionError or TimeoutError.
+# OperationalError once its retries are spent; redis-py ConnectionError or TimeoutError;
+# botocore's connection errors (refused, reset, timed out) when the S3 endpoint is away.
 _OUTAGES: tuple[tuple[tuple[type[Exception], ...], Outage], ...] = (
     ((OperationalError, InterfaceError), DATABASE_DOWN),
     ((kombu.exceptions.OperationalError,), BROKER_DOWN),
     ((redis.exceptions.ConnectionError, redis.exceptions.TimeoutError), REDIS_DOWN),
+    (
+        (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError),
+        STORAGE_DOWN,
+    ),
 )
 OUTAGE_ERRORS = tuple(kind for kinds, _ in _OUTAGES for kind in kinds)
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -16,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bctrl_site.storage import download_url
 from runs import selectors, services
 from runs.api import serializers as s
 from runs.api import throttles
@@ -581,9 +583,24 @@ class RunFilesView(APIView):
         return _artifact_page(request, selectors.files_of(run, kinds=_kinds(request, "type")))
 
 
-def artifact_file_response(artifact: Artifact, *, inline: bool = False) -> FileResponse:
+def artifact_file_response(artifact: Artifact, *, inline: bool = False) -> HttpResponseBase:
     """The artifact's bytes, never sniffed and sandboxed: as a download, or `inline` for a
-    raster image shown in an <img> or a tab."""
+    raster image shown in an <img> or a tab.
+
+    On object storage a download is a redirect (302) to a short-lived presigned URL of the
+    bucket, which names the file and its type: the web process does not carry the bytes.
+    An inline image is still served here, since the pages' img-src allows only 'self'."""
+    if not inline:
+        url = download_url(
+            artifact.file.storage,
+            artifact.file.name or "",
+            filename=artifact.name,
+            content_type=artifact.content_type,
+        )
+        if url is not None:
+            redirect = HttpResponseRedirect(url)
+            redirect["Cache-Control"] = "private, no-store"
+            return redirect
     response = FileResponse(
         artifact.file.open("rb"),
         as_attachment=not inline,
@@ -604,7 +621,7 @@ class ArtifactContentView(APIView):
         operation_id="runs_artifacts_download",
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS},
     )
-    def get(self, request: Request, run_id: str, artifact_id: str) -> FileResponse:
+    def get(self, request: Request, run_id: str, artifact_id: str) -> HttpResponseBase:
         run = selectors.run_of(space_of(request), run_id)
         return artifact_file_response(selectors.artifact_of(run, artifact_id))
 
