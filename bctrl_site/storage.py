@@ -1,7 +1,10 @@
 """Storage backends: static files, and the object store that holds recordings and files."""
 
+import contextlib
 import errno
 import io
+import os
+import threading
 from typing import IO, Any, cast
 
 from botocore.exceptions import ClientError
@@ -10,7 +13,7 @@ from django.core.files import File
 from django.core.files.storage import Storage
 from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
-from storages.utils import clean_name
+from storages.utils import clean_name, get_available_overwrite_name
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 
@@ -44,23 +47,103 @@ class ObjectStorage(S3Storage):
     - `copy_to()`: a copy inside the object store (no bytes through this process) to
       another bucket or prefix on the same endpoint and credentials.
 
-    Saving streams the content to the bucket (multipart for large files) without a
-    local copy. `file_overwrite` is False in settings, as on disk: a second save of a
-    name gets another name instead of silently replacing the first object.
+    Saving never replaces an object (`file_overwrite` is False in settings, as on disk a
+    second save of a name gets another name): small content goes up in one conditional
+    PUT, a stream in parts (multipart) without a local copy.
     """
+
+    # Content of a known size up to this goes up in one PUT; larger or of unknown size
+    # (a stream), in parts (s3transfer's default multipart threshold).
+    SINGLE_PUT_BYTES = 8 * 1024 * 1024
+
+    _client_lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """One botocore client for every thread of the process (clients are thread-safe;
+        django-storages makes a boto3 resource per thread, which costs ~0.5 s of CPU
+        each: the ingest's worker threads would each pay it)."""
+        shared = self.__dict__.get("_shared_client")
+        if shared is None:
+            with self._client_lock:
+                shared = self.__dict__.get("_shared_client")
+                if shared is None:
+                    shared = self.__dict__["_shared_client"] = self.connection.meta.client
+        return shared
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._head(name)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def size(self, name: str) -> int:
+        return int(self._head(name)["ContentLength"])
+
+    def delete(self, name: str) -> None:
+        self.client.delete_object(
+            Bucket=self.bucket_name, Key=self._normalize_name(clean_name(name))
+        )
+
+    def _head(self, name: str) -> dict[str, Any]:
+        try:
+            head: dict[str, Any] = self.client.head_object(
+                Bucket=self.bucket_name, Key=self._normalize_name(clean_name(name))
+            )
+        except ClientError as exc:
+            if _status(exc) == 404:
+                raise FileNotFoundError(errno.ENOENT, "No such object", name) from exc
+            raise
+        return head
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        # No HEAD to find a free name: `_save` writes only if the name is free.
+        return get_available_overwrite_name(clean_name(name), max_length)
+
+    def _save(self, name: str, content: File) -> str:
+        """Writes `content` under `name`, or under another name if an object has it: a
+        conditional PUT (`If-None-Match: *`, which AWS S3, R2 and MinIO honour) for
+        content of a known size, so that two writers of one name never replace each
+        other's object; a multipart upload after a look for a free name otherwise."""
+        try:
+            size = content.size
+        except (AttributeError, OSError):
+            size = None
+        if self.file_overwrite:
+            return str(super()._save(name, content))
+        if size is None or size > self.SINGLE_PUT_BYTES:
+            while self.exists(name):
+                name = self._alternative(name)
+            return str(super()._save(name, content))
+        with contextlib.suppress(AttributeError, OSError):
+            content.seek(0)
+        body = content.read()
+        while True:
+            cleaned = clean_name(name)
+            key = self._normalize_name(cleaned)
+            params = self._get_write_parameters(key, content)
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket_name, Key=key, Body=body, IfNoneMatch="*", **params
+                )
+                return str(cleaned)
+            except ClientError as exc:
+                if _status(exc) not in (409, 412):  # 409: a concurrent conditional write
+                    raise
+            name = self._alternative(name)
+
+    def _alternative(self, name: str) -> str:
+        folder, filename = os.path.split(name)
+        root, extension = os.path.splitext(filename)
+        return os.path.join(folder, self.get_alternative_name(root, extension))
 
     def _open(self, name: str, mode: str = "rb") -> File:
         if any(flag in mode for flag in "wa+"):
             return super()._open(name, mode)
         key = self._normalize_name(clean_name(name))
-        client = self.connection.meta.client
-        try:
-            head = client.head_object(Bucket=self.bucket_name, Key=key)
-        except ClientError as exc:
-            if _status(exc) == 404:
-                raise FileNotFoundError(errno.ENOENT, "No such object", name) from exc
-            raise
-        reader = RangedObject(client, self.bucket_name, key, head["ContentLength"])
+        head = self._head(name)
+        reader = RangedObject(self.client, self.bucket_name, key, head["ContentLength"])
         return File(cast(IO[bytes], reader), name)
 
     def download_url(
@@ -70,13 +153,15 @@ class ObjectStorage(S3Storage):
         answer names `filename` (as an attachment unless `inline`) and `content_type`."""
         disposition = content_disposition_header(not inline, filename) or "attachment"
         return str(
-            self.url(
-                name,
-                parameters={
+            self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket_name,
+                    "Key": self._normalize_name(clean_name(name)),
                     "ResponseContentDisposition": disposition,
                     "ResponseContentType": content_type,
                 },
-                expire=int(settings.BCTRL_DOWNLOAD_URL_TTL_S),
+                ExpiresIn=int(settings.BCTRL_DOWNLOAD_URL_TTL_S),
             )
         )
 

@@ -52,7 +52,7 @@ def gets(object_store: ObjectStore) -> Iterator[list[str]]:
     def record(params: dict[str, Any], **_: Any) -> None:
         ranges.append(params.get("Range", "whole"))
 
-    client = default_storage.connection.meta.client  # type: ignore[attr-defined]
+    client = default_storage.client  # type: ignore[attr-defined]
     client.meta.events.register("before-parameter-build.s3.GetObject", record)
     yield ranges
     client.meta.events.unregister("before-parameter-build.s3.GetObject", record)
@@ -352,3 +352,18 @@ def test_a_batch_sent_twice_keeps_its_object(tenant: Tenant, object_store: Objec
     assert json.loads(gzip.decompress(object_store.body(object_store.hot, first.batch.path))) == (
         events
     )
+
+
+def test_a_second_save_of_a_name_never_replaces_the_first_object(
+    object_store: ObjectStore,
+) -> None:
+    from django.core.files.base import ContentFile
+
+    first = default_storage.save("notes/a.txt", ContentFile(b"first"))
+    second = default_storage.save("notes/a.txt", ContentFile(b"second"))
+    streamed = default_storage.save("notes/a.txt", io.BufferedReader(io.BytesIO(b"third")))
+    assert first == "notes/a.txt"
+    assert len({first, second, streamed}) == 3
+    assert object_store.body(object_store.hot, first) == b"first"
+    assert object_store.body(object_store.hot, second) == b"second"
+    assert object_store.body(object_store.hot, streamed) == b"third"
