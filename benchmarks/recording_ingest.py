@@ -903,8 +903,14 @@ def sqlite_sizes(db: Path) -> dict[str, int]:
 
 
 def run_backend(
-    name: str, database_url: str, args: argparse.Namespace, bodies: list[Any]
+    name: str,
+    database_url: str,
+    args: argparse.Namespace,
+    bodies: list[Any],
+    extra_env: dict[str, str] | None = None,
 ) -> BackendResult:
+    """One database's run; `extra_env` goes to the server and its children (such as the
+    S3_* settings of benchmarks/object_storage.py)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"bctrl-bench-ingest-{name}-"))
     try:
         settings_module = write_child_modules(
@@ -914,7 +920,7 @@ def run_backend(
                 "urlpatterns = [*baseline_urlpatterns(), *_app]"
             ),
         )
-        env = child_env(workdir, database_url, settings_module)
+        env = {**child_env(workdir, database_url, settings_module), **(extra_env or {})}
         if database_url:
             ensure_fresh_pg(database_url)
             durability = pg_settings(database_url)
