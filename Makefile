@@ -7,7 +7,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
 .PHONY: setup run test check chromium migrate clean benchmark benchmark-ingest benchmark-replay \
-	benchmark-runtimes benchmark-leases benchmark-live benchmark-s3
+	benchmark-runtimes benchmark-leases benchmark-live benchmark-s3 benchmark-capacity
 
 setup: $(STAMP_PY) $(STAMP_NPM) chromium var
 
@@ -67,6 +67,9 @@ benchmark-leases: setup
 
 benchmark-live: setup
 	$(PY) -m benchmarks.live_view
+
+benchmark-capacity: setup
+	$(PY) -m benchmarks.capacity
 
 benchmark-s3: setup
 	$(PY) -m benchmarks.object_storage
