@@ -11,10 +11,12 @@ STAMP_NPM := node_modules/.installed
 
 setup: $(STAMP_PY) $(STAMP_NPM) chromium var
 
-$(STAMP_PY): pyproject.toml
+# The server (bctrl-server) and the Python client and CLI (bctrl, sdk/python), both editable.
+$(STAMP_PY): pyproject.toml sdk/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
-	$(PY) -c 'import django, channels, celery, playwright'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ./sdk/python 2>&1 | grep -v 'is ignored' || true
+	$(PY) -c 'import django, channels, celery, playwright, bctrl'
 	touch $@
 
 $(STAMP_NPM): package.json package-lock.json
@@ -46,6 +48,7 @@ check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	cd sdk/python && ../../$(VENV)/bin/mypy bctrl
 	BCTRL_PRODUCTION=1 SECRET_KEY=check-deploy-$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') \
 		ALLOWED_HOSTS=bctrl.example.com $(PY) manage.py check --deploy --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView
 
+from bctrl_site.recorder_script import recorder_script
 from runs import views as dashboard_views
 from runs.signin import guard_sign_in
 
@@ -11,6 +12,8 @@ handler404 = "runs.api.errors.handler404"
 handler500 = "runs.api.errors.handler500"
 
 urlpatterns = [
+    # The in-page recorder, for the Python client's local recorder (bctrl.record).
+    path("v1/recorder.js", recorder_script, name="recorder-script"),
     path("v1/", include("runs.api.urls")),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     # Recordings API of seed 004 (/api/v1/…) and Browser Run of seed 003 (/client/v4/…).

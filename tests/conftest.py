@@ -241,6 +241,12 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """
     from django.db import connections
 
+    from bctrl_site.celery import app
+
+    # The server runs its tasks inline, as the tests do (_eager_celery): otherwise whether
+    # it did would depend on whether an earlier test had set that before the fork.
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
     size = settings.BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES
     with django_db_blocker.unblock():
         connections.close_all()  # the child must open its own connections, not share ours
