@@ -192,19 +192,17 @@ def recorded(run_id: str) -> tuple[int, int, int]:
 
 class Bench:
     def __init__(self, base: str, raw_key: str, runtime_id: str, playwright: Any) -> None:
-        from runs.management.commands.demo import Api
+        from bctrl import Bctrl
 
         self.base = base
-        self.api = Api(base, raw_key, timeout_s=120)
+        self.client = Bctrl(api_key=raw_key, base_url=base, timeout=120.0)
         self.runtime_id = runtime_id
         self.playwright = playwright
 
     def start(self, recording: bool = True) -> tuple[dict[str, Any], float]:
-        from runs.management.commands.demo import start_runtime
-
         t0 = time.perf_counter()
-        started = start_runtime(self.api, self.runtime_id, {"recording": recording})
-        return started, time.perf_counter() - t0
+        started = self.client.runtimes.start(self.runtime_id, recording=recording)
+        return started.raw, time.perf_counter() - t0
 
     def connect(self, started: dict[str, Any], recording: bool = True) -> tuple[Any, float]:
         from runs.management.commands.demo import with_query
@@ -217,9 +215,9 @@ class Bench:
     def stop(self, browser: Any) -> None:
         from runs.management.commands.demo import BUSY, wait_until
 
-        self.api.call("POST", f"/v1/runtimes/{self.runtime_id}/stop")
+        self.client.runtimes.stop(self.runtime_id)
         wait_until(
-            lambda: self.api.call("GET", f"/v1/runtimes/{self.runtime_id}")["status"] not in BUSY,
+            lambda: self.client.runtimes.retrieve(self.runtime_id).status not in BUSY,
             60,
             "the runtime to stop",
             interval_s=0.05,

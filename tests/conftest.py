@@ -23,13 +23,13 @@ from urllib.parse import urlencode, urlparse
 import pytest
 import websockets
 from asgiref.sync import sync_to_async
+from bctrl import AsyncBctrl, Bctrl, ConflictError
 from daphne.testing import DaphneProcess, _reinstall_reactor
 from django.conf import settings
 from django.db import close_old_connections, connection
 from rest_framework.test import APIClient
 from websockets.sync.client import connect as ws_connect
 
-from runs.management.commands.demo import Api
 from runs.models import ApiKey, Membership, Run, Runtime, Space
 from runtime_host.flags import CHROMIUM_FLAGS
 from runtime_host.host import RuntimeHost
@@ -345,12 +345,12 @@ def host_thread(transactional_db: None, asgi_server: str, settings: Any) -> Iter
 def started(asgi_server: str, tenant: Tenant, host_thread: RuntimeHost) -> Iterator[dict[str, Any]]:
     """A runtime of `tenant` started through the API, as a client would: the start's
     answer (`connectUrl`, `runId`…) with `runtimeId`; stopped after the test."""
-    api = Api(asgi_server, tenant.raw_key)
-    runtime = api.call("POST", "/v1/runtimes", {"name": "live"})
-    answer = api.call("POST", f"/v1/runtimes/{runtime['id']}/start")
-    yield {"runtimeId": runtime["id"], **answer}
-    status, _ = api.request("POST", f"/v1/runtimes/{runtime['id']}/stop")
-    assert status in (200, 202, 409)
+    client = Bctrl(api_key=tenant.raw_key, base_url=asgi_server)
+    runtime = client.runtimes.create(name="live")
+    answer = client.runtimes.start(runtime.id)
+    yield {"runtimeId": runtime.id, **answer.raw}
+    with contextlib.suppress(ConflictError):
+        client.runtimes.stop(runtime.id)
 
 
 @pytest.fixture(scope="module")
@@ -436,25 +436,23 @@ class Started:
     connect_url: str
 
 
-async def start_runtime(
-    server: str, tenant: Tenant, body: dict[str, Any] | None = None, **options: str
-) -> Started:
-    """What a client does: `POST /v1/runtimes` and `…/start` (with `body`), which answers
-    once the host has the browser up. `options` (seed 003's) go on the connectUrl's query."""
-    api = Api(server, tenant.raw_key)
-    created = await asyncio.to_thread(api.call, "POST", "/v1/runtimes", {"name": "test"})
-    answer = await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{created['id']}/start", body)
-    assert answer["connectUrl"].startswith(server.replace("http://", "ws://", 1) + "/cdp/")
-    runtime = await db(Runtime.objects.get)(pk=created["id"])
+async def start_runtime(server: str, tenant: Tenant, **options: str) -> Started:
+    """What a client does: `POST /v1/runtimes` and `…/start`, which answers once the host
+    has the browser up. `options` (seed 003's) go on the connectUrl's query."""
+    async with AsyncBctrl(api_key=tenant.raw_key, base_url=server) as client:
+        created = await client.runtimes.create(name="test")
+        answer = await client.runtimes.start(created.id)
+    assert answer.connect_url.startswith(server.replace("http://", "ws://", 1) + "/cdp/")
+    runtime = await db(Runtime.objects.get)(pk=created.id)
     assert runtime.status == Runtime.Status.RUNNING
-    run = await db(Run.objects.get)(pk=answer["runId"])
-    connect_url = answer["connectUrl"] + (f"?{urlencode(options)}" if options else "")
+    run = await db(Run.objects.get)(pk=answer.run_id)
+    connect_url = answer.connect_url + (f"?{urlencode(options)}" if options else "")
     return Started(runtime=runtime, run=run, connect_url=connect_url)
 
 
 async def stop_runtime(server: str, tenant: Tenant, started: Started) -> Run:
-    api = Api(server, tenant.raw_key)
-    await asyncio.to_thread(api.call, "POST", f"/v1/runtimes/{started.runtime.id}/stop")
+    async with AsyncBctrl(api_key=tenant.raw_key, base_url=server) as client:
+        await client.runtimes.stop(started.runtime.id)
     await wait_for(
         lambda: Runtime.objects.filter(
             pk=started.runtime.pk, status=Runtime.Status.STOPPED

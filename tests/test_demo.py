@@ -4,6 +4,7 @@ a runtime host in a thread (`host_thread`), Playwright through the real connectU
 from typing import Any
 
 import pytest
+from bctrl import Bctrl
 from django.core.management import CommandError, call_command
 from django.test import Client
 
@@ -11,7 +12,6 @@ from runs.management.commands.demo import (
     DEMO_CARD,
     DEMO_EMAIL,
     DEMO_PASSWORD,
-    Api,
     redacted_connect_url,
     run_demo,
 )
@@ -215,12 +215,10 @@ def test_the_demo_records_a_complete_run(
     assert any(c.method == "Page.captureScreenshot" and c.source == "platform" for c in commands)
 
     # Activity, artifacts, recording.
-    api = Api(asgi_server, tenant.raw_key)
-    activity = api.call("GET", f"/v1/runs/{run.id}/activity")["data"]
+    client = Bctrl(api_key=tenant.raw_key, base_url=asgi_server)
+    activity = client.runs.activity.list(run.id).data
     assert activity
-    assert any(item["type"] == "browser.type" for item in activity), {
-        item["type"] for item in activity
-    }
+    assert any(item.type == "browser.type" for item in activity), {item.type for item in activity}
     kinds = [a.kind for a in Artifact.objects.filter(run=run)]
     assert kinds.count(Artifact.Kind.SCREENSHOT) >= 1 and Artifact.Kind.DOWNLOAD in kinds
 
@@ -232,8 +230,8 @@ def test_the_demo_records_a_complete_run(
     assert len(recorded) >= 2
     assert recorded <= pages
 
-    detail = api.call("GET", f"/v1/runs/{run.id}")
-    assert detail["recording"]["status"] == "ready"
+    detail = client.runs.retrieve(run.id)
+    assert detail.recording_summary is not None and detail.recording_summary.status == "ready"
     viewer = Client()
     viewer.force_login(member)
     manifest = viewer.get(f"/runs/{run.id}/replay/manifest").json()

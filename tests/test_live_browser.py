@@ -6,11 +6,11 @@ import time
 from typing import Any
 
 import pytest
+from bctrl import Bctrl
 from playwright.sync_api import Error as PlaywrightError
 
 from recordings.leases import lease_mint
 from recordings.models import ViewerLease
-from runs.management.commands.demo import Api
 from runs.models import Event, Run
 from tests.conftest import Refusal, Tenant, refused, sign_in
 
@@ -176,7 +176,7 @@ def test_the_live_page_shows_the_newest_step_on_top_and_follows_the_run_to_its_e
     viewer.screenshot(path=SHOTS.format("newest-on-top"))
 
     # The run ends: the notice, and the header's status, from "running" to "completed".
-    Api(asgi_server, tenant.raw_key).call("POST", f"/v1/runtimes/{started['runtimeId']}/stop")
+    Bctrl(api_key=tenant.raw_key, base_url=asgi_server).runtimes.stop(started["runtimeId"])
     viewer.wait_for_selector("[data-live-ended]:not([hidden])", timeout=20_000)
     assert viewer.get_attribute("[data-live-view]", "data-state") == "ended"
     assert viewer.get_attribute("[data-live-replay]", "href") == f"/runs/{started['runId']}/replay"

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from bctrl import Bctrl
 from django.conf import settings
 from django.db import connections
 
 from recordings.leases import lease_mint
 from recordings.models import ViewerLease
-from runs.management.commands.demo import Api
 from runs.models import Run
 from tests.conftest import (
     CHROMIUM,
@@ -80,9 +80,9 @@ def frames_arrive(page: Any, more_than: int, timeout_s: float) -> None:
 def test_an_open_live_view_resumes_by_itself_after_a_redis_restart(
     web_on_redis: str, redis_server: RedisServer, tenant: Tenant, chromium: Any
 ) -> None:
-    api = Api(web_on_redis, tenant.raw_key)
-    runtime = api.call("POST", "/v1/runtimes", {"name": "outage"})
-    started = api.call("POST", f"/v1/runtimes/{runtime['id']}/start")
+    client = Bctrl(api_key=tenant.raw_key, base_url=web_on_redis)
+    runtime = client.runtimes.create(name="outage")
+    started = client.runtimes.start(runtime.id).raw
     automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
     automation.new_context().new_page().set_content(TICKING_PAGE)
     run = Run.objects.get(pk=started["runId"])
@@ -115,6 +115,6 @@ def test_an_open_live_view_resumes_by_itself_after_a_redis_restart(
     # Meanwhile the page said that it was reconnecting.
     assert "connecting" in viewer.evaluate("window.states")
 
-    api.call("POST", f"/v1/runtimes/{runtime['id']}/stop")
+    client.runtimes.stop(runtime.id)
     automation.close()
     viewer.close()

@@ -9,13 +9,13 @@ from typing import Any
 
 import orjson
 import pytest
+from bctrl import Bctrl
 from django.db import connections
 from websockets.sync.client import connect as ws_connect
 
 from recordings.leases import lease_mint
 from recordings.models import ViewerLease
 from runs.liveview import frame_header
-from runs.management.commands.demo import Api
 from runs.models import Event, Run
 from tests.conftest import (
     CHROMIUM,
@@ -81,9 +81,9 @@ def test_a_viewer_on_one_process_sees_and_drives_a_browser_linked_to_the_other(
     two_webs_and_a_host: tuple[str, str], tenant: Tenant
 ) -> None:
     url_a, url_b = two_webs_and_a_host
-    api = Api(url_b, tenant.raw_key)
-    runtime = api.call("POST", "/v1/runtimes", {"name": "scaled"})
-    started = api.call("POST", f"/v1/runtimes/{runtime['id']}/start")
+    client = Bctrl(api_key=tenant.raw_key, base_url=url_b)
+    runtime = client.runtimes.create(name="scaled")
+    started = client.runtimes.start(runtime.id).raw
     run = Run.objects.get(pk=started["runId"])
     token = lease_mint(run=run, kind=ViewerLease.Kind.LIVE, control="input").token
 
@@ -117,7 +117,7 @@ def test_a_viewer_on_one_process_sees_and_drives_a_browser_linked_to_the_other(
             assert receive_json(viewer, "control")["holder"] is None
         automation.close()
 
-    api.call("POST", f"/v1/runtimes/{runtime['id']}/stop")
+    client.runtimes.stop(runtime.id)
     kinds = list(
         Event.objects.filter(run=run, type__startswith="control.")
         .order_by("seq")

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
+from bctrl import Bctrl
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
@@ -26,7 +27,6 @@ from recordings.inspector import inspector_data
 from recordings.models import Recording, RecordingBatch, RecordingTarget
 from recordings.processing import recording_process
 from runs.cdp import REDACTED
-from runs.management.commands.demo import Api
 from runs.models import Artifact, Command, Event, Run, Runtime
 from runs.services import host_heartbeat, runtime_create, runtime_start
 from runs.tasks import sweep_vanished_runtimes
@@ -341,7 +341,7 @@ async def test_events_downloads_and_thumbnail(
 
     started = await start_runtime(asgi_server, tenant)
     run = started.run
-    api = Api(asgi_server, tenant.raw_key)
+    client = Bctrl(api_key=tenant.raw_key, base_url=asgi_server)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.connect_over_cdp(started.connect_url)
         context = await browser.new_context()
@@ -353,8 +353,8 @@ async def test_events_downloads_and_thumbnail(
             lambda: Artifact.objects.filter(run=run, kind=Artifact.Kind.DOWNLOAD).exists(),
             message="the download artifact",
         )
-        answer = await asyncio.to_thread(api.call, "POST", f"/v1/runs/{run.id}/screenshot")
-        shot = await db(Artifact.objects.get)(pk=answer["id"])
+        answer = await asyncio.to_thread(client.runs.screenshot, run.id)
+        shot = await db(Artifact.objects.get)(pk=answer.id)
         assert shot.kind == Artifact.Kind.SCREENSHOT and shot.metadata["url"] == site + "/noisy"
         await browser.close()
     run = await stop_runtime(asgi_server, tenant, started)

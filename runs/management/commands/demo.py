@@ -3,26 +3,31 @@
 With `make run` running (found through the URL that `manage.py serve` notes in the var
 folder, bctrl_site.serving; else SITE_URL; or `--base-url`), it creates (or reuses) a
 runtime named "Demo" in the first space, issues itself an API key, starts the runtime
-through the HTTP API (`POST /v1/runtimes/{id}/start`, so the connectUrl is the real one
-through the CDP proxy), drives the demo shop at `/demo/` with Playwright over
-`connect_over_cdp`, takes a screenshot through the API, stops the runtime, waits until the
-run's recording is processed and prints the run's dashboard and replay URLs. The key is
-revoked at the end.
+through the HTTP API with the Python client (`bctrl`, sdk/python: `POST
+/v1/runtimes/{id}/start`, so the connectUrl is the real one through the CDP proxy), drives
+the demo shop at `/demo/` with Playwright over `connect_over_cdp`, takes a screenshot
+through the API, stops the runtime, waits until the run's recording is processed and
+prints the run's dashboard and replay URLs. The key is revoked at the end.
 
 `drive_demo` (the browsing) and `run_demo` (start → drive → stop → wait) are used by the
 tests (tests/test_demo.py) and the runtimes benchmark (benchmarks/runtimes.py) too.
 """
 
 import contextlib
-import json
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bctrl import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    Bctrl,
+    BctrlError,
+    Usage,
+)
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
@@ -50,58 +55,37 @@ def _quiet(message: str) -> None:
     pass
 
 
-# The HTTP API ---------------------------------------------------------------------------
+# The HTTP API, through the Python client (sdk/python, `bctrl`) ---------------------------
 
 
-class Api:
-    """A small JSON client of the `/v1` API (stdlib only)."""
-
-    def __init__(self, base_url: str, api_key: str, timeout_s: float = 60.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.timeout_s = timeout_s
-
-    def request(
-        self, method: str, path: str, body: Any = None, timeout_s: float | None = None
-    ) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 (our own server's http(s) URL)
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.api_key}",
-                "Accept": "application/json",
-                **({"Content-Type": "application/json"} if data is not None else {}),
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s) as answer:  # noqa: S310
-                return answer.status, _json_of(answer.read())
-        except urllib.error.HTTPError as error:
-            return error.code, _json_of(error.read())
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DemoError(
-                f"No bctrl server answers at {self.base_url} ({reason}). Start it with "
-                "`make run` (or pass --base-url)."
-            ) from exc
-
-    def call(self, method: str, path: str, body: Any = None, timeout_s: float | None = None) -> Any:
-        status, answer = self.request(method, path, body, timeout_s)
-        if status >= 400:
-            error = answer.get("error", {}) if isinstance(answer, dict) else {}
-            code = error.get("code", "") if isinstance(error, dict) else ""
-            message = error.get("message", str(answer)[:300]) if isinstance(error, dict) else ""
-            raise DemoError(f"{method} {path} answered {status} {code}: {message}")
-        return answer
+def client_for(base_url: str, api_key: str) -> Bctrl:
+    return Bctrl(api_key=api_key, base_url=base_url, timeout=60.0)
 
 
-def _json_of(raw: bytes) -> Any:
+@contextlib.contextmanager
+def explained(base_url: str) -> Iterator[None]:
+    """The client's errors in words for the person who ran the command (a DemoError)."""
     try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return {"error": {"code": "not_json", "message": raw[:300].decode("utf-8", "replace")}}
+        yield
+    except APIConnectionError as exc:
+        raise DemoError(
+            f"No bctrl server answers at {base_url} ({exc.message}). Start it with "
+            "`make run` (or pass --base-url)."
+        ) from exc
+    except AuthenticationError as exc:
+        raise DemoError("The server refused the demo's API key (401).") from exc
+    except APIStatusError as exc:
+        if exc.code in ("runtime.no_host", "runtime.start_timeout"):
+            raise DemoError(
+                f"{exc.message}\nNo runtime host took the runtime: is `make run` running? It "
+                "starts the web server, the runtime host (which launches the browsers) and the "
+                "worker."
+            ) from exc
+        request = exc.request
+        raise DemoError(
+            f"{request.method} {request.url.path} answered {exc.status_code} {exc.code}: "
+            f"{exc.message}"
+        ) from exc
 
 
 def redacted_connect_url(url: str) -> str:
@@ -241,34 +225,18 @@ def wait_until(
         time.sleep(interval_s)
 
 
-def free_runtime(api: Api, runtime_id: str, say: Say = _quiet, timeout_s: float = 60) -> None:
+def free_runtime(client: Bctrl, runtime_id: str, say: Say = _quiet, timeout_s: float = 60) -> None:
     """Stops the runtime if a start of it is still running (an earlier demo cut short)."""
-    runtime = api.call("GET", f"/v1/runtimes/{runtime_id}")
-    if runtime.get("status") not in BUSY:
+    runtime = client.runtimes.retrieve(runtime_id)
+    if runtime.status not in BUSY:
         return
-    say(f"Runtime {runtime_id} is {runtime['status']}; stopping it first")
-    api.call("POST", f"/v1/runtimes/{runtime_id}/stop")
+    say(f"Runtime {runtime_id} is {runtime.status}; stopping it first")
+    client.runtimes.stop(runtime_id)
     wait_until(
-        lambda: api.call("GET", f"/v1/runtimes/{runtime_id}").get("status") not in BUSY,
+        lambda: client.runtimes.retrieve(runtime_id).status not in BUSY,
         timeout_s,
         f"runtime {runtime_id} to stop",
     )
-
-
-def start_runtime(api: Api, runtime_id: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    status, answer = api.request(
-        "POST", f"/v1/runtimes/{runtime_id}/start", body or {}, timeout_s=120
-    )
-    if status == 200 and isinstance(answer, dict) and answer.get("connectUrl"):
-        return answer
-    error = (answer or {}).get("error", {}) if isinstance(answer, dict) else {}
-    code, message = error.get("code", ""), error.get("message", str(answer)[:300])
-    if code in ("runtime.no_host", "runtime.start_timeout"):
-        raise DemoError(
-            f"{message}\nNo runtime host took the runtime: is `make run` running? It starts "
-            "the web server, the runtime host (which launches the browsers) and the worker."
-        )
-    raise DemoError(f"Starting runtime {runtime_id} failed ({status} {code}): {message}")
 
 
 def run_demo(
@@ -282,30 +250,46 @@ def run_demo(
 ) -> DemoOutcome:
     """Starts the runtime through the API, drives the demo shop over the connectUrl,
     screenshots, stops and waits for the run to end and its recording to be ready."""
+    client = client_for(base_url, api_key)
+    with explained(base_url), client:
+        return _run_demo(
+            client,
+            runtime_id=runtime_id,
+            say=say,
+            run_timeout_s=run_timeout_s,
+            recording_timeout_s=recording_timeout_s,
+        )
+
+
+def _run_demo(
+    client: Bctrl,
+    *,
+    runtime_id: str,
+    say: Say,
+    run_timeout_s: float,
+    recording_timeout_s: float,
+) -> DemoOutcome:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    api = Api(base_url, api_key)
-    site = base_url.rstrip("/")
+    site = client.base_url
     timings: dict[str, float] = {}
-    status, _ = api.request("GET", "/v1/runs?limit=1")
-    if status == 401:
-        raise DemoError("The server refused the demo's API key (401).")
+    client.runs.list(limit=1)  # the key is refused (401) before anything starts
 
-    free_runtime(api, runtime_id, say)
+    free_runtime(client, runtime_id, say)
     say(f"Starting runtime {runtime_id} (POST /v1/runtimes/{runtime_id}/start)…")
     t0 = time.monotonic()
-    started = start_runtime(api, runtime_id)
+    started = client.runtimes.start(runtime_id)
     timings["start_s"] = time.monotonic() - t0
-    run_id, connect_url = started["runId"], started["connectUrl"]
+    run_id, connect_url = started.run_id, started.connect_url
     say(
         f"Run {run_id} is running ({timings['start_s']:.2f} s); connecting Playwright to "
         f"{redacted_connect_url(connect_url)}"
     )
 
     def screenshot() -> None:
-        shot = api.call("POST", f"/v1/runs/{run_id}/screenshot")
-        say(f"Took a screenshot through the API: {shot.get('id')} ({shot.get('size')} bytes)")
+        shot = client.runs.screenshot(run_id)
+        say(f"Took a screenshot through the API: {shot.id} ({shot.size} bytes)")
 
     stopped = False
     try:
@@ -321,38 +305,36 @@ def run_demo(
             timings["flow_s"] = time.monotonic() - t0
             # The host stores a download in the background: let it land before stopping.
             wait_until(
-                lambda: any(
-                    a.get("kind") == "download"
-                    for a in api.call("GET", f"/v1/runs/{run_id}/artifacts").get("data", [])
-                ),
+                lambda: client.runs.artifacts.list(run_id, kind="download").data,
                 30,
                 "the receipt download to be stored",
             )
             say("The receipt is stored as a download artifact of the run")
             # Stopped while still connected, so the final screenshot shows the last page.
             say(f"Stopping runtime {runtime_id} (POST /v1/runtimes/{runtime_id}/stop)…")
-            api.call("POST", f"/v1/runtimes/{runtime_id}/stop")
+            client.runtimes.stop(runtime_id)
             stopped = True
     finally:
         if not stopped:
-            with contextlib.suppress(DemoError):
-                api.request("POST", f"/v1/runtimes/{runtime_id}/stop")
+            with contextlib.suppress(BctrlError):
+                client.runtimes.stop(runtime_id)
 
     t0 = time.monotonic()
     run = wait_until(
-        lambda: (r := api.call("GET", f"/v1/runs/{run_id}")).get("status") != "running" and r,
+        lambda: (r := client.runs.retrieve(run_id)).status != "running" and r,
         run_timeout_s,
         f"run {run_id} to end",
     )
-    usage = run.get("usage", {})
+    usage = run.usage or Usage()
     say(
-        f"Run {run_id} {run['status']}: {usage.get('eventCount')} events, "
-        f"{usage.get('commandCount')} commands, {usage.get('artifactCount')} artifacts"
+        f"Run {run_id} {run.status}: {usage.event_count} events, "
+        f"{usage.command_count} commands, {usage.artifact_count} artifacts"
     )
     say("Waiting for the recording to be processed…")
 
     def recording_settled() -> str:
-        status = (api.call("GET", f"/v1/runs/{run_id}").get("recording") or {}).get("status", "")
+        summary = client.runs.retrieve(run_id).recording_summary
+        status = summary.status if summary else ""
         return status if status in ("ready", "failed", "not_available") else ""
 
     try:
