@@ -6,8 +6,8 @@ For each database (PostgreSQL: BENCH_INGEST_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/bctrl_bench_ingest, dropped and created afresh; and
 SQLite, the embedded default, in a temporary folder) this starts ONE real daphne process
 serving the app, creates a space, an API key and runs through the ORM, and drives gzip'd
-rrweb batches (500 events each) from N client threads (http.client, keep-alive) for a fixed
-time against
+rrweb batches (500 events each) from N client threads (the bctrl Python client, keep-alive)
+for a fixed time against
 
 - bctrl: `POST /v1/runs/{id}/recording/events` (one gzip file + one row per batch), and
 - baselines that store one row per rrweb event in a table the script creates
@@ -37,12 +37,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import orjson
+from bctrl import APIConnectionError, APIStatusError, Bctrl
 
 from benchmarks import write_results
 
@@ -415,7 +415,9 @@ def child_env(workdir: Path, database_url: str, settings_module: str) -> dict[st
     }
     env.update(
         DJANGO_SETTINGS_MODULE=settings_module,
-        PYTHONPATH=os.pathsep.join([str(workdir), str(REPO)]),
+        PYTHONPATH=os.pathsep.join(
+            [str(workdir), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
         BCTRL_VAR_DIR=str(workdir / "var"),
         MEDIA_ROOT=str(workdir / "files"),
         DEBUG="0",
@@ -732,8 +734,6 @@ def drive(
     """Each client thread posts its own run's batches in seq order on one keep-alive
     connection: `warmup` batches, a barrier, then as many as fit in `duration` seconds."""
     phase = Phase(impl, len(run_ids), batch_events, load_start=load_average())
-    parsed = urlparse(base)
-    host, port = parsed.hostname or "127.0.0.1", parsed.port
     barrier = threading.Barrier(len(run_ids) + 1)
     lock = threading.Lock()
     stop_at = [0.0]
@@ -744,35 +744,27 @@ def drive(
         return f"/bench/{impl}/{run_id}/events"
 
     def client(run_id: str) -> None:
-        conn = HTTPConnection(host, port, timeout=60)
-        headers = {
-            "Authorization": f"Bearer {key}",
-            "Content-Type": "application/json",
-            "Content-Encoding": "gzip",
-        }
+        # The Python client, one keep-alive connection per thread, no retries: a refused or
+        # failed batch is counted as an error, not sent again.
+        api = Bctrl(api_key=key, base_url=base, timeout=60.0, max_retries=0)
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         path = path_of(run_id)
         seq = 0
 
         def post() -> tuple[bool, float, int, int]:
-            nonlocal conn
             body, events = bodies[seq]
             t0 = time.perf_counter()
             try:
-                conn.request("POST", path, body=body, headers=headers)
-                response = conn.getresponse()
-                answer = response.read()
-            except OSError as exc:
-                conn.close()
-                conn = HTTPConnection(host, port, timeout=60)
+                api.post(path, content=body, headers=headers)
+            except APIStatusError as exc:
+                with lock:
+                    phase.errors.append(f"{exc.status_code}: {exc.message[:200]}")
+                return False, time.perf_counter() - t0, 0, 0
+            except APIConnectionError as exc:
                 with lock:
                     phase.errors.append(f"{type(exc).__name__}: {exc}")
                 return False, 0.0, 0, 0
-            took = time.perf_counter() - t0
-            if response.status != 201:
-                with lock:
-                    phase.errors.append(f"{response.status}: {answer[:200]!r}")
-                return False, took, 0, 0
-            return True, took, events, len(body)
+            return True, time.perf_counter() - t0, events, len(body)
 
         try:
             for _ in range(warmup):
@@ -792,7 +784,7 @@ def drive(
                     phase.events += events
                     phase.batches += 1
                     phase.body_bytes += size
-        conn.close()
+        api.close()
 
     threads = [threading.Thread(target=client, args=(run_id,)) for run_id in run_ids]
     for thread in threads:
@@ -1049,7 +1041,8 @@ def report(
         "middleware chain, storing batches in the process's ingest threads; the "
         "baselines: sync DRF views behind the full middleware chain, which Django runs in a "
         f"thread of their own per request), the load generator on the same machine. {load}",
-        f"Load: {args.clients} client threads (http.client, keep-alive), each posting its own "
+        f"Load: {args.clients} client threads (the bctrl Python client, keep-alive), "
+        "each posting its own "
         f"run's batches of {args.batch_events} rrweb events in seq order, gzip'd "
         f"(level 6): {raw_sample / events_sample:.0f} bytes of JSON per event on average, "
         f"{gz_sample / len(bodies[:50]) / 1024:.1f} KiB per request body "

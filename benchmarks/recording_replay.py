@@ -30,9 +30,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.client import HTTPConnection
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
+
+from bctrl import Bctrl
 
 from benchmarks import write_results
 from benchmarks.recording_ingest import (
@@ -388,18 +389,8 @@ def api_key(info: dict[str, Any]) -> str:
 
 
 def download_url(base: str, key: str, recording_id: str) -> str:
-    parsed = urlparse(base)
-    conn = HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
-    conn.request(
-        "GET",
-        f"/api/v1/recordings/{recording_id}/download",
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    response = conn.getresponse()
-    body = json.loads(response.read())
-    conn.close()
-    if response.status != 200:
-        raise RuntimeError(f"download answered {response.status}: {body}")
+    with Bctrl(api_key=key, base_url=base) as client:
+        body = client.get(f"/api/v1/recordings/{recording_id}/download")
     url: str = body["download_url"]
     return url
 

@@ -81,8 +81,17 @@ class Bctrl:
     def get(self, path: str, *, params: Mapping[str, Any] | None = None, **o: Any) -> Any:
         return self._api.json("GET", path, params=params, **o)
 
-    def post(self, path: str, *, json: Any = None, **o: Any) -> Any:
-        return self._api.json("POST", path, json=json, **o)
+    def post(
+        self,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        **o: Any,
+    ) -> Any:
+        """POST `json`, or `content` as it is (with its `headers`): the answer's JSON."""
+        return self._api.json("POST", path, json=json, content=content, headers=headers, **o)
 
     def put(self, path: str, *, json: Any = None, **o: Any) -> Any:
         return self._api.json("PUT", path, json=json, **o)
@@ -176,8 +185,16 @@ class AsyncBctrl:
     async def get(self, path: str, *, params: Mapping[str, Any] | None = None, **o: Any) -> Any:
         return await self._api.json("GET", path, params=params, **o)
 
-    async def post(self, path: str, *, json: Any = None, **o: Any) -> Any:
-        return await self._api.json("POST", path, json=json, **o)
+    async def post(
+        self,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        **o: Any,
+    ) -> Any:
+        return await self._api.json("POST", path, json=json, content=content, headers=headers, **o)
 
     async def put(self, path: str, *, json: Any = None, **o: Any) -> Any:
         return await self._api.json("PUT", path, json=json, **o)
