@@ -31,6 +31,7 @@ from bctrl import (
 )
 
 from tests.conftest import Tenant, fake_host, make_tenant
+from tests.test_recordings_seed_api import T0, rrweb_chunk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -482,3 +483,63 @@ async def test_the_async_client_makes_the_same_calls(asgi_server: str, tenant: T
 def test_a_run_made_by_hand_has_no_helpers() -> None:
     with pytest.raises(BctrlError, match="not bound"):
         Run.from_json({"id": "run_1"}).events.list()
+
+
+# Seed 004's recordings API ---------------------------------------------------------------
+
+
+def test_the_recordings_api_of_seed_004(client: Bctrl) -> None:
+    room = client.runtimes.create(name="room")
+    imported = [
+        client.rooms.recordings.import_(room.id, rrweb_chunk(T0 + n * 10_000, 150))
+        for n in range(2)
+    ]
+    assert all(recording.id for recording in imported)
+    page = client.recordings.list(limit=1)
+    assert page.total == 2 and len(page.data) == 1
+    assert sorted(r.id for r in page) == sorted(r.id for r in imported)
+    one = client.recordings.retrieve(imported[0].id)
+    assert one.room_id == room.id and one.status == "ready" and one.duration_seconds
+    download = client.recordings.download(one.id)
+    assert download.status == "ready" and download.download_url
+    assert httpx.get(download.download_url).status_code == 200  # signed: no key needed
+    with pytest.raises(BadRequestError) as not_processing:
+        client.recordings.recover(one.id)
+    assert not_processing.value.code == "recording.not_processing"
+    assert client.recordings.archive(one.id).status == "archived"
+    assert client.recordings.delete(imported[1].id).deleted
+    with pytest.raises(NotFoundError):
+        client.recordings.retrieve(imported[1].id)
+    with pytest.raises(ConflictError) as unlinked:
+        client.rooms.recordings.sync(room.id)
+    assert unlinked.value.code == "upstream.not_configured"
+
+    with fake_host():
+        client.runtimes.start(room.id, recording=False)
+        started = client.rooms.recordings.start(room.id)
+        assert started.status == "recording" and started.room_id == room.id
+        with pytest.raises(ConflictError) as twice:
+            client.rooms.recordings.start(room.id)
+        assert twice.value.code == "recording.already_recording"
+        assert client.rooms.recordings.stop(room.id).id == started.id
+        with pytest.raises(NotFoundError) as none:
+            client.rooms.recordings.stop(room.id)
+        assert none.value.code == "recording.not_recording"
+        client.runtimes.stop(room.id)
+
+
+def test_a_start_that_failed_on_the_server_is_not_tried_again(client: Bctrl) -> None:
+    """A 5xx without Retry-After for a call that is not idempotent: raised at once."""
+    runtime = client.runtimes.create(name="broken")
+    requests: list[str] = []
+    hooked = Bctrl(
+        api_key=client.api_key,
+        base_url=client.base_url,
+        max_retries=3,
+        http_client=httpx.Client(event_hooks={"request": [lambda r: requests.append(r.url.path)]}),
+    )
+    with fake_host(fail="the browser crashed"), pytest.raises(InternalServerError) as failed:
+        hooked.runtimes.start(runtime.id)
+    assert failed.value.status_code == 502 and failed.value.code == "runtime.start_failed"
+    assert "Retry-After" not in failed.value.response.headers
+    assert requests.count(f"/v1/runtimes/{runtime.id}/start") == 1

@@ -1,9 +1,10 @@
 """The HTTP core shared by `Bctrl` and `AsyncBctrl`: configuration, requests, retries.
 
 A call is retried, up to `max_retries` times, when the server could not be reached (a
-refused or reset connection), timed out (idempotent calls only), or answered 408, 429,
-5xx, or 409 for an idempotent call. The wait honours the server's `Retry-After` (429 and
-503 send it), else backs off exponentially with jitter.
+refused connection; a reset or a timeout for idempotent calls), or answered 408, 429, 5xx
+(for a call that is not idempotent, only a 5xx with Retry-After), or 409 for an idempotent
+call. The wait honours the server's `Retry-After` (429 and 503 send it), else backs off
+exponentially with jitter.
 """
 
 from __future__ import annotations
@@ -128,8 +129,15 @@ class BaseClient:
 
     @staticmethod
     def _retryable(response: httpx.Response, idempotent: bool) -> bool:
+        """408 and 429 always; 5xx for an idempotent call, or when the server says when to
+        come back (a 503 runtime.no_host with Retry-After has done nothing; a start that
+        timed out on the server has cancelled what it began); 409 for an idempotent call."""
         status = response.status_code
-        return status in (408, 429) or status >= 500 or (status == 409 and idempotent)
+        if status in (408, 429):
+            return True
+        if status >= 500:
+            return idempotent or retry_after_seconds(response) is not None
+        return status == 409 and idempotent
 
     @staticmethod
     def _delay(attempt: int, response: httpx.Response | None) -> float:
