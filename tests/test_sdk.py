@@ -461,6 +461,19 @@ async def test_the_async_client_makes_the_same_calls(asgi_server: str, tenant: T
         assert len((await run.artifacts.list()).data) == 0
         assert (await run.recording()).iframe_url
         assert (await run.live()).url
+        leases = [lease async for lease in client.runs.leases.iter(run.id)]
+        assert len(leases) == 2
+        assert (await client.leases.revoke(leases[0].id)).status == "revoked"
+        uploaded = await client.runs.artifacts.upload(run.id, b"hello", kind="report", name="r.txt")
+        assert await run.artifacts.download(uploaded) == b"hello"
+        export = await client.runs.files.export(run.id, wait=True)
+        assert export.status == "ready"
+        assert (await client.runs.files.download_export(export))[:2] == b"PK"
+        assert (await client.spaces.retrieve(tenant.space.id)).id == tenant.space.id
+        assert (await client.recordings.list()).total == 0
+        async with client.with_options(max_retries=0) as impatient:
+            assert (await impatient.runs.retrieve(run.id)).id == run.id
+        assert (await client.runs.retrieve(run.id)).id == run.id  # still open: shared
         await client.runs.stop(run.id)
         streamed = [event.seq async for event in client.runs.events.stream(run.id)]
         assert streamed[:2] == [1, 2]

@@ -161,10 +161,12 @@ class SyncAPI(BaseClient):
 
     def __init__(self, *, http_client: httpx.Client | None = None, **config: Any) -> None:
         super().__init__(**config)
+        self._owns_http = http_client is None  # a client given (or shared) is its owner's
         self._http = http_client or httpx.Client(follow_redirects=False)
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def send(
         self,
@@ -245,11 +247,13 @@ class AsyncAPI(BaseClient):
 
     def __init__(self, *, http_client: httpx.AsyncClient | None = None, **config: Any) -> None:
         super().__init__(**config)
+        self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(follow_redirects=False)
         self._async_sleep: Callable[[float], Any] = asyncio.sleep
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
 
     async def send(
         self,
