@@ -115,7 +115,9 @@ def test_a_full_buffer_drops_new_events_says_so_and_counts_them(
     tenant: Tenant, asgi_server: str, page: Any
 ) -> None:
     client = Bctrl(api_key=tenant.raw_key, base_url=asgi_server)
-    recording = client.record(page, name="tiny buffer", max_buffered_events=1, screenshot=False)
+    recording = client.record(  # a context this time: its pages are recorded
+        page.context, name="tiny buffer", max_buffered_events=1, screenshot=False
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with recording:
