@@ -437,6 +437,9 @@ LOGGING = {
         "django.request": {"filters": _REDACT},
         "django.server": {"filters": _REDACT},
         "daphne.access": {"filters": _REDACT},
+        # The Python client (manage.py demo, the tests) logs every request it makes at INFO;
+        # the command's own lines say what it does.
+        "httpx": {"level": "WARNING"},
     },
 }
 
