@@ -436,12 +436,14 @@ class Started:
     connect_url: str
 
 
-async def start_runtime(server: str, tenant: Tenant, **options: str) -> Started:
-    """What a client does: `POST /v1/runtimes` and `…/start`, which answers once the host
-    has the browser up. `options` (seed 003's) go on the connectUrl's query."""
+async def start_runtime(
+    server: str, tenant: Tenant, body: dict[str, Any] | None = None, **options: str
+) -> Started:
+    """What a client does: `POST /v1/runtimes` and `…/start` (with `body`), which answers
+    once the host has the browser up. `options` (seed 003's) go on the connectUrl's query."""
     async with AsyncBctrl(api_key=tenant.raw_key, base_url=server) as client:
         created = await client.runtimes.create(name="test")
-        answer = await client.runtimes.start(created.id)
+        answer = await client.runtimes.start(created.id, extra_body=body)
     assert answer.connect_url.startswith(server.replace("http://", "ws://", 1) + "/cdp/")
     runtime = await db(Runtime.objects.get)(pk=created.id)
     assert runtime.status == Runtime.Status.RUNNING

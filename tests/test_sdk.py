@@ -377,6 +377,9 @@ def test_each_error_class_comes_from_a_real_answer(
     with pytest.raises(UnprocessableEntityError) as invalid:
         client.runs.list(status="sleeping")
     assert invalid.value.details == {"status": ["sleeping"]}
+    with pytest.raises(UnprocessableEntityError) as unknown:
+        client.runtimes.start(runtime.id, extra_body={"colour": "blue"})
+    assert unknown.value.details == {"colour": ["Unknown field."]}
     with pytest.raises(InternalServerError) as unavailable:
         client.runtimes.start(runtime.id, max_retries=0)  # no runtime host runs
     assert unavailable.value.status_code == 503 and unavailable.value.code == "runtime.no_host"
@@ -528,7 +531,7 @@ def test_the_recordings_api_of_seed_004(client: Bctrl) -> None:
     assert unlinked.value.code == "upstream.not_configured"
 
     with fake_host():
-        client.runtimes.start(room.id, recording=False)
+        client.runtimes.start(room.id, extra_body={"recording": False})
         started = client.rooms.recordings.start(room.id)
         assert started.status == "recording" and started.room_id == room.id
         with pytest.raises(ConflictError) as twice:

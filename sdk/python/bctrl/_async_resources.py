@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Unpack
@@ -123,12 +123,14 @@ class Runtimes:
         recording: bool | None = None,
         keep_alive_ms: int | None = None,
         wait_ms: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         **o: Unpack[CallOptions],
     ) -> RuntimeStarted:
         """Starts the runtime and opens its run; answers once the browser is up. A full or
         absent fleet (429 runtime.capacity, 503 runtime.no_host) is retried after the
-        server's Retry-After, `max_retries` times; `wait_ms` asks the server to wait."""
-        body: dict[str, Any] = {}
+        server's Retry-After, `max_retries` times; `wait_ms` asks the server to wait.
+        `extra_body` adds fields of the start's body as the API names them (camelCase)."""
+        body: dict[str, Any] = dict(extra_body or {})
         if recording is not None:
             body["recording"] = recording
         if keep_alive_ms is not None:

@@ -34,7 +34,10 @@ from bctrl._models import (
     Export,
     Lease,
     LiveViewer,
+    Recording,
     RecordingBatchResult,
+    RecordingDownload,
+    RecordingSync,
     RecordingViewer,
     RuntimeStarted,
     Space,
@@ -42,7 +45,7 @@ from bctrl._models import (
     Usage,
     WaitResult,
 )
-from bctrl._pagination import AsyncPage, Page
+from bctrl._pagination import AsyncOffsetPage, AsyncPage, OffsetPage, Page
 from bctrl._resources import Run, Runtime
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "ActivityList",
     "Artifact",
     "AsyncBctrl",
+    "AsyncOffsetPage",
     "AsyncPage",
     "AuthenticationError",
     "BadRequestError",
@@ -72,10 +76,14 @@ __all__ = [
     "LiveViewer",
     "NoActiveRunError",
     "NotFoundError",
+    "OffsetPage",
     "Page",
     "PermissionDeniedError",
     "RateLimitError",
+    "Recording",
     "RecordingBatchResult",
+    "RecordingDownload",
+    "RecordingSync",
     "RecordingViewer",
     "Run",
     "Runtime",

@@ -1,9 +1,10 @@
 """The HTTP core shared by `Bctrl` and `AsyncBctrl`: configuration, requests, retries.
 
 A call is retried, up to `max_retries` times, when the server could not be reached (a
-refused or reset connection), timed out (idempotent calls only), or answered 408, 429,
-5xx, or 409 for an idempotent call. The wait honours the server's `Retry-After` (429 and
-503 send it), else backs off exponentially with jitter.
+refused connection; a reset or a timeout for idempotent calls), or answered 408, 429, 5xx
+(for a call that is not idempotent, only a 5xx with Retry-After), or 409 for an idempotent
+call. The wait honours the server's `Retry-After` (429 and 503 send it), else backs off
+exponentially with jitter.
 """
 
 from __future__ import annotations
@@ -128,8 +129,15 @@ class BaseClient:
 
     @staticmethod
     def _retryable(response: httpx.Response, idempotent: bool) -> bool:
+        """408 and 429 always; 5xx for an idempotent call, or when the server says when to
+        come back (a 503 runtime.no_host with Retry-After has done nothing; a start that
+        timed out on the server has cancelled what it began); 409 for an idempotent call."""
         status = response.status_code
-        return status in (408, 429) or status >= 500 or (status == 409 and idempotent)
+        if status in (408, 429):
+            return True
+        if status >= 500:
+            return idempotent or retry_after_seconds(response) is not None
+        return status == 409 and idempotent
 
     @staticmethod
     def _delay(attempt: int, response: httpx.Response | None) -> float:
@@ -153,10 +161,12 @@ class SyncAPI(BaseClient):
 
     def __init__(self, *, http_client: httpx.Client | None = None, **config: Any) -> None:
         super().__init__(**config)
+        self._owns_http = http_client is None  # a client given (or shared) is its owner's
         self._http = http_client or httpx.Client(follow_redirects=False)
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def send(
         self,
@@ -237,11 +247,13 @@ class AsyncAPI(BaseClient):
 
     def __init__(self, *, http_client: httpx.AsyncClient | None = None, **config: Any) -> None:
         super().__init__(**config)
+        self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(follow_redirects=False)
         self._async_sleep: Callable[[float], Any] = asyncio.sleep
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
 
     async def send(
         self,

@@ -49,6 +49,8 @@ class Bctrl:
         self.runs = r.Runs(self)
         self.spaces = r.Spaces(self._api)
         self.leases = r.LeaseActions(self._api)
+        self.recordings = r.Recordings(self._api)
+        self.rooms = r.Rooms(self._api)
 
     @property
     def base_url(self) -> str:
@@ -158,6 +160,8 @@ class AsyncBctrl:
         self.runs = ar.Runs(self)
         self.spaces = ar.Spaces(self._api)
         self.leases = ar.LeaseActions(self._api)
+        self.recordings = ar.Recordings(self._api)
+        self.rooms = ar.Rooms(self._api)
 
     @property
     def base_url(self) -> str:

@@ -26,8 +26,11 @@ __all__ = [
     "Lease",
     "LiveViewer",
     "Model",
+    "Recording",
     "RecordingBatchResult",
+    "RecordingDownload",
     "RecordingSummary",
+    "RecordingSync",
     "RecordingViewer",
     "RunData",
     "RuntimeData",
@@ -63,12 +66,14 @@ class Model:
 
     # Field name → JSON key, where the key is not simply the field's camelCase.
     json_keys: ClassVar[dict[str, str]] = {}
+    # "snake" for the answers that keep snake_case keys (seed 004's recordings API).
+    json_case: ClassVar[str] = "camel"
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Self:
         values: dict[str, Any] = {}
         for name, kind in _field_types(cls).items():
-            key = cls.json_keys.get(name, camel(name))
+            key = cls.json_keys.get(name, name if cls.json_case == "snake" else camel(name))
             if key in raw:
                 values[name] = _convert(kind, raw[key])
         return cls(**values, raw=raw)
@@ -355,3 +360,51 @@ class Upstream(Model):
     account_id: str | None = None
     api_token_set: bool = False
     api_token_last_four: str | None = None
+
+
+# Seed 004's recordings API (/api/v1, snake_case) -----------------------------------------
+
+
+@dataclass
+class Recording(Model):
+    """A recording of a room (a runtime) as seed 004's API shows it."""
+
+    json_case: ClassVar[str] = "snake"
+
+    id: str = ""
+    status: str = ""
+    room_id: str | None = None
+    room: dict[str, Any] | None = None
+    duration_seconds: float | None = None
+    size_bytes: int | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    archived_at: datetime | None = None
+    deleted: bool = False
+    deleted_at: datetime | None = None
+    message: str | None = None
+
+
+@dataclass
+class RecordingDownload(Model):
+    """A signed, expiring `download_url` once the recording is ready (else none yet, and
+    `message` says why)."""
+
+    json_case: ClassVar[str] = "snake"
+
+    recording_id: str = ""
+    status: str = ""
+    download_url: str | None = None
+    duration: float | None = None
+    file_size: int | None = None
+    expires_at: datetime | None = None
+    message: str | None = None
+
+
+@dataclass
+class RecordingSync(Model):
+    json_case: ClassVar[str] = "snake"
+
+    synced_count: int = 0
+    recordings: list[Recording] = field(default_factory=list)

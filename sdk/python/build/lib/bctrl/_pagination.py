@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["AsyncPage", "Page"]
+__all__ = ["AsyncOffsetPage", "AsyncPage", "OffsetPage", "Page"]
 
 
 class Page(Generic[T]):
@@ -83,3 +83,69 @@ class AsyncPage(Generic[T]):
 
     def __repr__(self) -> str:
         return f"AsyncPage(data={len(self.data)} items, has_more={self.has_more})"
+
+
+class OffsetPage(Generic[T]):
+    """A list answered as `{data, meta: {total, limit, offset}}` (seed 004); iterating it
+    follows the offsets to the end."""
+
+    def __init__(
+        self,
+        answer: dict[str, Any],
+        item: Callable[[dict[str, Any]], T],
+        fetch: Callable[[int], OffsetPage[T]],
+    ) -> None:
+        self.raw = answer
+        meta = answer.get("meta") or {}
+        self.data: list[T] = [item(row) for row in answer.get("data") or []]
+        self.total: int = int(meta.get("total") or 0)
+        self.limit: int = int(meta.get("limit") or len(self.data))
+        self.offset: int = int(meta.get("offset") or 0)
+        self._fetch = fetch
+
+    def next_page(self) -> OffsetPage[T] | None:
+        following = self.offset + len(self.data)
+        if not self.data or following >= self.total:
+            return None
+        return self._fetch(following)
+
+    def __iter__(self) -> Iterator[T]:
+        page: OffsetPage[T] | None = self
+        while page is not None:
+            yield from page.data
+            page = page.next_page()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class AsyncOffsetPage(Generic[T]):
+    def __init__(
+        self,
+        answer: dict[str, Any],
+        item: Callable[[dict[str, Any]], T],
+        fetch: Callable[[int], Awaitable[AsyncOffsetPage[T]]],
+    ) -> None:
+        self.raw = answer
+        meta = answer.get("meta") or {}
+        self.data: list[T] = [item(row) for row in answer.get("data") or []]
+        self.total: int = int(meta.get("total") or 0)
+        self.limit: int = int(meta.get("limit") or len(self.data))
+        self.offset: int = int(meta.get("offset") or 0)
+        self._fetch = fetch
+
+    async def next_page(self) -> AsyncOffsetPage[T] | None:
+        following = self.offset + len(self.data)
+        if not self.data or following >= self.total:
+            return None
+        return await self._fetch(following)
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        page: AsyncOffsetPage[T] | None = self
+        while page is not None:
+            for item in page.data:
+                yield item
+            page = await page.next_page()
+
+    def __len__(self) -> int:
+        return len(self.data)

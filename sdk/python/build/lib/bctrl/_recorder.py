@@ -19,6 +19,7 @@ buffer is full, new batches are dropped, with a warning, and counted (`dropped_e
 from __future__ import annotations
 
 import collections
+import inspect
 import json
 import logging
 import threading
@@ -112,12 +113,12 @@ class LocalRecording:
     # Entering and leaving ---------------------------------------------------------------------
 
     def __enter__(self) -> Run:
-        context = getattr(self._target, "context", None)
-        if callable(context):  # an async Playwright page has `context` as a property too
-            raise TypeError("client.record() takes a page or context of Playwright's sync API.")
+        context = getattr(self._target, "context", None)  # a Page's; a context has none
         self._context = context if context is not None else self._target
         if not hasattr(self._context, "add_init_script"):
             raise TypeError("client.record() takes a Playwright Page or BrowserContext.")
+        if inspect.iscoroutinefunction(self._context.add_init_script):
+            raise TypeError("client.record() takes a page or context of Playwright's sync API.")
         script = self._client.recorder_script()
         self.run = self._client.runs.create(
             name=self.name or "Local recording",

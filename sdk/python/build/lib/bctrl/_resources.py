@@ -34,7 +34,10 @@ from bctrl._models import (
     Export,
     Lease,
     LiveViewer,
+    Recording,
     RecordingBatchResult,
+    RecordingDownload,
+    RecordingSync,
     RecordingViewer,
     RunData,
     RuntimeData,
@@ -43,7 +46,7 @@ from bctrl._models import (
     Upstream,
     WaitResult,
 )
-from bctrl._pagination import Page
+from bctrl._pagination import OffsetPage, Page
 from bctrl._sse import MAX_CONSECUTIVE_FAILURES, READ_TIMEOUT_S, SSEParser
 
 if TYPE_CHECKING:
@@ -932,3 +935,88 @@ class LeaseActions:
         """Ends the lease and closes every viewer open on it."""
         path = f"/v1/leases/{lease_id}/revoke"
         return Lease.from_json(self._api.json("POST", path, idempotent=True, **o))
+
+
+# Seed 004's recordings API (/api/v1): rooms are runtimes ---------------------------------
+
+
+def _data(answer: Any) -> dict[str, Any]:
+    data = answer.get("data") if isinstance(answer, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+class Recordings:
+    """`/api/v1/recordings` (seed 004): list, get, download URL, archive, recover, delete."""
+
+    def __init__(self, api: SyncAPI) -> None:
+        self._api = api
+
+    def list(
+        self, *, limit: int | None = None, offset: int | None = None, **o: Unpack[CallOptions]
+    ) -> OffsetPage[Recording]:
+        params = {"limit": limit, "offset": offset}
+        answer = self._api.json("GET", "/api/v1/recordings", params=params, **o)
+        return OffsetPage(
+            answer,
+            Recording.from_json,
+            lambda following: self.list(limit=limit, offset=following, **o),
+        )
+
+    def retrieve(self, recording_id: str, **o: Unpack[CallOptions]) -> Recording:
+        answer = self._api.json("GET", f"/api/v1/recordings/{recording_id}", **o)
+        return Recording.from_json(_data(answer))
+
+    def download(self, recording_id: str, **o: Unpack[CallOptions]) -> RecordingDownload:
+        """A signed, expiring download URL (or, while it is processed, none yet)."""
+        path = f"/api/v1/recordings/{recording_id}/download"
+        return RecordingDownload.from_json(self._api.json("GET", path, **o))
+
+    def archive(self, recording_id: str, **o: Unpack[CallOptions]) -> Recording:
+        path = f"/api/v1/recordings/{recording_id}/archive"
+        return Recording.from_json(_data(self._api.json("POST", path, **o)))
+
+    def recover(self, recording_id: str, **o: Unpack[CallOptions]) -> Recording:
+        path = f"/api/v1/recordings/{recording_id}/recover"
+        return Recording.from_json(_data(self._api.json("POST", path, **o)))
+
+    def delete(self, recording_id: str, **o: Unpack[CallOptions]) -> Recording:
+        path = f"/api/v1/recordings/{recording_id}"
+        return Recording.from_json(_data(self._api.json("DELETE", path, **o)))
+
+
+class RoomRecordings:
+    """`/api/v1/rooms/{room}/recordings/…` (seed 004): a room is a runtime."""
+
+    def __init__(self, api: SyncAPI) -> None:
+        self._api = api
+
+    def start(self, room_id: str, **o: Unpack[CallOptions]) -> Recording:
+        path = f"/api/v1/rooms/{room_id}/recordings/start"
+        return Recording.from_json(_data(self._api.json("POST", path, **o)))
+
+    def stop(self, room_id: str, **o: Unpack[CallOptions]) -> Recording:
+        path = f"/api/v1/rooms/{room_id}/recordings/stop"
+        return Recording.from_json(_data(self._api.json("POST", path, **o)))
+
+    def sync(self, room_id: str, **o: Unpack[CallOptions]) -> RecordingSync:
+        """Imports the closed sessions of the space's upstream Browser Run account."""
+        path = f"/api/v1/rooms/{room_id}/recordings/sync"
+        return RecordingSync.from_json(_data(self._api.json("POST", path, **o)))
+
+    def import_(
+        self, room_id: str, document: Any, *, gzip: bool = False, **o: Unpack[CallOptions]
+    ) -> Recording:
+        """Imports seed 003's recording document or an rrweb event array (`document`: the
+        JSON value, or its bytes)."""
+        content = document if isinstance(document, bytes) else json.dumps(document).encode()
+        headers = {"Content-Type": "application/json"}
+        if gzip:
+            headers["Content-Encoding"] = "gzip"
+        path = f"/api/v1/rooms/{room_id}/recordings/import"
+        answer = self._api.json("POST", path, content=content, headers=headers, **o)
+        return Recording.from_json(_data(answer))
+
+
+class Rooms:
+    def __init__(self, api: SyncAPI) -> None:
+        self.recordings = RoomRecordings(api)

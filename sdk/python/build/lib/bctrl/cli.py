@@ -55,6 +55,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class NoSuchRuntime(BctrlError):
+    """A runtime name that no runtime of the key's space has."""
+
+
 class State:
     def __init__(self, api_key: str | None, base_url: str | None) -> None:
         self.api_key = api_key
@@ -103,6 +107,8 @@ def reporting(as_json: bool) -> Iterator[None]:
         )
     except APIConnectionError as exc:
         fail(f"{exc.message} Is the server running?", UNREACHABLE, as_json)
+    except NoSuchRuntime as exc:
+        fail(exc.message, NOT_FOUND, as_json)
     except BctrlError as exc:
         fail(exc.message, AUTH if "API key" in exc.message else ERROR, as_json)
 
@@ -308,7 +314,7 @@ def runtime_named(client: Bctrl, name: str, create: bool) -> Runtime:
     if found:
         return found[-1]
     if not create:
-        raise BctrlError(f"No runtime named {name!r}.")
+        raise NoSuchRuntime(f"No runtime named {name!r}.")
     return client.runtimes.create(name=name)
 
 
