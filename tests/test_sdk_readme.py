@@ -3,6 +3,7 @@ the `bctrl` command without Django, and the README's first script runs as writte
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,8 @@ def test_pip_installs_the_package_and_its_command(tmp_path: Path) -> None:
     """As on a fresh machine: pip builds it in an isolated environment (setuptools from the
     package index) and installs it with its `bctrl` command."""
     target = tmp_path / "site"
+    source = tmp_path / "source"  # a copy: a build writes build/ and *.egg-info beside it
+    shutil.copytree(SDK, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     installed = subprocess.run(
         [
             sys.executable,
@@ -47,7 +50,7 @@ def test_pip_installs_the_package_and_its_command(tmp_path: Path) -> None:
             "--no-deps",
             "--target",
             str(target),
-            str(SDK),
+            str(source),
         ],
         capture_output=True,
         text=True,
