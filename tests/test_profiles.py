@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from bctrl import Bctrl
 from cryptography.fernet import Fernet
 
 from runs import profiles, services
-from runs.management.commands.demo import Api
 from runs.models import Profile, Run, Runtime
 from runtime_host.host import RuntimeHost
 from tests.conftest import Tenant, fake_host, start_runtime, stop_runtime
@@ -166,8 +166,8 @@ async def test_signed_in_at_the_next_start(
 ) -> None:
     from playwright.async_api import async_playwright
 
-    api = Api(asgi_server, tenant.raw_key)
-    profile = await asyncio.to_thread(api.call, "POST", "/v1/profiles", {"name": "ada"})
+    api = Bctrl(api_key=tenant.raw_key, base_url=asgi_server)
+    profile = await asyncio.to_thread(api.post, "/v1/profiles", json={"name": "ada"})
     shop = asgi_server + "/demo/"
 
     first = await start_runtime(asgi_server, tenant, {"profileId": profile["id"], "persist": True})
@@ -182,7 +182,7 @@ async def test_signed_in_at_the_next_start(
         await page.evaluate("localStorage.setItem('cart', '[\"mug\"]')")
         await browser.close()
     await stop_runtime(asgi_server, tenant, first)
-    saved = await asyncio.to_thread(api.call, "GET", f"/v1/profiles/{profile['id']}")
+    saved = await asyncio.to_thread(api.get, f"/v1/profiles/{profile['id']}")
     assert saved["domains"] == ["127.0.0.1"] and saved["savedByRunId"] == first.run.id
 
     second = await start_runtime(asgi_server, tenant, {"profileId": profile["id"]})

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from bctrl import Bctrl
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from runs import services
-from runs.management.commands.demo import Api
 from runs.models import Artifact, Runtime
 from runtime_host.host import RuntimeHost
 from tests.conftest import Tenant, fake_host, start_runtime, stop_runtime
@@ -89,7 +89,7 @@ async def test_an_uploaded_file_reaches_the_pages_file_input(
     from playwright.async_api import async_playwright
 
     started = await start_runtime(asgi_server, tenant)
-    api = Api(asgi_server, tenant.raw_key)
+    api = Bctrl(api_key=tenant.raw_key, base_url=asgi_server)
     async with httpx.AsyncClient(
         base_url=asgi_server, headers={"Authorization": f"Bearer {tenant.raw_key}"}
     ) as client:
@@ -129,5 +129,5 @@ async def test_an_uploaded_file_reaches_the_pages_file_input(
         assert base64.b64decode(seen["base64"]) == RECEIPT
         await browser.close()
     run = await stop_runtime(asgi_server, tenant, started)
-    files = await asyncio.to_thread(api.call, "GET", f"/v1/runs/{run.id}/files?type=upload")
+    files = await asyncio.to_thread(api.get, f"/v1/runs/{run.id}/files?type=upload")
     assert sorted(f["size"] for f in files["data"]) == sorted([len(RECEIPT), 15])
