@@ -25,8 +25,10 @@ from bctrl import (
     NoActiveRunError,
     NotFoundError,
     PermissionDeniedError,
+    Profile,
     RateLimitError,
     Run,
+    RuntimeFile,
     UnprocessableEntityError,
 )
 
@@ -559,3 +561,44 @@ def test_a_start_that_failed_on_the_server_is_not_tried_again(client: Bctrl) -> 
     assert failed.value.status_code == 502 and failed.value.code == "runtime.start_failed"
     assert "Retry-After" not in failed.value.response.headers
     assert requests.count(f"/v1/runtimes/{runtime.id}/start") == 1
+
+
+def test_profiles_browser_options_and_runtime_files(client: Bctrl, tenant: Tenant) -> None:
+    profile = client.profiles.create(name="shop account")
+    assert isinstance(profile, Profile) and profile.domains == []
+    assert [p.id for p in client.profiles.list()] == [profile.id]
+    with pytest.raises(ConflictError) as taken:
+        client.profiles.create(name="shop account")
+    assert taken.value.code == "profile.name_taken"
+    runtime = client.runtimes.create(name="options")
+    with fake_host():
+        started = client.runtimes.start(
+            runtime.id,
+            viewport=(390, 844),
+            locale="de-DE",
+            proxy={"server": "socks5://proxy.example.com:1080", "password": "x", "username": "u"},
+            profile_id=profile.id,
+            persist=True,
+        )
+        run = client.runs.retrieve(started.run_id)
+        assert run.raw["browser"] == {
+            "viewport": {"width": 390, "height": 844},
+            "locale": "de-DE",
+            "proxy": {"server": "socks5://proxy.example.com:1080"},
+            "profile": {"id": profile.id, "name": "shop account", "persist": True},
+        }
+        assert client.profiles.retrieve(profile.id).in_use_by_run_id == started.run_id
+        with pytest.raises(ConflictError):
+            client.profiles.delete(profile.id)
+        sent = client.runtimes.upload_file(runtime.id, b"%PDF-1.4", name="receipt.pdf")
+        assert isinstance(sent, RuntimeFile) and sent.kind == "upload" and sent.size == 8
+        assert [f.name for f in client.runtimes.files(runtime.id)] == ["receipt.pdf"]
+        with pytest.raises(UnprocessableEntityError):
+            client.runtimes.start(runtime.id, timezone="Mars/Olympus")
+        client.runtimes.stop(runtime.id)
+    other = client.runtimes.create(name="other")
+    with pytest.raises(NotFoundError):
+        client.runtimes.upload_file("rt_nope", b"x", name="a.txt")
+    with pytest.raises(ConflictError) as idle:
+        client.runtimes.upload_file(other.id, b"x", name="a.txt")
+    assert idle.value.code == "runtime.not_running"

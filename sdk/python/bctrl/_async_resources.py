@@ -34,6 +34,7 @@ from bctrl._models import (
     Export,
     Lease,
     LiveViewer,
+    Profile,
     Recording,
     RecordingBatchResult,
     RecordingDownload,
@@ -41,13 +42,22 @@ from bctrl._models import (
     RecordingViewer,
     RunData,
     RuntimeData,
+    RuntimeFile,
     RuntimeStarted,
     Space,
     Upstream,
     WaitResult,
 )
 from bctrl._pagination import AsyncOffsetPage, AsyncPage
-from bctrl._resources import EXPORT_POLL_S, START_TIMEOUT_S, Progress, joined, sse_timeout
+from bctrl._resources import (
+    EXPORT_POLL_S,
+    START_TIMEOUT_S,
+    Progress,
+    file_form,
+    joined,
+    sse_timeout,
+    start_body,
+)
 from bctrl._sse import MAX_CONSECUTIVE_FAILURES, SSEParser
 
 if TYPE_CHECKING:
@@ -123,18 +133,35 @@ class Runtimes:
         recording: bool | None = None,
         keep_alive_ms: int | None = None,
         wait_ms: int | None = None,
+        viewport: tuple[int, int] | None = None,
+        user_agent: str | None = None,
+        locale: str | None = None,
+        timezone: str | None = None,
+        proxy: Mapping[str, str] | None = None,
+        profile_id: str | None = None,
+        persist: bool | None = None,
         extra_body: Mapping[str, Any] | None = None,
         **o: Unpack[CallOptions],
     ) -> RuntimeStarted:
         """Starts the runtime and opens its run; answers once the browser is up. A full or
         absent fleet (429 runtime.capacity, 503 runtime.no_host) is retried after the
         server's Retry-After, `max_retries` times; `wait_ms` asks the server to wait.
+        Browser options: `viewport` (width, height), `user_agent`, `locale`, `timezone`,
+        `proxy` ({"server", "username", "password"}); `profile_id` loads a profile and
+        `persist=True` saves the browser's state back into it when the run stops.
         `extra_body` adds fields of the start's body as the API names them (camelCase)."""
-        body: dict[str, Any] = dict(extra_body or {})
-        if recording is not None:
-            body["recording"] = recording
-        if keep_alive_ms is not None:
-            body["keepAliveMs"] = keep_alive_ms
+        body = start_body(
+            extra_body,
+            recording=recording,
+            keepAliveMs=keep_alive_ms,
+            viewport={"width": viewport[0], "height": viewport[1]} if viewport else None,
+            userAgent=user_agent,
+            locale=locale,
+            timezone=timezone,
+            proxy=dict(proxy) if proxy else None,
+            profileId=profile_id,
+            persist=persist,
+        )
         o.setdefault("timeout", START_TIMEOUT_S + (wait_ms or 0) / 1000)
         answer = await self._api.json(
             "POST",
@@ -155,6 +182,68 @@ class Runtimes:
         """The runtime's active run; `NoActiveRunError` (runtime.no_active_run) if none."""
         answer = await self._api.json("GET", f"/v1/runtimes/{runtime_id}/current-run", **o)
         return self._client.runs._run(answer)
+
+    async def upload_file(
+        self,
+        runtime_id: str,
+        file: bytes | IO[bytes] | str | Path,
+        *,
+        name: str | None = None,
+        content_type: str | None = None,
+        **o: Unpack[CallOptions],
+    ) -> RuntimeFile:
+        """Puts a file where the running browser's file inputs reach it (kept as an
+        `upload` artifact of its run); `.path` is what `set_input_files` takes."""
+        files, form = file_form(file, name=name, content_type=content_type)
+        path = f"/v1/runtimes/{runtime_id}/files"
+        answer = await self._api.json("POST", path, files=files, data=form, **o)
+        return RuntimeFile.from_json(answer)
+
+    async def files(
+        self,
+        runtime_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        **o: Unpack[CallOptions],
+    ) -> AsyncPage[RuntimeFile]:
+        """The files uploaded for the runtime's current run."""
+        path = f"/v1/runtimes/{runtime_id}/files"
+        params = {"limit": limit, "cursor": cursor}
+        answer = await self._api.json("GET", path, params=params, **o)
+        return AsyncPage(
+            answer,
+            RuntimeFile.from_json,
+            lambda next_: self.files(runtime_id, limit=limit, cursor=next_, **o),
+        )
+
+
+class Profiles:
+    """Browser profiles of the key's space: cookies and local storage that a start loads
+    (`profile_id=`) and, with `persist=True`, saves back when its run stops."""
+
+    def __init__(self, api: AsyncAPI) -> None:
+        self._api = api
+
+    async def create(self, *, name: str, **o: Unpack[CallOptions]) -> Profile:
+        answer = await self._api.json("POST", "/v1/profiles", json={"name": name}, **o)
+        return Profile.from_json(answer)
+
+    async def retrieve(self, profile_id: str, **o: Unpack[CallOptions]) -> Profile:
+        return Profile.from_json(await self._api.json("GET", f"/v1/profiles/{profile_id}", **o))
+
+    async def list(
+        self, *, limit: int | None = None, cursor: str | None = None, **o: Unpack[CallOptions]
+    ) -> AsyncPage[Profile]:
+        params = {"limit": limit, "cursor": cursor}
+        answer = await self._api.json("GET", "/v1/profiles", params=params, **o)
+        return AsyncPage(
+            answer, Profile.from_json, lambda next_: self.list(limit=limit, cursor=next_, **o)
+        )
+
+    async def delete(self, profile_id: str, **o: Unpack[CallOptions]) -> None:
+        """Deletes it (409 profile.in_use while a running run will save into it)."""
+        await self._api.send("DELETE", f"/v1/profiles/{profile_id}", **o)
 
 
 # Runs ----------------------------------------------------------------------------------------
@@ -511,18 +600,8 @@ class Artifacts:
         **o: Unpack[CallOptions],
     ) -> Artifact:
         """Stores a file as an artifact of the run (`kind`: screenshot, download, report…)."""
-        if isinstance(file, (str, Path)):
-            path = Path(file)
-            content: bytes | IO[bytes] = path.read_bytes()
-            name = name or path.name
-        else:
-            content = file
-        form: dict[str, str] = {"kind": kind}
-        if name:
-            form["name"] = name
-        if content_type:
-            form["contentType"] = content_type
-        files = {"file": (name or "file", content, content_type or "application/octet-stream")}
+        files, form = file_form(file, name=name, content_type=content_type)
+        form["kind"] = kind
         answer = await self._api.json(
             "POST", f"/v1/runs/{run_id}/artifacts", files=files, data=form, **o
         )

@@ -26,6 +26,7 @@ __all__ = [
     "Lease",
     "LiveViewer",
     "Model",
+    "Profile",
     "Recording",
     "RecordingBatchResult",
     "RecordingDownload",
@@ -34,6 +35,7 @@ __all__ = [
     "RecordingViewer",
     "RunData",
     "RuntimeData",
+    "RuntimeFile",
     "RuntimeStarted",
     "Space",
     "Upstream",
@@ -249,6 +251,30 @@ class Artifact(Model):
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     download_url: str = ""
+
+
+@dataclass
+class RuntimeFile(Artifact):
+    """A file put where a running browser's file inputs reach it: `path` is what
+    Playwright's `set_input_files` and CDP's `DOM.setFileInputFiles` take once `placed`."""
+
+    placed: bool = False
+    path: str | None = None
+
+
+@dataclass
+class Profile(Model):
+    """A browser profile: whose cookies and storage it keeps (never their values)."""
+
+    id: str = ""
+    name: str = ""
+    domains: list[str] = field(default_factory=list)
+    cookie_count: int = 0
+    size: int = 0
+    saved_at: datetime | None = None
+    saved_by_run_id: str | None = None
+    in_use_by_run_id: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass
