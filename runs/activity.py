@@ -2,8 +2,10 @@
 
 Nothing here is stored: every call reads the run's events and commands (two queries,
 however big the run is) and folds them, in one pass in time order, into items a
-person can read. `activity_items(run)` is what a poller or stream calls; `activity()`
-also takes filters and says whether the timeline was cut short.
+person can read: one step per action, named from the page itself ("Clicked button
+"Place order"", "Typed 16 characters into "Card number""), with the protocol plumbing
+folded into the steps. `activity_items(run)` is what a poller or stream calls;
+`activity()` also takes filters and says whether the timeline was cut short.
 
 Sources (what the runtime host and clients record)
 --------------------------------------------------
@@ -11,14 +13,20 @@ Events (`Event.type` → `Event.data`):
 
 - `runtime.lifecycle`  {state: starting|started|stopped|failed, reason?}
 - `navigation`         {url, frameId?, transition?}
+- `page.title`         {url, title} (the page's title once its document is parsed)
+- `input`              {kind: click|type|select|check|upload, role, name, masked?, frame?,
+                        x?, y?, button?, clickCount?, options?, checked?, files?, fileCount?}:
+                        what an input touched, reported by the page at that moment
+                        (static/js/inputs.js, runtime_host/steps.py) whoever sent the input;
+                        never a field's value
 - `network.request`    {requestId, method, url, resourceType}
 - `network.response`   {requestId, url, status, mimeType, encodedDataLength, timing?}
-- `network.failed`     {requestId, url, errorText, method?}
+- `network.failed`     {requestId, url, errorText, method?, canceled?}
 - `network.blocked`    {url, reason, requestId?, method?} (runs/confinement.py)
 - `network.usage`      {bytesIn, bytesOut} (the egress proxy's count, at the end)
 - `console.message`    {level: log|info|warning|error|debug, text}
 - `page.error`         {message, stack?}
-- `dialog`             {type, message}
+- `dialog`             {type, message}; `dialog.closed` {accepted}
 - `download`           {url, suggestedFilename, artifactId?}
 - `target.created`, `target.closed`  {targetId, type, url}
 - `artifact.created`   {artifactId, kind, name, size}
@@ -29,46 +37,77 @@ Events (`Event.type` → `Event.data`):
 
 Commands (`Command.method`, `params`, `status`, `duration_ms`, `page_id`, times): CDP
 methods sent by a client: `Input.dispatchKeyEvent` {type, text?, key?, modifiers?},
-`Input.insertText` {text, possibly "[redacted]"}, `Input.dispatchMouseEvent` {type, x,
-y, button, clickCount?, deltaX?, deltaY?}, `Page.navigate` {url}, `Page.reload`, and
-any other method (`Runtime.evaluate`, `Page.captureScreenshot`, …).
+`Input.insertText` {text: "[redacted]", length}, `Input.dispatchMouseEvent` {type, x,
+y, button, clickCount?, deltaX?, deltaY?}, `Page.navigate` {url}, `Page.reload`,
+`Page.captureScreenshot`, and any other method (`Runtime.callFunctionOn`, `cdp.internal`
+bursts of set-up calls, …).
 
 Items
 -----
-Every item is `{id, time, type, message, status, severity, durationMs, pageId,
-children, source}`. `status` is succeeded|failed|running|info, `severity`
-info|warning|error. `source` is `{"events": [seq, …], "commands": [id, …]}`; a list
-longer than MAX_SOURCE_REFS keeps its first entries and the exact total is added as
-`eventCount` / `commandCount`. `children` are compact sub-items `{time, type,
-message, status, severity, durationMs, source}` (at most MAX_CHILDREN).
+Every item is `{id, time, type, message, status, severity, durationMs, pageId, role,
+name, children, source}`. `status` is succeeded|failed|running|info, `severity`
+info|warning|error. `role` and `name` are those of the element a step touched (as
+Chromium or the page names it), else null. `source` is `{"events": [seq, …],
+"commands": [id, …]}`; a list longer than MAX_SOURCE_REFS keeps its first entries and
+the exact total is added as `eventCount` / `commandCount`. `children` are compact
+sub-items `{time, type, message, status, severity, durationMs, source}` (at most
+MAX_CHILDREN): the plumbing that prepared a step, its own parts, then what followed it.
 
-Types and the rules that make them:
+Steps (STEP_TYPES) and how they are named:
 
-- `run.started` first, and `run.completed` / `run.failed` last once the run has ended:
-  taken from the Run row, not from events (`run.started` is running while the run
-  is). A failed run is an error and quotes the run's error message.
+- `browser.click`: `mousePressed` (+ its `mouseReleased`), named by the page's report
+  of the click (an `input` click event within INPUT_WINDOW): "Clicked button "Place
+  order"", "Clicked link "Shop now"", "Clicked an unlabelled button", else "Clicked at
+  (x, y)". A second press of a double click folds in ("Double-clicked …"); right and
+  middle buttons say so. `browser.drag`: a press released more than DRAG_DISTANCE px
+  away "Dragged from (x, y) to (x, y)". `mouseMoved` is noise: no item, and it
+  interrupts nothing. A click with no command (a person in the live view) is a step
+  of its own from the page's report.
 - `browser.type`: a burst of `Input.dispatchKeyEvent` / `Input.insertText` commands
   on one page, each less than BURST_GAP after the previous one, not interrupted by
-  another command (mouse moves aside) or by a navigation of that page. "Typed 12
-  characters, pressed Enter". Typed text is never echoed, since it may be a secret:
-  the message and children give counts and the names of special keys (Enter, Tab,
-  Backspace, shortcuts such as Control+a) only. Redacted text counts as "redacted
-  text". durationMs is the span of the burst.
-- `browser.click`: `mousePressed` (+ its `mouseReleased`) "Clicked at (x, y)";
-  a second press of a double click folds in ("Double-clicked at …"); right and
-  middle buttons say so. `browser.drag`: a press released more than DRAG_DISTANCE
-  px away "Dragged from (x, y) to (x, y)". `mouseMoved` is noise: no item, and it
-  interrupts nothing.
+  another command (mouse moves aside) or by a navigation of that page, named by the
+  field(s) the page reported: "Typed 16 characters into "Card number"", "Pressed Enter
+  in "Search"", "Typed 3 characters into an unlabelled field". Typed text is never
+  echoed, since it may be a secret: counts and the names of special keys (Enter, Tab,
+  Backspace, shortcuts such as Control+a) only; a password field's label is kept.
+- `browser.select` "Selected "Red" in "Colour"", `browser.check` "Checked "I agree""
+  (a click that checked a box becomes that step), `browser.upload` "Uploaded
+  receipt.pdf to "Attachment"": from the page's reports.
 - `browser.scroll`: a burst of `mouseWheel` commands (same page, gaps < BURST_GAP),
   "Scrolled down 600 px".
-- `browser.navigate`: a `navigation` event "Navigated to <url>" (reload and
-  back/forward transitions say so). A `Page.navigate` / `Page.reload` command and the
-  navigation event that follows it within NAV_WINDOW are one item; a command with
-  no navigation event yet is "Navigating to <url>" (running) or "Navigated to <url>",
-  and a failed one is an error "Navigation to <url> failed: <error>".
-- `network.failed`: an error "Request failed: GET <url> — net::ERR_…".
-  `network.http_error`: a response with status >= 400, "GET <url> returned HTTP
-  404": a warning for 4xx, an error for 5xx. Other requests and responses are noise.
+- `browser.navigate`: a `navigation` event "Navigated to Checkout — /demo/checkout" (the
+  page's title, and the URL: in full on the first visit of its origin, then its path;
+  reload and back/forward transitions say so; "(HTTP 404)" and a warning when the
+  document answered an error, which then is no item of its own). A `Page.navigate` /
+  `Page.reload` command and the navigation event that follows it within NAV_WINDOW are
+  one item; a command with no navigation event yet is "Navigating to <url>" (running),
+  and a failed one is an error "Navigation to <url> failed: <error>", as is a document
+  request that failed.
+- `browser.screenshot`: `Page.captureScreenshot` "Took a screenshot" (its stored file
+  folds in), `Page.printToPDF` "Saved the page as a PDF".
+- `dialog` "Dialog "Are you sure?" accepted" (the client's answer folds in), `download`
+  "Downloaded receipt.csv" (its stored file folds in), `tab.opened` / `tab.closed` (from
+  `target.created` / `target.closed` of type page; other targets are noise),
+  `connection.opened` "Connected a client with an API key from 127.0.0.1".
+
+Protocol plumbing (every other command) is never a top-level item when a step explains
+it: commands less than FOLD_BEFORE before a step on its page are that step's
+preparation (children), else those less than FOLD_AFTER after a step's last record are
+its follow-up; what no step claims is one collapsed `automation` item "N automation
+calls" (commands less than PLUMBING_GAP apart). While the run is live, the latest
+plumbing waits HOLD_BACK for its step, so no item appears only to vanish. A failed
+command whose error is housekeeping (HARMLESS_ERRORS: a context, node or target the page
+had already dropped) is plumbing like any other, not a failure. A CDP error the client
+saw otherwise stays loud: a `command` item "Runtime.evaluate failed: …" (consecutive
+ones of one method collapse, "… (3 times)"); an input refused while a person controls
+the browser is its step, failed, "… — refused: a person was controlling the browser".
+
+Other items:
+
+- `network.failed`: an error "Request failed: GET <url> — net::ERR_…" (a cancelled
+  request, net::ERR_ABORTED, is noise). `network.http_error`: a response with status
+  >= 400, "GET <url> returned HTTP 404": a warning for 4xx, an error for 5xx. Other
+  requests and responses are noise.
 - `network.blocked`: an error "Blocked <url>: <reason>" (the browser tried to reach
   something hosted browsers may not: a file: URL, a metadata address, the platform's
   own services). `network.usage` is noise.
@@ -76,21 +115,16 @@ Types and the rules that make them:
   its own; log/info/debug messages in a row (same page, gaps < BURST_GAP, no other
   item started in between, at most MAX_CHILDREN) are one info item whose children
   are the messages.
-- `page.error` (error), `dialog`, `download`, `tab.opened` / `tab.closed` (from
-  `target.created` / `target.closed` of type page; other targets such as workers are
-  noise), `artifact.created`, `runtime.lifecycle` (an error when the state is
-  failed), `connection.opened` / `connection.closed` ("Connected a client with an API
-  key from 127.0.0.1"): one item per event.
+- `page.error` (error), `artifact.created`, `runtime.lifecycle` (an error when the
+  state is failed), `connection.closed`: one item per event.
 - `control.takeover`: a person's control of the browser through the live view, from
   `control.granted` to `control.released` (running until then; `durationMs` is the
   span, which the replay timeline draws): "ada controlled the browser for 42 s (handed
   back)". The request before a grant folds into it; a request refused because someone
   else held control is a `control.requested` item of its own.
-- `command`: any other command, named by its method, with the command's status
-  (pending is running) and severity error when it failed. Consecutive commands of the
-  same method on the same page and with the same outcome (failed or not) are one item
-  "Runtime.evaluate (5 times)" whose children are the commands (at most MAX_CHILDREN per
-  item; the next one starts a new item).
+- `run.started` first, and `run.completed` / `run.failed` last once the run has ended:
+  taken from the Run row, not from events (`run.started` is running while the run
+  is). A failed run is an error and quotes the run's error message.
 - `event`: any other event, named by its type.
 
 Commands are the foreground (what the client did) and interrupt each other's
@@ -100,13 +134,15 @@ item starting.
 
 Order and ids
 -------------
-Events are read by seq and commands by (started_at, id), merged by time; items are
-sorted by the time of the record that started them (stably). An item's id is "act_"
-plus the id of the record that started it (the first keystroke of a burst, the press
-of a click, the first console message of a group, …); run items use the run id.
-Records appended later only extend the open item or start new ones, so ids already
-handed out stay valid (their content may grow). Only a record that arrives late with
-a time earlier than records already stored can reshape its neighbours.
+Events are read by seq and ordered by time (the host writes an input's event once it
+has named the element, timed when the input happened), commands by (started_at, id),
+merged by time; items are sorted by the time of the record that started them
+(stably). An item's id is "act_" plus the id of the record that started it (the first
+keystroke of a burst, the press of a click, the first console message of a group, the
+first call of an automation group, …); run items use the run id. Records appended later
+only extend the open item or start new ones, so ids already handed out stay valid
+(their content may grow). Only a record that arrives late with a time earlier than
+records already stored can reshape its neighbours.
 
 Huge runs: the latest MAX_RECORDS events and MAX_RECORDS commands are read and at
 most the latest MAX_ITEMS items are returned (plus the run items); `truncated` says
@@ -153,6 +189,9 @@ HOLD_BACK = timedelta(seconds=4)
 INPUT_WINDOW = timedelta(seconds=2)
 INPUT_EARLY = timedelta(milliseconds=500)
 MAX_NAME = 80
+MAX_PLACE = 60
+# How long after a screenshot step its stored file still belongs to it.
+SHOT_WINDOW = timedelta(seconds=10)
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -456,6 +495,7 @@ class _Builder:
         self.navigations: dict[str, _Item] = {}  # the latest navigation item by page
         self.dialogs: dict[str, _Item] = {}  # the open dialog item by page
         self.screenshot: _Item | None = None  # the latest screenshot step
+        self.artifacts: dict[str, _Item] = {}  # artifact items by id, for their download
         self.origins: set[str] = set()  # origins a navigation already named in full
 
     def feed(self, record: _Record) -> None:
@@ -1036,7 +1076,14 @@ class _Builder:
 
     def download(self, ev: "_Evt") -> None:
         name = _text(ev.data.get("suggestedFilename") or ev.data.get("url") or "a file")
-        self.single(ev, "download", f"Downloaded {name}")
+        item = self.single(ev, "download", f"Downloaded {name}")
+        stored = self.artifacts.pop(str(ev.data.get("artifactId") or ""), None)
+        if stored is not None:  # the file it was stored as is part of the download
+            stored.hidden = True
+            item.events[0:0] = stored.events
+            item.children.append(
+                _child(stored.time, stored.type, stored.message, events=stored.events)
+            )
 
     def target(self, ev: "_Evt") -> None:
         if ev.data.get("type") not in ("page", "tab"):
@@ -1056,7 +1103,17 @@ class _Builder:
             message = f"Captured a screenshot {name}".rstrip()
         else:
             message = f"Saved {kind} {name}".rstrip()
-        self.single(ev, "artifact.created", f"{message} ({size})" if size else message)
+        message = f"{message} ({size})" if size else message
+        shot = self.screenshot
+        if kind == "screenshot" and shot is not None and ev.time - shot.time <= SHOT_WINDOW:
+            # The file of the screenshot step just taken (POST /v1/runs/{id}/screenshot).
+            self.screenshot = None
+            shot.events.append(ev.seq)
+            shot.children.append(_child(ev.time, "artifact.created", message, events=[ev.seq]))
+            return
+        item = self.single(ev, "artifact.created", message)
+        if ev.data.get("artifactId"):
+            self.artifacts[str(ev.data["artifactId"])] = item
 
     def connection(self, ev: "_Evt") -> None:
         client = CLIENT_KINDS.get(str(ev.data.get("client")), "a client")
@@ -1498,11 +1555,12 @@ def _place(url: str, origins: set[str]) -> str:
         origins.add(origin)
         return url
     path = parts.path or "/"
-    return (
+    place = (
         path
         + (f"?{parts.query}" if parts.query else "")
         + (f"#{parts.fragment}" if parts.fragment else "")
     )
+    return place if len(place) <= MAX_PLACE else place[: MAX_PLACE - 1] + "…"
 
 
 # The run's own items ------------------------------------------------------------------

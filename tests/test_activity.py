@@ -1033,3 +1033,35 @@ def test_a_run_of_exactly_the_limit_is_not_truncated(
     timeline.events(*[(i, "page.error", {"message": f"error {i}"}) for i in range(5)])
 
     assert activity(timeline.run).truncated is False
+
+
+def test_a_download_and_a_screenshot_carry_the_file_they_were_stored_as(
+    timeline: Timeline,
+) -> None:
+    timeline.events(
+        (0, "artifact.created",
+         {"artifactId": "art_1", "kind": "download", "name": "receipt.csv", "size": 230}),
+        (0.1, "download", {"url": "https://s.test/r", "suggestedFilename": "receipt.csv",
+                           "artifactId": "art_1"}),
+    )  # fmt: skip
+    timeline.command(2, "Page.captureScreenshot", took=0.2)
+    timeline.event(2.3, "artifact.created", {"kind": "screenshot", "name": "shot.png"})
+
+    items = timeline.items()
+    assert [item["message"] for item in items] == ["Downloaded receipt.csv", "Took a screenshot"]
+    assert [child["message"] for child in items[0]["children"]] == [
+        "Saved download receipt.csv (230 bytes)"
+    ]
+    assert [child["message"] for child in items[1]["children"]] == [
+        "Captured a screenshot shot.png"
+    ]
+
+
+def test_a_long_address_is_shortened_after_its_first_visit(timeline: Timeline) -> None:
+    token = "x" * 200
+    timeline.event(0, "navigation", {"url": "https://shop.test/"})
+    timeline.event(3, "navigation", {"url": f"https://shop.test/orders/{token}"})
+
+    message = timeline.items()[1]["message"]
+    assert message.startswith("Navigated to /orders/xxx") and message.endswith("…")
+    assert len(message) < 80
