@@ -106,8 +106,8 @@ Other items:
 
 - `network.failed`: an error "Request failed: GET <url> — net::ERR_…" (a cancelled
   request, net::ERR_ABORTED, is noise). `network.http_error`: a response with status
-  >= 400, "GET <url> returned HTTP 404": a warning for 4xx, an error for 5xx. Other
-  requests and responses are noise.
+  >= 400, "GET <url> returned HTTP 404": a warning for 4xx, an error for 5xx (the
+  browser's own /favicon.ico request aside). Other requests and responses are noise.
 - `network.blocked`: an error "Blocked <url>: <reason>" (the browser tried to reach
   something hosted browsers may not: a file: URL, a metadata address, the platform's
   own services). `network.usage` is noise.
@@ -899,6 +899,8 @@ class _Builder:
         if status < 400:
             return
         url = _text(ev.data.get("url"))
+        if document is None and urlsplit(url).path == "/favicon.ico":
+            return  # the browser asks every site for one: a missing icon is no one's error
         item = self.single(
             ev,
             "network.http_error",

@@ -1065,3 +1065,18 @@ def test_a_long_address_is_shortened_after_its_first_visit(timeline: Timeline) -
     message = timeline.items()[1]["message"]
     assert message.startswith("Navigated to /orders/xxx") and message.endswith("…")
     assert len(message) < 80
+
+
+def test_a_missing_favicon_is_no_error(timeline: Timeline) -> None:
+    timeline.events(
+        (0, "network.request", {"requestId": "1", "method": "GET",
+                                "url": "https://s.test/favicon.ico", "resourceType": "Other"}),
+        (0.1, "network.response", {"requestId": "1", "url": "https://s.test/favicon.ico",
+                                   "status": 404}),
+        (0.2, "network.response", {"requestId": "2", "url": "https://s.test/logo.png",
+                                   "status": 404}),
+    )  # fmt: skip
+
+    assert [item["message"] for item in timeline.items()] == [
+        "GET https://s.test/logo.png returned HTTP 404"
+    ]

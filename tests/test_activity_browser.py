@@ -39,16 +39,23 @@ FORM = b"""<!doctype html><html><head><title>Order form</title></head><body>
 <button id="confirm" type="button" onclick="confirm('Are you sure?')">Ask</button>
 <a id="tab" href="/second" target="_blank">Open help</a>
 <iframe id="frame" src="/frame" width="400" height="120"></iframe>
+<iframe id="remote" src="REMOTE/remote" width="400" height="120"></iframe>
 </body></html>"""
 FRAME = b"""<!doctype html><html><body>
 <button id="inner" type="button">Accept cookies</button></body></html>"""
+# Served from another site (localhost rather than 127.0.0.1): an out-of-process frame,
+# a target of its own for the runtime host.
+REMOTE = b"""<!doctype html><html><body><label for="code">Promo code</label>
+<input id="code"> <button id="apply" type="button">Apply</button></body></html>"""
 SECOND = b"""<!doctype html><html><head><title>Help</title></head><body>
 <button id="help" type="button">Contact us</button></body></html>"""
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = {"/form": FORM, "/frame": FRAME, "/second": SECOND}.get(self.path)
+        remote = f"http://localhost:{self.server.server_address[1]}".encode()
+        pages = {"/form": FORM.replace(b"REMOTE", remote), "/frame": FRAME, "/second": SECOND}
+        body = {**pages, "/remote": REMOTE}.get(self.path)
         if body is None:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -107,6 +114,9 @@ async def test_playwright_steps_are_named_from_the_page(
         page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
         await page.click("#confirm")
         await page.frame_locator("#frame").locator("#inner").click()
+        remote = page.frame_locator("#remote")
+        await remote.locator("#code").press_sequentially("SPRING", delay=20)
+        await remote.locator("#apply").click()
         async with context.expect_page() as opened:
             await page.click("#tab")
         second = await opened.value
@@ -133,6 +143,9 @@ async def test_playwright_steps_are_named_from_the_page(
     assert 'Clicked button "Close"' in said, said
     assert 'Dialog "Are you sure?" accepted' in said, said
     assert 'Clicked button "Accept cookies"' in said, said
+    assert 'Typed 6 characters into "Promo code"' in said, said
+    assert 'Clicked button "Apply"' in said, said
+    assert "SPRING" not in text
     assert 'Clicked link "Open help"' in said, said
     assert any(m.startswith("Opened a new tab") for m in said), said
     assert 'Clicked button "Contact us"' in said, said
