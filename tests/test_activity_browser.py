@@ -9,7 +9,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -53,7 +53,8 @@ SECOND = b"""<!doctype html><html><head><title>Help</title></head><body>
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        remote = f"http://localhost:{self.server.server_address[1]}".encode()
+        port = cast(ThreadingHTTPServer, self.server).server_port
+        remote = f"http://localhost:{port}".encode()
         pages = {"/form": FORM.replace(b"REMOTE", remote), "/frame": FRAME, "/second": SECOND}
         body = {**pages, "/remote": REMOTE}.get(self.path)
         if body is None:
