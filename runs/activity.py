@@ -249,6 +249,7 @@ STEP_TYPES = frozenset(
         "connection.opened",
     }
 )
+PLAYWRIGHT_MARKER = "--playwright--"
 SCREENSHOT_METHODS = frozenset({"Page.captureScreenshot", "Page.printToPDF"})
 DIALOG_METHOD = "Page.handleJavaScriptDialog"
 # CDP errors that are housekeeping, not failures: a client releasing or asking about
@@ -949,6 +950,8 @@ class _Builder:
     def console_message(self, ev: "_Evt") -> None:
         level = str(ev.data.get("level") or "log")
         text = _text(ev.data.get("text"))
+        if text.startswith(PLAYWRIGHT_MARKER):
+            return  # the marker Playwright's setContent logs: its plumbing, not the page's
         if level in ("error", "warning"):
             label = "Console error" if level == "error" else "Console warning"
             self.single(ev, "console.message", f"{label}: {text}", severity=level)
@@ -1013,6 +1016,8 @@ class _Builder:
         for item in reversed(self.inputs):
             if item.state.get("kind") != kind or not _same_page(item.page_id, ev.page_id):
                 continue
+            if item.state["failed"]:
+                continue  # refused or failed: the page never had that input
             if item.time - INPUT_EARLY <= ev.time <= item.state["last"] + INPUT_WINDOW:
                 return item
         return None

@@ -154,22 +154,18 @@
     return path.length && path[0].nodeType === 1 ? path[0] : event.target;
   }
 
-  window.addEventListener(
-    "pointerdown",
-    function (event) {
-      if (!event.isTrusted) return;
-      var element = interactive(target(event));
-      if (!element || element.nodeType !== 1) return;
-      var button = ["left", "middle", "right"][event.button] || "left";
-      withElement("click", element, {
-        x: Math.round(event.clientX),
-        y: Math.round(event.clientY),
-        button: button,
-        clickCount: event.detail || 1,
-      });
-    },
-    true
-  );
+  function pressed(event) {
+    if (!event.isTrusted) return;
+    var element = interactive(target(event));
+    if (!element || element.nodeType !== 1) return;
+    var button = ["left", "middle", "right"][event.button] || "left";
+    withElement("click", element, {
+      x: Math.round(event.clientX),
+      y: Math.round(event.clientY),
+      button: button,
+      clickCount: event.detail || 1,
+    });
+  }
 
   function editable(element) {
     if (element.isContentEditable || element.localName === "textarea") return true;
@@ -195,39 +191,32 @@
     typing = { element: element, at: now };
     withElement("type", element, {});
   }
-  window.addEventListener("keydown", typed, true);
-  window.addEventListener("input", typed, true);
-
-  window.addEventListener(
-    "change",
-    function (event) {
-      var element = target(event);
-      if (!element || element.nodeType !== 1) return;
-      var tag = element.localName;
-      var type = (element.type || "").toLowerCase();
-      if (tag === "select") {
-        var chosen = Array.prototype.filter
-          .call(element.options, function (option) {
-            return option.selected;
-          })
-          .map(function (option) {
-            return clean(option.label || option.text);
-          })
-          .slice(0, 10);
-        withElement("select", element, { options: chosen });
-      } else if (tag === "input" && (type === "checkbox" || type === "radio")) {
-        withElement("check", element, { checked: !!element.checked });
-      } else if (tag === "input" && type === "file") {
-        var files = Array.prototype.map
-          .call(element.files || [], function (file) {
-            return clean(file.name);
-          })
-          .slice(0, 10);
-        withElement("upload", element, { files: files, fileCount: (element.files || []).length });
-      }
-    },
-    true
-  );
+  function changed(event) {
+    var element = target(event);
+    if (!element || element.nodeType !== 1) return;
+    var tag = element.localName;
+    var type = (element.type || "").toLowerCase();
+    if (tag === "select") {
+      var chosen = Array.prototype.filter
+        .call(element.options, function (option) {
+          return option.selected;
+        })
+        .map(function (option) {
+          return clean(option.label || option.text);
+        })
+        .slice(0, 10);
+      withElement("select", element, { options: chosen });
+    } else if (tag === "input" && (type === "checkbox" || type === "radio")) {
+      withElement("check", element, { checked: !!element.checked });
+    } else if (tag === "input" && type === "file") {
+      var files = Array.prototype.map
+        .call(element.files || [], function (file) {
+          return clean(file.name);
+        })
+        .slice(0, 10);
+      withElement("upload", element, { files: files, fileCount: (element.files || []).length });
+    }
+  }
 
   // The page's title, once per document (a same-origin pop-up keeps this window, and its
   // listeners, from about:blank to its first real document).
@@ -238,8 +227,32 @@
     titledDocument = document;
     send({ kind: "page", title: clean(document.title), url: location.href }, null);
   }
-  window.addEventListener("DOMContentLoaded", titled, true);
-  window.addEventListener("load", titled, true);
+  // document.open() (Playwright's setContent, a page writing itself anew) erases every
+  // listener of the window, this world's too: a canary event that nobody else listens
+  // for says when they are gone, and they are added again.
+  var canary = "bctrl-inputs-" + Math.random().toString(36).slice(2);
+  var alive = false;
+  function arm() {
+    window.addEventListener(canary, function () {
+      alive = true;
+    });
+    window.addEventListener("pointerdown", pressed, true);
+    window.addEventListener("keydown", typed, true);
+    window.addEventListener("input", typed, true);
+    window.addEventListener("change", changed, true);
+    window.addEventListener("DOMContentLoaded", titled, true);
+    window.addEventListener("load", titled, true);
+  }
+  arm();
+  setInterval(function () {
+    alive = false;
+    window.dispatchEvent(new Event(canary));
+    if (!alive) {
+      arm();
+      titledDocument = null;
+      titled();
+    }
+  }, 250);
   if (document.readyState !== "loading") titled();
 
   G.__bctrlInputs = {
