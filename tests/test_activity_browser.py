@@ -36,6 +36,8 @@ FORM = b"""<!doctype html><html><head><title>Order form</title></head><body>
 <label for="attachment">Attachment</label> <input id="attachment" type="file">
 <button id="place" type="button" onclick="this.textContent='Placed'">Place order</button>
 <button id="icon" type="button" aria-label="Close"></button>
+<button id="find" type="button"><svg width="12" height="12"><title>Find</title>
+<circle cx="6" cy="6" r="5"/></svg></button>
 <button id="confirm" type="button" onclick="confirm('Are you sure?')">Ask</button>
 <a id="tab" href="/second" target="_blank">Open help</a>
 <iframe id="frame" src="/frame" width="400" height="120"></iframe>
@@ -112,6 +114,7 @@ async def test_playwright_steps_are_named_from_the_page(
         await page.set_input_files("#attachment", str(upload))
         await page.click("#place")
         await page.click("#icon")
+        await page.click("#find")
         page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
         await page.click("#confirm")
         await page.frame_locator("#frame").locator("#inner").click()
@@ -142,6 +145,8 @@ async def test_playwright_steps_are_named_from_the_page(
     assert 'Uploaded receipt.pdf to "Attachment"' in said, said
     assert 'Clicked button "Place order"' in said, said
     assert 'Clicked button "Close"' in said, said
+    # No text a page script can read names this one: Chromium's accessibility tree does.
+    assert 'Clicked button "Find"' in said, said
     assert 'Dialog "Are you sure?" accepted' in said, said
     assert 'Clicked button "Accept cookies"' in said, said
     assert 'Typed 6 characters into "Promo code"' in said, said
