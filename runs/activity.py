@@ -15,7 +15,8 @@ Events (`Event.type` → `Event.data`):
 - `navigation`         {url, frameId?, transition?}
 - `page.title`         {url, title} (the page's title once its document is parsed)
 - `input`              {kind: click|type|select|check|upload, role, name, masked?, frame?,
-                        x?, y?, button?, clickCount?, options?, checked?, files?, fileCount?}:
+                        x?, y?, button?, clickCount?, options?, checked?, files?, fileCount?}
+                        or {kind: scroll, dx, dy} once a wheel scroll stopped:
                         what an input touched, reported by the page at that moment
                         (static/js/inputs.js, runtime_host/steps.py) whoever sent the input;
                         never a field's value
@@ -74,7 +75,7 @@ Steps (STEP_TYPES) and how they are named:
   (a click that checked a box becomes that step), `browser.upload` "Uploaded
   receipt.pdf to "Attachment"": from the page's reports.
 - `browser.scroll`: a burst of `mouseWheel` commands (same page, gaps < BURST_GAP),
-  "Scrolled down 600 px".
+  "Scrolled down 600 px"; without commands, the page's report of a wheel scroll.
 - `browser.navigate`: a `navigation` event "Navigated to Checkout — /demo/checkout" (the
   page's title, and the URL: in full on the first visit of its origin, then its path;
   reload and back/forward transitions say so; "(HTTP 404)" and a warning when the
@@ -659,7 +660,7 @@ class _Builder:
         )  # fmt: skip
         self.add(item)
         self.foreground = item
-        if kind in ("click", "type"):
+        if kind in ("click", "type", "scroll"):
             self.inputs = [*self.inputs[-19:], item]
         return item
 
@@ -1009,6 +1010,8 @@ class _Builder:
             self.input_type(ev, element)
         elif kind in ("select", "check", "upload"):
             self.input_choice(ev, str(kind), element)
+        elif kind == "scroll":
+            self.input_scroll(ev)
 
     def recent_input(self, ev: "_Evt", kind: str) -> _Item | None:
         """The latest click or typing item of the page that this report of the page can
@@ -1057,6 +1060,19 @@ class _Builder:
             fields.append(element)
         if "name" not in item.state:
             item.state.update(element)
+
+    def input_scroll(self, ev: "_Evt") -> None:
+        item = self.recent_input(ev, "scroll")
+        if item is not None:  # the wheel commands already say how far
+            item.events.append(ev.seq)
+            return
+        # Scrolling no command made: a person in the live view.
+        item = self.new(ev.id, ev.time, "browser.scroll", ev.page_id, status="succeeded")
+        item.events.append(ev.seq)
+        item.state = {
+            "kind": "scroll", "last": ev.time, "failed": 0, "pending": 0,
+            "dx": _number(ev.data.get("dx")), "dy": _number(ev.data.get("dy")),
+        }  # fmt: skip
 
     def input_choice(self, ev: "_Evt", kind: str, element: dict[str, Any]) -> None:
         """A list's option chosen, a box checked, files uploaded: a step of its own, or

@@ -12,7 +12,7 @@ MAX_NAME = 120
 MAX_ROLE = 40
 MAX_URL = 2000
 MAX_LIST = 10
-INPUT_KINDS = frozenset({"click", "type", "select", "check", "upload"})
+INPUT_KINDS = frozenset({"click", "type", "select", "check", "upload", "scroll"})
 BUTTONS = frozenset({"left", "middle", "right"})
 # Roles that say nothing about what was touched: the page's guess is better.
 VAGUE_ROLES = frozenset({"", "generic", "none", "presentation", "StaticText", "InlineTextBox"})
@@ -65,6 +65,11 @@ def input_event(record: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
                 data[key] = number
         button = record.get("button")
         data["button"] = button if button in BUTTONS else "left"
+    elif kind == "scroll":
+        data = {"kind": kind, "dx": _number(record.get("dx")) or 0}
+        data["dy"] = _number(record.get("dy")) or 0
+        if record.get("frame") is True:
+            data["frame"] = True
     elif kind == "select":
         data["options"] = _names(record.get("options"))
     elif kind == "check":

@@ -1084,3 +1084,19 @@ def test_a_missing_favicon_is_no_error(timeline: Timeline) -> None:
     assert [item["message"] for item in timeline.items()] == [
         "GET https://s.test/logo.png returned HTTP 404"
     ]
+
+
+def test_a_wheel_scroll_no_command_made_is_a_step_and_one_with_commands_is_not_doubled(
+    timeline: Timeline,
+) -> None:
+    timeline.commands(
+        cmd(timeline, 0, "Input.dispatchMouseEvent",
+            {"type": "mouseWheel", "x": 5, "y": 5, "deltaX": 0, "deltaY": 300}),
+    )  # fmt: skip
+    page_input(timeline, 0.45, "scroll", dx=0, dy=300)
+    page_input(timeline, 5, "scroll", dx=0, dy=-120)
+
+    assert [item["message"] for item in timeline.items()] == [
+        "Scrolled down 300 px",
+        "Scrolled up 120 px",
+    ]

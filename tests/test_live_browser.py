@@ -112,6 +112,9 @@ def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
     viewer.keyboard.type("482913")
     remote.wait_for_function("document.getElementById('code').value === '482913'")
     viewer.screenshot(path=SHOTS.format("in-control"))
+    box = viewer.locator("[data-live-canvas]").bounding_box()
+    viewer.mouse.move(box["x"] + 50, box["y"] + 50)
+    viewer.mouse.wheel(0, 300)
     assert remote.evaluate("window.ticks") > ticks  # the automation's page kept running
 
     # Hand back: the automation types again.
@@ -139,6 +142,7 @@ def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
         time.sleep(0.2)
     assert said.count('Clicked button "Press me"') == 2, "\n".join(said)  # the person, the script
     assert "Typed into an unlabelled field" in said, "\n".join(said)
+    assert any(m.startswith("Scrolled down") for m in said), "\n".join(said)
     assert "Typed 1 character — refused: a person was controlling the browser" in said, said
     assert "482913" not in str(said)
 

@@ -167,6 +167,22 @@
     });
   }
 
+  // Wheel scrolling, told once it has stopped: how far, not where to.
+  var SCROLL_QUIET_MS = 400;
+  var wheel = { dx: 0, dy: 0, timer: null };
+  function wheeled(event) {
+    if (!event.isTrusted) return;
+    var scale = event.deltaMode === 1 ? 40 : event.deltaMode === 2 ? window.innerHeight : 1;
+    wheel.dx += event.deltaX * scale;
+    wheel.dy += event.deltaY * scale;
+    if (wheel.timer) clearTimeout(wheel.timer);
+    wheel.timer = setTimeout(function () {
+      var record = { kind: "scroll", dx: Math.round(wheel.dx), dy: Math.round(wheel.dy) };
+      wheel = { dx: 0, dy: 0, timer: null };
+      if (record.dx || record.dy) send(record, null);
+    }, SCROLL_QUIET_MS);
+  }
+
   function editable(element) {
     if (element.isContentEditable || element.localName === "textarea") return true;
     if (element.localName !== "input") return false;
@@ -237,6 +253,7 @@
       alive = true;
     });
     window.addEventListener("pointerdown", pressed, true);
+    window.addEventListener("wheel", wheeled, { capture: true, passive: true });
     window.addEventListener("keydown", typed, true);
     window.addEventListener("input", typed, true);
     window.addEventListener("change", changed, true);
