@@ -164,9 +164,11 @@ async def test_playwright_steps_are_named_from_the_page(
     assert not [i for i in items if i["severity"] == "error"], said
 
 
-async def raw_cdp_click(connect_url: str, site: str) -> None:
-    """What an agent without Playwright does: attach to a page, navigate, find a button's
-    box and press and release the mouse at its centre, then type into a field."""
+async def raw_cdp_session(connect_url: str, site: str) -> None:
+    """What an agent without Playwright does: open a tab, navigate, find an element's box
+    with a script and press and release the mouse at its centre (a button, a labelled
+    and an unlabelled field, a button inside an iframe), type with key events, then do
+    the same in a second tab."""
     async with websockets.connect(connect_url, max_size=None) as ws:
         ids = iter(range(1, 10_000))
 
@@ -182,37 +184,57 @@ async def raw_cdp_click(connect_url: str, site: str) -> None:
                     assert "error" not in answer, answer
                     return answer["result"]
 
-        target = (await call("Target.createTarget", {"url": "about:blank"}))["targetId"]
-        session = (await call("Target.attachToTarget", {"targetId": target, "flatten": True}))[
-            "sessionId"
-        ]
-        await call("Page.navigate", {"url": site + "/form"}, session)
-        await asyncio.sleep(1.0)
+        async def open_tab(path: str) -> str:
+            target = (await call("Target.createTarget", {"url": "about:blank"}))["targetId"]
+            attached = await call("Target.attachToTarget", {"targetId": target, "flatten": True})
+            await call("Page.navigate", {"url": site + path}, attached["sessionId"])
+            await asyncio.sleep(1.0)
+            return str(attached["sessionId"])
 
-        async def centre(selector: str) -> tuple[float, float]:
+        async def centre(session: str, expression: str) -> tuple[float, float]:
+            """The centre of the box of the element `expression` finds, in the page."""
+            script = f"JSON.stringify(({expression}).getBoundingClientRect())"
             box = await call(
-                "Runtime.evaluate",
-                {
-                    "expression": "JSON.stringify(document.querySelector("
-                    f"{orjson.dumps(selector).decode()}).getBoundingClientRect())",
-                    "returnByValue": True,
-                },
-                session,
+                "Runtime.evaluate", {"expression": script, "returnByValue": True}, session
             )
             rect = orjson.loads(box["result"]["value"])
             return rect["x"] + rect["width"] / 2, rect["y"] + rect["height"] / 2
 
-        for selector in ("#place", "#card"):
-            x, y = await centre(selector)
+        async def click(session: str, x: float, y: float) -> None:
             for kind in ("mousePressed", "mouseReleased"):
                 await call(
                     "Input.dispatchMouseEvent",
                     {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
                     session,
                 )
-        for char in "1234":
-            await call("Input.dispatchKeyEvent", {"type": "keyDown", "text": char}, session)
-            await call("Input.dispatchKeyEvent", {"type": "keyUp"}, session)
+
+        async def type_text(session: str, text: str) -> None:
+            for char in text:
+                await call("Input.dispatchKeyEvent", {"type": "keyDown", "text": char}, session)
+                await call("Input.dispatchKeyEvent", {"type": "keyUp"}, session)
+
+        form = await open_tab("/form")
+        await click(form, *await centre(form, "document.querySelector('#place')"))
+        await click(form, *await centre(form, "document.querySelector('#card')"))
+        await type_text(form, "1234")
+        await asyncio.sleep(2.5)  # a pause: the next typing is a step of its own
+        await click(form, *await centre(form, "document.querySelector('#bare')"))
+        await type_text(form, "xy")
+        # The iframe's button, at its place in the page: the frame's box plus its own.
+        frame = "document.querySelector('#frame')"
+        ix, iy = await centre(form, f"{frame}.contentDocument.querySelector('#inner')")
+        box = await call(
+            "Runtime.evaluate",
+            {
+                "expression": f"JSON.stringify({frame}.getBoundingClientRect())",
+                "returnByValue": True,
+            },
+            form,
+        )
+        rect = orjson.loads(box["result"]["value"])
+        await click(form, rect["x"] + ix, rect["y"] + iy)
+        second = await open_tab("/second")
+        await click(second, *await centre(second, "document.querySelector('#help')"))
         await asyncio.sleep(1.5)
 
 
@@ -220,12 +242,17 @@ async def test_raw_cdp_input_gets_the_same_words(
     asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, site: str
 ) -> None:
     started = await start_runtime(asgi_server, tenant)
-    await raw_cdp_click(started.connect_url, site)
+    await raw_cdp_session(started.connect_url, site)
     run = await stop_runtime(asgi_server, tenant, started)
 
     items = await db(activity_items)(run)
     said = messages(items)
     assert 'Clicked button "Place order"' in said, said
-    assert 'Clicked "Card number"' in said or 'Clicked field "Card number"' in said, said
+    assert 'Clicked field "Card number"' in said, said
     assert 'Typed 4 characters into "Card number"' in said, said
-    assert "Target.createTarget" not in said and "Runtime.evaluate" not in said, said
+    assert "Clicked an unlabelled field" in said, said
+    assert "Typed 2 characters into an unlabelled field" in said, said
+    assert 'Clicked button "Accept cookies"' in said, said
+    assert any(m.startswith("Navigated to Help — ") for m in said), said
+    assert 'Clicked button "Contact us"' in said, said
+    assert not [m for m in said if "Target." in m or "Runtime." in m], said
