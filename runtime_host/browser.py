@@ -365,6 +365,14 @@ class ManagedBrowser:
             # Workers, browser_ui, tabs…: they only need to be let go.
             send("Runtime.runIfWaitingForDebugger", {}, session)
 
+    def _script_params(self) -> dict[str, Any]:
+        return {"source": recorder_source(), "worldName": WORLD_NAME, "runImmediately": True}
+
+    async def _remember_script(self, target: Target, pending: "asyncio.Future[Any]") -> None:
+        with contextlib.suppress(Exception):
+            result = await asyncio.wait_for(pending, 10)
+            target.script_id = result.get("identifier", "")
+
     def _send_input_capture(self, session: str) -> None:
         """The input capture (static/js/inputs.js) in every frame of a target, whether or
         not the run is recorded: activity names its steps from it."""
@@ -379,14 +387,6 @@ class ManagedBrowser:
             {"source": input_source(), "worldName": WORLD_NAME, "runImmediately": True},
             session,
         )
-
-    def _script_params(self) -> dict[str, Any]:
-        return {"source": recorder_source(), "worldName": WORLD_NAME, "runImmediately": True}
-
-    async def _remember_script(self, target: Target, pending: "asyncio.Future[Any]") -> None:
-        with contextlib.suppress(Exception):
-            result = await asyncio.wait_for(pending, 10)
-            target.script_id = result.get("identifier", "")
 
     def _touch(self, target_id: str) -> None:
         if target_id in self.page_order:
