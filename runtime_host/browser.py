@@ -22,7 +22,6 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from runs.cdp import json_object
 from runs.confinement import url_refusal
 from runs.models import Artifact, Run, Runtime
 from runtime_host.cdp import CDPConnection
@@ -42,7 +41,7 @@ from runtime_host.recorder import (
     take_element_expression,
 )
 from runtime_host.sandbox import Sandbox
-from runtime_host.steps import accessible_element, input_event, named
+from runtime_host.steps import accessible_element, input_event, named, record_of
 from runtime_host.writer import RunWriter
 
 logger = logging.getLogger(__name__)
@@ -493,7 +492,7 @@ class ManagedBrowser:
         (or `page.title`) timed when it happened. The element is named from Chromium's
         accessibility tree, over this connection, as soon as the host hears of it; the
         page's own guess stands when the element is already gone."""
-        record = json_object(params.get("payload") or "")
+        record = record_of(params.get("payload"))
         event = input_event(record) if record is not None else None
         if event is None or record is None:
             return

@@ -8,6 +8,8 @@ field is checked and bounded here, and what is not understood is dropped.
 
 from typing import Any
 
+from runs.cdp import json_object
+
 MAX_NAME = 120
 MAX_ROLE = 40
 MAX_URL = 2000
@@ -37,6 +39,11 @@ def _names(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
     return [text for item in value[:MAX_LIST] if (text := _text(item, MAX_NAME))]
+
+
+def record_of(payload: Any) -> dict[str, Any] | None:
+    """The capture's record in a binding call's payload, if it is a JSON object."""
+    return json_object(payload) if isinstance(payload, str) and payload else None
 
 
 def input_event(record: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
