@@ -2,8 +2,10 @@
 
 Nothing here is stored: every call reads the run's events and commands (two queries,
 however big the run is) and folds them, in one pass in time order, into items a
-person can read. `activity_items(run)` is what a poller or stream calls; `activity()`
-also takes filters and says whether the timeline was cut short.
+person can read: one step per action, named from the page itself ("Clicked button
+"Place order"", "Typed 16 characters into "Card number""), with the protocol plumbing
+folded into the steps. `activity_items(run)` is what a poller or stream calls;
+`activity()` also takes filters and says whether the timeline was cut short.
 
 Sources (what the runtime host and clients record)
 --------------------------------------------------
@@ -11,14 +13,21 @@ Events (`Event.type` → `Event.data`):
 
 - `runtime.lifecycle`  {state: starting|started|stopped|failed, reason?}
 - `navigation`         {url, frameId?, transition?}
+- `page.title`         {url, title} (the page's title once its document is parsed)
+- `input`              {kind: click|type|select|check|upload, role, name, masked?, frame?,
+                        x?, y?, button?, clickCount?, options?, checked?, files?, fileCount?}
+                        or {kind: scroll, dx, dy} once a wheel scroll stopped:
+                        what an input touched, reported by the page at that moment
+                        (static/js/inputs.js, runtime_host/steps.py) whoever sent the input;
+                        never a field's value
 - `network.request`    {requestId, method, url, resourceType}
 - `network.response`   {requestId, url, status, mimeType, encodedDataLength, timing?}
-- `network.failed`     {requestId, url, errorText, method?}
+- `network.failed`     {requestId, url, errorText, method?, canceled?}
 - `network.blocked`    {url, reason, requestId?, method?} (runs/confinement.py)
 - `network.usage`      {bytesIn, bytesOut} (the egress proxy's count, at the end)
 - `console.message`    {level: log|info|warning|error|debug, text}
 - `page.error`         {message, stack?}
-- `dialog`             {type, message}
+- `dialog`             {type, message}; `dialog.closed` {accepted}
 - `download`           {url, suggestedFilename, artifactId?}
 - `target.created`, `target.closed`  {targetId, type, url}
 - `artifact.created`   {artifactId, kind, name, size}
@@ -29,46 +38,77 @@ Events (`Event.type` → `Event.data`):
 
 Commands (`Command.method`, `params`, `status`, `duration_ms`, `page_id`, times): CDP
 methods sent by a client: `Input.dispatchKeyEvent` {type, text?, key?, modifiers?},
-`Input.insertText` {text, possibly "[redacted]"}, `Input.dispatchMouseEvent` {type, x,
-y, button, clickCount?, deltaX?, deltaY?}, `Page.navigate` {url}, `Page.reload`, and
-any other method (`Runtime.evaluate`, `Page.captureScreenshot`, …).
+`Input.insertText` {text: "[redacted]", length}, `Input.dispatchMouseEvent` {type, x,
+y, button, clickCount?, deltaX?, deltaY?}, `Page.navigate` {url}, `Page.reload`,
+`Page.captureScreenshot`, and any other method (`Runtime.callFunctionOn`, `cdp.internal`
+bursts of set-up calls, …).
 
 Items
 -----
-Every item is `{id, time, type, message, status, severity, durationMs, pageId,
-children, source}`. `status` is succeeded|failed|running|info, `severity`
-info|warning|error. `source` is `{"events": [seq, …], "commands": [id, …]}`; a list
-longer than MAX_SOURCE_REFS keeps its first entries and the exact total is added as
-`eventCount` / `commandCount`. `children` are compact sub-items `{time, type,
-message, status, severity, durationMs, source}` (at most MAX_CHILDREN).
+Every item is `{id, time, type, message, status, severity, durationMs, pageId, role,
+name, children, source}`. `status` is succeeded|failed|running|info, `severity`
+info|warning|error. `role` and `name` are those of the element a step touched (as
+Chromium or the page names it), else null. `source` is `{"events": [seq, …],
+"commands": [id, …]}`; a list longer than MAX_SOURCE_REFS keeps its first entries and
+the exact total is added as `eventCount` / `commandCount`. `children` are compact
+sub-items `{time, type, message, status, severity, durationMs, source}` (at most
+MAX_CHILDREN): the plumbing that prepared a step, its own parts, then what followed it.
 
-Types and the rules that make them:
+Steps (STEP_TYPES) and how they are named:
 
-- `run.started` first, and `run.completed` / `run.failed` last once the run has ended:
-  taken from the Run row, not from events (`run.started` is running while the run
-  is). A failed run is an error and quotes the run's error message.
+- `browser.click`: `mousePressed` (+ its `mouseReleased`), named by the page's report
+  of the click (an `input` click event within INPUT_WINDOW): "Clicked button "Place
+  order"", "Clicked link "Shop now"", "Clicked an unlabelled button", else "Clicked at
+  (x, y)". A second press of a double click folds in ("Double-clicked …"); right and
+  middle buttons say so. `browser.drag`: a press released more than DRAG_DISTANCE px
+  away "Dragged from (x, y) to (x, y)". `mouseMoved` is noise: no item, and it
+  interrupts nothing. A click with no command (a person in the live view) is a step
+  of its own from the page's report.
 - `browser.type`: a burst of `Input.dispatchKeyEvent` / `Input.insertText` commands
   on one page, each less than BURST_GAP after the previous one, not interrupted by
-  another command (mouse moves aside) or by a navigation of that page. "Typed 12
-  characters, pressed Enter". Typed text is never echoed, since it may be a secret:
-  the message and children give counts and the names of special keys (Enter, Tab,
-  Backspace, shortcuts such as Control+a) only. Redacted text counts as "redacted
-  text". durationMs is the span of the burst.
-- `browser.click`: `mousePressed` (+ its `mouseReleased`) "Clicked at (x, y)";
-  a second press of a double click folds in ("Double-clicked at …"); right and
-  middle buttons say so. `browser.drag`: a press released more than DRAG_DISTANCE
-  px away "Dragged from (x, y) to (x, y)". `mouseMoved` is noise: no item, and it
-  interrupts nothing.
+  another command (mouse moves aside) or by a navigation of that page, named by the
+  field(s) the page reported: "Typed 16 characters into "Card number"", "Pressed Enter
+  in "Search"", "Typed 3 characters into an unlabelled field". Typed text is never
+  echoed, since it may be a secret: counts and the names of special keys (Enter, Tab,
+  Backspace, shortcuts such as Control+a) only; a password field's label is kept.
+- `browser.select` "Selected "Red" in "Colour"", `browser.check` "Checked "I agree""
+  (a click that checked a box becomes that step), `browser.upload` "Uploaded
+  receipt.pdf to "Attachment"": from the page's reports.
 - `browser.scroll`: a burst of `mouseWheel` commands (same page, gaps < BURST_GAP),
-  "Scrolled down 600 px".
-- `browser.navigate`: a `navigation` event "Navigated to <url>" (reload and
-  back/forward transitions say so). A `Page.navigate` / `Page.reload` command and the
-  navigation event that follows it within NAV_WINDOW are one item; a command with
-  no navigation event yet is "Navigating to <url>" (running) or "Navigated to <url>",
-  and a failed one is an error "Navigation to <url> failed: <error>".
-- `network.failed`: an error "Request failed: GET <url> — net::ERR_…".
-  `network.http_error`: a response with status >= 400, "GET <url> returned HTTP
-  404": a warning for 4xx, an error for 5xx. Other requests and responses are noise.
+  "Scrolled down 600 px"; without commands, the page's report of a wheel scroll.
+- `browser.navigate`: a `navigation` event "Navigated to Checkout — /demo/checkout" (the
+  page's title, and the URL: in full on the first visit of its origin, then its path;
+  reload and back/forward transitions say so; "(HTTP 404)" and a warning when the
+  document answered an error, which then is no item of its own). A `Page.navigate` /
+  `Page.reload` command and the navigation event that follows it within NAV_WINDOW are
+  one item; a command with no navigation event yet is "Navigating to <url>" (running),
+  and a failed one is an error "Navigation to <url> failed: <error>", as is a document
+  request that failed.
+- `browser.screenshot`: `Page.captureScreenshot` "Took a screenshot" (its stored file
+  folds in), `Page.printToPDF` "Saved the page as a PDF".
+- `dialog` "Dialog "Are you sure?" accepted" (the client's answer folds in), `download`
+  "Downloaded receipt.csv" (its stored file folds in), `tab.opened` / `tab.closed` (from
+  `target.created` / `target.closed` of type page; other targets are noise),
+  `connection.opened` "Connected a client with an API key from 127.0.0.1".
+
+Protocol plumbing (every other command) is never a top-level item when a step explains
+it: commands less than FOLD_BEFORE before a step on its page are that step's
+preparation (children), else those less than FOLD_AFTER after a step's last record are
+its follow-up; what no step claims is one collapsed `automation` item "N automation
+calls" (commands less than PLUMBING_GAP apart). While the run is live, the latest
+plumbing waits HOLD_BACK for its step, so no item appears only to vanish. A failed
+command whose error is housekeeping (HARMLESS_ERRORS: a context, node or target the page
+had already dropped) is plumbing like any other, not a failure. A CDP error the client
+saw otherwise stays loud: a `command` item "Runtime.evaluate failed: …" (consecutive
+ones of one method collapse, "… (3 times)"); an input refused while a person controls
+the browser is its step, failed, "… — refused: a person was controlling the browser".
+
+Other items:
+
+- `network.failed`: an error "Request failed: GET <url> — net::ERR_…" (a cancelled
+  request, net::ERR_ABORTED, is noise). `network.http_error`: a response with status
+  >= 400, "GET <url> returned HTTP 404": a warning for 4xx, an error for 5xx (the
+  browser's own /favicon.ico request aside). Other requests and responses are noise.
 - `network.blocked`: an error "Blocked <url>: <reason>" (the browser tried to reach
   something hosted browsers may not: a file: URL, a metadata address, the platform's
   own services). `network.usage` is noise.
@@ -76,21 +116,16 @@ Types and the rules that make them:
   its own; log/info/debug messages in a row (same page, gaps < BURST_GAP, no other
   item started in between, at most MAX_CHILDREN) are one info item whose children
   are the messages.
-- `page.error` (error), `dialog`, `download`, `tab.opened` / `tab.closed` (from
-  `target.created` / `target.closed` of type page; other targets such as workers are
-  noise), `artifact.created`, `runtime.lifecycle` (an error when the state is
-  failed), `connection.opened` / `connection.closed` ("Connected a client with an API
-  key from 127.0.0.1"): one item per event.
+- `page.error` (error), `artifact.created`, `runtime.lifecycle` (an error when the
+  state is failed), `connection.closed`: one item per event.
 - `control.takeover`: a person's control of the browser through the live view, from
   `control.granted` to `control.released` (running until then; `durationMs` is the
   span, which the replay timeline draws): "ada controlled the browser for 42 s (handed
   back)". The request before a grant folds into it; a request refused because someone
   else held control is a `control.requested` item of its own.
-- `command`: any other command, named by its method, with the command's status
-  (pending is running) and severity error when it failed. Consecutive commands of the
-  same method on the same page and with the same outcome (failed or not) are one item
-  "Runtime.evaluate (5 times)" whose children are the commands (at most MAX_CHILDREN per
-  item; the next one starts a new item).
+- `run.started` first, and `run.completed` / `run.failed` last once the run has ended:
+  taken from the Run row, not from events (`run.started` is running while the run
+  is). A failed run is an error and quotes the run's error message.
 - `event`: any other event, named by its type.
 
 Commands are the foreground (what the client did) and interrupt each other's
@@ -100,13 +135,15 @@ item starting.
 
 Order and ids
 -------------
-Events are read by seq and commands by (started_at, id), merged by time; items are
-sorted by the time of the record that started them (stably). An item's id is "act_"
-plus the id of the record that started it (the first keystroke of a burst, the press
-of a click, the first console message of a group, …); run items use the run id.
-Records appended later only extend the open item or start new ones, so ids already
-handed out stay valid (their content may grow). Only a record that arrives late with
-a time earlier than records already stored can reshape its neighbours.
+Events are read by seq and ordered by time (the host writes an input's event once it
+has named the element, timed when the input happened), commands by (started_at, id),
+merged by time; items are sorted by the time of the record that started them
+(stably). An item's id is "act_" plus the id of the record that started it (the first
+keystroke of a burst, the press of a click, the first console message of a group, the
+first call of an automation group, …); run items use the run id. Records appended later
+only extend the open item or start new ones, so ids already handed out stay valid
+(their content may grow). Only a record that arrives late with a time earlier than
+records already stored can reshape its neighbours.
 
 Huge runs: the latest MAX_RECORDS events and MAX_RECORDS commands are read and at
 most the latest MAX_ITEMS items are returned (plus the run items); `truncated` says
@@ -119,10 +156,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
+
+from django.utils import timezone
 
 from runs import selectors
 from runs.api.serializers import iso
 from runs.cdp import INTERNAL_METHOD
+from runs.control import BUSY_CODE
 from runs.models import Command, Run
 
 MAX_RECORDS = 50_000
@@ -137,6 +178,21 @@ NAV_SLACK = timedelta(seconds=1)
 DOUBLE_CLICK_GAP = timedelta(milliseconds=800)
 DRAG_DISTANCE = 5.0
 REDACTED = "[redacted]"
+# Protocol plumbing this close before a step is its preparation, this close after the
+# step's last record its follow-up; plumbing further apart is its own collapsed item.
+FOLD_BEFORE = timedelta(seconds=2)
+FOLD_AFTER = timedelta(seconds=1)
+PLUMBING_GAP = timedelta(seconds=2)
+# While a run is live its latest plumbing waits this long (FOLD_BEFORE and the proxy's
+# batching) for the step it may be preparing, so that no item shows and then vanishes.
+HOLD_BACK = timedelta(seconds=4)
+# How far from the input command the page's report of that input may be.
+INPUT_WINDOW = timedelta(seconds=2)
+INPUT_EARLY = timedelta(milliseconds=500)
+MAX_NAME = 80
+MAX_PLACE = 60
+# How long after a screenshot step its stored file still belongs to it.
+SHOT_WINDOW = timedelta(seconds=10)
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -151,6 +207,10 @@ ITEM_TYPES = (
     "browser.click",
     "browser.drag",
     "browser.scroll",
+    "browser.select",
+    "browser.check",
+    "browser.upload",
+    "browser.screenshot",
     "network.failed",
     "network.blocked",
     "network.http_error",
@@ -166,9 +226,75 @@ ITEM_TYPES = (
     "control.takeover",
     "control.requested",
     "control.released",
+    "automation",
     "command",
     "event",
 )
+
+# Items a person would call a step: protocol plumbing around them folds into them.
+STEP_TYPES = frozenset(
+    {
+        "browser.navigate",
+        "browser.type",
+        "browser.click",
+        "browser.drag",
+        "browser.scroll",
+        "browser.select",
+        "browser.check",
+        "browser.upload",
+        "browser.screenshot",
+        "dialog",
+        "download",
+        "tab.opened",
+        "tab.closed",
+        "connection.opened",
+    }
+)
+PLAYWRIGHT_MARKER = "--playwright--"
+SCREENSHOT_METHODS = frozenset({"Page.captureScreenshot", "Page.printToPDF"})
+DIALOG_METHOD = "Page.handleJavaScriptDialog"
+# CDP errors that are housekeeping, not failures: a client releasing or asking about
+# an object, node, context or target that the page has already let go of.
+HARMLESS_ERRORS = (
+    "cannot find context with specified id",
+    "execution context was destroyed",
+    "cannot find default execution context",
+    "inspected target navigated or closed",
+    "no node with given id",
+    "could not find node with given id",
+    "no node found for given backend id",
+    "node is detached from document",
+    "node does not have a layout object",
+    "frame with the given id was not found",
+    "no frame for given id found",
+    "no target with given id",
+    "no session with given id",
+    "session with given id not found",
+    "target closed",
+    "could not find object with given id",
+    "cannot find object with id",
+    "not attached to an active page",
+)
+# How a role reads in a sentence ("Clicked button "Pay"", "into an unlabelled field").
+ROLE_WORDS = {
+    "button": "button",
+    "link": "link",
+    "checkbox": "checkbox",
+    "radio": "radio button",
+    "switch": "switch",
+    "textbox": "field",
+    "searchbox": "search field",
+    "spinbutton": "number field",
+    "combobox": "list",
+    "listbox": "list",
+    "option": "option",
+    "slider": "slider",
+    "tab": "tab",
+    "menuitem": "menu item",
+    "img": "image",
+    "image": "image",
+    "heading": "heading",
+}
 
 KEY_METHODS = frozenset({"Input.dispatchKeyEvent", "Input.insertText"})
 MOUSE_METHOD = "Input.dispatchMouseEvent"
@@ -216,11 +342,18 @@ def activity(
     commands, commands_cut = _latest(
         selectors.commands_of(run).order_by("-started_at", "-id").values_list(*_COMMAND_FIELDS)
     )
+    # The host writes an input's event once it has named the element, timed when the
+    # input happened: by time, not by seq, is the order things happened in.
+    events.sort(key=lambda row: row[2])
     builder = _Builder()
     for record in _merged(events, commands):
         builder.feed(record)
     builder.flush_control()
-    middle = sorted(builder.items, key=lambda item: (item.time, item.order))
+    builder.flush_plumbing(hold_back=run.is_active)
+    middle = sorted(
+        (item for item in builder.items if not item.hidden),
+        key=lambda item: (item.time, item.order),
+    )
     wanted_types = set(types) if types else None
     floor = SEVERITY_RANK[min_severity]
 
@@ -274,6 +407,10 @@ class _Item:
     events: list[int] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     children: list[dict[str, Any]] = field(default_factory=list)
+    # Protocol plumbing folded into a step: what prepared it and what followed it.
+    prep: list[dict[str, Any]] = field(default_factory=list)
+    follow: list[dict[str, Any]] = field(default_factory=list)
+    hidden: bool = False  # folded into another item after it was made
     # What the message is rendered from, for items that grow (bursts and groups).
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -290,7 +427,9 @@ class _Item:
             "severity": self.severity,
             "durationMs": self.duration_ms,
             "pageId": self.page_id or None,
-            "children": self.children[:MAX_CHILDREN],
+            "role": self.state.get("role"),
+            "name": self.state.get("name"),
+            "children": [*self.prep, *self.children, *self.follow][:MAX_CHILDREN],
             "source": _source(self.events, self.commands),
         }
 
@@ -347,6 +486,19 @@ class _Builder:
         self.request_methods: dict[str, str] = {}
         self.takeover: _Item | None = None  # a person's control, from grant to release
         self.pending_control: dict[str, _Evt] = {}  # requests by viewer, until granted
+        self.last_step: _Item | None = None  # the latest step, and its latest record's time
+        self.step_last: datetime | None = None
+        self.page_steps: dict[str, tuple[_Item, datetime]] = {}  # the same, by page
+        self.plumbing: _Item | None = None  # plumbing not yet folded into a step
+        self.inputs: list[_Item] = []  # recent click and typing items, for the page's report
+        self.documents: dict[str, str] = {}  # requestId → page, of document requests
+        # A document's error status that came before its navigation, by (page, url).
+        self.pending_status: dict[tuple[str, str], tuple[_Item, int]] = {}
+        self.navigations: dict[str, _Item] = {}  # the latest navigation item by page
+        self.dialogs: dict[str, _Item] = {}  # the open dialog item by page
+        self.screenshot: _Item | None = None  # the latest screenshot step
+        self.artifacts: dict[str, _Item] = {}  # artifact items by id, for their download
+        self.origins: set[str] = set()  # origins a navigation already named in full
 
     def feed(self, record: _Record) -> None:
         self.order += 1
@@ -359,7 +511,87 @@ class _Builder:
         self.items.append(item)
         if item is not self.console:
             self.console = None
+        if item.type in STEP_TYPES:
+            self.begin_step(item)
         return item
+
+    # Steps and the plumbing around them ----------------------------------------------
+
+    def begin_step(self, item: _Item) -> None:
+        """A step starts: the plumbing just before it was its preparation."""
+        group = self.plumbing
+        if group is not None:
+            if item.time - group.state["last"] <= FOLD_BEFORE and _same_page(
+                group.page_id, item.page_id
+            ):
+                self.plumbing = None
+                item.prep[0:0] = group.children
+                item.commands[0:0] = group.commands
+            else:
+                self.flush_plumbing()
+        self.last_step, self.step_last = item, item.time
+        if item.page_id:
+            self.page_steps[item.page_id] = (item, item.time)
+
+    def step_grew(self, item: _Item, at: datetime) -> None:
+        if item is self.last_step and (self.step_last is None or at > self.step_last):
+            self.step_last = at
+        known = self.page_steps.get(item.page_id)
+        if known is not None and known[0] is item and at > known[1]:
+            self.page_steps[item.page_id] = (item, at)
+
+    def plumbing_command(self, cmd: "_Cmd") -> None:
+        """A command that is no step of its own: a child of the step it prepared (the
+        next one, FOLD_BEFORE away at most) or else of the step it followed (FOLD_AFTER
+        after that step's last record), else of one collapsed "N automation calls" item."""
+        self.foreground = None  # a new action begins: no typing or scroll continues
+        child = _plumbing_child(cmd)
+        group = self.plumbing
+        if group is not None and (
+            cmd.started_at - group.state["last"] > PLUMBING_GAP
+            or not _same_page(group.page_id, cmd.page_id)
+        ):
+            self.flush_plumbing()
+            group = None
+        if group is None:
+            group = _Item(
+                id=f"act_{cmd.id}", time=cmd.started_at, type="automation",
+                page_id=cmd.page_id, order=self.order,
+                state={"kind": "automation", "last": cmd.started_at, "calls": 0, "pending": 0},
+            )  # fmt: skip
+            followed = self.page_steps.get(cmd.page_id) or (
+                (self.last_step, self.step_last) if self.last_step and self.step_last else None
+            )
+            if followed is not None and cmd.started_at - followed[1] <= FOLD_AFTER:
+                group.state["followed"] = followed[0]
+            self.plumbing = group
+        group.commands.append(cmd.id)
+        group.state["last"] = max(group.state["last"], cmd.started_at)
+        group.state["calls"] += _calls(cmd)
+        group.state["pending"] += cmd.status == Command.Status.PENDING
+        group.page_id = group.page_id or cmd.page_id
+        group.extend_to(cmd.end)
+        _append_call(group.children, child)
+
+    def flush_plumbing(self, *, hold_back: bool = False) -> None:
+        """Plumbing that no step claimed becomes its own collapsed item; while the run is
+        live, the latest group waits FOLD_BEFORE for the step it may be preparing."""
+        group = self.plumbing
+        if group is None:
+            return
+        if hold_back and timezone.now() - group.state["last"] < HOLD_BACK:
+            return
+        self.plumbing = None
+        followed: _Item | None = group.state.get("followed")
+        if followed is not None:
+            followed.commands.extend(group.commands)
+            for child in group.children:
+                _append_call(followed.follow, child)
+            return
+        calls = group.state["calls"]
+        group.message = f"{calls} automation call{'' if calls == 1 else 's'}"
+        group.status = "running" if group.state["pending"] else "succeeded"
+        self.items.append(group)
 
     def new(self, anchor_id: str, time: datetime, type: str, page_id: str, **fields: Any) -> _Item:
         return self.add(
@@ -402,8 +634,14 @@ class _Builder:
             self.key(cmd)
         elif method in NAV_METHODS:
             self.navigate_command(cmd)
+        elif method in SCREENSHOT_METHODS:
+            self.screenshot_command(cmd)
+        elif method == DIALOG_METHOD and self.dialogs.get(page_id) is not None:
+            self.dialog_command(cmd)
+        elif cmd.status == Command.Status.FAILED and not _harmless(cmd):
+            self.other_command(cmd)  # a CDP error the client saw: loud, on its own
         else:
-            self.other_command(cmd)
+            self.plumbing_command(cmd)
 
     def open_foreground(self, kind: str, cmd: "_Cmd") -> _Item | None:
         """The open foreground item if `cmd` continues it, else None."""
@@ -415,9 +653,15 @@ class _Builder:
         return item
 
     def start_foreground(self, cmd: "_Cmd", type: str, kind: str, **state: Any) -> _Item:
-        item = self.new(cmd.id, cmd.started_at, type, cmd.page_id, status="succeeded")
-        item.state = {"kind": kind, "last": cmd.started_at, "failed": 0, "pending": 0, **state}
+        item = _Item(
+            id=f"act_{cmd.id}", time=cmd.started_at, type=type, page_id=cmd.page_id,
+            order=self.order, status="succeeded",
+            state={"kind": kind, "last": cmd.started_at, "failed": 0, "pending": 0, **state},
+        )  # fmt: skip
+        self.add(item)
         self.foreground = item
+        if kind in ("click", "type", "scroll"):
+            self.inputs = [*self.inputs[-19:], item]
         return item
 
     def join(self, item: _Item, cmd: "_Cmd") -> None:
@@ -425,9 +669,11 @@ class _Builder:
         item.state["last"] = cmd.started_at
         if cmd.status == Command.Status.FAILED:
             item.state["failed"] += 1
+            item.state.setdefault("error", _error_text(cmd.error))
         elif cmd.status == Command.Status.PENDING:
             item.state["pending"] += 1
         item.extend_to(cmd.end)
+        self.step_grew(item, cmd.end)
 
     def key(self, cmd: "_Cmd") -> None:
         item = self.open_foreground("type", cmd)
@@ -531,6 +777,31 @@ class _Builder:
         item.state = {"command": cmd, "url": None}
         self.nav_command = item
 
+    def screenshot_command(self, cmd: "_Cmd") -> None:
+        self.foreground = None
+        pdf = cmd.method == "Page.printToPDF"
+        item = self.new(cmd.id, cmd.started_at, "browser.screenshot", cmd.page_id)
+        item.commands.append(cmd.id)
+        item.duration_ms = cmd.duration_ms
+        item.status = _command_status(cmd.status)
+        message = "Saved the page as a PDF" if pdf else "Took a screenshot"
+        if cmd.status == Command.Status.FAILED:
+            item.severity = "error"
+            error = _error_text(cmd.error)
+            message = ("Saving the page as a PDF" if pdf else "A screenshot") + " failed"
+            message += f": {error}" if error else ""
+        item.message = message
+        self.screenshot = item
+        self.step_grew(item, cmd.end)
+
+    def dialog_command(self, cmd: "_Cmd") -> None:
+        """The client's answer to a dialog: part of the dialog's item."""
+        item = self.dialogs[cmd.page_id]
+        item.commands.append(cmd.id)
+        _append_call(item.follow, _plumbing_child(cmd))
+        if cmd.status != Command.Status.FAILED and "accepted" not in item.state:
+            item.state["accepted"] = bool(cmd.params.get("accept"))
+
     def other_command(self, cmd: "_Cmd") -> None:
         failed = cmd.status == Command.Status.FAILED
         item = self.foreground
@@ -599,41 +870,72 @@ class _Builder:
                 pending.state.update(url=url, transition=ev.data.get("transition"))
                 if cmd.duration_ms is None:
                     pending.duration_ms = _ms(ev.time - cmd.started_at)
+                self.navigated(pending, url)
                 return
         item = self.single(ev, "browser.navigate", "", status="succeeded")
         item.state = {"url": url, "transition": ev.data.get("transition"), "command": None}
         self.nav_event = item
+        self.navigated(item, url)
+
+    def navigated(self, item: _Item, url: str) -> None:
+        """The navigation of a page: a later title or document status of that URL is its."""
+        item.state["place"] = _place(url, self.origins)
+        self.navigations[item.page_id] = item
+        pending = self.pending_status.pop((item.page_id, url), None)
+        if pending is not None:
+            http_item, status = pending
+            http_item.hidden = True
+            _navigation_status(item, status, http_item)
 
     def network_request(self, ev: "_Evt") -> None:
         request_id = ev.data.get("requestId")
         if request_id is not None:
             self.request_methods[str(request_id)] = _text(ev.data.get("method") or "GET")
+            if ev.data.get("resourceType") == "Document":
+                self.documents[str(request_id)] = ev.page_id
 
     def network_response(self, ev: "_Evt") -> None:
         method = self.request_methods.pop(str(ev.data.get("requestId")), None)
+        document = self.documents.pop(str(ev.data.get("requestId")), None)
         status = _int(ev.data.get("status"))
         if status < 400:
             return
-        self.single(
+        url = _text(ev.data.get("url"))
+        if document is None and urlsplit(url).path == "/favicon.ico":
+            return  # the browser asks every site for one: a missing icon is no one's error
+        item = self.single(
             ev,
             "network.http_error",
-            f"{method or 'GET'} {_text(ev.data.get('url'))} returned HTTP {status}",
+            f"{method or 'GET'} {url} returned HTTP {status}",
             severity="error" if status >= 500 else "warning",
             status="failed",
         )
+        if document is None:
+            return
+        # A page answered with an error: said by its navigation, when there is one.
+        navigation = self.navigations.get(ev.page_id)
+        if (
+            navigation is not None
+            and navigation.state.get("url") == url
+            and ev.time - navigation.time <= NAV_WINDOW
+        ):
+            item.hidden = True
+            _navigation_status(navigation, status, item)
+        else:
+            self.pending_status[(ev.page_id, url)] = (item, status)
 
     def network_failed(self, ev: "_Evt") -> None:
         known = self.request_methods.pop(str(ev.data.get("requestId")), None)
+        document = self.documents.pop(str(ev.data.get("requestId")), None)
         method = _text(ev.data.get("method") or known or "GET")
         error = _text(ev.data.get("errorText") or "unknown error")
         url = _text(ev.data.get("url"))
-        self.single(
-            ev,
-            "network.failed",
-            f"Request failed: {method} {url} — {error}",
-            severity="error",
-            status="failed",
-        )
+        if error == "net::ERR_ABORTED" or ev.data.get("canceled"):
+            return  # cancelled by the page or the browser (navigated away, a download)
+        message = f"Request failed: {method} {url} — {error}"
+        if document is not None:
+            message = f"Navigation to {url} failed: {error}"
+        self.single(ev, "network.failed", message, severity="error", status="failed")
 
     def network_blocked(self, ev: "_Evt") -> None:
         self.request_methods.pop(str(ev.data.get("requestId")), None)
@@ -649,6 +951,8 @@ class _Builder:
     def console_message(self, ev: "_Evt") -> None:
         level = str(ev.data.get("level") or "log")
         text = _text(ev.data.get("text"))
+        if text.startswith(PLAYWRIGHT_MARKER):
+            return  # the marker Playwright's setContent logs: its plumbing, not the page's
         if level in ("error", "warning"):
             label = "Console error" if level == "error" else "Console warning"
             self.single(ev, "console.message", f"{label}: {text}", severity=level)
@@ -679,15 +983,130 @@ class _Builder:
 
     def dialog(self, ev: "_Evt") -> None:
         kind = str(ev.data.get("type") or "dialog")
-        label = {"alert": "Alert", "confirm": "Confirm dialog", "prompt": "Prompt"}.get(
+        label = {"alert": "Alert", "prompt": "Prompt"}.get(
             kind, "Leave-page dialog" if kind == "beforeunload" else "Dialog"
         )
         text = _text(ev.data.get("message"))
-        self.single(ev, "dialog", f"{label}: “{text}”" if text else f"{label} shown")
+        item = self.single(ev, "dialog", "")
+        item.state = {"kind": "dialog", "label": f'{label} "{text}"' if text else label}
+        self.dialogs[ev.page_id] = item
+
+    def dialog_closed(self, ev: "_Evt") -> None:
+        item = self.dialogs.pop(ev.page_id, None)
+        if item is None:
+            return
+        item.events.append(ev.seq)
+        item.extend_to(ev.time)
+        item.state["accepted"] = bool(ev.data.get("accepted"))
+
+    # What the page said each input touched (runtime_host/steps.py) -------------------
+
+    def page_input(self, ev: "_Evt") -> None:
+        kind = ev.data.get("kind")
+        element = _element(ev.data)
+        if kind == "click":
+            self.input_click(ev, element)
+        elif kind == "type":
+            self.input_type(ev, element)
+        elif kind in ("select", "check", "upload"):
+            self.input_choice(ev, str(kind), element)
+        elif kind == "scroll":
+            self.input_scroll(ev)
+
+    def recent_input(self, ev: "_Evt", kind: str) -> _Item | None:
+        """The latest click or typing item of the page that this report of the page can
+        be about: started by a command just before it (or a moment after)."""
+        for item in reversed(self.inputs):
+            if item.state.get("kind") != kind or not _same_page(item.page_id, ev.page_id):
+                continue
+            if item.state["failed"]:
+                continue  # refused or failed: the page never had that input
+            if item.time - INPUT_EARLY <= ev.time <= item.state["last"] + INPUT_WINDOW:
+                return item
+        return None
+
+    def input_click(self, ev: "_Evt", element: dict[str, Any]) -> None:
+        item = self.recent_input(ev, "click")
+        if item is not None and ("name" not in item.state or _int(ev.data.get("clickCount")) > 1):
+            item.events.append(ev.seq)
+            if "name" not in item.state:
+                item.state.update(element)
+            return
+        # A click no command made: a person in the live view.
+        item = self.new(ev.id, ev.time, "browser.click", ev.page_id, status="succeeded")
+        item.events.append(ev.seq)
+        item.state = {
+            "kind": "click", "last": ev.time, "failed": 0, "pending": 0,
+            "x": _number(ev.data.get("x")), "y": _number(ev.data.get("y")),
+            "button": str(ev.data.get("button") or "left"),
+            "clicks": max(1, _int(ev.data.get("clickCount"))), "released": True, "to": None,
+            **element,
+        }  # fmt: skip
+        self.inputs = [*self.inputs[-19:], item]
+
+    def input_type(self, ev: "_Evt", element: dict[str, Any]) -> None:
+        item = self.recent_input(ev, "type")
+        if item is None:
+            # Typing no command made: a person in the live view.
+            item = self.new(ev.id, ev.time, "browser.type", ev.page_id, status="succeeded")
+            item.state = {
+                "kind": "type", "last": ev.time, "failed": 0, "pending": 0, "chars": 0,
+                "redacted": False, "segments": [],
+            }  # fmt: skip
+            self.inputs = [*self.inputs[-19:], item]
+        item.events.append(ev.seq)
+        fields: list[dict[str, Any]] = item.state.setdefault("fields", [])
+        if not fields or fields[-1]["name"] != element["name"]:
+            fields.append(element)
+        if "name" not in item.state:
+            item.state.update(element)
+
+    def input_scroll(self, ev: "_Evt") -> None:
+        item = self.recent_input(ev, "scroll")
+        if item is not None:  # the wheel commands already say how far
+            item.events.append(ev.seq)
+            return
+        # Scrolling no command made: a person in the live view.
+        item = self.new(ev.id, ev.time, "browser.scroll", ev.page_id, status="succeeded")
+        item.events.append(ev.seq)
+        item.state = {
+            "kind": "scroll", "last": ev.time, "failed": 0, "pending": 0,
+            "dx": _number(ev.data.get("dx")), "dy": _number(ev.data.get("dy")),
+        }  # fmt: skip
+
+    def input_choice(self, ev: "_Evt", kind: str, element: dict[str, Any]) -> None:
+        """A list's option chosen, a box checked, files uploaded: a step of its own, or
+        what the click that did it really was."""
+        type = f"browser.{kind}"
+        click = self.recent_input(ev, "click") if kind == "check" else None
+        if click is not None and click.type == "browser.click":
+            click.type = type
+            click.events.append(ev.seq)
+            click.state.update(element, choice=ev.data)
+            return
+        item = self.new(ev.id, ev.time, type, ev.page_id, status="succeeded")
+        item.events.append(ev.seq)
+        item.state = {"kind": "choice", **element, "choice": ev.data}
+
+    def page_title(self, ev: "_Evt") -> None:
+        item = self.navigations.get(ev.page_id)
+        url = _text(ev.data.get("url"))
+        if item is not None and _without_fragment(item.state.get("url") or "") == (
+            _without_fragment(url)
+        ):
+            item.state["title"] = _text(ev.data.get("title"))
+            item.events.append(ev.seq)
 
     def download(self, ev: "_Evt") -> None:
         name = _text(ev.data.get("suggestedFilename") or ev.data.get("url") or "a file")
-        self.single(ev, "download", f"Downloaded {name}")
+        item = self.single(ev, "download", f"Downloaded {name}")
+        stored = self.artifacts.pop(str(ev.data.get("artifactId") or ""), None)
+        if stored is not None:  # the file it was stored as is part of the download
+            stored.hidden = True
+            item.events[0:0] = stored.events
+            item.children.append(
+                _child(stored.time, stored.type, stored.message, events=stored.events)
+            )
 
     def target(self, ev: "_Evt") -> None:
         if ev.data.get("type") not in ("page", "tab"):
@@ -707,7 +1126,17 @@ class _Builder:
             message = f"Captured a screenshot {name}".rstrip()
         else:
             message = f"Saved {kind} {name}".rstrip()
-        self.single(ev, "artifact.created", f"{message} ({size})" if size else message)
+        message = f"{message} ({size})" if size else message
+        shot = self.screenshot
+        if kind == "screenshot" and shot is not None and ev.time - shot.time <= SHOT_WINDOW:
+            # The file of the screenshot step just taken (POST /v1/runs/{id}/screenshot).
+            self.screenshot = None
+            shot.events.append(ev.seq)
+            shot.children.append(_child(ev.time, "artifact.created", message, events=[ev.seq]))
+            return
+        item = self.single(ev, "artifact.created", message)
+        if ev.data.get("artifactId"):
+            self.artifacts[str(ev.data["artifactId"])] = item
 
     def connection(self, ev: "_Evt") -> None:
         client = CLIENT_KINDS.get(str(ev.data.get("client")), "a client")
@@ -808,6 +1237,9 @@ _EVENT_HANDLERS = {
     "console.message": _Builder.console_message,
     "page.error": _Builder.page_error,
     "dialog": _Builder.dialog,
+    "dialog.closed": _Builder.dialog_closed,
+    "input": _Builder.page_input,
+    "page.title": _Builder.page_title,
     "download": _Builder.download,
     "target.created": _Builder.target,
     "target.closed": _Builder.target,
@@ -867,6 +1299,10 @@ def _finish(item: _Item) -> None:
         _finish_commands(item)
     elif kind == "console":
         _finish_console(item)
+    elif kind == "dialog":
+        _finish_dialog(item)
+    elif kind == "choice":
+        item.message = _choice_message(item.type, item.state)
     elif item.type == "browser.navigate":
         _finish_navigation(item)
 
@@ -883,10 +1319,20 @@ def _finish_typing(item: _Item) -> None:
     if keys:
         names = [_times(segment["key"], segment["count"]) for segment in keys[:5]]
         parts.append("pressed " + ", ".join(names) + (", …" if len(keys) > 5 else ""))
+    fields = state.get("fields") or []
+    if fields:
+        names = [_element_phrase(field, bare=True) or "a field" for field in fields[:3]]
+        where = " and ".join(names) + (" and others" if len(fields) > 3 else "")
+        if len(parts) == 2 or (parts and parts[0].startswith("typed")):
+            parts[0] += f" into {where}"
+        elif parts:
+            parts[0] += f" in {where}"
+        else:
+            parts.append(f"typed into {where}")
     message = ", ".join(parts) or "pressed keys"
     item.message = message[0].upper() + message[1:]
     if state["failed"]:
-        item.message += f" ({state['failed']} failed)"
+        item.message += _failure(state, f" ({state['failed']} failed)")
     item.children = [_typing_child(segment) for segment in state["segments"][:MAX_CHILDREN]]
 
 
@@ -920,14 +1366,20 @@ def _finish_click(item: _Item) -> None:
         item.type = "browser.drag"
         item.message = f"Dragged from {at} to {_point(*state['to'])}"
         return
-    verb = "Clicked"
-    if state["clicks"] == 2:
-        verb = "Double-clicked"
-    elif state["clicks"] > 2:
-        verb = f"Clicked {state['clicks']} times"
-    if state["button"] in ("right", "middle"):
-        verb = f"{state['button'].capitalize()}-{verb[0].lower()}{verb[1:]}"
-    item.message = f"{verb} at {at}"
+    if state.get("choice"):
+        item.message = _choice_message(item.type, state)
+    else:
+        verb = "Clicked"
+        if state["clicks"] == 2:
+            verb = "Double-clicked"
+        elif state["clicks"] > 2:
+            verb = f"Clicked {state['clicks']} times"
+        if state["button"] in ("right", "middle"):
+            verb = f"{state['button'].capitalize()}-{verb[0].lower()}{verb[1:]}"
+        what = _element_phrase(state)
+        item.message = f"{verb} {what}" if what else f"{verb} at {at}"
+    if state["failed"]:
+        item.message += _failure(state, " (failed)")
 
 
 def _finish_commands(item: _Item) -> None:
@@ -973,7 +1425,165 @@ def _finish_navigation(item: _Item) -> None:
     elif cmd is not None and cmd.status == Command.Status.PENDING and not item.events:
         item.message = f"Navigating to {url}"
     else:
-        item.message = f"{verb} {url}".rstrip() if url else verb.replace(" to", "")
+        place = item.state.get("place") or url
+        title = item.state.get("title")
+        where = f"{title} — {place}" if title and place else place
+        item.message = f"{verb} {where}".rstrip() if where else verb.replace(" to", "")
+        status = item.state.get("http")
+        if status:
+            item.message += f" (HTTP {status})"
+            item.status = "failed"
+
+
+def _finish_dialog(item: _Item) -> None:
+    label = item.state["label"]
+    accepted = item.state.get("accepted")
+    if accepted is None:
+        item.message = f"{label} shown"
+    elif label.startswith("Alert"):
+        item.message = f"{label} closed"
+    else:
+        item.message = f"{label} {'accepted' if accepted else 'dismissed'}"
+
+
+def _choice_message(type: str, state: dict[str, Any]) -> str:
+    choice: dict[str, Any] = state.get("choice") or {}
+    if type == "browser.select":
+        where = _element_phrase(state, bare=True) or "a list"
+        options = [f'"{_short(option)}"' for option in choice.get("options") or []]
+        if not options:
+            return f"Cleared the choice in {where}"
+        return f"Selected {', '.join(options[:3])}{', …' if len(options) > 3 else ''} in {where}"
+    if type == "browser.check":
+        what = _element_phrase(state, bare=True) or f"an unlabelled {_role_word(state)}"
+        if state.get("role") == "radio":
+            return f"Chose {what}"
+        return f"{'Checked' if choice.get('checked') else 'Unchecked'} {what}"
+    where = _element_phrase(state, bare=True) or "a file field"
+    files = choice.get("files") or []
+    count = _int(choice.get("fileCount")) or len(files)
+    if not count:
+        return f"Cleared the files of {where}"
+    if count == 1 and files:
+        return f"Uploaded {files[0]} to {where}"
+    listed = ", ".join(files[:3]) + (", …" if count > 3 else "")
+    return f"Uploaded {count} files ({listed}) to {where}"
+
+
+def _element(data: dict[str, Any]) -> dict[str, Any]:
+    """{role, name} of what an input touched, as the page's capture reported it."""
+    element: dict[str, Any] = {"role": _text(data.get("role") or "")[:40] or None}
+    element["name"] = _short(data.get("name") or "") or None
+    if data.get("masked"):
+        element["masked"] = True
+    return element
+
+
+def _role_word(element: dict[str, Any]) -> str:
+    return ROLE_WORDS.get(str(element.get("role") or ""), "")
+
+
+def _element_phrase(element: dict[str, Any], *, bare: bool = False) -> str:
+    """How a step names its element: button "Pay", "Card number" (`bare`: the name
+    alone, fields and lists need no role word), an unlabelled field, or "" (nothing)."""
+    name, word = element.get("name"), _role_word(element)
+    if name:
+        return f'"{name}"' if bare or not word else f'{word} "{name}"'
+    return f"an unlabelled {word}" if word else ""
+
+
+def _short(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= MAX_NAME else text[: MAX_NAME - 1] + "…"
+
+
+def _failure(state: dict[str, Any], fallback: str) -> str:
+    error = state.get("error") or ""
+    if BUSY_CODE in error:
+        return " — refused: a person was controlling the browser"
+    return f" — failed: {error}" if error else fallback
+
+
+def _harmless(cmd: "_Cmd") -> bool:
+    """A failed command that is housekeeping (set-up chatter, releasing what the page
+    already dropped): not a failure a person needs to see."""
+    if cmd.method == INTERNAL_METHOD:
+        return True
+    text = _error_text(cmd.error).lower()
+    return any(pattern in text for pattern in HARMLESS_ERRORS)
+
+
+def _calls(cmd: "_Cmd") -> int:
+    if cmd.method == INTERNAL_METHOD:
+        return max(1, _int(cmd.params.get("count")))
+    return 1
+
+
+def _plumbing_child(cmd: "_Cmd") -> dict[str, Any]:
+    failed = cmd.status == Command.Status.FAILED
+    child = _child(
+        cmd.started_at,
+        "command",
+        _method_label(cmd.method),
+        status="info" if failed else _command_status(cmd.status),
+        duration_ms=cmd.duration_ms,
+        commands=[cmd.id],
+    )
+    child["method"] = cmd.method
+    child["calls"] = _calls(cmd)
+    if failed:  # housekeeping: said, not failed
+        child["message"] += f" (the page had moved on: {_error_text(cmd.error)})"
+    return child
+
+
+def _append_call(children: list[dict[str, Any]], child: dict[str, Any]) -> None:
+    """Consecutive calls of one method read as one child: "Runtime.callFunctionOn (4 times)"."""
+    last = children[-1] if children else None
+    if (
+        last is not None
+        and last.get("method") == child["method"]
+        and last["status"] == child["status"]
+        and child["status"] != "info"
+    ):
+        last["calls"] += child["calls"]
+        last["message"] = f"{_method_label(child['method'])} ({last['calls']} times)"
+        last["source"]["commands"] = (last["source"]["commands"] + child["source"]["commands"])[
+            :MAX_SOURCE_REFS
+        ]
+        last["durationMs"] = (last["durationMs"] or 0) + (child["durationMs"] or 0)
+        return
+    if len(children) < MAX_CHILDREN:
+        children.append(child)
+
+
+def _navigation_status(item: _Item, status: int, http_item: _Item) -> None:
+    item.state["http"] = status
+    item.events.extend(http_item.events)
+    item.severity = "error" if status >= 500 else "warning"
+    item.state["failed_status"] = True
+
+
+def _without_fragment(url: str) -> str:
+    return url.split("#", 1)[0]
+
+
+def _place(url: str, origins: set[str]) -> str:
+    """A navigation's URL as a person reads it: in full the first time an origin is
+    visited, then its path."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return url
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if origin not in origins:
+        origins.add(origin)
+        return url
+    path = parts.path or "/"
+    place = (
+        path
+        + (f"?{parts.query}" if parts.query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
+    return place if len(place) <= MAX_PLACE else place[: MAX_PLACE - 1] + "…"
 
 
 # The run's own items ------------------------------------------------------------------
@@ -1022,6 +1632,8 @@ def _keystroke(method: str, params: dict[str, Any]) -> tuple[int, str | None, bo
     """(characters typed, special key pressed, whether text was redacted) of one command."""
     text = params.get("text")
     if method == "Input.insertText":
+        if text == REDACTED and _int(params.get("length")) > 0:
+            return _int(params.get("length")), None, False  # the proxy kept its length
         if not isinstance(text, str) or text == REDACTED:
             return 0, None, True
         return len(text), None, False
@@ -1029,8 +1641,8 @@ def _keystroke(method: str, params: dict[str, Any]) -> tuple[int, str | None, bo
     key = str(params.get("key") or "")
     if kind not in ("keyDown", "rawKeyDown", "char") or key in MODIFIER_KEYS:
         return 0, None, False
-    if key == REDACTED:  # a printable key whose value the proxy hid
-        return (0, None, False) if kind == "rawKeyDown" else (1, None, True)
+    if key == REDACTED:  # a printable key whose value the proxy hid: one character
+        return (0, None, False) if kind == "rawKeyDown" else (1, None, False)
     if len(key) > 1:  # a named key: Enter, Tab, Backspace, ArrowLeft, F5, …
         if kind == "char":
             return 0, None, False  # its rawKeyDown already counted it
@@ -1039,8 +1651,8 @@ def _keystroke(method: str, params: dict[str, Any]) -> tuple[int, str | None, bo
         return 0, _shortcut(params, key), False
     if kind == "rawKeyDown":
         return 0, None, False  # the char event that follows carries the text
-    if text == REDACTED:
-        return 0, None, True
+    if text == REDACTED:  # one key's text, hidden by the proxy: one character
+        return 1, None, False
     return (len(text), None, False) if isinstance(text, str) and text else (0, None, False)
 
 

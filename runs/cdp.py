@@ -10,7 +10,8 @@ the CDP error), timed from send to answer, on the page whose flat session carrie
 (`sessionId` → target id, learnt from `Target.attachedToTarget` events and
 `Target.attachToTarget` answers going to that client).
 
-- Secrets are redacted before anything is stored (`redact_params`): typed text, printable
+- Secrets are redacted before anything is stored (`redact_params`): typed text (inserted
+  text keeps its length), printable
   keys, header values, cookie values, auth challenge answers, request bodies and the
   values passed to `Runtime.callFunctionOn` (Playwright's `fill` passes the text there).
   The headers of recorded network events go through `redact_headers`: cookies,
@@ -117,7 +118,10 @@ def redact_params(method: str, params: Any) -> dict[str, Any]:
         return {}
     redacted = dict(params)
     if method == "Input.insertText":
+        text = redacted.get("text")
         redacted["text"] = REDACTED
+        if isinstance(text, str):
+            redacted["length"] = len(text)  # activity says how much was typed, never what
     elif method in ("Input.dispatchKeyEvent", "Input.imeSetComposition"):
         _redact_key_event(redacted)
     elif method == "Network.setExtraHTTPHeaders":

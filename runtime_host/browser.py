@@ -12,6 +12,7 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
 from runs.cdp import redact_headers
 from runs.confinement import url_refusal
@@ -39,12 +41,17 @@ from runtime_host.live import LiveLink
 from runtime_host.recorder import (
     BINDING_NAME,
     END_EXPRESSION,
+    INPUT_BINDING_NAME,
+    INPUTS_PRESENT_EXPRESSION,
     RUNNING_EXPRESSION,
     WORLD_NAME,
+    input_source,
     recorder_source,
     set_enabled_expression,
+    take_element_expression,
 )
 from runtime_host.sandbox import Sandbox
+from runtime_host.steps import accessible_element, input_event, named, record_of
 from runtime_host.writer import RunWriter
 
 logger = logging.getLogger(__name__)
@@ -78,6 +85,8 @@ SHOT_CACHE_INTERVAL_S = 2.0
 MAX_PENDING_EXTRAS = 1000
 # How long a refusal of the egress proxy waits for the page's failure of that request.
 BLOCK_MATCH_S = 2.0
+# How long naming an input's element may take before the page's own guess stands.
+INPUT_RESOLVE_TIMEOUT_S = 1.0
 
 
 class LaunchError(Exception):
@@ -433,6 +442,7 @@ class ManagedBrowser:
                 {"name": BINDING_NAME, "executionContextName": WORLD_NAME},
                 session,
             )
+            self._send_input_capture(session)
             script = None
             if self.recording_enabled:
                 script = send(
@@ -446,7 +456,10 @@ class ManagedBrowser:
             if self.options.get("viewport"):
                 self._spawn(self._fit_viewport(target))
         elif kind == "iframe":
+            # An out-of-process frame: its inputs are told from its own documents.
+            send("Page.enable", {}, session)
             send("Runtime.enable", {}, session)
+            self._send_input_capture(session)
             send("Network.enable", {}, session)
             send("Target.setAutoAttach", auto_attach, session)
             send("Runtime.runIfWaitingForDebugger", {}, session)
@@ -541,6 +554,21 @@ class ManagedBrowser:
             result = await asyncio.wait_for(pending, 10)
             target.script_id = result.get("identifier", "")
 
+    def _send_input_capture(self, session: str) -> None:
+        """The input capture (static/js/inputs.js) in every frame of a target, whether or
+        not the run is recorded: activity names its steps from it."""
+        assert self.cdp is not None
+        self.cdp.send_nowait(
+            "Runtime.addBinding",
+            {"name": INPUT_BINDING_NAME, "executionContextName": WORLD_NAME},
+            session,
+        )
+        self.cdp.send_nowait(
+            "Page.addScriptToEvaluateOnNewDocument",
+            {"source": input_source(), "worldName": WORLD_NAME, "runImmediately": True},
+            session,
+        )
+
     def _touch(self, target_id: str) -> None:
         if target_id in self.page_order:
             self.page_order.remove(target_id)
@@ -561,14 +589,12 @@ class ManagedBrowser:
         if params.get("type") and params.get("type") != "Navigation":
             data["transition"] = params["type"]
         self.writer.event("navigation", data, page_id=target.page_id)
-        if self.recording_enabled:
-            self._spawn(self._check_recorder(target))
+        self._spawn(self._check_recorder(target))
 
     def _load_fired(self, target: Target, params: dict[str, Any]) -> None:
         if target.type != "page":
             return
-        if self.recording_enabled:
-            self._spawn(self._check_recorder(target, delay=0))
+        self._spawn(self._check_recorder(target, delay=0))
         self._shot_target = target
         if not self._shot_scheduled:
             self._shot_scheduled = True
@@ -592,9 +618,16 @@ class ManagedBrowser:
 
     async def _check_recorder(self, target: Target, delay: float = 0.3) -> None:
         """Same-origin popups skip new-document scripts on their first real page: inject
-        the recorder into the page's world when it is not running there."""
+        the input capture and the recorder into the page's world when they are not
+        running there."""
         await asyncio.sleep(delay)
-        if self.stopping or not self.recording_enabled:
+        if self.stopping:
+            return
+        with contextlib.suppress(Exception):
+            present = await self._evaluate_in_world(target, INPUTS_PRESENT_EXPRESSION)
+            if present is False and not self.stopping:
+                await self._evaluate_in_world(target, input_source())
+        if not self.recording_enabled:
             return
         with contextlib.suppress(Exception):
             running = await self._evaluate_in_world(target, RUNNING_EXPRESSION)
@@ -624,6 +657,9 @@ class ManagedBrowser:
         return (result.get("result") or {}).get("value")
 
     def _binding_called(self, target: Target, params: dict[str, Any]) -> None:
+        if params.get("name") == INPUT_BINDING_NAME:
+            self._spawn(self._input(target, params, timezone.now()))
+            return
         if params.get("name") != BINDING_NAME or not self.recording_enabled:
             return
         try:
@@ -632,6 +668,50 @@ class ManagedBrowser:
             return
         if isinstance(events, list):
             self.writer.rrweb(target.target_id, [e for e in events if isinstance(e, dict)])
+
+    async def _input(self, target: Target, params: dict[str, Any], at: datetime) -> None:
+        """An input the page's capture told (static/js/inputs.js), as an `input` event
+        (or `page.title`) timed when it happened. The element is named from Chromium's
+        accessibility tree, over this connection, as soon as the host hears of it; the
+        page's own guess stands when the element is already gone."""
+        record = record_of(params.get("payload"))
+        event = input_event(record) if record is not None else None
+        if event is None or record is None:
+            return
+        kind, data = event
+        if kind == "page.title":
+            self.writer.event(kind, data, page_id=target.page_id, time=at)
+            return
+        mark, context_id = record.get("mark"), params.get("executionContextId")
+        if type(mark) is int and type(context_id) is int and self.cdp is not None:
+            data = named(data, await self._accessible(target, context_id, mark))
+        self.writer.event(kind, data, page_id=target.page_id, time=at)
+
+    async def _accessible(self, target: Target, context_id: int, mark: int) -> dict[str, str]:
+        assert self.cdp is not None
+        with contextlib.suppress(Exception):
+            taken = await self.cdp.send(
+                "Runtime.evaluate",
+                {"expression": take_element_expression(mark), "contextId": context_id},
+                target.session_id,
+                timeout=INPUT_RESOLVE_TIMEOUT_S,
+            )
+            object_id = (taken.get("result") or {}).get("objectId")
+            if not object_id:
+                return {}
+            try:
+                tree = await self.cdp.send(
+                    "Accessibility.getPartialAXTree",
+                    {"objectId": object_id, "fetchRelatives": False},
+                    target.session_id,
+                    timeout=INPUT_RESOLVE_TIMEOUT_S,
+                )
+            finally:
+                self.cdp.send_nowait(
+                    "Runtime.releaseObject", {"objectId": object_id}, target.session_id
+                )
+            return accessible_element(tree.get("nodes") or [])
+        return {}
 
     def _request(self, target: Target, params: dict[str, Any]) -> None:
         request = params.get("request") or {}
@@ -786,6 +866,11 @@ class ManagedBrowser:
         if "\n" in description:
             data["stack"] = description[:MAX_TEXT]
         self.writer.event("page.error", data, page_id=target.page_id)
+
+    def _dialog_closed(self, target: Target, params: dict[str, Any]) -> None:
+        self.writer.event(
+            "dialog.closed", {"accepted": bool(params.get("result"))}, page_id=target.page_id
+        )
 
     def _dialog(self, target: Target, params: dict[str, Any]) -> None:
         self.writer.event(
@@ -1026,6 +1111,7 @@ TARGET_HANDLERS = {
     "Page.frameNavigated": ManagedBrowser._frame_navigated,
     "Page.loadEventFired": ManagedBrowser._load_fired,
     "Page.javascriptDialogOpening": ManagedBrowser._dialog,
+    "Page.javascriptDialogClosed": ManagedBrowser._dialog_closed,
     "Page.screencastFrame": lambda browser, target, params: browser.live.frame(target, params),
     "Runtime.bindingCalled": ManagedBrowser._binding_called,
     "Runtime.consoleAPICalled": ManagedBrowser._console,

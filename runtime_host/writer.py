@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -44,11 +45,15 @@ class RunWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
 
-    def event(self, type: str, data: dict[str, Any], page_id: str = "") -> None:
+    def event(
+        self, type: str, data: dict[str, Any], page_id: str = "", time: datetime | None = None
+    ) -> None:
+        """Queues an event, timed now or at `time` (when it happened, if that was earlier
+        than the host could say what it was)."""
         if self.closed:
             return
         self._events.append(
-            {"type": type, "data": data, "page_id": page_id, "time": timezone.now()}
+            {"type": type, "data": data, "page_id": page_id, "time": time or timezone.now()}
         )
         if len(self._events) >= MAX_RUN_EVENTS:
             self._wake.set()

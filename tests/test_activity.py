@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from runs import activity as activity_module
 from runs import services
@@ -24,6 +25,9 @@ class Timeline:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
         self.run: Run = services.run_create(space=tenant.space, name="checkout")
+        # An hour ago: what the run did is settled (see test_plumbing_waits_for_its_step).
+        Run.objects.filter(pk=self.run.pk).update(started_at=timezone.now() - timedelta(hours=1))
+        self.run.refresh_from_db()
         self.t0 = self.run.started_at + timedelta(seconds=1)
 
     def at(self, seconds: float) -> datetime:
@@ -181,14 +185,21 @@ def test_keys_the_proxy_redacted_count_as_typed_characters(timeline: Timeline) -
     timeline.command(0.2, "Input.dispatchKeyEvent", {"type": "keyDown", **hidden})
 
     item = timeline.only("browser.type")
-    assert item["message"] == "Typed 2 characters and redacted text"
-    assert "[redacted]" not in item["message"].replace("redacted text", "")
+    assert item["message"] == "Typed 2 characters"
 
 
-def test_grouped_set_up_calls_read_as_set_up(timeline: Timeline) -> None:
+def test_grouped_set_up_calls_alone_are_one_collapsed_automation_item(timeline: Timeline) -> None:
     timeline.command(0, "cdp.internal", {"count": 12, "methods": {"Page.enable": 12}})
 
-    assert timeline.only("command")["message"] == "Automation set-up calls"
+    item = timeline.only("automation")
+    assert item["message"] == "12 automation calls"
+    assert [child["message"] for child in item["children"]] == ["Automation set-up calls"]
+
+
+def test_redacted_inserted_text_counts_the_length_the_proxy_kept(timeline: Timeline) -> None:
+    timeline.command(0, "Input.insertText", {"text": "[redacted]", "length": 16})
+
+    assert timeline.only("browser.type")["message"] == "Typed 16 characters"
 
 
 def test_inserted_text_counts_its_characters(timeline: Timeline) -> None:
@@ -249,13 +260,15 @@ def test_another_command_or_a_navigation_interrupts_a_typing_burst(timeline: Tim
     timeline.event(0.8, "navigation", {"url": "https://shop.test/results"})
     timeline.commands(*keystrokes(timeline, 1.0, "ef"))
 
-    assert [item["message"] for item in timeline.items()] == [
+    items = timeline.items()
+    assert [item["message"] for item in items] == [
         "Typed 2 characters",
-        "Runtime.evaluate",
         "Typed 2 characters",
         "Navigated to https://shop.test/results",
         "Typed 2 characters",
     ]
+    # The script call prepared the second burst: it is that step's child.
+    assert items[1]["children"][0]["message"] == "Runtime.evaluate"
 
 
 def test_background_events_and_mouse_moves_do_not_interrupt_typing(timeline: Timeline) -> None:
@@ -264,7 +277,7 @@ def test_background_events_and_mouse_moves_do_not_interrupt_typing(timeline: Tim
         (0.05, "network.request", {"requestId": "1", "method": "GET", "url": "https://s.test/q"}),
         (0.1, "console.message", {"level": "log", "text": "keypress"}),
         (0.12, "network.failed",
-         {"requestId": "1", "url": "https://s.test/q", "errorText": "net::ERR_ABORTED"}),
+         {"requestId": "1", "url": "https://s.test/q", "errorText": "net::ERR_CONNECTION_RESET"}),
     )  # fmt: skip
     timeline.commands(mouse(timeline, 0.15, "mouseMoved", 10, 10))
 
@@ -356,7 +369,7 @@ def test_a_navigation_without_a_command_is_its_own_item(timeline: Timeline) -> N
     assert [item["message"] for item in timeline.items()] == [
         "Clicked at (300, 200)",
         "Navigated to https://shop.test/cart",
-        "Reloaded https://shop.test/cart",
+        "Reloaded /cart",
     ]
 
 
@@ -390,7 +403,7 @@ def test_a_navigation_long_after_the_command_is_a_separate_item(timeline: Timeli
 
     assert [item["message"] for item in timeline.items()] == [
         "Navigated to https://a.test/",
-        "Navigated to https://a.test/next",
+        "Navigated to /next",
     ]
 
 
@@ -473,7 +486,7 @@ def test_a_pause_or_another_item_closes_a_console_group(timeline: Timeline) -> N
     assert [item["message"] for item in timeline.items()] == [
         "Console log: one",
         "Console log: two",
-        "Page.captureScreenshot",
+        "Took a screenshot",
         "Console log: three",
     ]
 
@@ -504,7 +517,7 @@ def test_page_and_browser_events_each_get_a_readable_item(timeline: Timeline) ->
         ("runtime.lifecycle", "info", "Browser started"),
         ("tab.opened", "info", "Opened a new tab"),
         ("page.error", "error", "Page error: ReferenceError: foo is not defined"),
-        ("dialog", "info", "Confirm dialog: “Leave without saving?”"),
+        ("dialog", "info", 'Dialog "Leave without saving?" shown'),
         ("download", "info", "Downloaded report.pdf"),
         (
             "control.takeover",
@@ -531,27 +544,255 @@ def test_a_stored_artifact_appears_as_an_item(timeline: Timeline) -> None:
 # Other commands ---------------------------------------------------------------------
 
 
-def test_other_commands_are_named_by_method_and_identical_ones_collapse(
-    timeline: Timeline,
-) -> None:
+def test_a_screenshot_is_a_step_and_a_failed_command_stays_loud(timeline: Timeline) -> None:
     timeline.command(0, "Page.captureScreenshot", took=0.25)
-    for index in range(4):
-        timeline.command(1 + index, "Runtime.evaluate", {"expression": "document.title"})
-    timeline.command(6, "Runtime.evaluate", status="failed", error={"message": "Target closed"})
-    timeline.command(7, "DOM.getDocument", status="pending")
+    timeline.command(6, "Runtime.evaluate", status="failed", error={"message": "Bad expression"})
+    timeline.command(6.5, "Runtime.evaluate", status="failed", error={"message": "Bad again"})
 
     items = timeline.items()
-    assert [(i["message"], i["status"], i["severity"]) for i in items] == [
-        ("Page.captureScreenshot", "succeeded", "info"),
-        ("Runtime.evaluate (4 times)", "succeeded", "info"),
-        ("Runtime.evaluate failed: Target closed", "failed", "error"),
-        ("DOM.getDocument", "running", "info"),
+    assert [(i["type"], i["message"], i["status"], i["severity"]) for i in items] == [
+        ("browser.screenshot", "Took a screenshot", "succeeded", "info"),
+        ("command", "Runtime.evaluate failed (2 times)", "failed", "error"),
     ]
     assert items[0]["durationMs"] == 250
-    assert items[0]["children"] == []
-    assert [child["message"] for child in items[1]["children"]] == ["Runtime.evaluate"] * 4
-    assert items[1]["durationMs"] == 3010
-    assert all(item["type"] == "command" for item in items)
+
+
+def test_plumbing_folds_into_the_step_it_prepared_or_followed(timeline: Timeline) -> None:
+    # What Playwright sends around a click: checks before it, a release after it.
+    for index in range(4):
+        timeline.command(index * 0.1, "Runtime.callFunctionOn", {"functionDeclaration": "f"})
+    timeline.commands(*click(timeline, 0.5, 10, 10))
+    timeline.command(0.7, "Runtime.releaseObject", {"objectId": "1"})
+
+    item = timeline.only("browser.click")
+    assert len(timeline.items()) == 1
+    assert [child["message"] for child in item["children"]] == [
+        "Runtime.callFunctionOn (4 times)",
+        "Runtime.releaseObject",
+    ]
+    assert len(item["source"]["commands"]) == 7
+
+
+def test_plumbing_that_no_step_claims_is_one_collapsed_item(timeline: Timeline) -> None:
+    timeline.commands(*click(timeline, 0, 10, 10))
+    for index in range(5):
+        timeline.command(10 + index * 0.5, "Runtime.evaluate", {"expression": "document.title"})
+    timeline.command(12.6, "DOM.getDocument", status="pending")
+    timeline.command(30, "Runtime.evaluate", {"expression": "1"})
+
+    items = timeline.items()
+    assert [(i["type"], i["message"], i["status"]) for i in items] == [
+        ("browser.click", "Clicked at (10, 10)", "succeeded"),
+        ("automation", "6 automation calls", "running"),
+        ("automation", "1 automation call", "succeeded"),
+    ]
+    assert [child["message"] for child in items[1]["children"]] == [
+        "Runtime.evaluate (5 times)",
+        "DOM.getDocument",
+    ]
+
+
+def test_housekeeping_errors_are_not_failures(timeline: Timeline) -> None:
+    timeline.commands(*click(timeline, 0, 10, 10))
+    for index, message in enumerate(
+        ("Cannot find context with specified id", "Execution context was destroyed.")
+    ):
+        timeline.command(
+            0.3 + index * 0.1, "Runtime.releaseObject", status="failed", error={"message": message}
+        )
+    timeline.command(
+        0.6, "cdp.internal", {"count": 3}, status="failed", error={"message": "No target"}
+    )
+
+    item = timeline.only("browser.click")
+    assert len(timeline.items()) == 1
+    assert (item["status"], item["severity"]) == ("succeeded", "info")
+    assert [c["status"] for c in item["children"]] == ["info", "info", "info"]
+    assert "Cannot find context" in item["children"][0]["message"]
+
+
+def test_plumbing_waits_for_its_step_while_the_run_is_live(tenant: Tenant) -> None:
+    run = services.run_create(space=tenant.space, name="live")
+    started = timezone.now()
+    services.commands_record(
+        run=run,
+        commands=[
+            {
+                "method": "Runtime.callFunctionOn",
+                "params": {},
+                "status": "succeeded",
+                "page_id": PAGE,
+                "started_at": started,
+                "ended_at": started + timedelta(milliseconds=5),
+            }
+        ],
+    )
+
+    assert [item["type"] for item in activity_items(run)] == ["run.started"]
+
+
+# Steps named from the page ---------------------------------------------------------
+
+
+def page_input(timeline: Timeline, seconds: float, kind: str, **data: Any) -> None:
+    timeline.event(seconds, "input", {"kind": kind, **data})
+
+
+def test_a_click_is_named_from_the_element_the_page_reported(timeline: Timeline) -> None:
+    timeline.commands(*click(timeline, 0, 58, 246))
+    page_input(timeline, 0.02, "click", role="button", name="Place order", x=58, y=246)
+    timeline.commands(*click(timeline, 1, 10, 10))
+    page_input(timeline, 1.02, "click", role="link", name="Shop now")
+    timeline.commands(*click(timeline, 2, 20, 20))
+    page_input(timeline, 2.02, "click", role="button", name="")
+    timeline.commands(*click(timeline, 3, 30, 30))
+    page_input(timeline, 3.02, "click", role="", name="Trail Runner 2")
+
+    items = timeline.items()
+    assert [item["message"] for item in items] == [
+        'Clicked button "Place order"',
+        'Clicked link "Shop now"',
+        "Clicked an unlabelled button",
+        'Clicked "Trail Runner 2"',
+    ]
+    assert (items[0]["role"], items[0]["name"]) == ("button", "Place order")
+
+
+def test_typing_is_named_from_the_field_and_never_shows_the_text(timeline: Timeline) -> None:
+    timeline.commands(*keystrokes(timeline, 0, "4242424242424242", step=0.02))
+    page_input(timeline, 0.01, "type", role="textbox", name="Card number")
+    timeline.command(2, "Runtime.callFunctionOn")
+    timeline.commands(*keystrokes(timeline, 2.2, "hunter2"))
+    page_input(timeline, 2.21, "type", role="textbox", name="Password", masked=True)
+    timeline.command(4, "Runtime.callFunctionOn")
+    timeline.commands(*keystrokes(timeline, 4.2, "shoes"), *press(timeline, 4.8, "Enter"))
+    page_input(timeline, 4.21, "type", role="searchbox", name="Search")
+    timeline.command(6, "Runtime.callFunctionOn")
+    timeline.commands(*press(timeline, 6.2, "Enter"))
+    page_input(timeline, 6.21, "type", role="searchbox", name="Search")
+    timeline.command(8, "Runtime.callFunctionOn")
+    timeline.command(8.2, "Input.insertText", {"text": "[redacted]", "length": 3})
+    page_input(timeline, 8.21, "type", role="textbox", name="")
+
+    messages = [item["message"] for item in timeline.items()]
+    assert messages == [
+        'Typed 16 characters into "Card number"',
+        'Typed 7 characters into "Password"',
+        'Typed 5 characters into "Search", pressed Enter',
+        'Pressed Enter in "Search"',
+        "Typed 3 characters into an unlabelled field",
+    ]
+    assert "4242" not in str(activity_items(timeline.run))
+
+
+def test_choices_are_steps_named_from_the_page(timeline: Timeline) -> None:
+    timeline.command(0, "Runtime.callFunctionOn")
+    page_input(timeline, 0.1, "select", role="combobox", name="Colour", options=["Red"])
+    timeline.commands(*click(timeline, 1, 5, 5))
+    page_input(timeline, 1.01, "click", role="checkbox", name="I agree")
+    page_input(timeline, 1.05, "check", role="checkbox", name="I agree", checked=True)
+    timeline.commands(*click(timeline, 2, 5, 5))
+    page_input(timeline, 2.01, "click", role="checkbox", name="I agree")
+    page_input(timeline, 2.05, "check", role="checkbox", name="I agree", checked=False)
+    timeline.command(3, "DOM.setFileInputFiles", {"files": ["/x/receipt.pdf"]})
+    page_input(
+        timeline,
+        3.1,
+        "upload",
+        role="button",
+        name="Attachment",
+        files=["receipt.pdf"],
+        fileCount=1,
+    )
+
+    items = timeline.items()
+    assert [(item["type"], item["message"]) for item in items] == [
+        ("browser.select", 'Selected "Red" in "Colour"'),
+        ("browser.check", 'Checked "I agree"'),
+        ("browser.check", 'Unchecked "I agree"'),
+        ("browser.upload", 'Uploaded receipt.pdf to "Attachment"'),
+    ]
+    assert [child["message"] for child in items[0]["children"]] == ["Runtime.callFunctionOn"]
+    assert [child["message"] for child in items[3]["children"]] == ["DOM.setFileInputFiles"]
+
+
+def test_input_no_command_made_is_a_step_of_its_own(timeline: Timeline) -> None:
+    """A person in the live view: the host sends the input, the page reports it."""
+    page_input(timeline, 0, "click", role="button", name="Pay", x=5, y=6)
+    page_input(timeline, 3, "type", role="textbox", name="Notes")
+
+    assert [item["message"] for item in timeline.items()] == [
+        'Clicked button "Pay"',
+        'Typed into "Notes"',
+    ]
+
+
+def test_input_refused_during_a_takeover_says_so(timeline: Timeline) -> None:
+    busy = {"message": "runtime.controller_busy: a person is controlling this browser"}
+    timeline.commands(
+        cmd(timeline, 0, "Input.dispatchMouseEvent",
+            {"type": "mousePressed", "x": 5, "y": 5, "button": "left"},
+            status="failed", error=busy),
+    )  # fmt: skip
+    # The person's own click a moment later is theirs, not the refused one's.
+    page_input(timeline, 0.3, "click", role="button", name="Pay")
+
+    items = timeline.items()
+    assert [item["message"] for item in items] == [
+        "Clicked at (5, 5) — refused: a person was controlling the browser",
+        'Clicked button "Pay"',
+    ]
+    assert (items[0]["status"], items[0]["severity"]) == ("failed", "error")
+
+
+def test_a_navigation_says_the_pages_title_and_its_error_status(timeline: Timeline) -> None:
+    timeline.command(0, "Page.navigate", {"url": "https://shop.test/demo/"})
+    timeline.event(0.3, "navigation", {"url": "https://shop.test/demo/"})
+    timeline.event(0.4, "page.title", {"url": "https://shop.test/demo/", "title": "Shop"})
+    timeline.command(2, "Page.navigate", {"url": "https://shop.test/demo/checkout"})
+    timeline.event(2.3, "navigation", {"url": "https://shop.test/demo/checkout"})
+    timeline.event(
+        2.4, "page.title", {"url": "https://shop.test/demo/checkout", "title": "Checkout"}
+    )
+    timeline.events(
+        (4, "network.request", {"requestId": "9", "method": "GET",
+                                "url": "https://shop.test/demo/gone", "resourceType": "Document"}),
+        (4.2, "network.response", {"requestId": "9", "url": "https://shop.test/demo/gone",
+                                   "status": 404}),
+        (4.3, "navigation", {"url": "https://shop.test/demo/gone"}),
+        (4.4, "page.title", {"url": "https://shop.test/demo/gone", "title": "Not found"}),
+        (6, "network.request", {"requestId": "10", "method": "GET",
+                                "url": "https://shop.test/x.csv", "resourceType": "Document"}),
+        (6.1, "network.failed", {"requestId": "10", "url": "https://shop.test/x.csv",
+                                 "errorText": "net::ERR_ABORTED"}),
+        (7, "network.request", {"requestId": "11", "method": "GET",
+                                "url": "https://down.test/", "resourceType": "Document"}),
+        (7.1, "network.failed", {"requestId": "11", "url": "https://down.test/",
+                                 "errorText": "net::ERR_CONNECTION_REFUSED"}),
+    )  # fmt: skip
+
+    items = timeline.items()
+    assert [(i["message"], i["severity"]) for i in items] == [
+        ("Navigated to Shop — https://shop.test/demo/", "info"),
+        ("Navigated to Checkout — /demo/checkout", "info"),
+        ("Navigated to Not found — /demo/gone (HTTP 404)", "warning"),
+        ("Navigation to https://down.test/ failed: net::ERR_CONNECTION_REFUSED", "error"),
+    ]
+
+
+def test_a_dialog_says_how_it_was_answered(timeline: Timeline) -> None:
+    timeline.event(0, "dialog", {"type": "confirm", "message": "Are you sure?"})
+    timeline.command(0.5, "Page.handleJavaScriptDialog", {"accept": True})
+    timeline.event(0.6, "dialog.closed", {"accepted": True})
+    timeline.event(2, "dialog", {"type": "confirm", "message": "Delete?"})
+    timeline.event(2.5, "dialog.closed", {"accepted": False})
+    timeline.event(4, "dialog", {"type": "alert", "message": "Saved"})
+
+    assert [item["message"] for item in timeline.items()] == [
+        'Dialog "Are you sure?" accepted',
+        'Dialog "Delete?" dismissed',
+        'Alert "Saved" shown',
+    ]
 
 
 # The run's own items and ordering ---------------------------------------------------
@@ -603,8 +844,9 @@ def test_the_item_shape(timeline: Timeline) -> None:
     item = timeline.only("page.error")
     assert set(item) == {
         "id", "time", "type", "message", "status", "severity", "durationMs", "pageId",
-        "children", "source",
+        "role", "name", "children", "source",
     }  # fmt: skip
+    assert (item["role"], item["name"]) == (None, None)
     assert item["id"].startswith("act_evt_")
     assert item["source"] == {"events": [1], "commands": []}
 
@@ -795,3 +1037,66 @@ def test_a_run_of_exactly_the_limit_is_not_truncated(
     timeline.events(*[(i, "page.error", {"message": f"error {i}"}) for i in range(5)])
 
     assert activity(timeline.run).truncated is False
+
+
+def test_a_download_and_a_screenshot_carry_the_file_they_were_stored_as(
+    timeline: Timeline,
+) -> None:
+    timeline.events(
+        (0, "artifact.created",
+         {"artifactId": "art_1", "kind": "download", "name": "receipt.csv", "size": 230}),
+        (0.1, "download", {"url": "https://s.test/r", "suggestedFilename": "receipt.csv",
+                           "artifactId": "art_1"}),
+    )  # fmt: skip
+    timeline.command(2, "Page.captureScreenshot", took=0.2)
+    timeline.event(2.3, "artifact.created", {"kind": "screenshot", "name": "shot.png"})
+
+    items = timeline.items()
+    assert [item["message"] for item in items] == ["Downloaded receipt.csv", "Took a screenshot"]
+    assert [child["message"] for child in items[0]["children"]] == [
+        "Saved download receipt.csv (230 bytes)"
+    ]
+    assert [child["message"] for child in items[1]["children"]] == [
+        "Captured a screenshot shot.png"
+    ]
+
+
+def test_a_long_address_is_shortened_after_its_first_visit(timeline: Timeline) -> None:
+    token = "x" * 200
+    timeline.event(0, "navigation", {"url": "https://shop.test/"})
+    timeline.event(3, "navigation", {"url": f"https://shop.test/orders/{token}"})
+
+    message = timeline.items()[1]["message"]
+    assert message.startswith("Navigated to /orders/xxx") and message.endswith("…")
+    assert len(message) < 80
+
+
+def test_a_missing_favicon_is_no_error(timeline: Timeline) -> None:
+    timeline.events(
+        (0, "network.request", {"requestId": "1", "method": "GET",
+                                "url": "https://s.test/favicon.ico", "resourceType": "Other"}),
+        (0.1, "network.response", {"requestId": "1", "url": "https://s.test/favicon.ico",
+                                   "status": 404}),
+        (0.2, "network.response", {"requestId": "2", "url": "https://s.test/logo.png",
+                                   "status": 404}),
+    )  # fmt: skip
+
+    assert [item["message"] for item in timeline.items()] == [
+        "GET https://s.test/logo.png returned HTTP 404"
+    ]
+
+
+def test_a_wheel_scroll_no_command_made_is_a_step_and_one_with_commands_is_not_doubled(
+    timeline: Timeline,
+) -> None:
+    timeline.commands(
+        cmd(timeline, 0, "Input.dispatchMouseEvent",
+            {"type": "mouseWheel", "x": 5, "y": 5, "deltaX": 0, "deltaY": 300}),
+    )  # fmt: skip
+    page_input(timeline, 0.45, "scroll", dx=0, dy=300)
+    page_input(timeline, 5, "scroll", dx=0, dy=-120)
+
+    assert [item["message"] for item in timeline.items()] == [
+        "Scrolled down 300 px",
+        "Scrolled up 120 px",
+    ]

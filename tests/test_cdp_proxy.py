@@ -294,7 +294,10 @@ async def test_other_websockets_still_need_an_allowed_origin(started: Started) -
 
 
 def test_secrets_are_redacted_from_recorded_params() -> None:
-    assert redact_params("Input.insertText", {"text": "hunter2"}) == {"text": REDACTED}
+    assert redact_params("Input.insertText", {"text": "hunter2"}) == {
+        "text": REDACTED,
+        "length": 7,
+    }
     key = redact_params(
         "Input.dispatchKeyEvent",
         {"type": "keyDown", "key": "a", "code": "KeyA", "text": "a", "windowsVirtualKeyCode": 65},

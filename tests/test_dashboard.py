@@ -367,7 +367,7 @@ def test_detail_renders_activity_items(
     assert "1.2 s" in body
     assert "sev-error" in body and "Uncaught TypeError" in body
     assert '<time datetime="2026-01-02T03:04:05.678000+00:00"' in body
-    assert "1 step" in body
+    assert "1 detail" in body
 
 
 # Artifacts ----------------------------------------------------------------------------

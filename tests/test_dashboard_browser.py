@@ -2,6 +2,7 @@
 
 import io
 import re
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -134,6 +135,48 @@ def test_sign_in_list_and_detail(page: Any, asgi_server: str, seeded: Run) -> No
     page.goto(asgi_server + "/")
     page.screenshot(path=SHOTS.format("mobile"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_activity_shows_named_steps_with_their_protocol_calls_folded_in(
+    page: Any, asgi_server: str, transactional_db: None, tenant: Tenant, member: Any
+) -> None:
+    run = services.run_create(space=tenant.space, name="pay")
+    now = run.started_at + timedelta(seconds=1)
+
+    def command(ms: int, method: str, **params: Any) -> dict[str, Any]:
+        at = now + timedelta(milliseconds=ms)
+        return {"method": method, "params": params, "page_id": "p", "started_at": at,
+                "ended_at": at + timedelta(milliseconds=3)}  # fmt: skip
+
+    services.commands_record(
+        run=run,
+        commands=[
+            *(command(i * 20, "Runtime.callFunctionOn") for i in range(4)),
+            command(100, "Input.dispatchMouseEvent", type="mousePressed", x=80, y=200),
+            command(150, "Input.dispatchMouseEvent", type="mouseReleased", x=80, y=200),
+        ],
+    )
+    services.events_append(
+        run=run,
+        events=[
+            {"type": "input", "page_id": "p", "time": now + timedelta(milliseconds=110),
+             "data": {"kind": "click", "role": "button", "name": "Pay now"}},
+        ],
+    )  # fmt: skip
+    services.run_stop(run=run)
+    sign_in(page, asgi_server, f"/runs/{run.id}")
+
+    activity = page.locator("#activity")
+    step = activity.locator(".tl-item", has_text='Clicked button "Pay now"')
+    assert step.count() == 1
+    calls = step.locator("details.tl-children")
+    assert not calls.locator("text=Runtime.callFunctionOn (4 times)").is_visible()
+    calls.locator("summary").click()
+    assert calls.locator("text=Runtime.callFunctionOn (4 times)").is_visible()
+    top = activity.locator(":scope > ol > .tl-item > .tl-body > .tl-line").all_inner_texts()
+    assert any('Clicked button "Pay now"' in line for line in top), top
+    assert not any("Runtime." in line or "automation" in line for line in top), top
+    page.screenshot(path=SHOTS.format("activity-steps"), full_page=True)
 
 
 def test_failed_run_and_empty_state(

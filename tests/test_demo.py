@@ -218,7 +218,27 @@ def test_the_demo_records_a_complete_run(
     client = Bctrl(api_key=tenant.raw_key, base_url=asgi_server)
     activity = client.runs.activity.list(run.id).data
     assert activity
-    assert any(item.type == "browser.type" for item in activity), {item.type for item in activity}
+    assert any(item["type"] == "browser.type" for item in activity), {
+        item["type"] for item in activity
+    }
+    # Activity in the words of the page: protocol plumbing is no step of its own, and
+    # every click, typing and choice names the element it touched.
+    said = [item["message"] for item in activity]
+    listing = "\n".join(said)
+    raw = [item for item in activity if item["type"] in ("command", "automation")]
+    assert len(raw) <= len(activity) // 10, listing
+    steps = [
+        item
+        for item in activity
+        if item["type"] in ("browser.click", "browser.type", "browser.select", "browser.check")
+    ]
+    assert len(steps) >= 15, listing
+    assert all(item["name"] for item in steps), [i["message"] for i in steps if not i["name"]]
+    assert 'Clicked button "Place order"' in said, listing
+    assert 'Typed 19 characters into "Card number"' in said, listing
+    assert any(m.startswith("Downloaded receipt-") for m in said), listing
+    assert any(m.startswith("Navigated to ") and " — /demo/checkout" in m for m in said), listing
+    assert not any("failed: Cannot find context" in m for m in said), listing
     kinds = [a.kind for a in Artifact.objects.filter(run=run)]
     assert kinds.count(Artifact.Kind.SCREENSHOT) >= 1 and Artifact.Kind.DOWNLOAD in kinds
 

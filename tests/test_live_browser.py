@@ -11,6 +11,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from recordings.leases import lease_mint
 from recordings.models import ViewerLease
+from runs.activity import activity_items
 from runs.models import Event, Run
 from tests.conftest import Refusal, Tenant, refused, sign_in
 
@@ -111,6 +112,9 @@ def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
     viewer.keyboard.type("482913")
     remote.wait_for_function("document.getElementById('code').value === '482913'")
     viewer.screenshot(path=SHOTS.format("in-control"))
+    box = viewer.locator("[data-live-canvas]").bounding_box()
+    viewer.mouse.move(box["x"] + 50, box["y"] + 50)
+    viewer.mouse.wheel(0, 300)
     assert remote.evaluate("window.ticks") > ticks  # the automation's page kept running
 
     # Hand back: the automation types again.
@@ -127,6 +131,20 @@ def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
     assert [t for t, _ in types] == ["control.requested", "control.granted", "control.released"]
     assert types[1][1]["who"] == "ada" and types[2][1]["reason"] == "requested"
     assert "482913" not in str(Event.objects.filter(run_id=started["runId"]).values_list("data"))
+
+    # The activity names what the person did through the picture as it names the
+    # automation's steps, and says the automation's input was refused meanwhile.
+    deadline = time.monotonic() + 10
+    while True:
+        said = [item["message"] for item in activity_items(Run.objects.get(pk=started["runId"]))]
+        if said.count('Clicked button "Press me"') >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert said.count('Clicked button "Press me"') == 2, "\n".join(said)  # the person, the script
+    assert "Typed into an unlabelled field" in said, "\n".join(said)
+    assert any(m.startswith("Scrolled down") for m in said), "\n".join(said)
+    assert "Typed 1 character — refused: a person was controlling the browser" in said, said
+    assert "482913" not in str(said)
 
     automation.close()
     viewer.close()

@@ -6,6 +6,7 @@ import http.client
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -492,6 +493,59 @@ async def test_activity_stream_sends_items_then_changes(
     (end,) = await sse.events(1)
     assert end.event == "end"
     assert end.data == {"runId": run.id, "status": "completed"}
+
+
+@sync_to_async
+def record_commands(run: Run, *methods: str, page_id: str = "page_A") -> None:
+    now = timezone.now()
+    services.commands_record(
+        run=run,
+        commands=[
+            {
+                "method": method.split(":")[0],
+                "params": {"type": method.split(":")[1], "x": 5, "y": 5} if ":" in method else {},
+                "status": "succeeded",
+                "page_id": page_id,
+                "started_at": now + timedelta(milliseconds=index),
+                "ended_at": now + timedelta(milliseconds=index),
+            }
+            for index, method in enumerate(methods)
+        ],
+    )
+
+
+async def test_activity_stream_folds_plumbing_into_the_step_it_prepared(tenant: Tenant) -> None:
+    """The stream follows the activity's rules: the calls that prepare a click are not
+    sent as an item of their own and then taken back, but arrive inside the click."""
+    run = await new_run(tenant.space)
+    await record_commands(run, "Runtime.callFunctionOn", "Runtime.callFunctionOn")
+    response = await AsyncClient().get(f"/v1/runs/{run.id}/activity/stream", headers=bearer(tenant))
+    sse = SSE(response)
+    (started,) = await sse.events(1)
+    assert started.data["type"] == "run.started"
+
+    await record_commands(
+        run, "Input.dispatchMouseEvent:mousePressed", "Input.dispatchMouseEvent:mouseReleased"
+    )
+    await in_own_thread(
+        lambda: services.events_append(
+            run=run,
+            events=[
+                {
+                    "type": "input",
+                    "page_id": "page_A",
+                    "data": {"kind": "click", "role": "button", "name": "Pay"},
+                }
+            ],
+        )
+    )
+    (click,) = await sse.events(1)
+    assert click.data["message"] == 'Clicked button "Pay"'
+    assert [c["message"] for c in click.data["children"]] == ["Runtime.callFunctionOn (2 times)"]
+
+    await stop(run)
+    rest = await sse.until(is_end)
+    assert not [f for f in rest if f.data and f.data.get("type") == "automation"]
 
 
 # ---------------------------------------------------------------- under daphne

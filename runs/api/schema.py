@@ -184,6 +184,12 @@ ActivityItem = _shape(
         "severity": serializers.ChoiceField(choices=["info", "warning", "error"]),
         "durationMs": serializers.IntegerField(allow_null=True),
         "pageId": serializers.CharField(allow_null=True),
+        "role": serializers.CharField(
+            allow_null=True, help_text="The role of the element a step touched (button, textbox…)"
+        ),
+        "name": serializers.CharField(
+            allow_null=True, help_text="The accessible name of the element a step touched"
+        ),
         "children": serializers.ListField(child=serializers.DictField()),
         "source": serializers.DictField(),
     },

@@ -65,7 +65,7 @@
     const children = Array.isArray(item.children) ? item.children : [];
     if (children.length && depth < 5) {
       const details = body.appendChild(element("details", "tl-children"));
-      details.appendChild(element("summary", "", `${children.length} step${children.length === 1 ? "" : "s"}`));
+      details.appendChild(element("summary", "", `${children.length} detail${children.length === 1 ? "" : "s"}`));
       const nested = details.appendChild(element("ol", "timeline nested"));
       children.forEach((child) => nested.appendChild(itemRow(child, depth + 1)));
     }
