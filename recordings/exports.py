@@ -81,17 +81,25 @@ def replay_filename(run: Run) -> str:
     return f"{run.id}-replay.html"
 
 
-def replay_file(run: Run) -> ReplayFile:
-    """The run's replay file, ready to stream; 409 when its recording is not processed."""
+def replay_check(run: Run) -> None:
+    """409 when the run has no processed recording to put in a replay file."""
     recording = latest_recording_of(run)
-    urls = ReplayUrls(chunks=lambda target: f"{OFFLINE}chunks/{quote(target, safe='')}", live=str)
-    manifest = manifest_data(run, urls)
-    if recording is None or manifest["mode"] != "chunks":
+    if recording is None or not targets_of(recording).exclude(path="").exists():
         raise Conflict(
             "This run has no processed recording to save: a recording is processed once "
             "its run ends.",
             code="recording.not_ready",
         )
+
+
+def replay_file(run: Run) -> ReplayFile:
+    """The run's replay file, ready to stream; 409 when its recording is not processed."""
+    replay_check(run)
+    recording = latest_recording_of(run)
+    urls = ReplayUrls(chunks=lambda target: f"{OFFLINE}chunks/{quote(target, safe='')}", live=str)
+    manifest = manifest_data(run, urls)
+    if recording is None or manifest["mode"] != "chunks":
+        raise Conflict("This run's recording is not ready to save.", code="recording.not_ready")
     page = render_to_string(
         "replay/offline.html",
         {

@@ -362,6 +362,10 @@ def export_request(
         if existing is not None:
             _check_same_export(existing, name, types)
             return existing, False
+    if "replay" in types:
+        from recordings.exports import replay_check
+
+        replay_check(run)  # 409 now rather than a failed export later
     try:
         with transaction.atomic():
             export = FileExport.objects.create(
@@ -442,6 +446,18 @@ def export_build(*, export_id: str) -> FileExport | None:
                             target.write(chunk)
                             size += len(chunk)
                     manifest.append({"path": arcname, "kind": "har", "name": name, "size": size})
+                if "replay" in built:
+                    from recordings.exports import replay_file, replay_filename
+
+                    name = replay_filename(export.run)
+                    arcname = _unique_name(f"replay/{name}", used_names)
+                    replay = replay_file(export.run)
+                    with archive.open(arcname, "w") as target:
+                        for chunk in replay.chunks():
+                            target.write(chunk)
+                    manifest.append(
+                        {"path": arcname, "kind": "replay", "name": name, "size": replay.size}
+                    )
                 archive.writestr(
                     "manifest.json",
                     json.dumps({"runId": export.run_id, "files": manifest}, indent=2),

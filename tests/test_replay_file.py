@@ -1,13 +1,16 @@
 """The self-contained replay file, `GET /v1/runs/{id}/replay.html`: its size before the
 download, and the file played from file:// in real Chromium with networking off."""
 
+import io
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runs import services
-from runs.models import Event
+from runs.models import Event, Run
 from tests.conftest import Tenant
 from tests.test_replay import T0, page_chunk, store_target
 from tests.test_replay_browser import IFRAME_TEXT, seed_three_chunks
@@ -120,3 +123,35 @@ def test_the_file_replays_from_disk_with_no_network(
     assert errors == []
     assert [url for url in reached if not url.startswith(("file:", "data:", "blob:"))] == []
     context.close()
+
+
+def test_a_files_export_can_hold_the_replay_file(tenant: Tenant) -> None:
+    run = seed_three_chunks(tenant)
+    # The seed writes its events directly; the export's own event comes after them.
+    Run.objects.filter(pk=run.pk).update(event_count=Event.objects.filter(run=run).count())
+    response = tenant.client.post(
+        f"/v1/runs/{run.id}/files/export", {"type": ["replay", "har"]}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    body = tenant.client.get(response.json()["statusUrl"]).json()
+    assert body["status"] == "ready", body
+    download = tenant.client.get(body["downloadUrl"])
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))  # type: ignore[attr-defined]
+    name = f"replay/{run.id}-replay.html"
+    assert sorted(archive.namelist()) == [f"har/{run.id}.har", "manifest.json", name]
+    html = archive.read(name)
+    assert b'data-offline-chunks="page-1"' in html and b'data-offline-chunks="page-2"' in html
+    manifest = json.loads(archive.read("manifest.json"))
+    assert {f["path"]: f["size"] for f in manifest["files"]}[name] == len(html)
+
+
+def test_an_export_of_the_replay_of_a_run_without_recording_is_refused(
+    tenant: Tenant,
+) -> None:
+    run = services.run_create(space=tenant.space)
+    response = tenant.client.post(
+        f"/v1/runs/{run.id}/files/export", {"type": ["replay"]}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "recording.not_ready"
+    assert not run.exports.exists()

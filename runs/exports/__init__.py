@@ -1,6 +1,7 @@
 """A run in the forms people pass around, built from what the run recorded: the network
-log as HAR 1.2 (`har`). Each builder yields its file in pieces, so a two-hour run goes
-out, or into a files export, without being held in memory."""
+log as HAR 1.2 (`har`) here, and the self-contained replay file (`replay`) in
+recordings/exports.py, which owns recordings. Each builder yields its file in pieces, so
+a two-hour run goes out, or into a files export, without being held in memory."""
 
 from collections.abc import AsyncIterator, Iterator
 from itertools import islice
@@ -11,7 +12,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 
 BATCH = 64
 # Files a files export can hold besides the run's artifacts, built when it is built.
-BUILT_TYPES = ("har",)
+BUILT_TYPES = ("har", "replay")
 
 
 async def streamed(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
