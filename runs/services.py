@@ -446,6 +446,17 @@ def export_build(*, export_id: str) -> FileExport | None:
                             target.write(chunk)
                             size += len(chunk)
                     manifest.append({"path": arcname, "kind": "har", "name": name, "size": size})
+                if "trace" in built:
+                    from runs.exports.trace import trace_chunks, trace_filename
+
+                    name = trace_filename(export.run)
+                    arcname = _unique_name(f"trace/{name}", used_names)
+                    size = 0
+                    with archive.open(arcname, "w") as target:
+                        for chunk in trace_chunks(export.run):
+                            target.write(chunk)
+                            size += len(chunk)
+                    manifest.append({"path": arcname, "kind": "trace", "name": name, "size": size})
                 if "replay" in built:
                     from recordings.exports import replay_file, replay_filename
 

@@ -103,3 +103,20 @@ def test_the_trace_opens_in_playwrights_trace_viewer_with_the_steps_in_order(
     finally:
         viewer.terminate()
         viewer.wait(10)
+
+
+def test_a_files_export_can_hold_the_trace(
+    tenant: Tenant,
+    network_run: Run,  # noqa: F811
+) -> None:
+    response = tenant.client.post(
+        f"/v1/runs/{network_run.id}/files/export", {"type": ["trace"]}, format="json"
+    )
+    body = tenant.client.get(response.json()["statusUrl"]).json()
+    assert body["status"] == "ready", body
+    download = tenant.client.get(body["downloadUrl"])
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))  # type: ignore[attr-defined]
+    name = f"trace/{network_run.id}-trace.zip"
+    assert sorted(archive.namelist()) == ["manifest.json", name]
+    inner = zipfile.ZipFile(io.BytesIO(archive.read(name)))
+    assert sorted(inner.namelist()) == ["trace.network", "trace.trace"]

@@ -1,7 +1,8 @@
 """A run in the forms people pass around, built from what the run recorded: the network
-log as HAR 1.2 (`har`) here, and the self-contained replay file (`replay`) in
-recordings/exports.py, which owns recordings. Each builder yields its file in pieces, so
-a two-hour run goes out, or into a files export, without being held in memory."""
+log as HAR 1.2 (`har`) and the Playwright trace (`trace`) here, and the self-contained
+replay file (`replay`) in recordings/exports.py, which owns recordings. Each builder
+yields its file in pieces, so a two-hour run goes out, or into a files export, without
+being held in memory."""
 
 from collections.abc import AsyncIterator, Iterator
 from itertools import islice
@@ -12,7 +13,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 
 BATCH = 64
 # Files a files export can hold besides the run's artifacts, built when it is built.
-BUILT_TYPES = ("har", "replay")
+BUILT_TYPES = ("har", "replay", "trace")
 
 
 async def streamed(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:

@@ -104,7 +104,7 @@ def _lines(run: Run) -> Iterator[dict[str, Any]]:
 
 def trace_chunks(run: Run) -> Iterator[bytes]:
     sink = _Sink()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
         with archive.open("trace.trace", "w") as trace:
             for line in _lines(run):
                 trace.write(orjson.dumps(line) + b"\n")
