@@ -3,7 +3,9 @@ own trace viewer (`playwright show-trace`, served locally) in real Chromium."""
 
 import io
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import zipfile
@@ -74,6 +76,7 @@ def test_the_trace_opens_in_playwrights_trace_viewer_with_the_steps_in_order(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BROWSER": "/bin/true"},
+        start_new_session=True,  # its own process group: the wrapper and its node child
     )
     try:
         assert viewer.stdout is not None
@@ -101,7 +104,7 @@ def test_the_trace_opens_in_playwrights_trace_viewer_with_the_steps_in_order(
         page.screenshot(path="/tmp/trace-viewer.png")
         page.close()
     finally:
-        viewer.terminate()
+        os.killpg(viewer.pid, signal.SIGTERM)
         viewer.wait(10)
 
 
