@@ -15,6 +15,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.exceptions import UnsupportedMediaType
@@ -269,3 +270,39 @@ def _close_old_connections() -> None:
         if connection.settings_dict.get("CONN_MAX_AGE") == 0:
             connection.close_at = None
         connection.close_if_unusable_or_obsolete()
+
+
+class RunReplayFileView(APIView):
+    """`GET /v1/runs/{id}/replay.html`: the self-contained replay file (recordings/
+    exports.py), streamed with its Content-Length; HEAD gives the size alone."""
+
+    @extend_schema(
+        operation_id="runs_replay_file",
+        responses={(200, "text/html"): OpenApiTypes.BINARY, **ERRORS},
+    )
+    def get(self, request: Request, run_id: str) -> HttpResponseBase:
+        from recordings.exports import CONTENT_TYPE, replay_file, replay_filename
+        from runs.exports import streaming_response
+
+        run = selectors.run_of(space_of(request), run_id)
+        file = replay_file(run)
+        response = streaming_response(
+            request._request,
+            file.chunks(),
+            content_type=CONTENT_TYPE,
+            filename=replay_filename(run),
+        )
+        response["Content-Length"] = str(file.size)
+        return response
+
+    @extend_schema(operation_id="runs_replay_file_size", responses={200: None, **ERRORS})
+    def head(self, request: Request, run_id: str) -> HttpResponseBase:
+        from recordings.exports import CONTENT_TYPE, replay_file, replay_filename
+
+        run = selectors.run_of(space_of(request), run_id)
+        file = replay_file(run)
+        response = HttpResponse(content_type=CONTENT_TYPE)
+        response["Content-Length"] = str(file.size)
+        response["Content-Disposition"] = f'attachment; filename="{replay_filename(run)}"'
+        response["Cache-Control"] = "private, no-store"
+        return response

@@ -90,6 +90,13 @@ def events_of(
     return events.order_by("seq")
 
 
+def page_of(run: Run, page_id: str) -> str:
+    """A page (tab) id of the run: one that any of its events names."""
+    if not page_id or not Event.objects.filter(run=run, page_id=page_id).exists():
+        raise ObjectNotFound(f"No page {page_id!r} in this run.")
+    return page_id
+
+
 def commands_of(run: Run) -> QuerySet[Command]:
     return Command.objects.filter(run=run).order_by("started_at", "id")
 

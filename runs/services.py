@@ -362,6 +362,10 @@ def export_request(
         if existing is not None:
             _check_same_export(existing, name, types)
             return existing, False
+    if "replay" in types:
+        from recordings.exports import replay_check
+
+        replay_check(run)  # 409 now rather than a failed export later
     try:
         with transaction.atomic():
             export = FileExport.objects.create(
@@ -400,10 +404,16 @@ def export_build(*, export_id: str) -> FileExport | None:
         return None  # its request was undone (the queue refused the task)
     if export.status != FileExport.Status.PENDING:
         return export
+    from runs.exports import BUILT_TYPES
+    from runs.exports.har import har_chunks, har_filename
     from runs.selectors import files_of
 
-    files = list(
-        files_of(export.run, kinds=export.types or None).exclude(kind=Artifact.Kind.EXPORT)
+    kinds = [kind for kind in export.types if kind not in BUILT_TYPES]
+    built = [kind for kind in export.types if kind in BUILT_TYPES]
+    files = (
+        list(files_of(export.run, kinds=kinds or None).exclude(kind=Artifact.Kind.EXPORT))
+        if kinds or not built
+        else []
     )
     try:
         with tempfile.TemporaryFile() as archive_file:
@@ -427,6 +437,38 @@ def export_build(*, export_id: str) -> FileExport | None:
                             "sha256": artifact.sha256,
                         }
                     )
+                if "har" in built:
+                    name = har_filename(export.run)
+                    arcname = _unique_name(f"har/{name}", used_names)
+                    size = 0
+                    with archive.open(arcname, "w") as target:
+                        for chunk in har_chunks(export.run):
+                            target.write(chunk)
+                            size += len(chunk)
+                    manifest.append({"path": arcname, "kind": "har", "name": name, "size": size})
+                if "trace" in built:
+                    from runs.exports.trace import trace_chunks, trace_filename
+
+                    name = trace_filename(export.run)
+                    arcname = _unique_name(f"trace/{name}", used_names)
+                    size = 0
+                    with archive.open(arcname, "w") as target:
+                        for chunk in trace_chunks(export.run):
+                            target.write(chunk)
+                            size += len(chunk)
+                    manifest.append({"path": arcname, "kind": "trace", "name": name, "size": size})
+                if "replay" in built:
+                    from recordings.exports import replay_file, replay_filename
+
+                    name = replay_filename(export.run)
+                    arcname = _unique_name(f"replay/{name}", used_names)
+                    replay = replay_file(export.run)
+                    with archive.open(arcname, "w") as target:
+                        for chunk in replay.chunks():
+                            target.write(chunk)
+                    manifest.append(
+                        {"path": arcname, "kind": "replay", "name": name, "size": replay.size}
+                    )
                 archive.writestr(
                     "manifest.json",
                     json.dumps({"runId": export.run_id, "files": manifest}, indent=2),
@@ -446,7 +488,7 @@ def export_build(*, export_id: str) -> FileExport | None:
                 FileExport.objects.filter(pk=export.pk).update(
                     status=FileExport.Status.READY,
                     artifact=artifact,
-                    file_count=len(files),
+                    file_count=len(manifest),
                     finished_at=timezone.now(),
                 )
     except Exception as exc:

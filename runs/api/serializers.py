@@ -11,6 +11,7 @@ from zoneinfo import available_timezones
 from django.urls import reverse
 from rest_framework import serializers
 
+from runs.exports import BUILT_TYPES
 from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, Space
 
 # The smallest and largest page (CSS pixels) a start may ask for.
@@ -326,6 +327,7 @@ class ExportRequestSerializer(StrictSerializer):
     type = serializers.ListField(
         child=serializers.ChoiceField(
             choices=[kind for kind in Artifact.Kind.values if kind != Artifact.Kind.RECORDING]
+            + list(BUILT_TYPES)
         ),
         required=False,
         default=list,

@@ -46,6 +46,13 @@ urlpatterns = [
     path("runs/<str:run_id>/live", lease_api.LiveViewerView.as_view(), name="run-live-viewer"),
     path("runs/<str:run_id>/leases", lease_api.RunLeasesView.as_view(), name="run-leases"),
     path("leases/<str:lease_id>/revoke", lease_api.LeaseRevokeView.as_view(), name="lease-revoke"),
+    path(
+        "runs/<str:run_id>/replay.html",
+        recording_api.RunReplayFileView.as_view(),
+        name="run-replay-file",
+    ),
+    path("runs/<str:run_id>/trace.zip", views.RunTraceView.as_view(), name="run-trace"),
+    path("runs/<str:run_id>/har", views.RunHarView.as_view(), name="run-har"),
     path("runs/<str:run_id>/commands", views.RunCommandsView.as_view(), name="run-commands"),
     path("runs/<str:run_id>/artifacts", views.RunArtifactsView.as_view(), name="run-artifacts"),
     path(

@@ -7,7 +7,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.http import FileResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -651,6 +651,45 @@ class RunExportDetailView(APIView):
     def get(self, request: Request, run_id: str, export_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         return Response(s.export_json(selectors.export_of(run, export_id)))
+
+
+class RunHarView(APIView):
+    @extend_schema(
+        operation_id="runs_har",
+        parameters=[OpenApiParameter("pageId", str, description="Only this page (tab)")],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, **ERRORS},
+    )
+    def get(self, request: Request, run_id: str) -> StreamingHttpResponse:
+        from runs.exports import streaming_response
+        from runs.exports.har import CONTENT_TYPE, har_chunks, har_filename
+
+        run = selectors.run_of(space_of(request), run_id)
+        raw_page = request.query_params.get("pageId")
+        page_id = selectors.page_of(run, raw_page) if raw_page is not None else None
+        return streaming_response(
+            request._request,
+            har_chunks(run, page_id),
+            content_type=CONTENT_TYPE,
+            filename=har_filename(run, page_id),
+        )
+
+
+class RunTraceView(APIView):
+    @extend_schema(
+        operation_id="runs_trace",
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, **ERRORS},
+    )
+    def get(self, request: Request, run_id: str) -> StreamingHttpResponse:
+        from runs.exports import streaming_response
+        from runs.exports.trace import CONTENT_TYPE, trace_chunks, trace_filename
+
+        run = selectors.run_of(space_of(request), run_id)
+        return streaming_response(
+            request._request,
+            trace_chunks(run),
+            content_type=CONTENT_TYPE,
+            filename=trace_filename(run),
+        )
 
 
 class RunScreenshotView(APIView):
