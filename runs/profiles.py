@@ -118,7 +118,11 @@ def profile_create(*, space: Space, name: str) -> Profile:
 
 def profile_delete(*, profile: Profile) -> None:
     with transaction.atomic():
-        locked = Profile.objects.select_for_update().select_related("writer_run").get(pk=profile.pk)
+        locked = (
+            Profile.objects.select_for_update(of=("self",))
+            .select_related("writer_run")
+            .get(pk=profile.pk)
+        )
         if locked.in_use:
             raise Conflict(
                 f"Profile {locked.id} is in use by run {locked.writer_run_id}, which saves it "
@@ -134,7 +138,7 @@ def profile_claim(*, space: Space, profile_id: str, persist: bool, run: Run) -> 
     run made its one writer (409 profile.in_use while another running run is). Answers
     what the run keeps in its browser options."""
     locked = (
-        Profile.objects.select_for_update()
+        Profile.objects.select_for_update(of=("self",))
         .select_related("writer_run")
         .filter(space=space, pk=profile_id)
         .first()

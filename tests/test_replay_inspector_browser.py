@@ -322,6 +322,8 @@ def test_the_highlighted_row_follows_playback(
         page.wait_for_function(
             "() => document.querySelector('[data-replay]').dataset.state === 'paused'"
         )
+        # The list brings the current row into view on the player's next tick after the pause.
+        page.wait_for_function(f"() => ({ROWS_AND_TIME})().visible", timeout=5_000)
         state = page.evaluate(ROWS_AND_TIME)
         current, times, t = state["current"], state["times"], state["t"]
         assert current >= 0
