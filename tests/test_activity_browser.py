@@ -16,8 +16,9 @@ import pytest
 import websockets
 
 from runs.activity import activity_items
+from runs.models import Event
 from runtime_host.host import RuntimeHost
-from tests.conftest import Tenant, db, start_runtime, stop_runtime
+from tests.conftest import Tenant, db, start_runtime, stop_runtime, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -243,6 +244,14 @@ async def test_raw_cdp_input_gets_the_same_words(
 ) -> None:
     started = await start_runtime(asgi_server, tenant)
     await raw_cdp_session(started.connect_url, site)
+    # The second tab's title is reported by its page, a moment after its navigation.
+    await wait_for(
+        lambda: Event.objects.filter(
+            run=started.run, type="page.title", data__title="Help"
+        ).exists(),
+        timeout=15,
+        message="the second tab's title",
+    )
     run = await stop_runtime(asgi_server, tenant, started)
 
     items = await db(activity_items)(run)

@@ -37,6 +37,8 @@ REMOTE_PAGE = """
     document.getElementById("out").textContent = "pressed " + presses;
     document.body.style.background = "rgb(0, 160, 0)";
   });
+  window.wheels = 0;
+  addEventListener("wheel", () => { window.wheels += 1; });
   window.ticks = 0;
   setInterval(() => { window.ticks += 1; }, 50);
 </script>
@@ -115,6 +117,8 @@ def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
     box = viewer.locator("[data-live-canvas]").bounding_box()
     viewer.mouse.move(box["x"] + 50, box["y"] + 50)
     viewer.mouse.wheel(0, 300)
+    # The wheel reaches the page before control is handed back.
+    remote.wait_for_function("window.wheels > 0", timeout=10_000)
     assert remote.evaluate("window.ticks") > ticks  # the automation's page kept running
 
     # Hand back: the automation types again.
@@ -137,7 +141,10 @@ def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
     deadline = time.monotonic() + 10
     while True:
         said = [item["message"] for item in activity_items(Run.objects.get(pk=started["runId"]))]
-        if said.count('Clicked button "Press me"') >= 2 or time.monotonic() > deadline:
+        scrolled = any(m.startswith("Scrolled down") for m in said)
+        if said.count('Clicked button "Press me"') >= 2 and scrolled:
+            break
+        if time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert said.count('Clicked button "Press me"') == 2, "\n".join(said)  # the person, the script
