@@ -495,6 +495,8 @@ class _Builder:
         # A document's error status that came before its navigation, by (page, url).
         self.pending_status: dict[tuple[str, str], tuple[_Item, int]] = {}
         self.navigations: dict[str, _Item] = {}  # the latest navigation item by page
+        # A page's title reported before the host's navigation event of its URL.
+        self.early_titles: dict[str, tuple[str, str, int]] = {}  # page → (url, title, seq)
         self.dialogs: dict[str, _Item] = {}  # the open dialog item by page
         self.screenshot: _Item | None = None  # the latest screenshot step
         self.artifacts: dict[str, _Item] = {}  # artifact items by id, for their download
@@ -881,6 +883,10 @@ class _Builder:
         """The navigation of a page: a later title or document status of that URL is its."""
         item.state["place"] = _place(url, self.origins)
         self.navigations[item.page_id] = item
+        early = self.early_titles.pop(item.page_id, None)
+        if early is not None and _without_fragment(early[0]) == _without_fragment(url):
+            item.state["title"] = early[1]
+            item.events.append(early[2])
         pending = self.pending_status.pop((item.page_id, url), None)
         if pending is not None:
             http_item, status = pending
@@ -1096,6 +1102,8 @@ class _Builder:
         ):
             item.state["title"] = _text(ev.data.get("title"))
             item.events.append(ev.seq)
+        else:  # its navigation event may come next
+            self.early_titles[ev.page_id] = (url, _text(ev.data.get("title")), ev.seq)
 
     def download(self, ev: "_Evt") -> None:
         name = _text(ev.data.get("suggestedFilename") or ev.data.get("url") or "a file")

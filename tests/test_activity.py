@@ -780,6 +780,18 @@ def test_a_navigation_says_the_pages_title_and_its_error_status(timeline: Timeli
     ]
 
 
+def test_a_title_reported_before_its_navigation_names_it(timeline: Timeline) -> None:
+    # The page's capture may report its title before the host writes the navigation.
+    timeline.event(0.2, "page.title", {"url": "https://shop.test/help", "title": "Help"})
+    timeline.event(0.3, "navigation", {"url": "https://shop.test/help"})
+    timeline.event(1.2, "page.title", {"url": "https://shop.test/other", "title": "Other"})
+    timeline.event(1.3, "navigation", {"url": "https://shop.test/faq"})
+    assert [item["message"] for item in timeline.items()] == [
+        "Navigated to Help — https://shop.test/help",
+        "Navigated to /faq",  # a title of another address is not its
+    ]
+
+
 def test_a_dialog_says_how_it_was_answered(timeline: Timeline) -> None:
     timeline.event(0, "dialog", {"type": "confirm", "message": "Are you sure?"})
     timeline.command(0.5, "Page.handleJavaScriptDialog", {"accept": True})
