@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from runs.api.errors import ApiError, Conflict, NotFound
@@ -39,15 +40,8 @@ COOKIE_FIELDS = (
 MAX_STATE_BYTES = 5 * 1024 * 1024
 
 
-def encrypt(state: dict[str, Any]) -> bytes:
-    return seal(state)
-
-
-def decrypt(token: bytes | memoryview) -> dict[str, Any]:
-    if not token:
-        return {"cookies": [], "origins": {}}
-    state: dict[str, Any] = unseal(token)
-    return state
+def empty_state() -> dict[str, Any]:
+    return {"cookies": [], "origins": {}}
 
 
 def clean_state(cookies: list[dict[str, Any]], origins: dict[str, Any]) -> dict[str, Any]:
@@ -75,25 +69,7 @@ def domains_of(state: dict[str, Any]) -> list[str]:
     return sorted(name for name in names if name)
 
 
-def profile_json(profile: Profile) -> dict[str, Any]:
-    return {
-        "id": profile.id,
-        "object": "profile",
-        "spaceId": profile.space_id,
-        "name": profile.name,
-        "domains": profile.domains,
-        "cookieCount": profile.cookie_count,
-        "size": profile.size,
-        "savedAt": profile.saved_at.isoformat().replace("+00:00", "Z")
-        if profile.saved_at
-        else None,
-        "savedByRunId": profile.saved_by_run_id or None,
-        "inUseByRunId": profile.writer_run_id if profile.in_use else None,
-        "createdAt": profile.created_at.isoformat().replace("+00:00", "Z"),
-    }
-
-
-def profiles_of(space: Space) -> Any:
+def profiles_of(space: Space) -> QuerySet[Profile]:
     return Profile.objects.filter(space=space).select_related("writer_run")
 
 
@@ -133,10 +109,10 @@ def profile_delete(*, profile: Profile) -> None:
         locked.delete()
 
 
-def profile_claim(*, space: Space, profile_id: str, persist: bool, run: Run) -> dict[str, Any]:
-    """Within a start's transaction: the profile the start loads, and with `persist` the
-    run made its one writer (409 profile.in_use while another running run is). Answers
-    what the run keeps in its browser options."""
+def profile_claim(*, space: Space, profile_id: str, persist: bool) -> Profile:
+    """Within a start's transaction, before its run is made: the profile it loads, locked;
+    with `persist`, 409 profile.in_use while another running run will save into it. The
+    start then makes its run the writer (profile_take)."""
     locked = (
         Profile.objects.select_for_update(of=("self",))
         .select_related("writer_run")
@@ -145,34 +121,37 @@ def profile_claim(*, space: Space, profile_id: str, persist: bool, run: Run) -> 
     )
     if locked is None:
         raise NotFound(f"No profile {profile_id!r}.", code="profile.not_found")
-    if persist:
-        writer = locked.writer_run
-        if writer is not None and writer.is_active and writer.pk != run.pk:
-            raise Conflict(
-                f"Profile {locked.id} is being written by run {writer.id}; one run at a time "
-                "may save a profile (start without persist to only load it).",
-                code="profile.in_use",
-                details={"runId": writer.id},
-            )
-        Profile.objects.filter(pk=locked.pk).update(writer_run=run)
-    return {"id": locked.id, "name": locked.name, "persist": persist}
+    if persist and locked.in_use:
+        raise Conflict(
+            f"Profile {locked.id} is being written by run {locked.writer_run_id}; one run at "
+            "a time may save a profile (start without persist to only load it).",
+            code="profile.in_use",
+            details={"runId": locked.writer_run_id},
+        )
+    return locked
+
+
+def profile_take(*, profile: Profile, run: Run) -> None:
+    """`run` is the one that saves into the claimed profile when it ends."""
+    Profile.objects.filter(pk=profile.pk).update(writer_run=run)
 
 
 def profile_state(*, profile_id: str) -> dict[str, Any]:
     """The decrypted state for a runtime host (empty if the profile is gone or its key)."""
     profile = Profile.objects.filter(pk=profile_id).only("state").first()
-    if profile is None:
-        return decrypt(b"")
+    if profile is None or not profile.state:
+        return empty_state()
     try:
-        return decrypt(profile.state)
+        state: dict[str, Any] = unseal(profile.state)
     except InvalidToken:
-        return decrypt(b"")
+        return empty_state()
+    return state
 
 
 def profile_save(*, profile_id: str, run: Run, state: dict[str, Any]) -> bool:
     """Saves what the run's browser holds, if the run is still the profile's writer;
     False otherwise (the profile was deleted, or another run took it after this ended)."""
-    token = encrypt(state)
+    token = seal(state)
     if len(token) > MAX_STATE_BYTES:
         raise ApiError(
             f"The browser's state is {len(token)} bytes; a profile keeps {MAX_STATE_BYTES}.",

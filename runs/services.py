@@ -8,7 +8,7 @@ import json
 import logging
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, cast
@@ -23,6 +23,7 @@ from bctrl_site.origins import InvalidEmbedOrigins, embed_origins_checked
 from runs.api.errors import ApiError, Conflict, Invalid
 from runs.live import notify_run_changed
 from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, RuntimeHost, Space
+from runs.profiles import profile_claim, profile_take
 from runs.sealed import seal
 from runs.selectors import active_run_of, live_hosts
 
@@ -43,6 +44,7 @@ def run_create(
     labels: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     browser_options: dict[str, Any] | None = None,
+    browser_secrets: bytes = b"",
 ) -> Run:
     with transaction.atomic():
         if runtime is not None:
@@ -61,6 +63,7 @@ def run_create(
             labels=labels or {},
             metadata=metadata or {},
             browser_options=browser_options or {},
+            browser_secrets=browser_secrets,
         )
     return run
 
@@ -226,7 +229,7 @@ def artifact_store(
         content_type=content_type or "application/octet-stream",
         metadata=metadata or {},
     )
-    artifact.file.save(_safe_filename(name), File(cast(IO[bytes], reader), name=name), save=False)
+    artifact.file.save(safe_filename(name), File(cast(IO[bytes], reader), name=name), save=False)
     artifact.size, artifact.sha256 = reader.count, reader.digest.hexdigest()
     size = artifact.size
     try:
@@ -320,7 +323,7 @@ class _DigestingReader(io.RawIOBase):
         return len(data)
 
 
-def _safe_filename(name: str) -> str:
+def safe_filename(name: str) -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "file"
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in base)[:120]
 
@@ -397,6 +400,21 @@ def _check_same_export(export: FileExport, name: str, types: list[str]) -> None:
         )
 
 
+def _built_file(run: Run, kind: str) -> tuple[str, Iterable[bytes]]:
+    """The file name and the chunks of a file an export builds (runs.exports.BUILT_TYPES)."""
+    if kind == "har":
+        from runs.exports.har import har_chunks, har_filename
+
+        return har_filename(run), har_chunks(run)
+    if kind == "trace":
+        from runs.exports.trace import trace_chunks, trace_filename
+
+        return trace_filename(run), trace_chunks(run)
+    from recordings.exports import replay_file, replay_filename
+
+    return replay_filename(run), replay_file(run).chunks()
+
+
 def export_build(*, export_id: str) -> FileExport | None:
     """Builds the ZIP of an export. Re-running a finished export does nothing."""
     export = FileExport.objects.select_related("run").filter(pk=export_id).first()
@@ -405,7 +423,6 @@ def export_build(*, export_id: str) -> FileExport | None:
     if export.status != FileExport.Status.PENDING:
         return export
     from runs.exports import BUILT_TYPES
-    from runs.exports.har import har_chunks, har_filename
     from runs.selectors import files_of
 
     kinds = [kind for kind in export.types if kind not in BUILT_TYPES]
@@ -422,7 +439,7 @@ def export_build(*, export_id: str) -> FileExport | None:
             with zipfile.ZipFile(archive_file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 for artifact in files:
                     arcname = _unique_name(
-                        f"{artifact.kind}/{_safe_filename(artifact.name)}", used_names
+                        f"{artifact.kind}/{safe_filename(artifact.name)}", used_names
                     )
                     with artifact.file.open("rb") as source, archive.open(arcname, "w") as target:
                         while chunk := source.read(256 * 1024):
@@ -437,38 +454,17 @@ def export_build(*, export_id: str) -> FileExport | None:
                             "sha256": artifact.sha256,
                         }
                     )
-                if "har" in built:
-                    name = har_filename(export.run)
-                    arcname = _unique_name(f"har/{name}", used_names)
+                for kind in ("har", "trace", "replay"):
+                    if kind not in built:
+                        continue
+                    name, chunks = _built_file(export.run, kind)
+                    arcname = _unique_name(f"{kind}/{name}", used_names)
                     size = 0
                     with archive.open(arcname, "w") as target:
-                        for chunk in har_chunks(export.run):
+                        for chunk in chunks:
                             target.write(chunk)
                             size += len(chunk)
-                    manifest.append({"path": arcname, "kind": "har", "name": name, "size": size})
-                if "trace" in built:
-                    from runs.exports.trace import trace_chunks, trace_filename
-
-                    name = trace_filename(export.run)
-                    arcname = _unique_name(f"trace/{name}", used_names)
-                    size = 0
-                    with archive.open(arcname, "w") as target:
-                        for chunk in trace_chunks(export.run):
-                            target.write(chunk)
-                            size += len(chunk)
-                    manifest.append({"path": arcname, "kind": "trace", "name": name, "size": size})
-                if "replay" in built:
-                    from recordings.exports import replay_file, replay_filename
-
-                    name = replay_filename(export.run)
-                    arcname = _unique_name(f"replay/{name}", used_names)
-                    replay = replay_file(export.run)
-                    with archive.open(arcname, "w") as target:
-                        for chunk in replay.chunks():
-                            target.write(chunk)
-                    manifest.append(
-                        {"path": arcname, "kind": "replay", "name": name, "size": replay.size}
-                    )
+                    manifest.append({"path": arcname, "kind": kind, "name": name, "size": size})
                 archive.writestr(
                     "manifest.json",
                     json.dumps({"runId": export.run_id, "files": manifest}, indent=2),
@@ -479,7 +475,7 @@ def export_build(*, export_id: str) -> FileExport | None:
                 artifact = artifact_store(
                     run=export.run,
                     kind=Artifact.Kind.EXPORT,
-                    name=f"{_safe_filename(export.name)}.zip",
+                    name=f"{safe_filename(export.name)}.zip",
                     content=archive_file,
                     content_type="application/zip",
                     metadata={"exportId": export.id},
@@ -638,20 +634,19 @@ def runtime_start(
                 details={"activeRunId": active.id if active else None},
             )
         host = runtime_place()
-        run = run_create(space=locked.space, runtime=locked, browser_options=browser_options)
-        if proxy:
-            run.browser_secrets = seal({"proxy": proxy})
-            run.save(update_fields=["browser_secrets"])
+        options = dict(browser_options or {})
+        profile = None
         if profile_id:
-            from runs.profiles import profile_claim
-
-            run.browser_options = {
-                **run.browser_options,
-                "profile": profile_claim(
-                    space=locked.space, profile_id=profile_id, persist=persist, run=run
-                ),
-            }
-            run.save(update_fields=["browser_options"])
+            profile = profile_claim(space=locked.space, profile_id=profile_id, persist=persist)
+            options["profile"] = {"id": profile.id, "name": profile.name, "persist": persist}
+        run = run_create(
+            space=locked.space,
+            runtime=locked,
+            browser_options=options,
+            browser_secrets=seal({"proxy": proxy}) if proxy else b"",
+        )
+        if profile is not None and persist:
+            profile_take(profile=profile, run=run)
         Runtime.objects.filter(pk=locked.pk).update(
             status=Runtime.Status.STARTING,
             host_id=host.id,

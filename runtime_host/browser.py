@@ -25,9 +25,9 @@ from django.utils import timezone
 from runs.cdp import redact_headers
 from runs.confinement import url_refusal
 from runs.models import Artifact, Run, Runtime
-from runs.profiles import clean_state, domains_of, profile_save, profile_state
+from runs.profiles import clean_state, domains_of, empty_state, profile_save, profile_state
 from runs.sealed import unseal
-from runs.services import run_network_usage
+from runs.services import run_network_usage, safe_filename
 from runtime_host.cdp import CDPConnection
 from runtime_host.egress import (
     EgressProxy,
@@ -83,6 +83,8 @@ CONSOLE_LEVELS.update({"info": "info", "trace": "debug"})
 MAX_TEXT = 4000
 SHOT_CACHE_INTERVAL_S = 2.0
 MAX_PENDING_EXTRAS = 1000
+# How long a finished response waits for its ExtraInfo headers before it is written.
+EXTRA_INFO_WAIT_S = 0.5
 # How long a refusal of the egress proxy waits for the page's failure of that request.
 BLOCK_MATCH_S = 2.0
 # How long naming an input's element may take before the page's own guess stands.
@@ -104,6 +106,8 @@ class Target:
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Network.requestWillBeSentExtraInfo that came before its request, by request id.
     request_extras: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Finished responses waiting a moment for their ExtraInfo headers, by request id.
+    finishing: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -176,7 +180,7 @@ class ManagedBrowser:
         self.recording_enabled = True
         self.options: dict[str, Any] = {}
         self.profile: dict[str, Any] | None = None
-        self.profile_state: dict[str, Any] = {"cookies": [], "origins": {}}
+        self.profile_state = empty_state()
         self._profile_script = ""
         self.root = Path(tempfile.mkdtemp(prefix="bctrl-browser-"))
         self.profile_dir = self.root / "profile"  # Playwright's own, once launched
@@ -318,9 +322,7 @@ class ManagedBrowser:
         path the browser's file inputs take."""
         assert self.sandbox is not None
         folder = self.sandbox.uploads
-        name = Path(artifact.file.name).name if not artifact.name else artifact.name
-        name = "".join(ch if ch.isalnum() or ch in " ._-()" else "_" for ch in name).strip()
-        stem, suffix = os.path.splitext(name or "file")
+        stem, suffix = os.path.splitext(safe_filename(artifact.name))
         target = folder / f"{stem}{suffix}"
         number = 1
         while target.exists():
@@ -767,6 +769,7 @@ class ManagedBrowser:
         if known is None:
             return
         response = params.get("response") or {}
+        extra_came = "rawResponseHeaders" in known
         known["response"] = {
             "requestId": params["requestId"],
             "url": response.get("url", known["url"]),
@@ -779,15 +782,23 @@ class ManagedBrowser:
         timing = response.get("timing")
         if timing:
             known["response"]["timing"] = timing
+        # Chromium sends the headers as received (Set-Cookie) apart, sometimes after the end.
+        known["awaitsExtra"] = bool(params.get("hasExtraInfo")) and not extra_came
 
     def _response_extra(self, target: Target, params: dict[str, Any]) -> None:
         """The response's headers as received (Set-Cookie included), redacted."""
+        finished = target.finishing.pop(params.get("requestId", ""), None)
+        if finished is not None:  # it ended first: written now, with these headers
+            finished["data"]["headers"] = redact_headers(params.get("headers"))
+            self._write_response(target, finished)
+            return
         known = target.requests.get(params.get("requestId", ""))
         if known is None:
             return
         headers = redact_headers(params.get("headers"))
         if "response" in known:
             known["response"]["headers"] = headers
+            known["awaitsExtra"] = False
         else:
             known["rawResponseHeaders"] = headers
 
@@ -802,7 +813,24 @@ class ManagedBrowser:
         }
         if "requestHeaders" in known:
             data["requestHeaders"] = known["requestHeaders"]
-        self.writer.event("network.response", data, page_id=target.page_id)
+        finished = {"data": data, "time": timezone.now()}
+        if known.get("awaitsExtra") and len(target.finishing) < MAX_PENDING_EXTRAS:
+            target.finishing[params["requestId"]] = finished
+            self._spawn(self._write_response_later(target, params["requestId"]))
+            return
+        self._write_response(target, finished)
+
+    def _write_response(self, target: Target, finished: dict[str, Any]) -> None:
+        self.writer.event(
+            "network.response", finished["data"], page_id=target.page_id, time=finished["time"]
+        )
+
+    async def _write_response_later(self, target: Target, request_id: str) -> None:
+        """A response whose ExtraInfo headers did not come: written as it is."""
+        await asyncio.sleep(EXTRA_INFO_WAIT_S)
+        finished = target.finishing.pop(request_id, None)
+        if finished is not None:
+            self._write_response(target, finished)
 
     def _failed(self, target: Target, params: dict[str, Any]) -> None:
         known = target.requests.pop(params["requestId"], None)
@@ -1038,6 +1066,9 @@ class ManagedBrowser:
             await asyncio.sleep(0.05)
             if self.profile and self.profile.get("persist"):
                 await self._save_profile()
+        for target in list(self.targets.values()):  # responses still waiting for headers
+            for request_id in list(target.finishing):
+                self._write_response(target, target.finishing.pop(request_id))
         await self.writer.flush()
         await self._release()
         for key, reasons in self.blocked.items():
@@ -1077,7 +1108,7 @@ class ManagedBrowser:
         if self.pid is not None:
             # Playwright closed its side; make sure no process of ours outlives the runtime.
             for _ in range(50):
-                if not _alive(self.pid):
+                if not pid_alive(self.pid):
                     break
                 await asyncio.sleep(0.05)
             else:
@@ -1099,7 +1130,8 @@ def upstream_of(run: Run) -> UpstreamProxy | None:
     return UpstreamProxy.of(unseal(run.browser_secrets)["proxy"])
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine runs (a zombie does not count)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().split(") ", 1)[-1][:1] != "Z"

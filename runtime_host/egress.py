@@ -212,6 +212,20 @@ def host_allowed(host: str, patterns: list[str] | None) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses of `host` (itself when it is one); none for a name that does not
+    resolve. The caller checks them and connects to one it checked."""
+    literal = parse_address(host)
+    if literal is not None:
+        return [literal]
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    found = (parse_address(str(info[4][0])) for info in infos)
+    return [address for address in found if address is not None]
+
+
 def devtools_port(endpoint: str) -> int:
     return urlsplit(endpoint).port or 0
 
@@ -308,21 +322,9 @@ class EgressProxy:
         if not host_allowed(host, self.allowed_domains):
             self.on_blocked(url, "the session's guardrails do not allow this host")
             return None
-        addresses: list[IPAddress]
-        literal = parse_address(host)
-        if literal is not None:
-            addresses = [literal]
-        else:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-            except OSError:
-                infos = []
-            found = (parse_address(str(info[4][0])) for info in infos)
-            addresses = [address for address in found if address is not None]
-            if not addresses:
-                return None  # an unknown name: Chromium reports the failure itself
+        addresses = await resolve(host, port)
+        if not addresses:
+            return None  # an unknown name: Chromium reports the failure itself
         address, refusal = first_allowed(addresses, port, path=path, own_ports=self.own_ports)
         if address is None:
             self.on_blocked(url, refusal or "refused")
@@ -343,20 +345,11 @@ class EgressProxy:
         pass the platform's check like any destination."""
         upstream = self.upstream
         assert upstream is not None
-        literal = parse_address(upstream.host)
-        if literal is not None:
-            candidates = [literal]
-        else:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    upstream.host, upstream.port, type=socket.SOCK_STREAM
-                )
-            except OSError:
-                infos = []
-            found = (parse_address(str(info[4][0])) for info in infos)
-            candidates = [address for address in found if address is not None]
         address, refusal = first_allowed(
-            candidates, upstream.port, path=None, own_ports=self.own_ports
+            await resolve(upstream.host, upstream.port),
+            upstream.port,
+            path=None,
+            own_ports=self.own_ports,
         )
         if address is None:
             self.on_blocked(

@@ -24,7 +24,7 @@ from runs.services import (
     upload_placed,
     uploads_pending,
 )
-from runtime_host.browser import ManagedBrowser, needs_own_launch
+from runtime_host.browser import ManagedBrowser, needs_own_launch, pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +42,6 @@ def memory() -> tuple[int, int]:
             if name in ("MemTotal", "MemAvailable"):
                 values[name] = int(rest.split()[0]) * 1024
     return values.get("MemTotal", 0), values.get("MemAvailable", 0)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this machine runs (a zombie does not count)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[-1][:1] != "Z"
-    except OSError:
-        return False
 
 
 def new_host_id() -> str:
@@ -146,7 +137,7 @@ class RuntimeHost:
                 now = time.monotonic()
                 if now - last_beat >= self.heartbeat_s:
                     last_beat = now
-                    await self._drop_dead_warm()
+                    self._drop_dead_warm()
                     await self._heartbeat()
                 await self._claim_all()
                 if now - last_states >= STATE_POLL_S and self.browsers:
@@ -208,7 +199,7 @@ class RuntimeHost:
             return
         self.warm.append(browser)
 
-    async def _drop_dead_warm(self) -> None:
+    def _drop_dead_warm(self) -> None:
         for browser in [b for b in self.warm if b.stopping]:
             self.warm.remove(browser)
         self._refill()
@@ -264,23 +255,20 @@ class RuntimeHost:
                 )
                 return
             started = time.monotonic()
-            browser = self._take_warm(run.browser_options or {})
-            warm = browser is not None
+            taken = self._take_warm(run.browser_options or {})
+            browser = taken or ManagedBrowser(self.playwright)
+            self.browsers[runtime.id] = browser
             try:
-                if browser is None:
-                    browser = ManagedBrowser(self.playwright)
-                    self.browsers[runtime.id] = browser
+                if taken is None:
                     await browser.launch(run.browser_options)
-                self.browsers[runtime.id] = browser
                 endpoint = await browser.bind(runtime, run)
             except Exception as exc:
                 logger.exception("Launching runtime %s failed", runtime.id)
                 reason = f"browser failed to start: {exc}"
-                if browser is not None and browser.bound:
+                if browser.bound:  # its stop finishes the runtime
                     await browser.stop(state="failed", reason=reason)
                     return
-                if browser is not None:
-                    await browser.stop(finish=False)
+                await browser.stop(finish=False)
                 await in_thread(runtime_finished, runtime=runtime, state="failed", reason=reason)
                 return
             finally:
@@ -297,7 +285,7 @@ class RuntimeHost:
                 runtime.id,
                 endpoint,
                 time.monotonic() - started,
-                "warm" if warm else "launched",
+                "warm" if taken is not None else "launched",
             )
             await browser.finished.wait()
         except Exception:

@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 
 from runs import profiles, services
 from runs.models import Profile, Run, Runtime
+from runs.sealed import seal, unseal
 from runtime_host.host import RuntimeHost
 from tests.conftest import Tenant, fake_host, start_runtime, stop_runtime
 
@@ -145,18 +146,18 @@ def test_the_space_settings_list_profiles_by_site_and_delete_them(
 
 def test_the_state_is_encrypted_at_rest_and_keys_rotate(settings: Any) -> None:
     state = profiles.clean_state([COOKIE], {})
-    token = profiles.encrypt(state)
+    token = seal(state)
     assert b"very-secret-cookie-value" not in token
-    assert profiles.decrypt(token)["cookies"][0]["value"] == "very-secret-cookie-value"
-    assert "expires" not in profiles.decrypt(token)["cookies"][0]  # a session cookie
+    assert unseal(token)["cookies"][0]["value"] == "very-secret-cookie-value"
+    assert "expires" not in unseal(token)["cookies"][0]  # a session cookie
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.BCTRL_PROFILE_KEYS = [old]
-    sealed = profiles.encrypt(state)
+    sealed = seal(state)
     settings.BCTRL_PROFILE_KEYS = [new, old]
-    assert profiles.decrypt(sealed) == state
+    assert unseal(sealed) == state
     settings.BCTRL_PROFILE_KEYS = [new]
     with pytest.raises(Exception):  # noqa: B017 - InvalidToken: the old key is gone
-        profiles.decrypt(sealed)
+        unseal(sealed)
 
 
 @pytest.mark.browser

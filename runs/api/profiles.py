@@ -10,6 +10,8 @@ A start loads one with `profileId` and saves back into it with `persist: true`
 (`POST /v1/runtimes/{id}/start`). Another space's profile is a 404.
 """
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -20,8 +22,25 @@ from runs import profiles
 from runs.api.auth import space_of
 from runs.api.pagination import paginate, parse_limit
 from runs.api.schema import ERRORS, PAGING
-from runs.api.serializers import StrictSerializer, Text
+from runs.api.serializers import StrictSerializer, Text, iso
 from runs.api.views import validated
+from runs.models import Profile
+
+
+def profile_json(profile: Profile) -> dict[str, Any]:
+    return {
+        "id": profile.id,
+        "object": "profile",
+        "spaceId": profile.space_id,
+        "name": profile.name,
+        "domains": profile.domains,
+        "cookieCount": profile.cookie_count,
+        "size": profile.size,
+        "savedAt": iso(profile.saved_at),
+        "savedByRunId": profile.saved_by_run_id or None,
+        "inUseByRunId": profile.writer_run_id if profile.in_use else None,
+        "createdAt": iso(profile.created_at),
+    }
 
 
 class ProfileCreateSerializer(StrictSerializer):
@@ -40,7 +59,7 @@ class ProfileListView(APIView):
             order=["-id"],
             cursor=request.query_params.get("cursor"),
             limit=parse_limit(request.query_params.get("limit")),
-            to_json=profiles.profile_json,
+            to_json=profile_json,
             cursor_values=lambda profile: [profile.id],
         )
         return Response(page)
@@ -53,13 +72,13 @@ class ProfileListView(APIView):
     def post(self, request: Request) -> Response:
         data = validated(ProfileCreateSerializer, request.data)
         profile = profiles.profile_create(space=space_of(request), name=data["name"])
-        return Response(profiles.profile_json(profile), status=201)
+        return Response(profile_json(profile), status=201)
 
 
 class ProfileDetailView(APIView):
     @extend_schema(operation_id="profiles_get", responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, profile_id: str) -> Response:
-        return Response(profiles.profile_json(profiles.profile_of(space_of(request), profile_id)))
+        return Response(profile_json(profiles.profile_of(space_of(request), profile_id)))
 
     @extend_schema(operation_id="profiles_delete", responses={204: None, **ERRORS})
     def delete(self, request: Request, profile_id: str) -> Response:
