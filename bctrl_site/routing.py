@@ -15,7 +15,7 @@ from django.conf import settings
 from django.urls import URLPattern, path
 
 from runs.consumers import CdpOriginValidator, CdpProxyConsumer
-from runs.liveview import HostLinkConsumer, LiveViewConsumer
+from runs.liveview import HostLinkConsumer, HostStartsConsumer, LiveViewConsumer
 
 websocket_urlpatterns: list[URLPattern] = []
 
@@ -45,6 +45,11 @@ cdp_urlpatterns: list[URLPattern] = [
         CdpOriginValidator(HostLinkConsumer.as_asgi()),
         name="host-link",
     ),
+    path(
+        "ws/host/hosts/<str:host_id>",
+        CdpOriginValidator(HostStartsConsumer.as_asgi()),
+        name="host-starts",
+    ),
 ]
 
 live_urlpatterns: list[URLPattern] = [
@@ -68,6 +73,7 @@ MESSAGE_LIMITS = {
     "browser-run-cdp-session": "BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES",
     "browser-run-cdp-page": "BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES",
     "host-link": "BCTRL_HOST_LINK_MESSAGE_MAX_BYTES",
+    "host-starts": "BCTRL_LIVE_MESSAGE_MAX_BYTES",
     "live-embed-ws": "BCTRL_LIVE_MESSAGE_MAX_BYTES",
     "live-ws": "BCTRL_LIVE_MESSAGE_MAX_BYTES",
 }

@@ -25,6 +25,7 @@ benchmarks/README.md.
 
 import argparse
 import contextlib
+import math
 import os
 import platform
 import shutil
@@ -74,12 +75,13 @@ class Sample:
 
 
 def p50(values: list[float]) -> float:
-    return statistics.median(values)
+    """The median; NaN for a part of the run that was skipped (`--flows 0`)."""
+    return statistics.median(values) if values else math.nan
 
 
 def p95(values: list[float]) -> float:
     if len(values) < 2:
-        return values[0]
+        return values[0] if values else math.nan
     return statistics.quantiles(values, n=100, method="inclusive")[94]
 
 

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -36,33 +36,54 @@ _LAST_SENT_MAX = 10_000
 
 def notify_run_changed(run_id: str, kind: str, **detail: Any) -> None:
     """Tells every open stream of the run that something changed, once the write commits."""
+    interval = THROTTLED_KINDS.get(kind)
+    message = {"type": "run.changed", "kind": kind, **detail}
+    _publish_on_commit(
+        run_group(run_id),
+        message,
+        due=(lambda: _due(run_id, kind, interval)) if interval is not None else None,
+    )
+
+
+def host_group_of(host_id: str) -> str:
+    return f"runtime-host.{host_id}"
+
+
+def notify_host(host_id: str) -> None:
+    """Tells a runtime host, once the write commits, that a start was placed on it or a
+    stop asked of one of its runtimes: it acts now rather than at its next poll of the
+    database (runs.liveview.HostStartsConsumer)."""
+    _publish_on_commit(host_group_of(host_id), {"type": "host.wake"})
+
+
+def _publish_on_commit(
+    group: str, message: dict[str, Any], due: Callable[[], bool] | None = None
+) -> None:
+    """Sends `message` to the channel-layer group once the current write commits; a
+    notice that cannot go out is logged, never raised (the listeners poll as well)."""
 
     def deliver() -> None:
-        interval = THROTTLED_KINDS.get(kind)
-        if interval is not None and not _due(run_id, kind, interval):
+        if due is not None and not due():
             return
         layer = get_channel_layer()
         if layer is None:
             return
-        message = {"type": "run.changed", "kind": kind, **detail}
         loop = _server_loop()
         if loop is not None:
             # A sync caller on a thread of an event loop's (a view under ASGI, an ingest
             # thread): hand the publish to that loop and go on, rather than block on it.
-            future = asyncio.run_coroutine_threadsafe(
-                layer.group_send(run_group(run_id), message), loop
-            )
+            future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
             future.add_done_callback(_log_failure)
             return
         publish = async_to_sync(layer.group_send)
         if _loop_running_here():
             # A sync caller on a thread that runs an event loop (Playwright's sync API
             # does this) cannot block on the loop; publish from a thread of its own.
-            thread = threading.Thread(target=publish, args=(run_group(run_id), message))
+            thread = threading.Thread(target=publish, args=(group, message))
             thread.start()
             thread.join(5)
         else:
-            publish(run_group(run_id), message)
+            publish(group, message)
 
     def send() -> None:
         try:

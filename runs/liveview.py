@@ -72,7 +72,7 @@ from runs.api.errors import Conflict
 from runs.api.serializers import iso
 from runs.cdp import json_object
 from runs.handshake import refuse_handshake
-from runs.live import run_group
+from runs.live import host_group_of, run_group
 from runs.models import Handoff, Run, Runtime
 
 logger = logging.getLogger(__name__)
@@ -312,6 +312,75 @@ class HostLinkConsumer(LayerWatchingConsumer):
     async def host_message(self, message: dict[str, Any]) -> None:
         """Something for the host (watch, input, active), from any web process."""
         await self.send(text_data=orjson.dumps(message["body"]).decode())
+
+
+def host_starts_token(host_id: str) -> str:
+    return signing.dumps({"starts": host_id}, salt=HOST_LINK_SALT)
+
+
+def host_starts_path(host_id: str) -> str:
+    return f"/ws/host/hosts/{host_id}"
+
+
+class HostStartsConsumer(LayerWatchingConsumer):
+    """A runtime host's own link (one per host, beside its runtimes' links): a start
+    placed on it or a stop asked of it is pushed (`{"type": "wake"}`), so it acts at once
+    rather than at its next poll of the database; and it says when a runtime of its is running
+    (`{"type": "running", "runId"}`), which wakes the start request waiting for it on
+    this web process. Both are hints: the host still polls, the request still reads the
+    database."""
+
+    host_id = ""
+
+    async def connect(self) -> None:
+        headers = dict(self.scope.get("headers") or [])
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        host_id = self.scope["url_route"]["kwargs"]["host_id"]
+        try:
+            claim = signing.loads(token.strip(), salt=HOST_LINK_SALT, max_age=HOST_LINK_MAX_AGE_S)
+        except signing.BadSignature:
+            claim = None
+        if (
+            scheme.lower() != "bearer"
+            or not isinstance(claim, dict)
+            or claim.get("starts") != host_id
+        ):
+            refused = Refused(4403, "Invalid or expired host link token.")
+            logger.warning("Host starts link for %s refused", host_id)
+            await refuse_handshake(self, refused.code, refused.error, refused.reason)
+            return
+        self.host_id = host_id
+        if not await self.join(host_group_of(host_id)):
+            unavailable = Refused(4503, "The channel layer is unavailable for a moment.")
+            await refuse_handshake(self, unavailable.code, unavailable.error, unavailable.reason)
+            return
+        await self.accept()
+        self.keepalive = asyncio.create_task(self._keepalive_loop())
+
+    async def _keepalive_loop(self) -> None:
+        while await self.layer_alive():
+            await asyncio.sleep(settings.BCTRL_LIVE_RECHECK_S)
+        await self.layer_lost()
+
+    async def host_wake(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=WAKE)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        data = json_object(text_data or "")
+        run_id = data.get("runId") if data is not None else None
+        if data is None or data.get("type") != "running" or not isinstance(run_id, str):
+            return
+        assert self.channel_layer is not None
+        notice = {"type": "run.changed", "kind": "status"}
+        await layer_call(self.channel_layer, "group_send", run_group(run_id[:100]), notice)
+
+    async def disconnect(self, code: int) -> None:
+        keepalive = getattr(self, "keepalive", None)
+        if keepalive is not None and keepalive is not asyncio.current_task():
+            keepalive.cancel()
+
+
+WAKE = orjson.dumps({"type": "wake"}).decode()
 
 
 async def send_to_host(layer: Any, runtime_id: str, body: dict[str, Any]) -> bool:

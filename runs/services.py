@@ -22,7 +22,7 @@ from django.utils import timezone
 from bctrl_site.origins import InvalidEmbedOrigins, embed_origins_checked
 from runs.api.errors import ApiError, Conflict, Invalid
 from runs.api.serializers import iso
-from runs.live import notify_run_changed
+from runs.live import notify_host, notify_run_changed
 from runs.models import (
     Artifact,
     Command,
@@ -793,6 +793,7 @@ def runtime_start(
             run=run, kind=ViewerLease.Kind.CDP, lifetime_s=MAX_LIFETIME_S, api_key=api_key
         )
         event_emit(run=run, type="runtime.lifecycle", data={"state": "starting"})
+        notify_host(host.id)
     locked.refresh_from_db()
     return RuntimeStart(runtime=locked, run=run, token=minted.token)
 
@@ -840,6 +841,7 @@ def runtime_stop(*, runtime: Runtime) -> Runtime:
             return runtime_finished(runtime=locked, state="stopped")  # not launched yet
         if locked.status in (Runtime.Status.STARTING, Runtime.Status.RUNNING):
             Runtime.objects.filter(pk=locked.pk).update(status=Runtime.Status.STOPPING)
+            notify_host(locked.host_id)
     locked.refresh_from_db()
     return locked
 

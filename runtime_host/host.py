@@ -1,5 +1,11 @@
 """The runtime host: claims runtimes waiting to start, runs their browsers, heartbeats,
-and stops them when asked, when idle past keep_alive, or when the host shuts down."""
+and stops them when asked, when idle past keep_alive, or when the host shuts down.
+
+Starts and stops reach it two ways: its own link to its web server pushes each start
+placed on it and each stop asked of it (runs.liveview.HostStartsConsumer), which it acts
+on at once; and it polls the database every `poll_s`, which finds any whose push was lost
+(a link down, a channel layer restarting). The link also tells the web server when a
+runtime is running, so the start request waiting for it answers without its own poll."""
 
 import asyncio
 import contextlib
@@ -11,11 +17,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
+import websockets
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from runs.liveview import host_starts_path, host_starts_token
 from runs.models import Run, Runtime
 from runs.services import (
     host_gone,
@@ -25,6 +34,7 @@ from runs.services import (
     uploads_pending,
 )
 from runtime_host.browser import ManagedBrowser, needs_own_launch, pid_alive
+from runtime_host.live import RECONNECT_S
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +99,7 @@ class RuntimeHost:
         host_id: str | None = None,
         max_browsers: int | None = None,
         heartbeat_s: float | None = None,
-        poll_s: float = 0.05,
+        poll_s: float = 0.25,
         warm_browsers: int | None = None,
     ) -> None:
         self.host_id = host_id or new_host_id()
@@ -100,6 +110,8 @@ class RuntimeHost:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stop_requested = asyncio.Event()
         self.ready = asyncio.Event()
+        self.wake = asyncio.Event()  # a start or stop was pushed: act now
+        self.starts_link: Any = None  # the open websocket of the host's own link
         self.playwright: Any = None
         self._running_at: dict[str, datetime] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -129,9 +141,11 @@ class RuntimeHost:
         await in_thread(hosts_retire_dead, hostname=socket.gethostname(), alive=pid_alive)
         self._refill()
         await self._heartbeat()  # takes starts from now on
+        link = asyncio.ensure_future(self._link_starts())
         self.ready.set()
         last_beat = time.monotonic()
         last_states = 0.0
+        pushed = False
         try:
             while not self.stop_requested.is_set():
                 now = time.monotonic()
@@ -140,13 +154,15 @@ class RuntimeHost:
                     self._drop_dead_warm()
                     await self._heartbeat()
                 await self._claim_all()
-                if now - last_states >= STATE_POLL_S and self.browsers:
+                if (pushed or now - last_states >= STATE_POLL_S) and self.browsers:
                     last_states = now
                     await self._watch_states()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_requested.wait(), self.poll_s)
+                pushed = await self._nap()
         finally:
             logger.info("Runtime host %s stopping %d runtimes", self.host_id, len(self.browsers))
+            link.cancel()
+            with contextlib.suppress(BaseException):
+                await link
             with contextlib.suppress(Exception):
                 await in_thread(host_gone, host_id=self.host_id)
             await asyncio.gather(
@@ -159,6 +175,55 @@ class RuntimeHost:
             with contextlib.suppress(Exception):
                 await self.playwright.stop()
             await in_thread(lambda: None)
+
+    async def _nap(self) -> bool:
+        """Waits `poll_s`, or less when something is pushed (True) or the host is asked
+        to stop."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.wake, self.stop_requested)]
+        try:
+            await asyncio.wait(waits, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        woken = self.wake.is_set()
+        self.wake.clear()
+        return woken
+
+    async def _link_starts(self) -> None:
+        """Keeps the host's own link to its web server open: each message is a start to
+        claim or a stop to carry out now."""
+        url = settings.BCTRL_HOST_LINK_URL.rstrip("/") + host_starts_path(self.host_id)
+        attempt = 0
+        while not self.stop_requested.is_set():
+            token = host_starts_token(self.host_id)
+            try:
+                async with websockets.connect(
+                    url,
+                    additional_headers={"Authorization": f"Bearer {token}"},
+                    max_size=2**16,
+                    compression=None,
+                    open_timeout=10,
+                    ping_interval=20,
+                ) as link:
+                    attempt = 0
+                    self.starts_link = link
+                    self.wake.set()  # a start pushed while the link was down
+                    async for _ in link:
+                        self.wake.set()
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                if attempt == 0:
+                    logger.info("Host link of %s: %s (polling meanwhile)", self.host_id, exc)
+            finally:
+                self.starts_link = None
+            await asyncio.sleep(RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)])
+            attempt += 1
+
+    async def _say_running(self, run_id: str) -> None:
+        link = self.starts_link
+        if link is None:
+            return
+        with contextlib.suppress(Exception):
+            await link.send(orjson.dumps({"type": "running", "runId": run_id}).decode())
 
     # The warm pool ----------------------------------------------------------------------
 
@@ -280,6 +345,7 @@ class RuntimeHost:
                 files_dir=browser.files_dir,
             )
             self._running_at[runtime.id] = timezone.now()
+            await self._say_running(run.id)
             logger.info(
                 "Runtime %s running at %s (%.2fs, %s)",
                 runtime.id,

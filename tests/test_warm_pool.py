@@ -12,7 +12,7 @@ import pytest
 from runs.models import Event
 from runtime_host.browser import ManagedBrowser
 from runtime_host.host import RuntimeHost
-from tests.conftest import Tenant, db, start_runtime, stop_runtime
+from tests.conftest import Tenant, db, refused, start_runtime, stop_runtime
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -81,3 +81,31 @@ async def test_a_warm_browser_that_dies_is_replaced(
     started = await start_runtime(asgi_server, tenant)
     assert host_thread.browsers[started.runtime.id] is replacement
     await stop_runtime(asgi_server, tenant, started)
+
+
+async def test_a_start_is_pushed_to_its_host_which_need_not_poll_for_it(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant
+) -> None:
+    # The host would next look at the database in an hour: only its own link, which
+    # the web server pushes each start placed on it (and each stop) to, can bring it this
+    # start in the 30 s a start may take, and the stop after it.
+    host_thread.poll_s = 3600
+    for _ in range(100):  # its current nap (of the fixture's interval) ends
+        if host_thread.starts_link is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert host_thread.starts_link is not None, "the host's own link did not open"
+    await asyncio.sleep(0.2)
+    started = await start_runtime(asgi_server, tenant)
+    assert started.runtime.id in host_thread.browsers
+    await stop_runtime(asgi_server, tenant, started)
+
+
+def test_the_hosts_own_link_refuses_a_token_of_another_host(asgi_server: str) -> None:
+    from runs.liveview import host_starts_token
+
+    ws = asgi_server.replace("http://", "ws://", 1) + "/ws/host/hosts/host-a"
+    answer = refused(ws, {"Authorization": f"Bearer {host_starts_token('host-b')}"})
+    assert answer.status == 403
+    assert refused(ws, {"Authorization": "Bearer nonsense"}).status == 403
+    assert refused(ws).status == 403
