@@ -2,6 +2,8 @@
 
 import io
 import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -10,6 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from runs.models import ApiKey, Space
+
+from .processes import ROOT
 
 
 def run_command(*args: str) -> str:
@@ -75,3 +79,27 @@ def test_collectstatic_builds_the_production_manifest(tmp_path: Any, settings: A
     assert "vendor/rrweb/umd/rrweb.min.js" in manifest
     assert "css/dashboard.css" in manifest
     assert staticfiles_storage.url("css/dashboard.css") != "/static/css/dashboard.css"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("BCTRL_PRODUCTION", "ture", "is not a yes/no value"),
+        ("CELERY_TASK_ALWAYS_EAGER", "maybe", "is not a yes/no value"),
+        ("PORT", "80a", "is not a whole number"),
+    ],
+)
+def test_a_setting_it_cannot_read_stops_the_process_with_its_name(
+    name: str, value: str, said: str
+) -> None:
+    env = {**os.environ, name: value}
+    answer = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert answer.returncode != 0
+    assert f"ImproperlyConfigured: {name}={value!r} {said}" in answer.stderr
