@@ -16,8 +16,10 @@ schema are answered the same way by the SDK, before any call. Resources, which h
 result to carry an error, raise an MCP protocol error with the same code in its data.
 """
 
+import asyncio
 import base64
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -81,6 +83,10 @@ Severity = Literal["info", "warning", "error"]
 MAX_PAGE = 500
 # How many runs `list_runs` looks through at most to find those of a time range.
 MAX_RUNS_SCANNED = 2_000
+
+# How long stop_browser waits for the run to end once its runtime is stopping.
+STOP_WAIT_S = 60.0
+STOP_POLL_S = 0.25
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
@@ -287,12 +293,15 @@ def create_server(client_for: ClientFor) -> MCPServer:
         processed. A run that has already ended is answered as it is."""
         async with client_for(ctx) as client:
             run = await client.runs.retrieve(run_id)
-            if run.status == "running":
-                if run.runtime_id:
-                    await client.runtimes.stop(run.runtime_id)
-                else:
-                    await client.runs.stop(run_id)
-                run = await client.runs.retrieve(run_id)
+            if run.status == "running" and run.runtime_id:
+                await client.runtimes.stop(run.runtime_id)
+                # The runtime host closes the browser, then the run ends: wait for it.
+                deadline = time.monotonic() + STOP_WAIT_S
+                while run.status == "running" and time.monotonic() < deadline:
+                    await asyncio.sleep(STOP_POLL_S)
+                    run = await client.runs.retrieve(run_id)
+            elif run.status == "running":
+                run = await client.runs.stop(run_id)
             return run_summary(run)
 
     @server.tool(title="List and find runs", annotations=READ_ONLY)
