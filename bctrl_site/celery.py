@@ -15,6 +15,8 @@ app.conf.beat_schedule = {
         "task": "recordings.tasks.sweep_stuck_recordings",
         "schedule": 60.0,
     },
+    "handoffs-expire": {"task": "runs.tasks.expire_handoffs", "schedule": 5.0},
+    "webhooks-send-due": {"task": "runs.webhooks.send_due_webhooks", "schedule": 5.0},
     "runtimes-sweep-vanished": {
         "task": "runs.tasks.sweep_vanished_runtimes",
         "schedule": 10.0,

@@ -451,7 +451,10 @@ BCTRL_CHROMIUM_PATH = envstr(
     if os.path.exists("/usr/lib/chromium/chromium")
     else "/usr/bin/chromium",
 )
-BCTRL_RUNTIME_MAX_BROWSERS = envint("BCTRL_RUNTIME_MAX_BROWSERS", 4)
+# Browsers one runtime host runs at once: by default one per core, the figure
+# `make benchmark-capacity` measured (CPU is the limit: two recorded, busy runtimes hold
+# every target on two cores, four do not; memory allows far more). benchmarks/README.md.
+BCTRL_RUNTIME_MAX_BROWSERS = envint("BCTRL_RUNTIME_MAX_BROWSERS", os.cpu_count() or 1)
 # A host takes no more starts than its available memory holds at this many MB a browser
 # (0: capacity alone decides).
 BCTRL_RUNTIME_BROWSER_MEMORY_MB = envint("BCTRL_RUNTIME_BROWSER_MEMORY_MB", 300)
@@ -522,3 +525,19 @@ BCTRL_HOST_LINK_MESSAGE_MAX_BYTES = envint("BCTRL_HOST_LINK_MESSAGE_MAX_BYTES", 
 BCTRL_LIVE_RECHECK_S = float(envstr("BCTRL_LIVE_RECHECK_S", "2"))
 # A human controller with no input for this long hands control back.
 BCTRL_CONTROL_IDLE_S = float(envstr("BCTRL_CONTROL_IDLE_S", "120"))
+
+# Handoffs (runs.handoffs): an automation asks a person to do a step in the live view.
+# A handoff's timeout when its request names none, and the bounds of one it names.
+BCTRL_HANDOFF_TIMEOUT_MS = envint("BCTRL_HANDOFF_TIMEOUT_MS", 15 * 60 * 1000)
+BCTRL_HANDOFF_TIMEOUT_MIN_MS = 10_000
+BCTRL_HANDOFF_TIMEOUT_MAX_MS = 24 * 60 * 60 * 1000
+# How long GET /v1/runs/{id}/handoff/{hid}?waitMs= may wait at most.
+BCTRL_HANDOFF_WAIT_MAX_MS = envint("BCTRL_HANDOFF_WAIT_MAX_MS", 60_000)
+
+# Webhooks (runs.webhooks): a space's notices, POSTed signed to the URL it set.
+# Seconds one attempt may take; delays before each retry (the last one given, it fails).
+BCTRL_WEBHOOK_TIMEOUT_S = float(envstr("BCTRL_WEBHOOK_TIMEOUT_S", "5"))
+BCTRL_WEBHOOK_RETRY_DELAYS_S = [
+    float(part)
+    for part in envstr("BCTRL_WEBHOOK_RETRY_DELAYS_S", "10,30,60,300,900,3600").split(",")
+]

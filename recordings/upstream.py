@@ -30,8 +30,6 @@ How its failures are answered (`{"error": {"code", "message"}}`):
 """
 
 import http.client
-import socket
-import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +43,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from recordings.models import UpstreamAccount, UpstreamSessionSkip
 from runs.api.errors import ApiError, Conflict, Invalid
-from runs.confinement import never_reachable, parse_address, server_fetch_refusal
+from runs.confinement import never_reachable, parse_address
+from runs.fetch import FetchRefused, checked_connection, failure_reason
 from runs.models import Space
 
 PAGE_SIZE = 100
@@ -232,62 +231,8 @@ def timeout_s() -> float:
     return float(settings.BCTRL_UPSTREAM_TIMEOUT_S)
 
 
-class _Connection(http.client.HTTPConnection):
-    """A connection to an address that the confinement rules allow, checked on the
-    addresses that the name resolves to now."""
-
-    def connect(self) -> None:
-        self.sock = _checked_socket(self.host, self.port, self.timeout)
-
-
-class _SecureConnection(http.client.HTTPSConnection):
-    def connect(self) -> None:
-        sock = _checked_socket(self.host, self.port, self.timeout)
-        context: ssl.SSLContext = self._context  # type: ignore[attr-defined]
-        self.sock = context.wrap_socket(sock, server_hostname=self.host)
-
-
-def _checked_socket(host: str, port: int, timeout: float | None) -> socket.socket:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UpstreamUnreachable(f"The upstream's host {host!r} does not resolve.") from exc
-    refusal = None
-    error: OSError | None = None
-    for family, kind, proto, _, address in infos:
-        parsed = parse_address(str(address[0]))
-        reason = server_fetch_refusal(parsed, port) if parsed else "not an IP address"
-        if reason:
-            refusal = refusal or reason
-            continue
-        sock = socket.socket(family, kind, proto)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(address)
-        except OSError as exc:
-            sock.close()
-            error = exc
-            continue
-        return sock
-    if error is not None:
-        raise UpstreamUnreachable(f"Could not connect to the upstream: {_reason(error)}.")
-    raise UpstreamRefused(
-        f"The upstream's host {host!r} resolves to an address bctrl does not fetch ({refusal}).",
-        code="upstream.address_refused",
-    )
-
-
 def _reason(error: BaseException) -> str:
-    """Why a connection failed, in words; never the upstream's own text."""
-    if isinstance(error, TimeoutError):
-        return f"no answer within {timeout_s():g} s"
-    if isinstance(error, ssl.SSLError):
-        return f"TLS failed ({error.reason or 'handshake'})"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror.lower()
-    return type(error).__name__
+    return failure_reason(error, timeout_s())
 
 
 class Body:
@@ -344,18 +289,17 @@ def _get(
     """GET `path` on the upstream: the body of a 200 answer, None for a JSON 404 when
     `missing_ok`, or the API's error."""
     parts = urlsplit(upstream.base_url)
-    timeout = timeout_s()
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = _SecureConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        connection = _Connection(parts.hostname or "", parts.port, timeout=timeout)
+    connection = checked_connection(parts, timeout_s())
     target = path + (f"?{urlencode(query)}" if query else "")
     try:
         try:
             response = _send(connection, target, upstream.api_token)
+        except FetchRefused as exc:
+            raise UpstreamRefused(
+                f"The upstream's host {exc.host!r} resolves to an address bctrl does not "
+                f"fetch ({exc.reason}).",
+                code="upstream.address_refused",
+            ) from exc
         except (OSError, http.client.HTTPException) as exc:
             raise UpstreamUnreachable(
                 f"Could not reach the upstream at {upstream.base_url}: {_reason(exc)}."

@@ -123,6 +123,11 @@ Other items:
   span, which the replay timeline draws): "ada controlled the browser for 42 s (handed
   back)". The request before a grant folds into it; a request refused because someone
   else held control is a `control.requested` item of its own.
+- `handoff`: an automation's request that a person do a step (`handoff.requested` to
+  `handoff.completed|expired|cancelled`), a span as a takeover is, running until it
+  ends: "Asked a person: <instructions>", then "<who> did what was asked (2 min):
+  <instructions> — "<note>"", or that nobody did in time, or that it was withdrawn.
+  Never what the person typed: that is the takeover's, which shows no text either.
 - `run.started` first, and `run.completed` / `run.failed` last once the run has ended:
   taken from the Run row, not from events (`run.started` is running while the run
   is). A failed run is an error and quotes the run's error message.
@@ -224,6 +229,7 @@ ITEM_TYPES = (
     "connection.closed",
     "artifact.created",
     "control.takeover",
+    "handoff",
     "control.requested",
     "control.released",
     "automation",
@@ -486,6 +492,7 @@ class _Builder:
         self.request_methods: dict[str, str] = {}
         self.takeover: _Item | None = None  # a person's control, from grant to release
         self.pending_control: dict[str, _Evt] = {}  # requests by viewer, until granted
+        self.handoffs: dict[str, _Item] = {}  # open handoffs by id, until they end
         self.last_step: _Item | None = None  # the latest step, and its latest record's time
         self.step_last: datetime | None = None
         self.page_steps: dict[str, tuple[_Item, datetime]] = {}  # the same, by page
@@ -1211,6 +1218,39 @@ class _Builder:
             f"{human_duration(item.duration_ms or 0)} ({reason})"
         )
 
+    def handoff(self, ev: "_Evt") -> None:
+        """A handoff is one item from its request to its end, its span drawn like a
+        takeover's."""
+        handoff_id = str(ev.data.get("handoffId") or "")
+        if ev.type == "handoff.requested":
+            asked = _text(ev.data.get("instructions") or "")
+            item = self.single(ev, "handoff", f"Asked a person: {asked}", severity="warning")
+            item.status = "running"
+            item.state = {"kind": "handoff", "instructions": asked}
+            self.handoffs[handoff_id] = item
+            return
+        found = self.handoffs.pop(handoff_id, None)
+        if found is None:  # its request is not in view
+            self.single(ev, "handoff", f"A request for a person {ev.type.split('.')[-1]}")
+            return
+        found.events.append(ev.seq)
+        found.extend_to(ev.time)
+        asked = found.state["instructions"]
+        took = human_duration(found.duration_ms or 0)
+        if ev.type == "handoff.completed":
+            who = _text(ev.data.get("who") or "A person")
+            note = _text(ev.data.get("note") or "")
+            found.message = f"{who} did what was asked ({took}): {asked}"
+            if note:
+                found.message += f' — "{note}"'
+            found.status, found.severity = "succeeded", "info"
+        elif ev.type == "handoff.expired":
+            found.message = f"Nobody did what was asked within {took}: {asked}"
+            found.status = "failed"
+        else:
+            found.message = f"The request for a person was withdrawn after {took}: {asked}"
+            found.status, found.severity = "succeeded", "info"
+
     def flush_control(self) -> None:
         """Requests that were never granted (someone else held control)."""
         for ev in self.pending_control.values():
@@ -1258,6 +1298,10 @@ _EVENT_HANDLERS = {
     "control.requested": _Builder.control,
     "control.granted": _Builder.control,
     "control.released": _Builder.control,
+    "handoff.requested": _Builder.handoff,
+    "handoff.completed": _Builder.handoff,
+    "handoff.expired": _Builder.handoff,
+    "handoff.cancelled": _Builder.handoff,
 }
 
 

@@ -223,7 +223,8 @@ def first_allowed(
 
 def server_fetch_refusal(address: IPAddress, port: int) -> str | None:
     """Why the web server must not connect to `address:port` on a tenant's behalf (the
-    upstream account that a recordings sync reads, recordings/upstream.py), or None.
+    upstream account that a recordings sync reads, recordings/upstream.py; the space's
+    webhook, runs/webhooks.py), or None.
 
     Not a browser's rules: the tenant chooses only the base URL of a Browser Run API, and
     its answers are parsed, never relayed. Link-local, multicast and unspecified addresses
@@ -235,7 +236,7 @@ def server_fetch_refusal(address: IPAddress, port: int) -> str | None:
         return NEVER_REACHABLE
     for service in platform_services():
         if not service.web and service.port == port and _same_machine(address, service.host):
-            return f"the platform's {service.name} is not an upstream"
+            return f"the platform's {service.name} is not fetched for a tenant"
     return None
 
 

@@ -67,11 +67,13 @@ from django.core import signing
 from django.urls import reverse
 
 from bctrl_site.origins import origin_allowed
-from runs import closecodes, control
+from runs import closecodes, control, selectors, services
+from runs.api.errors import Conflict
+from runs.api.serializers import iso
 from runs.cdp import json_object
 from runs.handshake import refuse_handshake
 from runs.live import run_group
-from runs.models import Run, Runtime
+from runs.models import Handoff, Run, Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -419,6 +421,35 @@ def viewer_recheck(viewer: Viewer) -> Refused | bool:
     return run_is_live(viewer.run_id)
 
 
+HANDOFF_NOTE_MAX = 2000
+
+
+def open_handoff(run_id: str) -> dict[str, Any] | None:
+    """What a live viewer shows of the run's open handoff: what is asked, by when."""
+    handoff = selectors.open_handoff_of(run_id)
+    if handoff is None:
+        return None
+    return {
+        "id": handoff.id,
+        "instructions": handoff.instructions,
+        "expiresAt": iso(handoff.expires_at),
+        "requestedBy": handoff.requested_by,
+    }
+
+
+def _handoff_complete(run_id: str, who: str, note: str) -> bool:
+    handoff = selectors.open_handoff_of(run_id)
+    if handoff is None:
+        return False
+    try:
+        services.handoff_finish(
+            handoff=handoff, status=Handoff.Status.COMPLETED, who=who, note=note
+        )
+    except Conflict:
+        return False
+    return True
+
+
 def run_is_live(run_id: str) -> bool:
     return Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).exists()
 
@@ -473,6 +504,7 @@ class LiveViewConsumer(LayerWatchingConsumer):
                 "replayUrl": self.viewer.replay_url,
                 "maxMessageBytes": settings.BCTRL_LIVE_MESSAGE_MAX_BYTES,
                 "maxText": control.MAX_TEXT,
+                "handoff": await database_sync_to_async(open_handoff)(self.viewer.run_id),
             }
         )
         if not await database_sync_to_async(run_is_live)(self.viewer.run_id):
@@ -535,6 +567,9 @@ class LiveViewConsumer(LayerWatchingConsumer):
         kind = message.get("kind")
         if kind in ("lease.revoked", "status"):
             self.recheck_wanted.set()
+        elif kind == "handoff" and self.viewer is not None:
+            handoff = await database_sync_to_async(open_handoff)(self.viewer.run_id)
+            await self._send_json({"type": "handoff", "handoff": handoff})
         elif kind == "control":
             holder = message.get("holder")
             self.holding = self.holding and holder == (self.viewer.name if self.viewer else None)
@@ -563,6 +598,8 @@ class LiveViewConsumer(LayerWatchingConsumer):
             await self._control(message.get("action"))
         elif kind in ("mouse", "wheel", "key", "text"):
             await self._input(message)
+        elif kind == "handoff.done":
+            await self._handoff_done(message.get("note"))
         else:
             await self._error("message.unknown", f"Unknown message type {kind[:40]!r}.")
 
@@ -619,6 +656,25 @@ class LiveViewConsumer(LayerWatchingConsumer):
             await self._release("requested")
         else:
             await self._error("message.invalid", "action must be request or release.")
+
+    async def _handoff_done(self, note: Any) -> None:
+        """The person did what the run's open handoff asked: it completes, with their
+        note, and control goes back to the automation."""
+        viewer = self.viewer
+        assert viewer is not None
+        if not viewer.may_control:
+            await self._error("control.view_only", "This link is view only.")
+            return
+        if note is not None and (not isinstance(note, str) or len(note) > HANDOFF_NOTE_MAX):
+            await self._error("message.invalid", f"note is text of {HANDOFF_NOTE_MAX} at most.")
+            return
+        finished = await database_sync_to_async(_handoff_complete)(
+            viewer.run_id, viewer.name, (note or "").strip()
+        )
+        if not finished:
+            await self._error("handoff.none", "Nothing is asked of you on this run now.")
+            return
+        await self._release("requested")
 
     def _run(self) -> Run:
         """The viewer's run as the control services need it (its ids; nothing loaded)."""

@@ -48,6 +48,10 @@ class Space(models.Model):
         ),
     )
     recording_retention_days = models.PositiveIntegerField(default=7)
+    # Where the space's notices go (a handoff asks for a person: runs.webhooks), signed
+    # with the secret; blank for none.
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_secret = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="spaces"
@@ -434,3 +438,70 @@ class FileExport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+
+class Handoff(models.Model):
+    """An automation's request that a person do a step of its run in the live view (type
+    a 2FA code, solve a challenge), and how it ended (runs.handoffs)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        COMPLETED = "completed"
+        EXPIRED = "expired"
+        CANCELLED = "cancelled"
+
+    id = id_field("hof")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="handoffs")
+    instructions = models.TextField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    notify = models.BooleanField(default=True, help_text="Sent to the space's webhook")
+    requested_by = models.CharField(max_length=200, blank=True, help_text="The API key's name")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.CharField(max_length=200, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run"], condition=models.Q(status="open"), name="handoff_one_open_per_run"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"], name="handoff_open_expiry")]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class WebhookDelivery(models.Model):
+    """One notice to a space's webhook and its attempts (runs.webhooks)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    id = id_field("whd")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=100)
+    url = models.URLField(max_length=500)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["space", "-id"], name="webhook_space_recent"),
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id

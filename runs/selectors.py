@@ -7,7 +7,17 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, RuntimeHost, Space
+from runs.models import (
+    Artifact,
+    Command,
+    Event,
+    FileExport,
+    Handoff,
+    Run,
+    Runtime,
+    RuntimeHost,
+    Space,
+)
 
 
 class ObjectNotFound(Exception):
@@ -23,6 +33,30 @@ def run_of(space: Space, run_id: str) -> Run:
     if run is None:
         raise ObjectNotFound(f"No run {run_id!r}.")
     return run
+
+
+def handoff_of(run: Run, handoff_id: str) -> Handoff:
+    handoff = run.handoffs.filter(pk=handoff_id).first()
+    if handoff is None:
+        raise ObjectNotFound(f"No handoff {handoff_id!r} on run {run.id}.")
+    return handoff
+
+
+def open_handoff_of(run_id: str) -> Handoff | None:
+    """The run's open handoff whose time is not up, if any."""
+    return (
+        Handoff.objects.filter(run_id=run_id, status=Handoff.Status.OPEN)
+        .filter(expires_at__gt=timezone.now())
+        .first()
+    )
+
+
+def open_handoffs_of(run_ids: list[str]) -> dict[str, Handoff]:
+    """The open handoffs of these runs (of one space: the caller's page), by run id."""
+    found = Handoff.objects.filter(
+        run_id__in=run_ids, status=Handoff.Status.OPEN, expires_at__gt=timezone.now()
+    )
+    return {handoff.run_id: handoff for handoff in found} if run_ids else {}
 
 
 def live_hosts() -> QuerySet[RuntimeHost]:

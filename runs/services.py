@@ -10,7 +10,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Any, cast
 
 from django.conf import settings
@@ -21,11 +21,23 @@ from django.utils import timezone
 
 from bctrl_site.origins import InvalidEmbedOrigins, embed_origins_checked
 from runs.api.errors import ApiError, Conflict, Invalid
+from runs.api.serializers import iso
 from runs.live import notify_run_changed
-from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, RuntimeHost, Space
+from runs.models import (
+    Artifact,
+    Command,
+    Event,
+    FileExport,
+    Handoff,
+    Run,
+    Runtime,
+    RuntimeHost,
+    Space,
+)
 from runs.profiles import profile_claim, profile_take
 from runs.sealed import seal
 from runs.selectors import active_run_of, live_hosts
+from runs.webhooks import webhook_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +345,8 @@ def run_stop(*, run: Run, status: str = Run.Status.COMPLETED, error: Any = None)
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
         if locked.is_active:
+            for handoff in locked.handoffs.filter(status=Handoff.Status.OPEN):
+                _handoff_close(handoff, Handoff.Status.CANCELLED, reason="The run ended.")
             ended_at = timezone.now()
             artifacts = locked.artifacts.aggregate(count=Count("id"), bytes=Sum("size"))
             Run.objects.filter(pk=locked.pk).update(
@@ -350,6 +364,123 @@ def run_stop(*, run: Run, status: str = Run.Status.COMPLETED, error: Any = None)
 
             recordings_stop_for_run(run=locked)
     return Run.objects.select_related("runtime", "thumbnail").get(pk=run.pk)
+
+
+# Handoffs: an automation asks a person to do a step ---------------------------------------
+
+
+def handoff_request(
+    *, run: Run, instructions: str, timeout_ms: int, notify: bool, requested_by: str
+) -> Handoff:
+    """Opens a handoff on a running run: one open at a time (409 `handoff.open`)."""
+    with transaction.atomic():
+        locked = _lock_active_run(run)
+        handoffs_expire(run=locked)
+        open_one = locked.handoffs.filter(status=Handoff.Status.OPEN).first()
+        if open_one is not None:
+            raise Conflict(
+                f"Run {run.id} already has an open handoff {open_one.id}.",
+                code="handoff.open",
+                details={"handoffId": open_one.id},
+            )
+        now = timezone.now()
+        handoff = Handoff.objects.create(
+            run=locked,
+            instructions=instructions,
+            notify=notify,
+            requested_by=requested_by,
+            created_at=now,
+            expires_at=now + timedelta(milliseconds=timeout_ms),
+        )
+        data = {
+            "handoffId": handoff.id,
+            "instructions": instructions,
+            "expiresAt": iso(handoff.expires_at),
+        }
+        event_emit(run=locked, type="handoff.requested", data=data)
+        if notify:
+            webhook_enqueue(space=locked.space, event="handoff.requested", data=_notice(handoff))
+        notify_run_changed(run.id, "handoff")
+    return handoff
+
+
+def handoff_finish(*, handoff: Handoff, status: str, who: str = "", note: str = "") -> Handoff:
+    """Completes or cancels an open handoff; 409 `handoff.ended` when it is not open."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=handoff.run_id)
+        current = Handoff.objects.select_for_update().get(pk=handoff.pk)
+        if current.status == Handoff.Status.OPEN and current.expires_at <= timezone.now():
+            _handoff_close(current, Handoff.Status.EXPIRED, run=run)
+        if current.status != Handoff.Status.OPEN:
+            raise Conflict(
+                f"Handoff {handoff.id} has ended ({current.status}).",
+                code="handoff.ended",
+                details={"status": current.status},
+            )
+        _handoff_close(current, status, who=who, note=note, run=run)
+    return current
+
+
+def handoffs_expire(*, run: Run | None = None, now: datetime | None = None) -> int:
+    """Ends open handoffs whose time is up (of one run, or all: the beat's sweep)."""
+    due = Handoff.objects.filter(status=Handoff.Status.OPEN, expires_at__lte=now or timezone.now())
+    if run is not None:
+        due = due.filter(run=run)
+    ended = 0
+    for handoff_id in list(due.values_list("id", flat=True)[:500]):
+        with transaction.atomic():
+            current = (
+                Handoff.objects.select_for_update()
+                .filter(pk=handoff_id, status=Handoff.Status.OPEN)
+                .first()
+            )
+            if current is not None:
+                _handoff_close(current, Handoff.Status.EXPIRED)
+                ended += 1
+    return ended
+
+
+def _notice(handoff: Handoff) -> dict[str, Any]:
+    """What a webhook receiver learns of a handoff (never a viewer URL: those are shown
+    once, to the automation that asked)."""
+    return {
+        "handoffId": handoff.id,
+        "runId": handoff.run_id,
+        "status": handoff.status,
+        "instructions": handoff.instructions,
+        "expiresAt": iso(handoff.expires_at),
+        "completedBy": handoff.completed_by or None,
+        "note": handoff.note or None,
+    }
+
+
+def _handoff_close(
+    handoff: Handoff,
+    status: str,
+    *,
+    who: str = "",
+    note: str = "",
+    reason: str = "",
+    run: Run | None = None,
+) -> None:
+    """Ends an open handoff (its row locked by the caller) and tells the run's streams,
+    its event log (while the run is running) and, if asked, the space's webhook."""
+    handoff.status = status
+    handoff.ended_at = timezone.now()
+    handoff.completed_by = who
+    handoff.note = note
+    handoff.save(update_fields=["status", "ended_at", "completed_by", "note"])
+    run = run or Run.objects.select_related("space").get(pk=handoff.run_id)
+    data: dict[str, Any] = {"handoffId": handoff.id}
+    if status == Handoff.Status.COMPLETED:
+        data.update(who=who, note=note)
+    if reason:
+        data["reason"] = reason
+    with contextlib.suppress(Conflict):  # a run that ended meanwhile logs nothing more
+        event_emit(run=run, type=f"handoff.{status}", data=data)
+    if handoff.notify:
+        webhook_enqueue(space=run.space, event=f"handoff.{status}", data=_notice(handoff))
+    notify_run_changed(handoff.run_id, "handoff")
 
 
 def export_request(

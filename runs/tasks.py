@@ -1,6 +1,10 @@
 from celery import shared_task
 
 from runs import services
+from runs.webhooks import deliver_webhook, send_due_webhooks
+
+# The webhook tasks live with their rules; named here so the worker registers them.
+__all__ = ["deliver_webhook", "send_due_webhooks"]
 
 
 @shared_task(acks_late=True)
@@ -14,3 +18,9 @@ def sweep_vanished_runtimes() -> int:
     from runtime_host.sweep import runtimes_sweep_vanished
 
     return runtimes_sweep_vanished()
+
+
+@shared_task
+def expire_handoffs() -> int:
+    """Ends handoffs whose time is up, so their waiters and webhook hear of it."""
+    return services.handoffs_expire()

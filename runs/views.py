@@ -29,13 +29,22 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from recordings import leases, upstream
 from recordings.models import ViewerLease
-from runs import profiles, selectors, services
+from runs import profiles, selectors, services, webhooks
 from runs.activity import activity_items, human_duration
 from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
 from runs.launch import queued_starts
 from runs.liveview import live_ws_path
-from runs.models import Command, Event, Run, Runtime, RuntimeHost, Space, any_embed_origin
+from runs.models import (
+    Command,
+    Event,
+    Handoff,
+    Run,
+    Runtime,
+    RuntimeHost,
+    Space,
+    any_embed_origin,
+)
 
 SESSION_SPACE_KEY = "space_id"
 RUNS_PAGE_SIZE = 25
@@ -163,9 +172,10 @@ class RunRow:
     started: str
     started_iso: str
     started_utc: str
+    handoff: Handoff | None = None  # what it asks a person to do, while that is open
 
     @classmethod
-    def of(cls, run: Run, now: Any) -> "RunRow":
+    def of(cls, run: Run, now: Any, handoff: Handoff | None = None) -> "RunRow":
         url = reverse("dashboard:run", args=[run.id])
         return cls(
             run=run,
@@ -175,6 +185,7 @@ class RunRow:
             started=relative_time(run.started_at, now),
             started_iso=run.started_at.isoformat(),
             started_utc=run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            handoff=handoff,
         )
 
 
@@ -217,10 +228,11 @@ def runs_list(request: HttpRequest) -> HttpResponse:
 
     filtered = bool(status or runtime_id)
     now = timezone.now()
+    asking = selectors.open_handoffs_of([run.id for run in page if run.is_active])
     context = base_context(
         request,
         spaces,
-        rows=[RunRow.of(run, now) for run in page],
+        rows=[RunRow.of(run, now, asking.get(run.id)) for run in page],
         statuses=Run.Status.values,
         status=status,
         runtimes=runtimes,
@@ -360,6 +372,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         inline_types=INLINE_IMAGE_TYPES,
         lifetimes=LEASE_LIFETIMES,
         default_lifetime=leases.DEFAULT_LIFETIME_S,
+        handoff=selectors.open_handoff_of(run.id) if run.is_active else None,
     )
     return render(request, "dashboard/run.html", context)
 
@@ -607,6 +620,20 @@ def space_settings(request: HttpRequest) -> HttpResponse:
                 errors[field_name] = str(exc.detail).removeprefix(f"{field_name}: ")
             else:
                 return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=upstream")
+        elif action in ("set-webhook", "clear-webhook", "roll-webhook-secret"):
+            typed = {"webhookUrl": request.POST.get("webhook_url", "").strip()}
+            try:
+                if action == "roll-webhook-secret":
+                    webhooks.webhook_secret_roll(space=space)
+                else:
+                    url = typed["webhookUrl"] if action == "set-webhook" else ""
+                    webhooks.webhook_set(space=space, url=url)
+            except ApiError as exc:
+                errors["webhookUrl"] = str(exc.detail).removeprefix("webhookUrl: ")
+            else:
+                return HttpResponseRedirect(
+                    reverse("dashboard:settings") + "?saved=webhook#webhook"
+                )
         elif action == "delete-profile":
             try:
                 profiles.profile_delete(
@@ -632,6 +659,7 @@ def space_settings(request: HttpRequest) -> HttpResponse:
         embed_form=embed_form,
         upstream=upstream.upstream_account_json(space, upstream.upstream_account_of(space)),
         profiles=profiles.profiles_of(space),
+        webhook=webhooks.webhook_json(space),
         typed=typed,
         errors=errors,
         saved=request.GET.get("saved", "") if request.method == "GET" else "",

@@ -282,9 +282,14 @@ def start_web_process(settings: Any) -> LiveServerProcess:
     return process
 
 
+# Tests run a few small runtimes at once on one host, more than the default of one per
+# core of a 2-core machine.
+TEST_HOST_BROWSERS = 4
+
+
 def _run_host() -> None:
     """The runtime host process: `manage.py runtime_host`, on the test's database."""
-    host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
+    host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05, max_browsers=TEST_HOST_BROWSERS)
     loop = asyncio.new_event_loop()
     loop.add_signal_handler(signal.SIGTERM, host.shutdown)
     loop.run_until_complete(host.run())
@@ -319,7 +324,7 @@ def host_thread(transactional_db: None, asgi_server: str, settings: Any) -> Iter
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium is not installed at {CHROMIUM}")
     settings.BCTRL_HOST_LINK_URL = asgi_server.replace("http://", "ws://", 1)
-    host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05)
+    host = RuntimeHost(heartbeat_s=0.5, poll_s=0.05, max_browsers=TEST_HOST_BROWSERS)
     loop = asyncio.new_event_loop()
 
     def serve() -> None:

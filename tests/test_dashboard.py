@@ -191,7 +191,8 @@ def test_list_query_count_does_not_grow(
     # 3. the user's spaces (the switcher and the current space)
     # 4. the space's runtimes (the runtime filter)
     # 5. the page of runs, with runtime and thumbnail joined in
-    with django_assert_num_queries(5):
+    # 6. the open handoffs of its running runs (what they ask a person to do)
+    with django_assert_num_queries(6):
         response = client_in.get("/?limit=50")
     assert len(response.context["rows"]) == count
 

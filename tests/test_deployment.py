@@ -163,6 +163,7 @@ def deployment(
             **object_store.env(),
             REDIS_URL=redis_server.url,
             CHANNELS_PREFIX=f"bctrl-deploy-{os.getpid()}",
+            BCTRL_RUNTIME_MAX_BROWSERS="4",  # six small runtimes on two hosts of two cores
             # A host is gone after 5 missed heartbeats of 2 s (a loaded machine's host
             # may miss three).
             BCTRL_RUNTIME_STALE_HEARTBEATS="5",

@@ -17,6 +17,13 @@ imports from (recordings.upstream).
 - PUT `{baseUrl, accountId, apiToken}`: sets or replaces it (200, the same shape).
   `apiToken` may be left out to keep the stored one. 422 for an invalid or unknown field.
 - DELETE: unlinks it (200, `configured: false`); deleting twice is harmless.
+
+`/v1/spaces/{spaceId}/webhook`: where the space's notices go (runs.webhooks).
+
+- GET: `{url, secret, signatureHeader, deliveries}` (the latest 20 deliveries).
+- PUT `{url, rollSecret?}`: sets it (a secret is made with the first URL; `rollSecret`
+  makes a new one). 422 for a URL it cannot be.
+- DELETE: turns it off (the secret stays, for a later URL).
 Another space's id is a 404, as everywhere.
 """
 
@@ -30,7 +37,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recordings import upstream
-from runs import services
+from runs import services, webhooks
 from runs.api.auth import space_of
 from runs.api.serializers import StrictSerializer, Text, space_json
 from runs.models import Space
@@ -73,6 +80,11 @@ class SpaceChangeSerializer(StrictSerializer):
 
 
 OBJECT = {200: OpenApiTypes.OBJECT}
+
+
+class WebhookIn(StrictSerializer):
+    url = Text(max_length=webhooks.URL_MAX)
+    rollSecret = serializers.BooleanField(required=False, default=False)
 
 
 class SpaceView(APIView):
@@ -119,3 +131,25 @@ class SpaceUpstreamView(APIView):
         space = _space(request, space_id)
         upstream.upstream_account_clear(space=space)
         return Response(upstream.upstream_account_json(space, None))
+
+
+class SpaceWebhookView(APIView):
+    @extend_schema(operation_id="spaces_webhook_get", responses=OBJECT)
+    def get(self, request: Request, space_id: str) -> Response:
+        return Response(webhooks.webhook_json(_space(request, space_id)))
+
+    @extend_schema(operation_id="spaces_webhook_set", request=WebhookIn, responses=OBJECT)
+    def put(self, request: Request, space_id: str) -> Response:
+        space = _space(request, space_id)
+        serializer = WebhookIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        webhooks.webhook_set(space=space, url=serializer.validated_data["url"].strip())
+        if serializer.validated_data["rollSecret"]:
+            webhooks.webhook_secret_roll(space=space)
+        return Response(webhooks.webhook_json(space))
+
+    @extend_schema(operation_id="spaces_webhook_clear", responses=OBJECT)
+    def delete(self, request: Request, space_id: str) -> Response:
+        space = _space(request, space_id)
+        webhooks.webhook_set(space=space, url="")
+        return Response(webhooks.webhook_json(space))

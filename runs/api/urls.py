@@ -1,7 +1,7 @@
 from django.urls import path
 
 from recordings import api as recording_api
-from recordings import lease_api
+from recordings import handoff_api, lease_api
 from runs.api import activity as activity_views
 from runs.api import profiles, spaces, streams, views
 
@@ -19,6 +19,7 @@ urlpatterns = [
         name="runtime-current-run",
     ),
     path("spaces/<str:space_id>", spaces.SpaceView.as_view(), name="space"),
+    path("spaces/<str:space_id>/webhook", spaces.SpaceWebhookView.as_view(), name="space-webhook"),
     path("profiles", profiles.ProfileListView.as_view(), name="profiles"),
     path("profiles/<str:profile_id>", profiles.ProfileDetailView.as_view(), name="profile"),
     path(
@@ -42,6 +43,23 @@ urlpatterns = [
         "runs/<str:run_id>/recording",
         lease_api.RecordingViewerView.as_view(),
         name="run-recording-viewer",
+    ),
+    path("runs/<str:run_id>/handoff", handoff_api.HandoffCreateView.as_view(), name="run-handoff"),
+    path("runs/<str:run_id>/handoffs", handoff_api.HandoffListView.as_view(), name="run-handoffs"),
+    path(
+        "runs/<str:run_id>/handoff/<str:handoff_id>",
+        handoff_api.handoff_detail,
+        name="run-handoff-detail",
+    ),
+    path(
+        "runs/<str:run_id>/handoff/<str:handoff_id>/complete",
+        handoff_api.HandoffEndView.as_view(),
+        name="run-handoff-complete",
+    ),
+    path(
+        "runs/<str:run_id>/handoff/<str:handoff_id>/cancel",
+        handoff_api.HandoffCancelView.as_view(),
+        name="run-handoff-cancel",
     ),
     path("runs/<str:run_id>/live", lease_api.LiveViewerView.as_view(), name="run-live-viewer"),
     path("runs/<str:run_id>/leases", lease_api.RunLeasesView.as_view(), name="run-leases"),

@@ -24,6 +24,8 @@
   const help = root.querySelector("[data-live-help]");
   const endedBox = root.querySelector("[data-live-ended]");
   const replayLink = root.querySelector("[data-live-replay]");
+  const handoffBox = root.querySelector("[data-live-handoff]");
+  const handoffForm = root.querySelector("[data-live-handoff-form]");
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
   // A paste is typed text (a recovery code, an address), not a file: longer is refused.
@@ -118,6 +120,18 @@
     if (you) canvas.focus();
   }
 
+  // A handoff: the automation asks a person to do a step (server's `handoff`, or null).
+  function showHandoff(handoff) {
+    handoffBox.hidden = !handoff || finished;
+    root.dataset.handoff = handoff ? handoff.id : "";
+    if (!handoff) return;
+    handoffBox.querySelector("[data-live-handoff-text]").textContent = handoff.instructions;
+    const due = new Date(handoff.expiresAt);
+    handoffBox.querySelector("[data-live-handoff-due]").textContent =
+      (handoff.requestedBy ? "Asked by " + handoff.requestedBy + ". " : "") +
+      "Open until " + due.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + ".";
+  }
+
   function tabLabel(tab) {
     return tab.title || tab.url || "New tab";
   }
@@ -169,6 +183,10 @@
         maxMessageBytes = message.maxMessageBytes || maxMessageBytes;
         maxText = message.maxText || maxText;
         showControl(message.holder);
+        showHandoff(message.handoff);
+        break;
+      case "handoff":
+        showHandoff(message.handoff);
         break;
       case "tabs":
         tabs = message.tabs || [];
@@ -191,6 +209,7 @@
         endedBox.hidden = false;
         setState("ended", "Run ended");
         showControl(null);
+        showHandoff(null);
         showRunStatus(message.status || "completed");
         break;
       case "closed":
@@ -361,6 +380,15 @@
   if (controlButton) {
     controlButton.addEventListener("click", function () {
       send({ type: "control", action: you ? "release" : "request" });
+    });
+  }
+
+  if (handoffForm) {
+    handoffForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      const note = handoffForm.querySelector("[data-live-handoff-note]");
+      send({ type: "handoff.done", note: note.value.trim() });
+      note.value = "";
     });
   }
 

@@ -526,15 +526,17 @@
       band.title = `Inactive for ${clockText(period.end - period.start)}`;
       bands.appendChild(band);
     }
-    // A person's takeover in the live view (runs.activity's control.takeover items).
+    // A person's takeover in the live view, and what an automation asked a person to do
+    // (runs.activity's control.takeover and handoff items).
     for (const item of (state.manifest && state.manifest.activity) || []) {
-      if (item.type !== "control.takeover" || typeof item.timeMs !== "number") continue;
+      const drawn = item.type === "control.takeover" || item.type === "handoff";
+      if (!drawn || typeof item.timeMs !== "number") continue;
       const from = Math.max(item.timeMs, target.start);
       const to = Math.min(target.end, item.timeMs + (item.durationMs || target.end - item.timeMs));
       if (!(to > from)) continue;
       const band = document.createElement("div");
-      band.className = "scrub-takeover";
-      band.dataset.takeover = "";
+      band.className = item.type === "handoff" ? "scrub-takeover scrub-handoff" : "scrub-takeover";
+      band.dataset[item.type === "handoff" ? "handoff" : "takeover"] = "";
       band.style.left = pct(from);
       band.style.width = `${(((to - from) / span) * 100).toFixed(3)}%`;
       band.title = item.message;
