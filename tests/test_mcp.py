@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from bctrl import AsyncBctrl
 from django.conf import settings
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -339,3 +340,107 @@ async def test_stdio_with_a_bad_key_says_so(asgi_server: str, tenant: Tenant) ->
     )
     assert done.returncode == 3
     assert "BCTRL_API_KEY" in done.stderr and done.stdout == ""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_agent_asks_a_person_for_help_and_waits_for_their_note(
+    transport: str, asgi_server: str, host_thread: RuntimeHost, tenant: Tenant
+) -> None:
+    from runs.models import ApiKey
+
+    _, desk_key = await db(ApiKey.objects.issue)(space=tenant.space, name="Ada at the help desk")
+    async with (
+        agent(transport, asgi_server, tenant.raw_key) as session,
+        AsyncBctrl(api_key=desk_key, base_url=asgi_server) as desk,
+    ):
+        started = await call(session, "start_browser", name=f"handoff {transport}")
+        run_id = started["runId"]
+        asked = asyncio.ensure_future(
+            session.call_tool(
+                "request_handoff",
+                {
+                    "run_id": run_id,
+                    "instructions": "Type the 2FA code sent by SMS",
+                    "wait_seconds": 120,
+                },
+            )
+        )
+        # The person's side: the request shows up open, and they finish it with a note.
+        deadline = time.monotonic() + 30
+        while True:
+            handoffs = (await desk.runs.handoffs.list(run_id)).data
+            if handoffs:
+                break
+            assert time.monotonic() < deadline, "the handoff was never requested"
+            await asyncio.sleep(0.2)
+        (handoff,) = handoffs
+        assert handoff.status == "open" and handoff.instructions.startswith("Type the 2FA")
+        assert not asked.done()  # the agent is still waiting
+        done = await desk.runs.handoffs.complete(run_id, handoff.id, note="Code accepted")
+        assert done.status == "completed"
+
+        result = await asyncio.wait_for(asked, 30)
+        answer = result.structured_content
+        assert not result.is_error and answer is not None, text_of(result)
+        assert answer["status"] == "completed" and answer["handoffId"] == handoff.id
+        assert answer["note"] == "Code accepted"
+        assert answer["completedBy"] == "Ada at the help desk"
+        assert "Completed by Ada at the help desk: Code accepted" in answer["message"]
+        assert urlsplit(answer["liveUrl"]).path.startswith("/embed/live/")
+
+        again = await call(
+            session, "wait_for_handoff", run_id=run_id, handoff_id=handoff.id, wait_seconds=5
+        )
+        assert again["status"] == "completed" and again["note"] == "Code accepted"
+        events = await call(
+            session,
+            "list_events",
+            run_id=run_id,
+            types=["handoff.requested", "handoff.completed"],
+        )
+        assert [event["type"] for event in events["events"]] == [
+            "handoff.requested",
+            "handoff.completed",
+        ]
+
+        await call(session, "stop_browser", run_id=run_id)
+        late = await session.call_tool(
+            "request_handoff", {"run_id": run_id, "instructions": "Too late", "wait_seconds": 0}
+        )
+        assert error_of(late)["code"] == "run.ended"
+
+
+async def test_a_handoff_nobody_does_expires_and_one_at_a_time(
+    asgi_server: str, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    run_id = await new_run(tenant)
+    theirs = await new_run(other_tenant)
+    async with agent("http", asgi_server, tenant.raw_key) as session:
+        opened = await call(
+            session,
+            "request_handoff",
+            run_id=run_id,
+            instructions="Solve the challenge",
+            timeout_seconds=10,
+            wait_seconds=0,
+        )
+        assert opened["status"] == "open" and "wait_for_handoff" in opened["message"]
+        second = await session.call_tool(
+            "request_handoff", {"run_id": run_id, "instructions": "And this", "wait_seconds": 0}
+        )
+        assert error_of(second)["code"] == "handoff.open"
+        elsewhere = await session.call_tool(
+            "request_handoff", {"run_id": theirs, "instructions": "Theirs", "wait_seconds": 0}
+        )
+        assert error_of(elsewhere)["code"] == "not_found"
+
+        expired = await call(
+            session,
+            "wait_for_handoff",
+            run_id=run_id,
+            handoff_id=opened["handoffId"],
+            wait_seconds=60,
+        )
+        assert expired["status"] == "expired" and expired["note"] is None
+        assert expired["message"].startswith("Expired")

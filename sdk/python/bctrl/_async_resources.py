@@ -735,7 +735,7 @@ class Handoffs:
         **o: Unpack[CallOptions],
     ) -> Handoff:
         """Opens a handoff on a running run (409 handoff.open when one is open, 409
-        run.not_running once the run ended); its `live_url` is for the person."""
+        run.ended once the run ended); its `live_url` is for the person."""
         body = handoff_body(instructions, timeout_ms, notify)
         path = f"/v1/runs/{run_id}/handoff"
         return Handoff.from_json(await self._api.json("POST", path, json=body, **o))

@@ -337,6 +337,8 @@ class Handoff(Model):
     run_id: str = ""
     status: str = ""
     instructions: str = ""
+    notify: bool = True
+    requested_by: str | None = None
     created_at: datetime | None = None
     expires_at: datetime | None = None
     ended_at: datetime | None = None
