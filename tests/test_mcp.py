@@ -192,10 +192,18 @@ async def test_an_agent_starts_drives_reads_and_stops_a_browser(
 
         stopped = await call(session, "stop_browser", run_id=run_id)
         assert stopped["status"] == "completed" and stopped["endedAt"]
-        recording = await session.read_resource(f"bctrl://runs/{run_id}/recording")
-        status = json.loads(recording.contents[0].text)  # type: ignore[union-attr]
-        assert status["runStatus"] == "completed"
-        assert status["recording"]["status"] in ("processing", "ready")
+        # The recording's status, as an agent reads it until the replay is ready.
+        deadline = time.monotonic() + 60
+        while True:
+            recording = await session.read_resource(f"bctrl://runs/{run_id}/recording")
+            status = json.loads(recording.contents[0].text)  # type: ignore[union-attr]
+            assert status["runStatus"] == "completed"
+            if status["recording"]["status"] == "ready":
+                break
+            assert status["recording"]["status"] in ("preparing", "processing"), status
+            assert time.monotonic() < deadline, status
+            await asyncio.sleep(0.3)
+        assert status["recording"]["durationMs"] > 0
 
         exported = await call(session, "export_files", run_id=run_id, types=["screenshot"])
         assert exported["status"] == "ready" and exported["fileCount"] >= 1
