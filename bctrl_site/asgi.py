@@ -11,6 +11,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.urls import re_path  # noqa: E402
 
 from bctrl_site.bodies import RequestBodies  # noqa: E402
+from bctrl_site.mcp_route import McpRoute  # noqa: E402
 from bctrl_site.routing import (  # noqa: E402
     cdp_urlpatterns,
     live_urlpatterns,
@@ -21,9 +22,10 @@ from recordings.ingest_route import RecordingIngestRoute  # noqa: E402
 application = ProtocolTypeRouter(
     {
         # The rrweb ingest's POSTs on a route of their own, outside the middleware chain
-        # (see recordings/ingest_route.py); every other request to Django, with a
-        # chunked body made readable (bctrl_site/bodies.py).
-        "http": RecordingIngestRoute(RequestBodies(django_asgi_app)),
+        # (see recordings/ingest_route.py); the MCP server at /mcp, whose tools call the
+        # API in process (bctrl_site/mcp_route.py); every other request to Django, with
+        # a chunked body made readable (bctrl_site/bodies.py).
+        "http": RecordingIngestRoute(McpRoute(RequestBodies(django_asgi_app))),
         # The CDP proxy and the live view first, with Origin rules of their own (see
         # bctrl_site/routing.py); every other websocket is for web pages and needs an
         # Origin of ALLOWED_HOSTS.

@@ -98,7 +98,24 @@ def routed_meta(scope: Scope) -> dict[str, Any] | None:
         or settings.USE_X_FORWARDED_HOST
     ):
         return None
-    # As ASGIRequest builds META: repeated headers joined with ",", names with "_" dropped.
+    meta = header_meta(scope)
+    host = meta.get("HTTP_HOST")
+    if not host:
+        return None  # Django rebuilds it from the server's name and port
+    if not host_allowed(host):
+        return None  # Django answers DisallowedHost
+    secure = is_secure(scope, meta)
+    if settings.SECURE_SSL_REDIRECT and not secure:
+        return None  # SecurityMiddleware redirects (unless the path is exempt)
+    meta["wsgi.url_scheme"] = "https" if secure else "http"
+    client = scope.get("client")
+    meta["REMOTE_ADDR"] = client[0] if client else ""  # as ASGIRequest sets it
+    return meta
+
+
+def header_meta(scope: Scope) -> dict[str, Any]:
+    """The request's headers as Django's META names them: as ASGIRequest builds META,
+    repeated headers joined with ",", names with "_" dropped."""
     meta: dict[str, Any] = {}
     for raw_name, raw_value in scope.get("headers", ()):
         name = raw_name.decode("latin1")
@@ -112,22 +129,17 @@ def routed_meta(scope: Scope) -> dict[str, Any] | None:
             key = "HTTP_" + name.upper().replace("-", "_")
         value = raw_value.decode("latin1")
         meta[key] = f"{meta[key]},{value}" if key in meta else value
-    host = meta.get("HTTP_HOST")
-    if not host:
-        return None  # Django rebuilds it from the server's name and port
+    return meta
+
+
+def host_allowed(host: str) -> bool:
+    """Whether a `Host` (or an origin's host) is one of ALLOWED_HOSTS, as Django judges
+    it (`.example.com` for its subdomains, `*`; with DEBUG and none set, localhost)."""
     allowed = settings.ALLOWED_HOSTS
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]
     domain, _ = split_domain_port(host)
-    if not domain or not validate_host(domain, allowed):
-        return None  # Django answers DisallowedHost
-    secure = is_secure(scope, meta)
-    if settings.SECURE_SSL_REDIRECT and not secure:
-        return None  # SecurityMiddleware redirects (unless the path is exempt)
-    meta["wsgi.url_scheme"] = "https" if secure else "http"
-    client = scope.get("client")
-    meta["REMOTE_ADDR"] = client[0] if client else ""  # as ASGIRequest sets it
-    return meta
+    return bool(domain) and validate_host(domain, allowed)
 
 
 def is_secure(scope: Scope, meta: dict[str, Any]) -> bool:
@@ -208,7 +220,13 @@ async def take_batch(
             content_type="application/json",
         )
         response._has_been_logged = True  # type: ignore[attr-defined]
-    for name, value in security_headers(secure=meta["wsgi.url_scheme"] == "https"):
+    await send_response(scope, send, response, secure=meta["wsgi.url_scheme"] == "https")
+
+
+async def send_response(scope: Scope, send: Send, response: HttpResponse, *, secure: bool) -> None:
+    """Sends a Django response answered outside Django, with the headers and the log line
+    the middleware chain would have given it."""
+    for name, value in security_headers(secure=secure):
         if name not in response:
             response[name] = value
     content = response.content

@@ -330,6 +330,32 @@ def test_viewer_links_and_their_leases(client: Bctrl) -> None:
     assert raised.value.code == "lease.invalid_lifetime"
 
 
+def test_handoffs_are_opened_waited_for_completed_and_cancelled(client: Bctrl) -> None:
+    run = client.runs.create(name="handoffs")
+    opened = client.runs.handoffs.create(
+        run.id, instructions="Type the code", timeout_ms=60_000, notify=False
+    )
+    assert opened.is_open and opened.live_url and "/embed/live/" in opened.live_url
+    assert opened.expires_at is not None and opened.requested_by == "acme key"
+    with pytest.raises(ConflictError) as raised:
+        client.runs.handoffs.create(run.id, instructions="Another")
+    assert raised.value.code == "handoff.open"
+    # Still open after the wait: answered open, without its live URL.
+    waited = client.runs.handoffs.wait(run.id, opened.id, timeout=0.3)
+    assert waited.is_open and waited.live_url is None
+    assert [h.id for h in client.runs.handoffs.list(run.id)] == [opened.id]
+    done = client.runs.handoffs.complete(run.id, opened.id, note="Done it")
+    assert done.status == "completed" and done.note == "Done it"
+    assert done.completed_by == "acme key" and done.ended_at is not None
+    assert client.runs.handoffs.retrieve(run.id, opened.id, wait_ms=10_000).note == "Done it"
+    with pytest.raises(ConflictError) as raised:
+        client.runs.handoffs.cancel(run.id, opened.id)
+    assert raised.value.code == "handoff.ended"
+    second = client.runs.handoffs.create(run.id, instructions="Never mind")
+    assert client.runs.handoffs.cancel(run.id, second.id).status == "cancelled"
+    assert [h.id for h in client.runs.handoffs.list(run.id)] == [second.id, opened.id]
+
+
 def test_the_space_and_its_upstream_account(client: Bctrl, tenant: Tenant) -> None:
     space = client.spaces.retrieve(tenant.space.id)
     assert space.slug == "acme" and space.embed_origins == ["*"]

@@ -138,10 +138,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 _API_PREFIXES = ("/v1/", "/api/v1/", "/client/v4/")
+MCP_PATHS = ("/mcp", "/mcp/")  # the MCP server (bctrl_site/mcp_route.py)
 
 
 def is_api_path(path: str) -> bool:
-    return path.startswith(_API_PREFIXES)
+    return path.startswith(_API_PREFIXES) or path in MCP_PATHS
 
 
 def api_error_response(status_code: int, code: str, message: str) -> JsonResponse:

@@ -7,6 +7,7 @@ client.runs.activity.list/stream      client.runs.commands.list/iter/create
 client.runs.artifacts.list/iter/upload/download
 client.runs.files.list/iter/export/retrieve_export/download_export
 client.runs.leases.list/iter          client.leases.revoke
+client.runs.handoffs.create/retrieve/wait/list/complete/cancel
 client.runs.recording_events.ingest   client.spaces.retrieve/update, .upstream
 """
 
@@ -32,6 +33,7 @@ from bctrl._models import (
     Event,
     EventsAppended,
     Export,
+    Handoff,
     Lease,
     LiveViewer,
     Profile,
@@ -51,9 +53,11 @@ from bctrl._models import (
 from bctrl._pagination import AsyncOffsetPage, AsyncPage
 from bctrl._resources import (
     EXPORT_POLL_S,
+    HANDOFF_WAIT_MAX_MS,
     START_TIMEOUT_S,
     Progress,
     file_form,
+    handoff_body,
     joined,
     sse_timeout,
     start_body,
@@ -715,6 +719,72 @@ class Files:
         return await _download(self._api, export.download_url, to, on_progress, o)
 
 
+class Handoffs:
+    """Handoffs of a run: ask a person to do a step (`create`), then wait for them."""
+
+    def __init__(self, api: AsyncAPI) -> None:
+        self._api = api
+
+    async def create(
+        self,
+        run_id: str,
+        *,
+        instructions: str,
+        timeout_ms: int | None = None,
+        notify: bool | None = None,
+        **o: Unpack[CallOptions],
+    ) -> Handoff:
+        """Opens a handoff on a running run (409 handoff.open when one is open, 409
+        run.ended once the run ended); its `live_url` is for the person."""
+        body = handoff_body(instructions, timeout_ms, notify)
+        path = f"/v1/runs/{run_id}/handoff"
+        return Handoff.from_json(await self._api.json("POST", path, json=body, **o))
+
+    async def retrieve(
+        self,
+        run_id: str,
+        handoff_id: str,
+        *,
+        wait_ms: int | None = None,
+        **o: Unpack[CallOptions],
+    ) -> Handoff:
+        """The handoff; with `wait_ms` (up to 60,000) the server answers once it is no
+        longer open, or when that time has passed (still open)."""
+        if wait_ms is not None:
+            o.setdefault("timeout", httpx.Timeout(wait_ms / 1000 + 30.0, connect=10.0))
+        path = f"/v1/runs/{run_id}/handoff/{handoff_id}"
+        return Handoff.from_json(await self._api.json("GET", path, params={"waitMs": wait_ms}, **o))
+
+    async def wait(self, run_id: str, handoff_id: str, *, timeout: float = 300.0) -> Handoff:
+        """The handoff once it is no longer open, or still open after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            handoff = await self.retrieve(
+                run_id, handoff_id, wait_ms=max(0, min(left_ms, HANDOFF_WAIT_MAX_MS))
+            )
+            if not handoff.is_open or left_ms <= HANDOFF_WAIT_MAX_MS:
+                return handoff
+
+    async def list(self, run_id: str, **o: Unpack[CallOptions]) -> AsyncPage[Handoff]:
+        """The run's handoffs, newest first."""
+        answer = await self._api.json("GET", f"/v1/runs/{run_id}/handoffs", **o)
+        return AsyncPage(answer, Handoff.from_json, lambda next_: self.list(run_id, **o))
+
+    async def complete(
+        self, run_id: str, handoff_id: str, *, note: str | None = None, **o: Unpack[CallOptions]
+    ) -> Handoff:
+        """Marks the step done (`completed_by` is the key's name); 409 handoff.ended if
+        it is no longer open."""
+        body = {} if note is None else {"note": note}
+        path = f"/v1/runs/{run_id}/handoff/{handoff_id}/complete"
+        return Handoff.from_json(await self._api.json("POST", path, json=body, **o))
+
+    async def cancel(self, run_id: str, handoff_id: str, **o: Unpack[CallOptions]) -> Handoff:
+        path = f"/v1/runs/{run_id}/handoff/{handoff_id}/cancel"
+        return Handoff.from_json(await self._api.json("POST", path, **o))
+
+
 class Leases:
     def __init__(self, api: AsyncAPI) -> None:
         self._api = api
@@ -785,6 +855,7 @@ class Runs:
         self.artifacts = Artifacts(self._api)
         self.files = Files(self._api)
         self.leases = Leases(self._api)
+        self.handoffs = Handoffs(self._api)
         self.recording_events = RecordingEvents(self._api)
 
     def _run(self, raw: dict[str, Any]) -> Run:

@@ -23,6 +23,7 @@ __all__ = [
     "Event",
     "EventsAppended",
     "Export",
+    "Handoff",
     "Lease",
     "LiveViewer",
     "Model",
@@ -324,6 +325,31 @@ class RecordingBatchResult(Model):
     seq: int = 0
     event_count: int = 0
     duplicate: bool = False
+
+
+@dataclass
+class Handoff(Model):
+    """A request for a person to do a step of a run (a 2FA code, a challenge) while the
+    automation waits: `status` is open, then completed, expired or cancelled. `live_url`
+    (a live viewer with control, for the person) is only in the answer to its creation."""
+
+    id: str = ""
+    run_id: str = ""
+    status: str = ""
+    instructions: str = ""
+    notify: bool = True
+    requested_by: str | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    ended_at: datetime | None = None
+    completed_by: str | None = None
+    note: str | None = None
+    live_url: str | None = None
+    live_url_expires_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
 
 
 # Viewers and leases ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ client.runs.activity.list/stream      client.runs.commands.list/iter/create
 client.runs.artifacts.list/iter/upload/download
 client.runs.files.list/iter/export/retrieve_export/download_export
 client.runs.leases.list/iter          client.leases.revoke
+client.runs.handoffs.create/retrieve/wait/list/complete/cancel
 client.runs.recording_events.ingest   client.spaces.retrieve/update, .upstream
 """
 
@@ -32,6 +33,7 @@ from bctrl._models import (
     Event,
     EventsAppended,
     Export,
+    Handoff,
     Lease,
     LiveViewer,
     Profile,
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 # A start answers once the browser is up; placing and launching may take a while.
 START_TIMEOUT_S = 180.0
 EXPORT_POLL_S = 0.5
+# The longest a single `GET …/handoff/{id}?waitMs=` waits on the server; `wait` repeats it.
+HANDOFF_WAIT_MAX_MS = 60_000
 
 Progress = Callable[[int, int | None], None]
 
@@ -65,6 +69,15 @@ def joined(values: str | Sequence[str] | None) -> str | None:
     if values is None or isinstance(values, str):
         return values
     return ",".join(values)
+
+
+def handoff_body(instructions: str, timeout_ms: int | None, notify: bool | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"instructions": instructions}
+    if timeout_ms is not None:
+        body["timeoutMs"] = timeout_ms
+    if notify is not None:
+        body["notify"] = notify
+    return body
 
 
 def sse_timeout(base: float | httpx.Timeout | None) -> httpx.Timeout:
@@ -731,6 +744,72 @@ class Files:
         return _download(self._api, export.download_url, to, on_progress, o)
 
 
+class Handoffs:
+    """Handoffs of a run: ask a person to do a step (`create`), then wait for them."""
+
+    def __init__(self, api: SyncAPI) -> None:
+        self._api = api
+
+    def create(
+        self,
+        run_id: str,
+        *,
+        instructions: str,
+        timeout_ms: int | None = None,
+        notify: bool | None = None,
+        **o: Unpack[CallOptions],
+    ) -> Handoff:
+        """Opens a handoff on a running run (409 handoff.open when one is open, 409
+        run.ended once the run ended); its `live_url` is for the person."""
+        body = handoff_body(instructions, timeout_ms, notify)
+        path = f"/v1/runs/{run_id}/handoff"
+        return Handoff.from_json(self._api.json("POST", path, json=body, **o))
+
+    def retrieve(
+        self,
+        run_id: str,
+        handoff_id: str,
+        *,
+        wait_ms: int | None = None,
+        **o: Unpack[CallOptions],
+    ) -> Handoff:
+        """The handoff; with `wait_ms` (up to 60,000) the server answers once it is no
+        longer open, or when that time has passed (still open)."""
+        if wait_ms is not None:
+            o.setdefault("timeout", httpx.Timeout(wait_ms / 1000 + 30.0, connect=10.0))
+        path = f"/v1/runs/{run_id}/handoff/{handoff_id}"
+        return Handoff.from_json(self._api.json("GET", path, params={"waitMs": wait_ms}, **o))
+
+    def wait(self, run_id: str, handoff_id: str, *, timeout: float = 300.0) -> Handoff:
+        """The handoff once it is no longer open, or still open after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            handoff = self.retrieve(
+                run_id, handoff_id, wait_ms=max(0, min(left_ms, HANDOFF_WAIT_MAX_MS))
+            )
+            if not handoff.is_open or left_ms <= HANDOFF_WAIT_MAX_MS:
+                return handoff
+
+    def list(self, run_id: str, **o: Unpack[CallOptions]) -> Page[Handoff]:
+        """The run's handoffs, newest first."""
+        answer = self._api.json("GET", f"/v1/runs/{run_id}/handoffs", **o)
+        return Page(answer, Handoff.from_json, lambda next_: self.list(run_id, **o))
+
+    def complete(
+        self, run_id: str, handoff_id: str, *, note: str | None = None, **o: Unpack[CallOptions]
+    ) -> Handoff:
+        """Marks the step done (`completed_by` is the key's name); 409 handoff.ended if
+        it is no longer open."""
+        body = {} if note is None else {"note": note}
+        path = f"/v1/runs/{run_id}/handoff/{handoff_id}/complete"
+        return Handoff.from_json(self._api.json("POST", path, json=body, **o))
+
+    def cancel(self, run_id: str, handoff_id: str, **o: Unpack[CallOptions]) -> Handoff:
+        path = f"/v1/runs/{run_id}/handoff/{handoff_id}/cancel"
+        return Handoff.from_json(self._api.json("POST", path, **o))
+
+
 class Leases:
     def __init__(self, api: SyncAPI) -> None:
         self._api = api
@@ -799,6 +878,7 @@ class Runs:
         self.artifacts = Artifacts(self._api)
         self.files = Files(self._api)
         self.leases = Leases(self._api)
+        self.handoffs = Handoffs(self._api)
         self.recording_events = RecordingEvents(self._api)
 
     def _run(self, raw: dict[str, Any]) -> Run:

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from bctrl._client import Bctrl
+from bctrl._client import AsyncBctrl, Bctrl
 from bctrl._errors import (
     APIConnectionError,
     APIStatusError,
@@ -484,6 +484,24 @@ def replay(
             out.print(viewer.iframe_url)
             if viewer.status != "ready":
                 err.print(f"(the recording is {viewer.status})")
+
+
+# MCP -----------------------------------------------------------------------------------------
+
+
+@main.command("mcp")
+@click.pass_obj
+def mcp(state: State) -> None:
+    """Serves bctrl's MCP server on stdin/stdout, for an agent that runs it as a command:
+    tools to start and stop browsers, read runs, their activity and screenshots, get
+    replay and live URLs, ask a person for help. The key and server are the command's
+    (--api-key / BCTRL_API_KEY, --base-url / BCTRL_BASE_URL)."""
+    try:
+        from bctrl.mcp import serve_stdio
+    except ImportError:
+        fail("`bctrl mcp` needs the MCP SDK: pip install 'bctrl[mcp]'.", ERROR, False)
+    with reporting(False):
+        serve_stdio(AsyncBctrl(api_key=state.api_key, base_url=state.base_url))
 
 
 if __name__ == "__main__":
