@@ -138,7 +138,7 @@ class HandoffEndView(APIView):
 
     finish_status = Handoff.Status.COMPLETED
 
-    @extend_schema(operation_id="runs_handoff_end", request=CompleteIn, responses=OBJECT)
+    @extend_schema(operation_id="runs_handoff_complete", request=CompleteIn, responses=OBJECT)
     def post(self, request: Request, run_id: str, handoff_id: str) -> Response:
         run = selectors.run_of(space_of(request), run_id)
         handoff = selectors.handoff_of(run, handoff_id)
@@ -155,6 +155,10 @@ class HandoffEndView(APIView):
 
 class HandoffCancelView(HandoffEndView):
     finish_status = Handoff.Status.CANCELLED
+
+    @extend_schema(operation_id="runs_handoff_cancel", request=None, responses=OBJECT)
+    def post(self, request: Request, run_id: str, handoff_id: str) -> Response:
+        return super().post(request, run_id, handoff_id)
 
 
 @csrf_exempt
