@@ -1,13 +1,15 @@
-"""A handoff end to end in real Chromium: an automation (its own Playwright through the
-connectUrl) asks for a person and waits on the API; the person opens the answer's live URL,
-takes control, types the code into the remote page, and says "Done" with a note; the
-automation's wait returns with that note, and the browser is the automation's again."""
+"""A handoff end to end in real Chromium: an agent (its own Playwright through the
+connectUrl, and bctrl's MCP server over streamable HTTP with the `mcp` SDK's client) asks
+for a person and waits; the person opens the live URL it was given, takes control, types
+the code into the remote page, and says "Done" with a note; the agent's wait returns with
+that note, and the browser is the automation's again."""
 
+import asyncio
+import queue
 import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from runs.activity import activity_items
@@ -15,6 +17,7 @@ from runs.models import Event, Run
 from tests.conftest import Tenant, sign_in
 
 from .test_live_browser import REMOTE_PAGE, click_picture
+from .test_mcp import agent, call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,26 +28,34 @@ def test_a_person_does_the_step_an_automation_asked_for_and_its_wait_returns_the
     automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
     remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
     remote.set_content(REMOTE_PAGE)
-    api = httpx.Client(
-        base_url=asgi_server, headers={"Authorization": f"Bearer {tenant.raw_key}"}, timeout=90
-    )
     run_id = started["runId"]
-    asked = api.post(
-        f"/v1/runs/{run_id}/handoff",
-        json={"instructions": "Type the code from the owner's phone", "timeoutMs": 300_000},
-    )
-    assert asked.status_code == 201, asked.text
-    handoff = asked.json()
 
-    # The automation waits for the person, as an agent would, on the API.
+    async def ask_then_wait(asked: "queue.Queue[dict[str, Any]]") -> dict[str, Any]:
+        async with agent("http", asgi_server, tenant.raw_key) as session:
+            handoff = await call(
+                session,
+                "request_handoff",
+                run_id=run_id,
+                instructions="Type the code from the owner's phone",
+                wait_seconds=0,
+            )
+            asked.put(handoff)  # the agent hands the live URL to a person
+            return dict(
+                await call(
+                    session,
+                    "wait_for_handoff",
+                    run_id=run_id,
+                    handoff_id=handoff["handoffId"],
+                    wait_seconds=90,
+                )
+            )
+
+    asked: queue.Queue[dict[str, Any]] = queue.Queue()
     waited: dict[str, Any] = {}
-
-    def wait() -> None:
-        answer = api.get(f"/v1/runs/{run_id}/handoff/{handoff['id']}", params={"waitMs": 60_000})
-        waited.update(answer.json())
-
-    waiter = threading.Thread(target=wait)
+    waiter = threading.Thread(target=lambda: waited.update(asyncio.run(ask_then_wait(asked))))
     waiter.start()
+    handoff = asked.get(timeout=60)
+    assert handoff["status"] == "open"
 
     # The space's members see at a glance that the run asks for a person.
     dashboard = chromium.new_context().new_page()
