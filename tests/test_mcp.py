@@ -452,3 +452,51 @@ async def test_a_handoff_nobody_does_expires_and_one_at_a_time(
         )
         assert expired["status"] == "expired" and expired["note"] is None
         assert expired["message"].startswith("Expired")
+
+
+@pytest.mark.browser
+async def test_an_agent_drives_with_its_browser_mcp_and_reads_the_run_with_bctrls(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant
+) -> None:
+    """Seed 003's set-up with bctrl beside it: the agent drives the browser with its own
+    browser MCP server (chrome-devtools-mcp on the Browser Run devtools endpoint), and
+    bctrl's MCP server gives it the run that made: its activity, a replay, a handoff."""
+    binary = settings.BASE_DIR / "node_modules" / ".bin" / "chrome-devtools-mcp"
+    assert binary.exists(), "`make test` installs chrome-devtools-mcp from package.json"
+    account = tenant.space.id
+    endpoint = (
+        asgi_server.replace("http://", "ws://", 1)
+        + f"/client/v4/accounts/{account}/browser-rendering/devtools/browser?keep_alive=600000"
+    )
+    browser_server = StdioServerParameters(
+        command=str(binary),
+        args=[
+            f"--wsEndpoint={endpoint}",
+            f"--wsHeaders={json.dumps({'Authorization': f'Bearer {tenant.raw_key}'})}",
+            "--no-usage-statistics",
+            "--no-performance-crux",
+        ],
+    )
+    async with (
+        stdio_client(browser_server) as (read, write),
+        ClientSession(read, write) as browser,
+        agent("stdio", asgi_server, tenant.raw_key) as runs,
+    ):
+        await browser.initialize()
+        opened = await browser.call_tool("new_page", {"url": f"{asgi_server}/demo/help"})
+        assert not opened.is_error, opened.content
+        found = await call(runs, "list_runs", status=["running"])
+        (run,) = found["runs"]
+        text = await activity_until(runs, run["id"], "Navigated to Help")
+        assert "Navigated to Help" in text
+        replay = await call(runs, "replay_url", run_id=run["id"])
+        assert urlsplit(replay["url"]).path.startswith("/embed/replay/")
+        asked = await call(
+            runs,
+            "request_handoff",
+            run_id=run["id"],
+            instructions="Check the help page reads well",
+            wait_seconds=0,
+        )
+        assert asked["status"] == "open"
+        await call(runs, "stop_browser", run_id=run["id"])
