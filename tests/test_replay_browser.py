@@ -68,11 +68,15 @@ def seed_three_chunks(tenant: Tenant) -> Run:
             data={"url": url},
         )
     middle = T0 + 60_000
-    # A person took over in the live view for two seconds on the middle page.
+    # The automation asked for a person, who took over in the live view for two seconds
+    # on the middle page and said it was done.
+    asked = {"handoffId": "hof_1", "instructions": "Type the code"}
     for seq, (when, type, extra) in enumerate(
         [
+            (middle, "handoff.requested", asked),
             (middle + 500, "control.requested", {}),
             (middle + 600, "control.granted", {}),
+            (middle + 2500, "handoff.completed", {"handoffId": "hof_1", "note": "done"}),
             (middle + 2600, "control.released", {"reason": "requested"}),
         ],
         start=3,
@@ -151,8 +155,13 @@ def test_replays_seeks_and_fetches_only_needed_chunks(
     assert page.locator(".scrub-marker").count() == 5
     assert page.locator(".scrub-inactive").count() == 2
     takeover = page.locator(".scrub-takeover")
-    assert takeover.count() == 1
-    assert takeover.get_attribute("title") == "ada controlled the browser for 2.0 s (handed back)"
+    assert takeover.count() == 2  # the takeover, and the handoff around it
+    assert page.locator("[data-takeover]").get_attribute("title") == (
+        "ada controlled the browser for 2.0 s (handed back)"
+    )
+    assert page.locator("[data-handoff]").get_attribute("title") == (
+        'ada did what was asked (2.5 s): Type the code — "done"'
+    )
     assert "0:00 / 20:04" in page.locator("[data-clock]").inner_text()
     assert page.locator(".target-tab").count() == 2
     page.screenshot(path=SHOTS.format("first-frame"))
