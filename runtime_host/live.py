@@ -11,6 +11,10 @@ layer (runs.liveview); viewers' input comes back over the same link.
 - Input is sent to the browser only as runs.control.INPUT_METHODS, on the tab's own
   CDP session; anything else is dropped and logged.
 - The link reconnects after a drop; without it the browser runs and records as usual.
+- One screencast per tab serves both the viewers and the run's video
+  (runtime_host/video.py): a tab is screencast while viewers watch it or while the video
+  wants it, and each frame goes to the video and, when watched, to the viewers at their
+  own rate. A tab the video keeps cast also gives a new viewer its picture at once.
 """
 
 import asyncio
@@ -30,6 +34,7 @@ from runs.liveview import host_link_token, pack_frame
 
 if TYPE_CHECKING:
     from runtime_host.browser import ManagedBrowser, Target
+    from runtime_host.video import VideoCapture
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +47,13 @@ FOLLOW = ""  # the watch key of viewers that follow the automation's tab
 
 
 class LiveLink:
-    def __init__(self, browser: "ManagedBrowser") -> None:
+    def __init__(self, browser: "ManagedBrowser", video: "VideoCapture | None" = None) -> None:
         self.browser = browser
+        self.video = video
         self.ws: Any = None
         self.watch_until: dict[str, float] = {}  # FOLLOW or a pinned target → deadline
         self.casting: set[str] = set()  # target ids being screencast
+        self.watched: set[str] = set()  # those of them that viewers watch
         self.last_frame: dict[str, tuple[dict[str, Any], bytes]] = {}  # header, JPEG
         # The newest message per key not yet sent: text, or a frame (header, JPEG, to).
         self.outbox: dict[str, str | tuple[dict[str, Any], bytes, str]] = {}
@@ -223,7 +230,8 @@ class LiveLink:
     def _reconcile(self) -> None:
         if self.closed or self.browser.cdp is None:
             return
-        wanted = self._wanted()
+        self.watched = self._wanted()
+        wanted = self.watched | (self.video.wanted() if self.video is not None else set())
         for target_id in wanted - self.casting:
             self.casting.add(target_id)
             session = self.browser.sessions_by_target[target_id]
@@ -269,7 +277,8 @@ class LiveLink:
                     known["url"] = info.get("url", known.get("url", ""))
 
     def frame(self, target: "Target", params: dict[str, Any]) -> None:
-        """A `Page.screencastFrame`: acked at once, sent at most every `interval`."""
+        """A `Page.screencastFrame`: acked at once, handed to the video, and sent to
+        viewers at most every `interval`."""
         cdp = self.browser.cdp
         if cdp is None:
             return
@@ -279,6 +288,12 @@ class LiveLink:
         if target.target_id not in self.casting:
             return
         metadata = params.get("metadata") or {}
+        image = base64.b64decode(params.get("data") or "")
+        if self.video is not None:
+            shown_at = metadata.get("timestamp")
+            self.video.frame(
+                target.target_id, shown_at if isinstance(shown_at, int | float) else None, image
+            )
         self.frame_seq += 1
         header = {
             "target": target.target_id,
@@ -286,7 +301,9 @@ class LiveLink:
             "w": metadata.get("deviceWidth"),
             "h": metadata.get("deviceHeight"),
         }
-        self.last_frame[target.target_id] = (header, base64.b64decode(params.get("data") or ""))
+        self.last_frame[target.target_id] = (header, image)
+        if target.target_id not in self.watched:
+            return
         now = time.monotonic()
         due = self.next_send_at.get(target.target_id, 0.0)
         if now >= due:
@@ -298,6 +315,6 @@ class LiveLink:
     def _send_latest(self, target_id: str) -> None:
         self._scheduled.discard(target_id)
         frame = self.last_frame.get(target_id)
-        if frame is not None and target_id in self.casting:
+        if frame is not None and target_id in self.watched:
             self.next_send_at[target_id] = time.monotonic() + self.interval
             self._queue(f"frame:{target_id}", (*frame, ""))
