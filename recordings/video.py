@@ -14,9 +14,11 @@ frames and queues the task. The task takes each pending video (one conditional U
 two workers never encode the same one), and writes an MP4 with PyAV (libx264, yuv420p,
 preset veryfast, `+faststart` so a browser plays it before the end arrives) at a constant
 BCTRL_VIDEO_FPS: output frame i shows the newest picture taken before the middle of its
-slot, the first picture until then, so a still tab holds its last picture and the video
-spans the tab's time on the replay's timeline exactly (the processed target's start to
-end; a tab without a replay, its first frame to the recording's stop). Every picture is
+slot (the last one, before the end), the first picture until then, so a still tab holds
+its last picture and the video spans the tab's time on the replay's timeline (the
+processed target's start to its end, or to its last picture when a canvas changed after
+the page's last DOM event; a tab without a replay, its first frame to the recording's
+stop). Every picture is
 scaled and padded to the first one's size (even dimensions): a viewport may change.
 The MP4 goes to the storage of the recording's tier under a fixed name; the frames are
 deleted once it is there. A failure leaves the video `pending` for the sweep
@@ -243,15 +245,17 @@ class Span:
 
 def video_span(video: RecordingVideo) -> Span | None:
     """The part of the replay's timeline the target's video covers: its processed
-    target's span, else its frames' first time to the recording's stop."""
-    row = video.recording.targets.filter(target=video.target, playable=True).first()
-    if row is not None and row.start_timestamp is not None and row.end_timestamp is not None:
-        return Span(row.start_timestamp, row.end_timestamp)
+    target's span (to its last frame, if later), else its frames' first time to the
+    recording's stop."""
     times = RecordingFrames.objects.filter(
         recording_id=video.recording_id, target=video.target
     ).aggregate(first=Min("first_ms"), last=Max("last_ms"))
     if times["first"] is None:
         return None
+    row = video.recording.targets.filter(target=video.target, playable=True).first()
+    if row is not None and row.start_timestamp is not None and row.end_timestamp is not None:
+        # A canvas may go on changing after the page's last DOM event.
+        return Span(row.start_timestamp, max(row.end_timestamp, times["last"]))
     stopped = video.recording.stopped_at
     end = int(stopped.timestamp() * 1000) if stopped is not None else times["last"]
     return Span(times["first"], max(end, times["last"]))
@@ -349,7 +353,8 @@ def encode_mp4(
     try:
         stream: Any = None
         for index in range(count):
-            slot_ms = start_ms + (index + 0.5) * step_ms
+            # The last slot shows the last picture up to the end: a change there is kept.
+            slot_ms = end_ms if index == count - 1 else start_ms + (index + 0.5) * step_ms
             while pending is not None and pending[1][0] <= slot_ms:
                 current, pending = pending, next(upcoming, None)
             number, (_, jpeg) = current or pending  # type: ignore[misc]

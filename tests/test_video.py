@@ -4,8 +4,11 @@ where people get it: seed 004's download, `POST /v1/runs/{id}/recording`, the re
 page. The real browser's way (a canvas that turns from red to blue) is at the end."""
 
 import io
+import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import av
@@ -20,8 +23,9 @@ from recordings.storage import open_recording_file
 from recordings.video import frames_ingest, read_frames
 from runs.models import Run
 from runs.services import run_create
+from runtime_host.host import RuntimeHost
 
-from .conftest import Tenant, started_at_ms
+from .conftest import Tenant, db, start_runtime, started_at_ms, stop_runtime, wait_for
 from .test_recording_processing import custom, mutation, page_start
 
 RED = (230, 20, 20)
@@ -316,3 +320,87 @@ def test_the_runs_api_and_the_client_list_each_tabs_video(tenant: Tenant, asgi_s
         fetched = httpx.get(asgi_server + urlsplit(listed.url).path)
         assert fetched.status_code == 200 and fetched.headers["Content-Type"] == "video/mp4"
         assert near(colour_at(fetched.content, 1.0), RED)
+
+
+# --- The real browser's way -----------------------------------------------------------------
+
+CANVAS_PAGE = b"""<!doctype html><html><head><title>start</title></head>
+<body style="margin:0;overflow:hidden">
+<canvas id="c" width="640" height="400" style="display:block;width:100vw;height:100vh"></canvas>
+<script>
+const context = document.getElementById("c").getContext("2d");
+window.turns = {};
+function fill(colour, name) {
+  context.fillStyle = colour;
+  context.fillRect(0, 0, 640, 400);
+  requestAnimationFrame(() => { window.turns[name] = Date.now(); document.title = name; });
+}
+fill("rgb(230,20,20)", "red");
+setTimeout(() => fill("rgb(20,40,230)", "blue"), 2000);
+</script></body></html>"""
+
+
+class CanvasHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(CANVAS_PAGE)))
+        self.end_headers()
+        self.wfile.write(CANVAS_PAGE)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def canvas_site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CanvasHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/canvas"
+    server.shutdown()
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+async def test_a_canvas_that_turns_blue_is_red_then_blue_in_the_runs_mp4(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, canvas_site: str
+) -> None:
+    """rrweb cannot see a canvas; the video does. A real runtime records the page, the
+    run ends, the recording is processed and the Celery task encodes the tab's MP4."""
+    from playwright.async_api import async_playwright
+
+    from recordings.tasks import process_recording
+
+    started = await start_runtime(asgi_server, tenant)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
+        context = await browser.new_context(viewport={"width": 640, "height": 400})
+        page = await context.new_page()
+        await page.goto(canvas_site)
+        await page.wait_for_function("document.title === 'blue'", timeout=15_000)
+        await page.wait_for_timeout(1500)  # blue for a while, still
+        turns = await page.evaluate("window.turns")
+        # Stopped with the page open: the recording ends when the run does.
+        run = await stop_runtime(asgi_server, tenant, started)
+
+    recording = await db(lambda: Recording.objects.get(run=run))()
+    if recording.status != Recording.Status.READY:  # the stop's own processing raced
+        await db(lambda: process_recording.delay(recording.id, True))()
+    video = await wait_for(
+        lambda: RecordingVideo.objects.filter(
+            recording__run=run, status=RecordingVideo.Status.READY
+        ).first(),
+        timeout=60,
+        message="the tab's video",
+    )
+    recording = await db(lambda: Recording.objects.get(run=run))()
+    data = await db(mp4_bytes)(recording, video)
+    assert recording.duration_ms
+    assert abs(duration_s(data) * 1000 - recording.duration_ms) <= 0.05 * recording.duration_ms
+    assert video.start_ms is not None
+    red_at = (turns["red"] + 700 - video.start_ms) / 1000
+    blue_at = (turns["blue"] + 1000 - video.start_ms) / 1000
+    assert red_at < (turns["blue"] - video.start_ms) / 1000
+    assert near(colour_at(data, red_at), RED), colour_at(data, red_at)
+    assert near(colour_at(data, blue_at), BLUE), colour_at(data, blue_at)
