@@ -83,7 +83,8 @@ def recorded_run(
     `video`) its frames as a host sends them, stopped and processed."""
     start = start or int(time.time() * 1000) - 20_000
     run = started_at_ms(run_create(space=tenant.space, name="video"), start - 1000)
-    events = [*page_start(start), mutation(start + 2000), custom(start + 5000, "bctrl.end")]
+    events = [*page_start(start), mutation(start + 2000), custom(start + 2000, "turned blue")]
+    events.append(custom(start + 5000, "bctrl.end"))
     batch_ingest(run=run, target=TARGET, seq=1, events=events)
     if video:
         red, blue = solid_jpeg(640, 400, RED), solid_jpeg(640, 400, BLUE)
