@@ -15,6 +15,11 @@ layer (runs.liveview); viewers' input comes back over the same link.
   (runtime_host/video.py): a tab is screencast while viewers watch it or while the video
   wants it, and each frame goes to the video and, when watched, to the viewers at their
   own rate. A tab the video keeps cast also gives a new viewer its picture at once.
+  A tab that only the video wants is throttled at the source: its frames are acked when
+  the video's next slot comes (Chromium sends nothing more while two frames wait), so
+  Chromium encodes about BCTRL_VIDEO_FPS pictures a second instead of up to 60. A change
+  that came while frames waited would be lost once the page goes still, so a quiet
+  SETTLE_S after held frames restarts the screencast, which sends the picture as it is.
 """
 
 import asyncio
@@ -44,6 +49,7 @@ TITLES_S = 1.0
 RELAY_TIMEOUT_S = 1.0
 RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 FOLLOW = ""  # the watch key of viewers that follow the automation's tab
+SETTLE_S = 0.5
 
 
 class LiveLink:
@@ -54,6 +60,9 @@ class LiveLink:
         self.watch_until: dict[str, float] = {}  # FOLLOW or a pinned target → deadline
         self.casting: set[str] = set()  # target ids being screencast
         self.watched: set[str] = set()  # those of them that viewers watch
+        self.held_acks: dict[str, list[tuple[Any, str]]] = {}  # target → (ack id, session)
+        self.frames_of: dict[str, int] = {}  # target → frames received
+        self.refreshing: set[str] = set()  # targets whose screencast was just restarted
         self.last_frame: dict[str, tuple[dict[str, Any], bytes]] = {}  # header, JPEG
         # The newest message per key not yet sent: text, or a frame (header, JPEG, to).
         self.outbox: dict[str, str | tuple[dict[str, Any], bytes, str]] = {}
@@ -282,9 +291,18 @@ class LiveLink:
         cdp = self.browser.cdp
         if cdp is None:
             return
-        cdp.send_nowait(
-            "Page.screencastFrameAck", {"sessionId": params.get("sessionId")}, target.session_id
-        )
+        target_id = target.target_id
+        self.frames_of[target_id] = self.frames_of.get(target_id, 0) + 1
+        delay = 0.0
+        if self.video is not None and target_id not in self.watched:
+            delay = 0.0 if target_id in self.refreshing else self.video.ack_delay(target_id)
+        self.refreshing.discard(target_id)
+        if delay > 0:
+            self._hold_ack(target_id, params.get("sessionId"), target.session_id, delay)
+        else:
+            cdp.send_nowait(
+                "Page.screencastFrameAck", {"sessionId": params.get("sessionId")}, target.session_id
+            )
         if target.target_id not in self.casting:
             return
         metadata = params.get("metadata") or {}
@@ -311,6 +329,35 @@ class LiveLink:
         elif target.target_id not in self._scheduled:
             self._scheduled.add(target.target_id)
             asyncio.get_running_loop().call_later(due - now, self._send_latest, target.target_id)
+
+    def _hold_ack(self, target_id: str, ack: Any, session: str, delay: float) -> None:
+        held = self.held_acks.setdefault(target_id, [])
+        held.append((ack, session))
+        if len(held) == 1:
+            asyncio.get_running_loop().call_later(delay, self._release_acks, target_id)
+
+    def _release_acks(self, target_id: str) -> None:
+        cdp = self.browser.cdp
+        held = self.held_acks.pop(target_id, [])
+        if cdp is None or self.closed:
+            return
+        for ack, session in held:
+            cdp.send_nowait("Page.screencastFrameAck", {"sessionId": ack}, session)
+        seen = self.frames_of.get(target_id, 0)
+        asyncio.get_running_loop().call_later(SETTLE_S, self._settle, target_id, seen)
+
+    def _settle(self, target_id: str, seen: int) -> None:
+        """No frame since held ones were acked: restart the screencast for the picture as
+        it is now (a change made while frames waited was not sent)."""
+        cdp = self.browser.cdp
+        session = self.browser.sessions_by_target.get(target_id)
+        if self.frames_of.get(target_id, 0) != seen or target_id not in self.casting:
+            return
+        if cdp is None or session is None or self.closed:
+            return
+        self.refreshing.add(target_id)
+        cdp.send_nowait("Page.stopScreencast", {}, session)
+        cdp.send_nowait("Page.startScreencast", SCREENCAST, session)
 
     def _send_latest(self, target_id: str) -> None:
         self._scheduled.discard(target_id)

@@ -52,6 +52,13 @@ class VideoCapture:
             if info.get("type") == "page" and target_id in self.browser.sessions_by_target
         }
 
+    def ack_delay(self, target_id: str) -> float:
+        """Seconds until this target's next frame is kept: a screencast that only the
+        video wants acks a frame then (runtime_host/live.py), so Chromium waits too."""
+        if not self.enabled:
+            return 0.0
+        return max(0.0, self.kept_at.get(target_id, 0.0) + self.interval - time.monotonic())
+
     def frame(self, target_id: str, shown_at: float | None, jpeg: bytes) -> None:
         """A screencast frame of `target_id`, shown at `shown_at` (seconds since the
         epoch, the frame's metadata; now when it has none)."""
