@@ -7,7 +7,8 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
 .PHONY: setup run test check chromium migrate clean benchmark benchmark-ingest benchmark-replay \
-	benchmark-runtimes benchmark-leases benchmark-live benchmark-s3 benchmark-capacity
+	benchmark-runtimes benchmark-leases benchmark-live benchmark-s3 benchmark-capacity \
+	benchmark-video
 
 setup: $(STAMP_PY) $(STAMP_NPM) chromium var
 
@@ -73,6 +74,9 @@ benchmark-live: setup
 
 benchmark-capacity: setup
 	$(PY) -m benchmarks.capacity
+
+benchmark-video: setup
+	$(PY) -m benchmarks.video
 
 benchmark-s3: setup
 	$(PY) -m benchmarks.object_storage

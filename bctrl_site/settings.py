@@ -538,6 +538,10 @@ BCTRL_LIVE_MESSAGE_MAX_BYTES = envint("BCTRL_LIVE_MESSAGE_MAX_BYTES", 4096)
 # Largest message a runtime host may send on its link: a screencast frame (JPEG of at
 # most 1280x1280, typically 10-200 KB).
 BCTRL_HOST_LINK_MESSAGE_MAX_BYTES = envint("BCTRL_HOST_LINK_MESSAGE_MAX_BYTES", 4 * 1024 * 1024)
+# Video of recorded runs (runtime_host.video, recordings.video): frames per second a
+# runtime host keeps of each recorded tab's screencast (only when the picture changes)
+# and the frame rate of the MP4s encoded from them; 0 turns video off.
+BCTRL_VIDEO_FPS = float(envstr("BCTRL_VIDEO_FPS", "5"))
 # How often an open live view re-checks its lease and its run.
 BCTRL_LIVE_RECHECK_S = float(envstr("BCTRL_LIVE_RECHECK_S", "2"))
 # A human controller with no input for this long hands control back.

@@ -384,6 +384,8 @@ def report(
         ("stress, on", stress[True]),
         ("stress, off", stress[False]),
     ):
+        if not group:  # skipped (--flows 0, --stress 0)
+            continue
         lines.append(
             f"| {label} | {statistics.median(s.rrweb_events for s in group):,.0f} "
             f"| {statistics.median(s.rrweb_bytes for s in group) / 1024:,.0f} KiB "

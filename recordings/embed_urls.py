@@ -16,6 +16,7 @@ urlpatterns = [
     ),
     path("embed/replay/<str:token>/inspector", embeds.replay_inspector, name="replay-inspector"),
     path("embed/replay/<str:token>/live/<str:target>", embeds.replay_live, name="replay-live"),
+    path("embed/replay/<str:token>/video/<str:target>", embeds.replay_video, name="replay-video"),
     path("embed/activity/<str:token>", embeds.activity_page, name="activity"),
     path("embed/activity/<str:token>/stream", embeds.activity_stream, name="activity-stream"),
     path("embed/live/<str:token>", embeds.live_page, name="live"),

@@ -9,8 +9,10 @@ lease token, recordings.leases):
   ("activity", "network", "console", "commands"), none without one (the lease decides,
   never a query parameter; without "activity" the manifest carries no activity either).
   The player posts its playhead to the parent window (below).
-- `GET /embed/replay/<token>/manifest`, `…/chunks/<target>`, `…/live/<target>`: the
-  player's data, through manifest_data / chunks_response / live_response of
+- `GET /embed/replay/<token>/manifest`, `…/chunks/<target>`, `…/live/<target>`,
+  `…/video/<target>` (the tab's MP4, also the `url` of each video that
+  `POST /v1/runs/{id}/recording` answers): the player's data, through manifest_data /
+  chunks_response / live_response / target_video_response of
   recordings/views.py with embed URLs; the lease is checked again on every request.
   `…/inspector`: recordings.inspector's rows of the sections the lease's components
   name (403 `lease.wrong_kind` when it names none).
@@ -81,6 +83,7 @@ from recordings.views import (
     chunks_response,
     live_response,
     manifest_data,
+    target_video_response,
 )
 from runs.api.streams import ActivityFeed, Refused, sse_loop, sse_response
 from runs.liveview import live_ws_path
@@ -157,6 +160,7 @@ def embed_replay_urls(token: str) -> ReplayUrls:
     return ReplayUrls(
         chunks=lambda target: reverse("embed:replay-chunks", args=[token, target]),
         live=lambda target: reverse("embed:replay-live", args=[token, target]),
+        video=lambda target: reverse("embed:replay-video", args=[token, target]),
     )
 
 
@@ -227,6 +231,13 @@ def replay_chunks(
     request: HttpRequest, lease: ViewerLease, token: str, target: str
 ) -> HttpResponseBase:
     return chunks_response(request, lease.run, target)
+
+
+@_replay_data
+def replay_video(
+    request: HttpRequest, lease: ViewerLease, token: str, target: str
+) -> HttpResponseBase:
+    return target_video_response(request, lease.run, target)
 
 
 @_replay_data

@@ -31,7 +31,7 @@ from recordings.leases import (
     lifetime_seconds,
 )
 from recordings.models import ViewerLease
-from recordings.selectors import runs_api_status
+from recordings.selectors import runs_api_status, videos_of
 from runs import selectors
 from runs.api.auth import space_of
 from runs.api.errors import Invalid
@@ -120,7 +120,8 @@ class RecordingViewerView(APIView):
             "the recording's status: the page says when there is nothing to play yet. "
             'Pass `components: ["activity"]` to also receive `activityStreamUrl` (and the '
             "activity beside the player); `network`, `console` and `commands` add those tabs "
-            "of the replay's inspector. "
+            "of the replay's inspector. `videos` lists each recorded tab's MP4 once "
+            "encoded, at a URL of the same lease. "
             "`expiresInSeconds` outside 60 to 86400 (or not an integer) is a 422."
         ),
         request=RecordingViewerIn,
@@ -146,6 +147,18 @@ class RecordingViewerView(APIView):
             body["activityStreamUrl"] = embed_url("activity_stream", minted.token)
         body["status"] = runs_api_status(recording)
         body["durationMs"] = recording.duration_ms if recording is not None else None
+        body["videos"] = [
+            {
+                "target": video.target,
+                "url": f"{viewer}/video/{video.target}",
+                "durationMs": video.duration_ms,
+                "bytes": video.size_bytes,
+                "width": video.width,
+                "height": video.height,
+                "startMs": video.start_ms,
+            }
+            for video in (videos_of(recording) if recording is not None else [])
+        ]
         body["expiresAt"] = iso(minted.lease.expires_at)
         return Response(body)
 

@@ -263,3 +263,73 @@ class UpstreamSessionSkip(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id} (no recording)"
+
+
+class RecordingFrames(models.Model):
+    """One batch of a page target's screencast frames as the runtime host sent it: JPEG
+    pictures with the time each was shown, in one file (recordings.video's format), kept
+    until the target's video is encoded."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="frames")
+    target = models.CharField(max_length=100)
+    seq = models.PositiveIntegerField()
+    frame_count = models.PositiveIntegerField()
+    first_ms = models.BigIntegerField(help_text="ms since the epoch of the first frame")
+    last_ms = models.BigIntegerField()
+    size_bytes = models.PositiveIntegerField()
+    path = models.CharField(max_length=300, help_text="Name in the default storage")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recording", "target", "seq"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recording", "target", "seq"], name="recording_frames_seq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recording_id}/{self.target} frames #{self.seq}"
+
+
+class RecordingVideo(models.Model):
+    """The H.264 MP4 of one page target, encoded from its frames once the recording is
+    ready (recordings.video). It spans `start_ms` to `end_ms` (epoch ms, the replay's
+    clock): second s of the video is what the tab showed at start_ms + 1000 s."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ENCODING = "encoding"
+        READY = "ready"
+        FAILED = "failed"
+
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="videos")
+    target = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    start_ms = models.BigIntegerField(null=True, blank=True)
+    end_ms = models.BigIntegerField(null=True, blank=True)
+    frame_count = models.PositiveIntegerField(default=0, help_text="Frames the host captured")
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    path = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    encoding_started_at = models.DateTimeField(null=True, blank=True)
+    encoded_at = models.DateTimeField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recording", "start_ms", "target"]
+        constraints = [
+            models.UniqueConstraint(fields=["recording", "target"], name="recording_video")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recording_id}/{self.target} video ({self.status})"
+
+    @property
+    def duration_ms(self) -> int:
+        if self.start_ms is None or self.end_ms is None:
+            return 0
+        return self.end_ms - self.start_ms

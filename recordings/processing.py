@@ -92,9 +92,16 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from recordings.models import Recording, RecordingBatch, RecordingTarget
+from recordings.models import (
+    Recording,
+    RecordingBatch,
+    RecordingFrames,
+    RecordingTarget,
+    RecordingVideo,
+)
 from recordings.services import recording_dir
 from recordings.storage import open_recording_file
+from recordings.video import queue_encoding, videos_prepare, videos_sweep
 from runs.live import notify_run_changed
 from runs.models import Event
 
@@ -359,6 +366,8 @@ def _finish(
         if not _owned(recording_id, started).update(**changes):
             raise LostOwnership(recording_id)
         _notify(recording_id, changes["status"])
+        if changes["status"] == Recording.Status.READY and videos_prepare(recording_id):
+            queue_encoding(recording_id)  # the tabs' MP4s (recordings.video), after commit
     return Recording.objects.get(pk=recording_id)
 
 
@@ -785,6 +794,9 @@ def recording_delete_files(recording: Recording) -> int:
         *RecordingTarget.objects.filter(recording=recording)
         .exclude(path="")
         .values_list("path", flat=True),
+        *RecordingVideo.objects.filter(recording=recording)
+        .exclude(path="")
+        .values_list("path", flat=True),
     ]
     deleted = 0
     for storage in storages:
@@ -794,6 +806,8 @@ def recording_delete_files(recording: Recording) -> int:
                 deleted += 1
     RecordingBatch.objects.filter(recording=recording).update(path="")
     RecordingTarget.objects.filter(recording=recording).update(path="")
+    RecordingVideo.objects.filter(recording=recording).update(path="")
+    RecordingFrames.objects.filter(recording=recording).delete()  # files under its folder
     return deleted
 
 
@@ -815,6 +829,7 @@ def _walk(storage: Storage, folder: str) -> list[str]:
 class SweepResult:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)  # recordings whose videos were re-queued
 
 
 def recordings_sweep_stuck() -> SweepResult:
@@ -823,6 +838,7 @@ def recordings_sweep_stuck() -> SweepResult:
     Stuck: `processing` and started more than the processing timeout ago (the worker died
     or raised), or `preparing` for more than a minute since the stop (the enqueue was
     lost), or `preparing` and re-queued more than the timeout ago (still not taken).
+    Videos that wait are queued again too (recordings.video.videos_sweep).
     """
     from recordings.tasks import process_recording
 
@@ -854,6 +870,7 @@ def recordings_sweep_stuck() -> SweepResult:
             logger.warning("Re-queuing stuck recording %s (attempts so far: %d)", pk, attempts)
             result.requeued.append(pk)
             process_recording.delay(pk)
+    result.videos = videos_sweep()
     return result
 
 
@@ -875,9 +892,12 @@ def recordings_expire() -> ExpiryResult:
             if due.filter(pk=pk).update(status=Recording.Status.EXPIRED):
                 result.expired.append(pk)
                 _notify(pk, Recording.Status.EXPIRED)
-    has_files = Exists(
-        RecordingBatch.objects.filter(recording=OuterRef("pk")).exclude(path="")
-    ) | Exists(RecordingTarget.objects.filter(recording=OuterRef("pk")).exclude(path=""))
+    has_files = (
+        Exists(RecordingBatch.objects.filter(recording=OuterRef("pk")).exclude(path=""))
+        | Exists(RecordingTarget.objects.filter(recording=OuterRef("pk")).exclude(path=""))
+        | Exists(RecordingVideo.objects.filter(recording=OuterRef("pk")).exclude(path=""))
+        | Exists(RecordingFrames.objects.filter(recording=OuterRef("pk")))
+    )
     purgeable = Recording.objects.filter(
         Q(status=Recording.Status.EXPIRED)
         | Q(status=Recording.Status.DELETED, deleted_at__lte=now - PURGE_DELETED_AFTER)

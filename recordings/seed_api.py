@@ -18,15 +18,22 @@ Status codes:
   or an event past BCTRL_RECORDING_MAX_EVENT_BYTES, 415 not JSON, 422 not a recording.
 - list 200; 400 when limit/offset are not non-negative integers or limit > 100.
 - download 200 when ready or archived; 202 with the seed's "processing" body while the
-  recording is still recording or being processed; 409 when it failed.
-- file (the signed URL) 200; 403 for a tampered or foreign token, 410 once expired,
-  404 when the recording is gone (deleted, expired) or not downloadable.
+  recording is still recording or being processed; 409 when it failed. Its
+  `download_url` is the MP4 of the recording's first tab (recordings.video) when the
+  recording has video, as in the seed (`duration` and `file_size` then the video's); a
+  202 "processing" while that video is being encoded; the rrweb events document (below)
+  when the recording has no video (video off) or with `?format=rrweb`. `?format=mp4`
+  asks for the video only (404 `recording.no_video` without one); another format is 400.
+- file (the signed URL) 200: the events document, or with `target=<tab>` that tab's MP4
+  (`video/mp4`, Range requests); 403 for a tampered or foreign token, 410 once expired,
+  404 when the recording is gone (deleted, expired), not downloadable, or has no such
+  video.
 - archive 200; 400 unless ready and in hot storage.
 - recover 200; 400 unless processing (our `preparing` counts as processing).
 - delete 200 (soft).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC
 from typing import Any
 from urllib.parse import urlencode
@@ -39,15 +46,21 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bctrl_site.storage import download_url
 from recordings import imports, selectors, services
 from recordings import storage as files
 from recordings.import_body import import_body
-from recordings.models import Recording
+from recordings.models import Recording, RecordingVideo
+from recordings.video import CONTENT_TYPE as VIDEO_TYPE
+from recordings.video import video_filename
+from recordings.views import video_response
 from runs.api.auth import space_of
 from runs.api.errors import ApiError, Conflict, NotFound, error_body
 from runs.api.throttles import LEASE
@@ -58,6 +71,7 @@ from runs.selectors import ObjectNotFound, active_run_of, run_of, runtime_of
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 PROCESSING_MESSAGE = "Recording is still being processed. Please try again later."
+FORMATS = ("mp4", "rrweb")
 RECORDING_MESSAGE = "Recording is still in progress. Stop it, then try again later."
 RECOVER_MESSAGE = "Recovery initiated. Recording will be reprocessed."
 
@@ -324,11 +338,26 @@ def recording_soft_delete(*, recording: Recording) -> Recording:
     return locked
 
 
+class DownloadNegotiation(DefaultContentNegotiation):
+    """`?format=` says what to download (mp4 or rrweb), not which renderer DRF picks:
+    the answer is always JSON."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
 class RecordingDownloadView(APIView):
     rate_scope = LEASE  # each answer mints a signed download URL
+    content_negotiation_class = DownloadNegotiation
 
     @extend_schema(operation_id="recordings_download", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, recording_id: str) -> Response:
+        wanted = request.query_params.get("format", "")
+        if wanted and wanted not in FORMATS:
+            raise BadRequest("format must be mp4 or rrweb.", code="invalid_parameter")
         recording = _recording(request, recording_id)
         if recording.status == Recording.Status.FAILED:
             raise Conflict(
@@ -345,6 +374,21 @@ class RecordingDownloadView(APIView):
                 },
                 status=202,
             )
+        if wanted != "rrweb":
+            video = selectors.videos_of(recording).first()
+            if video is not None:
+                return Response(_video_answer(request, recording, video))
+            if selectors.videos_waiting(recording) and not wanted:
+                return Response(
+                    {
+                        "recording_id": recording.id,
+                        "status": "processing",
+                        "message": PROCESSING_MESSAGE,
+                    },
+                    status=202,
+                )
+            if wanted == "mp4":
+                raise NotFound(f"Recording {recording.id} has no video.", code="recording.no_video")
         url = files.presigned_download_url(recording, _document_head(recording))
         if url is None:
             path = reverse("seed_api:recording-file", kwargs={"recording_id": recording.id})
@@ -363,6 +407,29 @@ class RecordingDownloadView(APIView):
                 "provider": files.provider_of(recording),
             }
         )
+
+
+def _video_answer(request: Request, recording: Recording, video: RecordingVideo) -> dict[str, Any]:
+    """The seed's download answer for a tab's MP4: a presigned URL on object storage,
+    else a signed URL of this server."""
+    url = download_url(
+        files.storage_of(recording),
+        video.path,
+        filename=video_filename(recording.id, video.target),
+        content_type=VIDEO_TYPE,
+    )
+    if url is None:
+        path = reverse("seed_api:recording-file", kwargs={"recording_id": recording.id})
+        query = {"token": files.download_token(recording), "target": video.target}
+        url = request.build_absolute_uri(path) + "?" + urlencode(query)
+    return {
+        "recording_id": recording.id,
+        "download_url": url,
+        "status": api_status(recording),
+        "duration": round(video.duration_ms / 1000),
+        "file_size": video.size_bytes,
+        "provider": files.provider_of(recording),
+    }
 
 
 def _document_head(recording: Recording) -> dict[str, Any]:
@@ -392,6 +459,12 @@ class RecordingFileView(APIView):
         )
         if recording is None or recording.status not in files.DOWNLOADABLE:
             raise ObjectNotFound(f"No recording {recording_id!r} to download.")
+        target = request.query_params.get("target")
+        if target is not None:
+            video = selectors.videos_of(recording).filter(target=target).first()
+            if video is None:
+                raise ObjectNotFound(f"No video of tab {target!r} in {recording_id!r}.")
+            return video_response(request._request, recording, video, attachment=True)
         parts = files.events_document(
             _document_head(recording), recording, files.target_files(recording)
         )

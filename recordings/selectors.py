@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from recordings.models import MIN_PLAYABLE_MS, Recording, RecordingTarget
+from recordings.models import MIN_PLAYABLE_MS, Recording, RecordingTarget, RecordingVideo
 from runs.models import Run, Space
 from runs.selectors import ObjectNotFound
 
@@ -68,3 +68,17 @@ def run_recording_summary(run: Run) -> dict[str, Any]:
 
 def targets_of(recording: Recording) -> QuerySet[RecordingTarget]:
     return recording.targets.order_by("start_timestamp", "target")
+
+
+def videos_of(recording: Recording) -> QuerySet[RecordingVideo]:
+    """The recording's encoded tab videos, first tab first."""
+    return recording.videos.filter(status=RecordingVideo.Status.READY).order_by(
+        "start_ms", "target"
+    )
+
+
+def videos_waiting(recording: Recording) -> bool:
+    """Whether a video of the recording is still to be encoded."""
+    return recording.videos.filter(
+        status__in=[RecordingVideo.Status.PENDING, RecordingVideo.Status.ENCODING]
+    ).exists()

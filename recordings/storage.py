@@ -1,7 +1,7 @@
 """Where a recording's files live (hot or cold), archiving, and signed downloads of its events.
 
-Tiers: `hot` files are in the default storage; `archive` copies a ready recording's target
-and batch files to the `cold` storage (`STORAGES["cold"]`, a folder at
+Tiers: `hot` files are in the default storage; `archive` copies a ready recording's target,
+batch and video files to the `cold` storage (`STORAGES["cold"]`, a folder at
 `BCTRL_COLD_STORAGE_ROOT` by default) under the same names, checks each copy's size, and
 deletes the hot files once the move is committed. Every read of a recording's file goes
 through `open_recording_file(recording, name)`, which opens it in the storage of the
@@ -44,7 +44,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bctrl_site.storage import ObjectStorage, download_url
-from recordings.models import Recording, RecordingBatch, RecordingTarget
+from recordings.models import Recording, RecordingBatch, RecordingTarget, RecordingVideo
 from recordings.services import recording_dir
 from runs.api.errors import ApiError, Conflict
 from runs.live import notify_run_changed
@@ -125,9 +125,10 @@ def recording_archive(*, recording: Recording) -> Recording:
                     "a ready recording in hot storage can be archived."
                 )
             hot_names: list[str] = []
-            rows: list[RecordingTarget | RecordingBatch] = [
+            rows: list[RecordingTarget | RecordingBatch | RecordingVideo] = [
                 *locked.targets.exclude(path=""),
                 *locked.batches.exclude(path=""),
+                *locked.videos.exclude(path=""),
             ]
             for row in rows:
                 copied.append(_copy_verified(hot, cold, row.path))

@@ -26,3 +26,11 @@ def expire_recordings() -> None:
     from recordings.processing import recordings_expire
 
     recordings_expire()
+
+
+@shared_task(acks_late=True)
+def encode_recording_videos(recording_id: str) -> None:
+    """Encodes the MP4 of each recorded tab of a ready recording (see recordings.video)."""
+    from recordings.video import recording_encode_videos
+
+    recording_encode_videos(recording_id=recording_id)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("runs/<str:run_id>/replay/inspector", views.replay_inspector, name="inspector"),
     path("runs/<str:run_id>/replay/<str:target>/chunks", views.replay_chunks, name="chunks"),
     path("runs/<str:run_id>/replay/<str:target>/live", views.replay_live, name="live"),
+    path("runs/<str:run_id>/replay/<str:target>/video", views.replay_video, name="video"),
 ]

@@ -33,6 +33,11 @@ through `runs.selectors.run_of_user`, so another space's run is a 404 like a mis
 - `GET /runs/<run_id>/replay/inspector` (`replay:inspector`): the inspector's Network,
   Console and Commands rows (recordings/inspector.py), read by the player once the first
   frame shows.
+- `GET /runs/<run_id>/replay/<target>/video` (`replay:video`): the tab's MP4
+  (recordings.video), `video/mp4` with the same single-range support as the chunk file,
+  so a `<video>` element seeks in it; 404 until it is encoded. The manifest's target
+  carries it as `video: {url, start, end, durationMs, width, height, bytes} | null`
+  (`start`/`end` on the replay's clock: second s of the video is `start + 1000 s`).
 - `GET /runs/<run_id>/replay/<target>/live?after=<seq>` (`replay:live`): the rrweb
   events of the target's batches with seq > after (at most LIVE_MAX_BATCHES batches
   per answer, `more` says when there are further ones) as
@@ -86,9 +91,11 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from recordings.inspector import SECTIONS, inspector_data
-from recordings.models import Recording, RecordingBatch, RecordingTarget
-from recordings.selectors import latest_recording_of, runs_api_status, targets_of
+from recordings.models import Recording, RecordingBatch, RecordingTarget, RecordingVideo
+from recordings.selectors import latest_recording_of, runs_api_status, targets_of, videos_of
 from recordings.storage import open_recording_file
+from recordings.video import CONTENT_TYPE as VIDEO_TYPE
+from recordings.video import video_filename
 from runs import selectors
 from runs.activity import activity_items
 from runs.models import Event, Run
@@ -118,16 +125,19 @@ P = ParamSpec("P")
 
 @dataclass(frozen=True)
 class ReplayUrls:
-    """Where the player fetches a target's chunks and live batches."""
+    """Where the player fetches a target's chunks, live batches and video (None: the
+    player shows no video, as in the offline replay file)."""
 
     chunks: Callable[[str], str]
     live: Callable[[str], str]
+    video: Callable[[str], str] | None = None
 
 
 def session_urls(run: Run) -> ReplayUrls:
     return ReplayUrls(
         chunks=lambda target: reverse("replay:chunks", args=[run.id, target]),
         live=lambda target: reverse("replay:live", args=[run.id, target]),
+        video=lambda target: reverse("replay:video", args=[run.id, target]),
     )
 
 
@@ -156,7 +166,23 @@ def _timed_activity(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return timed
 
 
-def _processed_target(target: RecordingTarget, urls: ReplayUrls) -> dict[str, Any]:
+def _video_of(video: RecordingVideo | None, urls: ReplayUrls) -> dict[str, Any] | None:
+    if video is None or urls.video is None:
+        return None
+    return {
+        "url": urls.video(video.target),
+        "start": video.start_ms,
+        "end": video.end_ms,
+        "durationMs": video.duration_ms,
+        "width": video.width,
+        "height": video.height,
+        "bytes": video.size_bytes,
+    }
+
+
+def _processed_target(
+    target: RecordingTarget, urls: ReplayUrls, video: RecordingVideo | None = None
+) -> dict[str, Any]:
     index = target.index or {}
     return {
         "id": target.target,
@@ -174,6 +200,7 @@ def _processed_target(target: RecordingTarget, urls: ReplayUrls) -> dict[str, An
         },
         "chunksUrl": urls.chunks(target.target) if target.path else None,
         "liveUrl": None,
+        "video": _video_of(video, urls),
     }
 
 
@@ -233,7 +260,10 @@ def manifest_data(run: Run, urls: ReplayUrls) -> dict[str, Any]:
         processed = list(targets_of(recording))
         if processed:
             mode = "chunks"
-            targets = [_processed_target(target, urls) for target in processed]
+            videos = {video.target: video for video in videos_of(recording)}
+            targets = [
+                _processed_target(target, urls, videos.get(target.target)) for target in processed
+            ]
             _pages_from_navigations(run, targets)
         elif recording.status in LIVE_STATUSES:
             mode = "live"
@@ -377,7 +407,34 @@ def first_chunk_to_preload(run: Run, urls: ReplayUrls) -> dict[str, str] | None:
     return {"target": first[0], "url": f"{urls.chunks(first[0])}?chunk=0"}
 
 
-def _range_response(handle: File, header: str) -> HttpResponseBase:
+def video_response(
+    request: HttpRequest, recording: Recording, video: RecordingVideo, *, attachment: bool = False
+) -> HttpResponseBase:
+    """A tab's MP4, with Range support (a `<video>` element seeks by range)."""
+    response = _range_response(
+        _open(recording, video.path), request.headers.get("Range", ""), VIDEO_TYPE
+    )
+    response["Accept-Ranges"] = "bytes"
+    # Encoding writes a video once; a re-encoded one is a new file under the same name.
+    response["Cache-Control"] = "private, no-cache"
+    response["X-Content-Type-Options"] = "nosniff"
+    if attachment:
+        filename = video_filename(recording.id, video.target)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def target_video_response(request: HttpRequest, run: Run, target: str) -> HttpResponseBase:
+    recording = latest_recording_of(run)
+    video = videos_of(recording).filter(target=target).first() if recording else None
+    if recording is None or video is None:
+        raise Http404(f"No video of target {target!r}.")
+    return video_response(request, recording, video)
+
+
+def _range_response(
+    handle: File, header: str, content_type: str = "application/octet-stream"
+) -> HttpResponseBase:
     """The answer for `handle`, an open file, to a request with Range `header`."""
     size = handle.size
     try:
@@ -388,7 +445,7 @@ def _range_response(handle: File, header: str) -> HttpResponseBase:
         refused["Content-Range"] = f"bytes */{size}"
         return refused
     if wanted is None:
-        whole = FileResponse(handle, content_type="application/octet-stream")
+        whole = FileResponse(handle, content_type=content_type)
         whole["Content-Length"] = str(size)
         return whole
     first, last = wanted
@@ -396,7 +453,7 @@ def _range_response(handle: File, header: str) -> HttpResponseBase:
     with handle:
         handle.seek(first)
         body = handle.read(last - first + 1)
-    partial = HttpResponse(body, status=206, content_type="application/octet-stream")
+    partial = HttpResponse(body, status=206, content_type=content_type)
     partial["Content-Range"] = f"bytes {first}-{first + len(body) - 1}/{size}"
     partial["Content-Length"] = str(len(body))
     return partial
@@ -509,3 +566,9 @@ def replay_chunks(request: HttpRequest, run: Run, target: str) -> HttpResponseBa
 @json_view
 def replay_live(request: HttpRequest, run: Run, target: str) -> HttpResponse:
     return live_response(request, run, target)
+
+
+@session_run
+@json_view
+def replay_video(request: HttpRequest, run: Run, target: str) -> HttpResponseBase:
+    return target_video_response(request, run, target)

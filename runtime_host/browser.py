@@ -52,6 +52,7 @@ from runtime_host.recorder import (
 )
 from runtime_host.sandbox import Sandbox
 from runtime_host.steps import accessible_element, input_event, named, record_of
+from runtime_host.video import VideoCapture
 from runtime_host.writer import RunWriter
 
 logger = logging.getLogger(__name__)
@@ -205,7 +206,8 @@ class ManagedBrowser:
         self._shot_scheduled = False
         self._shot_target: Target | None = None
         self._cached_shot: tuple[bytes, str, str] | None = None
-        self.live = LiveLink(self)
+        self.video = VideoCapture(self)
+        self.live = LiveLink(self, self.video)
 
     @property
     def name(self) -> str:
@@ -1054,6 +1056,7 @@ class ManagedBrowser:
             await self._release()
             return
         await self.live.close()
+        self.video.close()
         if alive and self.cdp is not None and not self.cdp.closed.is_set():
             await self._final_screenshot()
             pages = [t for t in self.targets.values() if t.type == "page"]

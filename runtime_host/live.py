@@ -11,6 +11,15 @@ layer (runs.liveview); viewers' input comes back over the same link.
 - Input is sent to the browser only as runs.control.INPUT_METHODS, on the tab's own
   CDP session; anything else is dropped and logged.
 - The link reconnects after a drop; without it the browser runs and records as usual.
+- One screencast per tab serves both the viewers and the run's video
+  (runtime_host/video.py): a tab is screencast while viewers watch it or while the video
+  wants it, and each frame goes to the video and, when watched, to the viewers at their
+  own rate. A tab the video keeps cast also gives a new viewer its picture at once.
+  A tab that only the video wants is throttled at the source: its frames are acked when
+  the video's next slot comes (Chromium sends nothing more while two frames wait), so
+  Chromium encodes about BCTRL_VIDEO_FPS pictures a second instead of up to 60. A change
+  that came while frames waited would be lost once the page goes still, so a quiet
+  SETTLE_S after held frames restarts the screencast, which sends the picture as it is.
 """
 
 import asyncio
@@ -30,6 +39,7 @@ from runs.liveview import host_link_token, pack_frame
 
 if TYPE_CHECKING:
     from runtime_host.browser import ManagedBrowser, Target
+    from runtime_host.video import VideoCapture
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +49,20 @@ TITLES_S = 1.0
 RELAY_TIMEOUT_S = 1.0
 RECONNECT_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 FOLLOW = ""  # the watch key of viewers that follow the automation's tab
+SETTLE_S = 0.5
 
 
 class LiveLink:
-    def __init__(self, browser: "ManagedBrowser") -> None:
+    def __init__(self, browser: "ManagedBrowser", video: "VideoCapture | None" = None) -> None:
         self.browser = browser
+        self.video = video
         self.ws: Any = None
         self.watch_until: dict[str, float] = {}  # FOLLOW or a pinned target → deadline
         self.casting: set[str] = set()  # target ids being screencast
+        self.watched: set[str] = set()  # those of them that viewers watch
+        self.held_acks: dict[str, list[tuple[Any, str]]] = {}  # target → (ack id, session)
+        self.frames_of: dict[str, int] = {}  # target → frames received
+        self.refreshing: set[str] = set()  # targets whose screencast was just restarted
         self.last_frame: dict[str, tuple[dict[str, Any], bytes]] = {}  # header, JPEG
         # The newest message per key not yet sent: text, or a frame (header, JPEG, to).
         self.outbox: dict[str, str | tuple[dict[str, Any], bytes, str]] = {}
@@ -223,7 +239,8 @@ class LiveLink:
     def _reconcile(self) -> None:
         if self.closed or self.browser.cdp is None:
             return
-        wanted = self._wanted()
+        self.watched = self._wanted()
+        wanted = self.watched | (self.video.wanted() if self.video is not None else set())
         for target_id in wanted - self.casting:
             self.casting.add(target_id)
             session = self.browser.sessions_by_target[target_id]
@@ -269,16 +286,32 @@ class LiveLink:
                     known["url"] = info.get("url", known.get("url", ""))
 
     def frame(self, target: "Target", params: dict[str, Any]) -> None:
-        """A `Page.screencastFrame`: acked at once, sent at most every `interval`."""
+        """A `Page.screencastFrame`: acked at once, handed to the video, and sent to
+        viewers at most every `interval`."""
         cdp = self.browser.cdp
         if cdp is None:
             return
-        cdp.send_nowait(
-            "Page.screencastFrameAck", {"sessionId": params.get("sessionId")}, target.session_id
-        )
+        target_id = target.target_id
+        self.frames_of[target_id] = self.frames_of.get(target_id, 0) + 1
+        delay = 0.0
+        if self.video is not None and target_id not in self.watched:
+            delay = 0.0 if target_id in self.refreshing else self.video.ack_delay(target_id)
+        self.refreshing.discard(target_id)
+        if delay > 0:
+            self._hold_ack(target_id, params.get("sessionId"), target.session_id, delay)
+        else:
+            cdp.send_nowait(
+                "Page.screencastFrameAck", {"sessionId": params.get("sessionId")}, target.session_id
+            )
         if target.target_id not in self.casting:
             return
         metadata = params.get("metadata") or {}
+        image = base64.b64decode(params.get("data") or "")
+        if self.video is not None:
+            shown_at = metadata.get("timestamp")
+            self.video.frame(
+                target.target_id, shown_at if isinstance(shown_at, int | float) else None, image
+            )
         self.frame_seq += 1
         header = {
             "target": target.target_id,
@@ -286,7 +319,9 @@ class LiveLink:
             "w": metadata.get("deviceWidth"),
             "h": metadata.get("deviceHeight"),
         }
-        self.last_frame[target.target_id] = (header, base64.b64decode(params.get("data") or ""))
+        self.last_frame[target.target_id] = (header, image)
+        if target.target_id not in self.watched:
+            return
         now = time.monotonic()
         due = self.next_send_at.get(target.target_id, 0.0)
         if now >= due:
@@ -295,9 +330,38 @@ class LiveLink:
             self._scheduled.add(target.target_id)
             asyncio.get_running_loop().call_later(due - now, self._send_latest, target.target_id)
 
+    def _hold_ack(self, target_id: str, ack: Any, session: str, delay: float) -> None:
+        held = self.held_acks.setdefault(target_id, [])
+        held.append((ack, session))
+        if len(held) == 1:
+            asyncio.get_running_loop().call_later(delay, self._release_acks, target_id)
+
+    def _release_acks(self, target_id: str) -> None:
+        cdp = self.browser.cdp
+        held = self.held_acks.pop(target_id, [])
+        if cdp is None or self.closed:
+            return
+        for ack, session in held:
+            cdp.send_nowait("Page.screencastFrameAck", {"sessionId": ack}, session)
+        seen = self.frames_of.get(target_id, 0)
+        asyncio.get_running_loop().call_later(SETTLE_S, self._settle, target_id, seen)
+
+    def _settle(self, target_id: str, seen: int) -> None:
+        """No frame since held ones were acked: restart the screencast for the picture as
+        it is now (a change made while frames waited was not sent)."""
+        cdp = self.browser.cdp
+        session = self.browser.sessions_by_target.get(target_id)
+        if self.frames_of.get(target_id, 0) != seen or target_id not in self.casting:
+            return
+        if cdp is None or session is None or self.closed:
+            return
+        self.refreshing.add(target_id)
+        cdp.send_nowait("Page.stopScreencast", {}, session)
+        cdp.send_nowait("Page.startScreencast", SCREENCAST, session)
+
     def _send_latest(self, target_id: str) -> None:
         self._scheduled.discard(target_id)
         frame = self.last_frame.get(target_id)
-        if frame is not None and target_id in self.casting:
+        if frame is not None and target_id in self.watched:
             self.next_send_at[target_id] = time.monotonic() + self.interval
             self._queue(f"frame:{target_id}", (*frame, ""))

@@ -18,8 +18,8 @@ from runs.models import Membership, Run
 from tests.conftest import Tenant, make_tenant, started_at_ms
 from tests.test_recording_ingest import START, rrweb_events
 
-# seed 000's keys, and seed 001's `url` (the same URL as iframeUrl)
-RECORDING_KEYS = {"iframeUrl", "url", "status", "durationMs", "expiresAt"}
+# seed 000's keys, seed 001's `url` (the same URL as iframeUrl), and each tab's video
+RECORDING_KEYS = {"iframeUrl", "url", "status", "durationMs", "expiresAt", "videos"}
 LEASE_KEYS = {
     "id",
     "object",

@@ -158,3 +158,45 @@ async def test_a_clients_recording_switch_is_applied_then_confirmed(link: LiveLi
     assert switched == [False]
     done = link.outbox["done:proxy-1"]
     assert isinstance(done, str) and orjson.loads(done) == {"type": "done", "to": "proxy-1"}
+
+
+class FakeVideo:
+    """The run's video wanting every tab, its next slot 0.05 s away."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, bytes]] = []
+
+    def wanted(self) -> set[str]:
+        return {"T1"}
+
+    def ack_delay(self, target_id: str) -> float:
+        return 0.05
+
+    def frame(self, target_id: str, shown_at: float | None, jpeg: bytes) -> None:
+        self.frames.append((target_id, jpeg))
+
+
+async def test_a_tab_only_the_video_wants_is_throttled_and_refreshed_once_still(
+    settings: Any,
+) -> None:
+    """Its frames are acked at the video's next slot, not at once; once it is quiet
+    after held frames, its screencast restarts (the picture as it is now), and that
+    frame is acked at once, so a still tab is not restarted again and again."""
+    link = LiveLink(FakeBrowser(), video=FakeVideo())  # type: ignore[arg-type]
+    cdp = fake(link).cdp
+    link._reconcile()
+    assert [s for _, s in cdp.methods("Page.startScreencast")] == ["S1"]  # nobody watches
+    target = FakeTarget("T1", "S1")
+    image = base64.b64encode(b"jpeg").decode()
+    link.frame(target, {"data": image, "sessionId": 1, "metadata": {"timestamp": 1.0}})  # type: ignore[arg-type]
+    assert cdp.methods("Page.screencastFrameAck") == []
+    assert link.video.frames == [("T1", b"jpeg")]  # type: ignore[union-attr]
+    await asyncio.sleep(0.1)
+    assert [p["sessionId"] for p, _ in cdp.methods("Page.screencastFrameAck")] == [1]
+    await asyncio.sleep(0.6)  # quiet past SETTLE_S
+    assert [s for _, s in cdp.methods("Page.stopScreencast")] == ["S1"]
+    assert [s for _, s in cdp.methods("Page.startScreencast")] == ["S1", "S1"]
+    link.frame(target, {"data": image, "sessionId": 2, "metadata": {}})  # type: ignore[arg-type]
+    assert [p["sessionId"] for p, _ in cdp.methods("Page.screencastFrameAck")] == [1, 2]
+    await asyncio.sleep(0.7)
+    assert len(cdp.methods("Page.startScreencast")) == 2  # not restarted again

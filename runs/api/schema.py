@@ -206,6 +206,22 @@ AppendResult = _shape(
         "nextSeq": serializers.IntegerField(),
     },
 )
+RecordingVideoOut = _shape(
+    "RecordingVideo",
+    {
+        "target": serializers.CharField(help_text="The tab's page target id"),
+        "url": serializers.URLField(
+            help_text="The MP4 (video/mp4, Range requests), good as long as the viewer URL"
+        ),
+        "durationMs": serializers.IntegerField(),
+        "bytes": serializers.IntegerField(),
+        "width": serializers.IntegerField(),
+        "height": serializers.IntegerField(),
+        "startMs": serializers.IntegerField(
+            help_text="Where the video starts on the replay's clock (epoch ms)"
+        ),
+    },
+)
 RecordingViewerOut = _shape(
     "RecordingViewer",
     {
@@ -218,6 +234,9 @@ RecordingViewerOut = _shape(
             choices=["not_available", "preparing", "processing", "ready", "failed"]
         ),
         "durationMs": serializers.IntegerField(allow_null=True),
+        "videos": RecordingVideoOut(
+            many=True, help_text="One MP4 per recorded tab once encoded, first tab first"
+        ),
         "expiresAt": serializers.DateTimeField(),
     },
 )

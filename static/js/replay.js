@@ -29,6 +29,12 @@
 // whose rows seek the replay and follow the playhead; see its section below. The run's
 // tabs are named by the page at the playhead (the index's pages).
 //
+// Video (a target with `video` in the manifest: its MP4, recordings.video): the View
+// toggle shows the video in place of the DOM replay. The page's clock stays the one
+// clock: the Replayer keeps going underneath, so the inspector and the markers follow as
+// before, and the <video> follows the clock (played at the same speed, its time put
+// back when it drifts more than VIDEO_DRIFT_S, set on every seek and pause).
+//
 // Safety: the Replayer renders into rrweb's sandboxed iframe (allow-same-origin only,
 // no scripts); UNSAFE_replayCanvas stays false and no plugins or style rules are given.
 (function () {
@@ -46,6 +52,7 @@
   const MANIFEST_POLL_MS = 4000;
   const SKIP_MIN_GAP_MS = 2000;
   const LIVE_STATUSES = ["recording", "preparing", "processing"];
+  const VIDEO_DRIFT_S = 0.3;
 
   const $ = (sel) => root.querySelector(sel);
   const els = {
@@ -53,6 +60,8 @@
     liveBadge: $("[data-live-badge]"),
     stage: $("[data-stage]"),
     viewport: $("[data-viewport]"),
+    video: $("[data-video]"),
+    view: $("[data-view-toggle]"),
     message: $("[data-stage-message]"),
     messageText: $("[data-stage-text]"),
     bigPlay: $("[data-big-play]"),
@@ -90,6 +99,7 @@
     dragging: false,
     lastDataUpdate: 0,
     lastPost: 0,
+    view: "dom", // or "video", for the tabs that have one
   };
   const POST_EVERY_MS = 250;
   const postPlayhead = "postPlayhead" in root.dataset && window.parent && window.parent !== window;
@@ -475,6 +485,7 @@
     els.scrubber.setAttribute("aria-valuenow", String(Math.round(elapsed / 1000)));
     els.scrubber.setAttribute("aria-valuetext", els.time.textContent);
     highlight(t);
+    syncVideo(t, false);
     const wall = now();
     if (wall - state.lastDataUpdate > 200) {
       state.lastDataUpdate = wall;
@@ -1249,6 +1260,7 @@
     stopLive();
     destroyReplayer();
     state.target = target;
+    applyView();
     state.skipPeriods = state.mode === "chunks" ? computeSkipPeriods(target) : [];
     root.dataset.target = target.id;
     renderTabs();
@@ -1274,6 +1286,50 @@
     // The first chunk first: its fetch starts now, the markers and timeline once it shows.
     const shown = seek(t, keepTime ? wasPlaying : false);
     Promise.resolve(shown).finally(() => decorate(decorationToken));
+  }
+
+  // Video ------------------------------------------------------------------------
+
+  function videoOf(target) {
+    return state.mode === "chunks" && target && target.playable && target.video ? target.video : null;
+  }
+
+  // Shows the toggle when the tab has a video, and the view chosen (DOM without one).
+  function applyView() {
+    const video = videoOf(state.target);
+    els.view.hidden = !video;
+    const on = !!video && state.view === "video";
+    root.dataset.view = on ? "video" : "dom";
+    els.video.hidden = !on;
+    els.view.querySelectorAll("button").forEach((button) => {
+      const active = button.dataset.viewValue === (on ? "video" : "dom");
+      button.classList.toggle("active", active);
+      button.setAttribute("aria-pressed", active ? "true" : "false");
+    });
+    if (!on) {
+      if (!els.video.paused) els.video.pause();
+      return;
+    }
+    if (els.video.dataset.src !== video.url) {
+      els.video.dataset.src = video.url;
+      els.video.src = video.url;
+    }
+    syncVideo(currentT(), true);
+  }
+
+  function syncVideo(t, force) {
+    const video = state.view === "video" ? videoOf(state.target) : null;
+    if (!video || els.video.hidden) return;
+    const player = els.video;
+    const wanted = Math.min(Math.max((t - video.start) / 1000, 0), video.durationMs / 1000);
+    if (state.clock.playing) {
+      player.playbackRate = state.clock.speed;
+      if (player.paused) player.play().catch(() => {});
+      if (Math.abs(player.currentTime - wanted) > VIDEO_DRIFT_S) player.currentTime = wanted;
+    } else {
+      if (!player.paused) player.pause();
+      if (force || Math.abs(player.currentTime - wanted) > 0.04) player.currentTime = wanted;
+    }
   }
 
   // Live mode --------------------------------------------------------------------
@@ -1391,6 +1447,7 @@
       stopLive();
       destroyReplayer();
       state.target = null;
+      applyView();
       renderTabs();
       buildInspector();
       els.time.textContent = "";
@@ -1504,6 +1561,12 @@
     const button = event.target.closest("button[data-speed-value]");
     if (button) setSpeed(Number(button.dataset.speedValue));
   });
+  els.view.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-view-value]");
+    if (!button) return;
+    state.view = button.dataset.viewValue === "video" ? "video" : "dom";
+    applyView();
+  });
   els.skip.addEventListener("change", () => {
     root.dataset.skip = els.skip.checked ? "on" : "off";
   });
@@ -1530,6 +1593,8 @@
   window.bctrlReplay = {
     chunksHeld: () => Array.from(state.cache.keys()),
     time: () => currentT(),
+    view: () => root.dataset.view || "dom",
+    videoTime: () => (els.video.hidden ? null : els.video.currentTime),
     seek: (t) => seek(t, false),
   };
 

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Unpack
+from typing import IO, TYPE_CHECKING, Any, Literal, Unpack
 
 import httpx
 
@@ -1127,10 +1127,19 @@ class Recordings:
         answer = await self._api.json("GET", f"/api/v1/recordings/{recording_id}", **o)
         return Recording.from_json(_data(answer))
 
-    async def download(self, recording_id: str, **o: Unpack[CallOptions]) -> RecordingDownload:
-        """A signed, expiring download URL (or, while it is processed, none yet)."""
+    async def download(
+        self,
+        recording_id: str,
+        *,
+        format: Literal["mp4", "rrweb"] | None = None,
+        **o: Unpack[CallOptions],
+    ) -> RecordingDownload:
+        """A signed, expiring download URL (or, while it is processed, none yet): the MP4
+        of the first tab when the recording has video, else its rrweb events;
+        `format="rrweb"` asks for the events, `format="mp4"` for the video only."""
         path = f"/api/v1/recordings/{recording_id}/download"
-        return RecordingDownload.from_json(await self._api.json("GET", path, **o))
+        params = {"format": format} if format else None
+        return RecordingDownload.from_json(await self._api.json("GET", path, params=params, **o))
 
     async def archive(self, recording_id: str, **o: Unpack[CallOptions]) -> Recording:
         path = f"/api/v1/recordings/{recording_id}/archive"

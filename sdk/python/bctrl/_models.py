@@ -33,6 +33,7 @@ __all__ = [
     "RecordingDownload",
     "RecordingSummary",
     "RecordingSync",
+    "RecordingVideo",
     "RecordingViewer",
     "RunData",
     "RuntimeData",
@@ -356,14 +357,31 @@ class Handoff(Model):
 
 
 @dataclass
+class RecordingVideo(Model):
+    """The MP4 of one recorded tab: `url` plays and downloads it (video/mp4, Range
+    requests) as long as its viewer URL lasts; it starts at `start_ms` on the replay's
+    clock (epoch ms)."""
+
+    target: str = ""
+    url: str = ""
+    duration_ms: int = 0
+    bytes: int = 0
+    width: int = 0
+    height: int = 0
+    start_ms: int | None = None
+
+
+@dataclass
 class RecordingViewer(Model):
-    """Seed 000's `run.recording()`: an iframe URL for the replay, valid until `expires_at`."""
+    """Seed 000's `run.recording()`: an iframe URL for the replay, valid until `expires_at`,
+    and each recorded tab's video once encoded (`videos`, first tab first)."""
 
     iframe_url: str = ""
     status: str = ""
     duration_ms: int | None = None
     expires_at: datetime | None = None
     activity_stream_url: str | None = None
+    videos: list[RecordingVideo] = field(default_factory=list)
 
 
 @dataclass
