@@ -286,8 +286,9 @@ def test_the_har_of_a_real_browser_run_streams_from_daphne_and_validates(
     run_id = started["runId"]
 
     def both_recorded() -> bool:
+        # The image's own 404: the browser's /favicon.ico request may answer 404 first.
         return Event.objects.filter(
-            run_id=run_id, type="network.response", data__status=404
+            run_id=run_id, type="network.response", data__url=f"{site}/missing.png"
         ).exists()
 
     eventually(both_recorded)
