@@ -165,6 +165,12 @@ async def test_an_agent_starts_drives_reads_and_stops_a_browser(
             width, height = png_size(base64.b64decode(image.data))
             assert width > 100 and height > 100
             assert "/demo/help" in text_of(shot)
+            # The pointer moves on the page a moment later: a recording shorter than a
+            # second has nothing to replay (MIN_PLAYABLE_MS), and a quick run can be.
+            await page.wait_for_timeout(1200)
+            for step in range(1, 6):
+                await page.mouse.move(40 * step, 30 * step)
+            await page.wait_for_timeout(600)  # rrweb sends sampled moves in its next batch
             await browser.close()
 
         replay = await call(session, "replay_url", run_id=run_id, with_activity=True)
