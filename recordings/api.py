@@ -272,6 +272,29 @@ def _close_old_connections() -> None:
         connection.close_if_unusable_or_obsolete()
 
 
+class RunTraceView(APIView):
+    """`GET /v1/runs/{id}/trace.zip`: the run as a Playwright trace (runs/exports/trace.py)
+    with its pages' pictures from the recording's videos; here, beside the replay file,
+    because those pictures are the recording's."""
+
+    @extend_schema(
+        operation_id="runs_trace",
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, **ERRORS},
+    )
+    def get(self, request: Request, run_id: str) -> HttpResponseBase:
+        from recordings.video import screencast_frames
+        from runs.exports import streaming_response
+        from runs.exports.trace import CONTENT_TYPE, trace_chunks, trace_filename
+
+        run = selectors.run_of(space_of(request), run_id)
+        return streaming_response(
+            request._request,
+            trace_chunks(run, screencast_frames(run)),
+            content_type=CONTENT_TYPE,
+            filename=trace_filename(run),
+        )
+
+
 class RunReplayFileView(APIView):
     """`GET /v1/runs/{id}/replay.html`: the self-contained replay file (recordings/
     exports.py), streamed with its Content-Length; HEAD gives the size alone."""

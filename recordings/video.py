@@ -34,7 +34,7 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import IO, Any
 
@@ -46,6 +46,7 @@ from django.db.models import F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from recordings.models import MAX_CAPTURE_MS, Recording, RecordingFrames, RecordingVideo
+from recordings.selectors import latest_recording_of
 from recordings.services import (
     TARGET_PATTERN,
     active_recording_for_ingest,
@@ -54,6 +55,7 @@ from recordings.services import (
 )
 from recordings.storage import hot_storage, storage_of
 from runs.api.errors import Conflict, Invalid, PayloadTooLarge
+from runs.exports.trace import ScreencastFrame
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -438,3 +440,51 @@ def videos_sweep() -> list[str]:
     for recording_id in ids:
         encode_recording_videos.delay(recording_id)
     return ids
+
+
+# The pictures of a run's Playwright trace (runs/exports/trace.py): one a second of each
+# tab, further apart when the videos are long, this many at most.
+TRACE_FRAME_EVERY_MS = 1000
+TRACE_FRAMES_MAX = 900
+
+
+def screencast_frames(run: Run) -> Iterator[ScreencastFrame]:
+    """Pictures of the run's tabs taken from their videos (a JPEG every
+    TRACE_FRAME_EVERY_MS or more), decoded one at a time from the recording's storage."""
+    import av
+
+    recording = latest_recording_of(run)
+    if recording is None:
+        return
+    videos = list(recording.videos.filter(status=RecordingVideo.Status.READY).exclude(path=""))
+    total_ms = sum(video.duration_ms for video in videos)
+    every_ms = max(TRACE_FRAME_EVERY_MS, total_ms / TRACE_FRAMES_MAX)
+    storage = storage_of(recording)
+    for video in videos:
+        if video.start_ms is None:
+            continue
+        with storage.open(video.path, "rb") as handle, av.open(handle, "r") as container:
+            encoder: Any = None
+            due = float(video.start_ms)
+            for picture in container.decode(video=0):
+                at = video.start_ms + float(picture.time or 0) * 1000
+                if at < due:
+                    continue
+                due = at + every_ms
+                if encoder is None:
+                    encoder = av.CodecContext.create("mjpeg", "w")
+                    encoder.width, encoder.height = picture.width, picture.height
+                    encoder.pix_fmt = "yuvj420p"
+                    encoder.time_base = Fraction(1, 1000)
+                still = picture.reformat(format="yuvj420p")
+                still.pts = int(at)
+                packets = encoder.encode(still)
+                if not packets:
+                    continue
+                yield ScreencastFrame(
+                    page_id=video.target,
+                    time=datetime.fromtimestamp(at / 1000, tz=UTC),
+                    jpeg=bytes(packets[0]),
+                    width=picture.width,
+                    height=picture.height,
+                )

@@ -538,9 +538,10 @@ def _built_file(run: Run, kind: str) -> tuple[str, Iterable[bytes]]:
 
         return har_filename(run), har_chunks(run)
     if kind == "trace":
+        from recordings.video import screencast_frames
         from runs.exports.trace import trace_chunks, trace_filename
 
-        return trace_filename(run), trace_chunks(run)
+        return trace_filename(run), trace_chunks(run, screencast_frames(run))
     from recordings.exports import replay_file, replay_filename
 
     return replay_filename(run), replay_file(run).chunks()

@@ -4,14 +4,17 @@ where people get it: seed 004's download, `POST /v1/runs/{id}/recording`, the re
 page. The real browser's way (a canvas that turns from red to blue) is at the end."""
 
 import io
+import json
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import av
+import httpx
 import pytest
 from bctrl import Bctrl
 from django.core.files.storage import default_storage
@@ -405,3 +408,24 @@ async def test_a_canvas_that_turns_blue_is_red_then_blue_in_the_runs_mp4(
     assert red_at < (turns["blue"] - video.start_ms) / 1000
     assert near(colour_at(data, red_at), RED), colour_at(data, red_at)
     assert near(colour_at(data, blue_at), BLUE), colour_at(data, blue_at)
+
+    # The run's Playwright trace pictures the tab from its video: screencast frames of the
+    # page its steps name, red then blue as the page was.
+    headers = {"Authorization": f"Bearer {tenant.raw_key}"}
+    async with httpx.AsyncClient(base_url=asgi_server, headers=headers, timeout=60) as http:
+        answer = await http.get(f"/v1/runs/{run.id}/trace.zip")
+    assert answer.status_code == 200, answer.text
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+    lines = [json.loads(line) for line in archive.read("trace.trace").splitlines()]
+    frames = [line for line in lines if line["type"] == "screencast-frame"]
+    assert len(frames) >= 3 and {frame["pageId"] for frame in frames} == {video.target}
+    assert video.target in {line.get("pageId") for line in lines if line["type"] == "before"}
+    began = run.started_at.timestamp() * 1000
+
+    def picture_at(epoch_ms: float) -> tuple[int, int, int]:
+        shown = [f for f in frames if f["timestamp"] <= epoch_ms - began]
+        assert shown, f"no picture before {epoch_ms}"
+        return colour_at(archive.read(f"resources/{shown[-1]['sha1']}"), 0)
+
+    assert near(picture_at(turns["blue"] - 100), RED), picture_at(turns["blue"] - 100)
+    assert near(picture_at(turns["blue"] + 1200), BLUE), picture_at(turns["blue"] + 1200)

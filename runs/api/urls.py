@@ -69,7 +69,7 @@ urlpatterns = [
         recording_api.RunReplayFileView.as_view(),
         name="run-replay-file",
     ),
-    path("runs/<str:run_id>/trace.zip", views.RunTraceView.as_view(), name="run-trace"),
+    path("runs/<str:run_id>/trace.zip", recording_api.RunTraceView.as_view(), name="run-trace"),
     path("runs/<str:run_id>/har", views.RunHarView.as_view(), name="run-har"),
     path("runs/<str:run_id>/commands", views.RunCommandsView.as_view(), name="run-commands"),
     path("runs/<str:run_id>/artifacts", views.RunArtifactsView.as_view(), name="run-artifacts"),

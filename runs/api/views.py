@@ -674,24 +674,6 @@ class RunHarView(APIView):
         )
 
 
-class RunTraceView(APIView):
-    @extend_schema(
-        operation_id="runs_trace",
-        responses={(200, "application/zip"): OpenApiTypes.BINARY, **ERRORS},
-    )
-    def get(self, request: Request, run_id: str) -> StreamingHttpResponse:
-        from runs.exports import streaming_response
-        from runs.exports.trace import CONTENT_TYPE, trace_chunks, trace_filename
-
-        run = selectors.run_of(space_of(request), run_id)
-        return streaming_response(
-            request._request,
-            trace_chunks(run),
-            content_type=CONTENT_TYPE,
-            filename=trace_filename(run),
-        )
-
-
 class RunScreenshotView(APIView):
     @extend_schema(
         operation_id="runs_screenshot",

@@ -6,12 +6,16 @@ error), console messages are console entries and the network log is the trace's
 The format is the one Playwright's tracing writes (trace.trace and trace.network, JSON
 lines), at version 8, which the viewer brings up to date on load. The ZIP is written as a
 stream (zipfile with data descriptors on a sink that is emptied after each line), so a
-long run is not held in memory. Screencast frames are not part of it: the runtime host
-does not keep them.
+long run is not held in memory. The pictures of its pages come from the caller (the
+recording's videos: recordings.video.screencast_frames): each is a `resources/<sha1>` JPEG
+and a `screencast-frame` line, from which the viewer draws its filmstrip and each
+action's before and after screenshots (the frames of its page nearest its start and end).
 """
 
+import hashlib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +29,17 @@ from runs.selectors import events_of
 TRACE_VERSION = 8
 CONTENT_TYPE = "application/zip"
 FAILED_STATUSES = frozenset({"failed", "error"})
+
+
+@dataclass(frozen=True)
+class ScreencastFrame:
+    """A picture of one page at one moment."""
+
+    page_id: str
+    time: datetime
+    jpeg: bytes
+    width: int
+    height: int
 
 
 def trace_filename(run: Run) -> str:
@@ -102,13 +117,32 @@ def _lines(run: Run) -> Iterator[dict[str, Any]]:
         }
 
 
-def trace_chunks(run: Run) -> Iterator[bytes]:
+def trace_chunks(run: Run, frames: Iterable[ScreencastFrame] = ()) -> Iterator[bytes]:
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
+        shown: list[dict[str, Any]] = []  # the frames' lines: small, the pictures are not
+        for frame in frames:
+            name = hashlib.sha1(frame.jpeg, usedforsecurity=False).hexdigest() + ".jpeg"
+            archive.writestr(f"resources/{name}", frame.jpeg, zipfile.ZIP_STORED)
+            shown.append(
+                {
+                    "type": "screencast-frame",
+                    "pageId": frame.page_id,
+                    "sha1": name,
+                    "width": frame.width,
+                    "height": frame.height,
+                    "timestamp": _ms(run, frame.time),
+                    "frameSwapWallTime": frame.time.timestamp() * 1000,
+                }
+            )
+            yield sink.take()
         with archive.open("trace.trace", "w") as trace:
             for line in _lines(run):
                 trace.write(orjson.dumps(line) + b"\n")
                 yield sink.take()
+            for line in shown:
+                trace.write(orjson.dumps(line) + b"\n")
+            yield sink.take()
         with archive.open("trace.network", "w") as network:
             for entry in har_entries(run):
                 started = datetime.fromisoformat(entry["startedDateTime"].replace("Z", "+00:00"))
