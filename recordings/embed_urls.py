@@ -17,6 +17,11 @@ urlpatterns = [
     path("embed/replay/<str:token>/inspector", embeds.replay_inspector, name="replay-inspector"),
     path("embed/replay/<str:token>/live/<str:target>", embeds.replay_live, name="replay-live"),
     path("embed/replay/<str:token>/video/<str:target>", embeds.replay_video, name="replay-video"),
+    path(
+        "embed/replay/<str:token>/replay.html",
+        embeds.replay_file_download,
+        name="replay-file",
+    ),
     path("embed/activity/<str:token>", embeds.activity_page, name="activity"),
     path("embed/activity/<str:token>/stream", embeds.activity_stream, name="activity-stream"),
     path("embed/live/<str:token>", embeds.live_page, name="live"),

@@ -74,6 +74,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from bctrl_site.middleware import ANY_ANCESTOR, allow_embed_framing
+from recordings.exports import CONTENT_TYPE, replay_file, replay_filename
 from recordings.inspector import SECTIONS, inspector_data
 from recordings.leases import MIN_LIFETIME_S, LeaseRefused, lease_check, lease_mint
 from recordings.models import ViewerLease
@@ -85,7 +86,9 @@ from recordings.views import (
     manifest_data,
     target_video_response,
 )
+from runs.api.errors import ApiError
 from runs.api.streams import ActivityFeed, Refused, sse_loop, sse_response
+from runs.exports import streaming_response
 from runs.liveview import live_ws_path
 from runs.models import Run
 
@@ -238,6 +241,21 @@ def replay_video(
     request: HttpRequest, lease: ViewerLease, token: str, target: str
 ) -> HttpResponseBase:
     return target_video_response(request, lease.run, target)
+
+
+@_replay_data
+def replay_file_download(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResponseBase:
+    """The self-contained replay file (recordings/exports.py) of the lease's run, for a
+    viewer who was given the link and no API key: the lease's own reach, no more."""
+    try:
+        file = replay_file(lease.run)
+    except ApiError as exc:  # nothing processed to replay yet
+        return _error_json(exc.status_code, exc.code, str(exc.detail))
+    response = streaming_response(
+        request, file.chunks(), content_type=CONTENT_TYPE, filename=replay_filename(lease.run)
+    )
+    response["Content-Length"] = str(file.size)
+    return response
 
 
 @_replay_data

@@ -120,7 +120,8 @@ class RecordingViewerView(APIView):
             "the recording's status: the page says when there is nothing to play yet. "
             'Pass `components: ["activity"]` to also receive `activityStreamUrl` (and the '
             "activity beside the player); `network`, `console` and `commands` add those tabs "
-            "of the replay's inspector. `videos` lists each recorded tab's MP4 once "
+            "of the replay's inspector. `replayFileUrl` downloads the self-contained "
+            "replay file on the same lease. `videos` lists each recorded tab's MP4 once "
             "encoded, at a URL of the same lease. "
             "`expiresInSeconds` outside 60 to 86400 (or not an integer) is a 422."
         ),
@@ -159,6 +160,8 @@ class RecordingViewerView(APIView):
             }
             for video in (videos_of(recording) if recording is not None else [])
         ]
+        # The offline replay file on the same lease, for whoever holds the link.
+        body["replayFileUrl"] = f"{viewer}/replay.html"
         body["expiresAt"] = iso(minted.lease.expires_at)
         return Response(body)
 

@@ -19,7 +19,15 @@ from tests.conftest import Tenant, make_tenant, started_at_ms
 from tests.test_recording_ingest import START, rrweb_events
 
 # seed 000's keys, seed 001's `url` (the same URL as iframeUrl), and each tab's video
-RECORDING_KEYS = {"iframeUrl", "url", "status", "durationMs", "expiresAt", "videos"}
+RECORDING_KEYS = {
+    "iframeUrl",
+    "url",
+    "status",
+    "durationMs",
+    "expiresAt",
+    "videos",
+    "replayFileUrl",
+}
 LEASE_KEYS = {
     "id",
     "object",

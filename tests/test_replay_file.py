@@ -6,8 +6,10 @@ import json
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from django.test import Client
 
 from runs import services
 from runs.models import Event, Run
@@ -155,3 +157,30 @@ def test_an_export_of_the_replay_of_a_run_without_recording_is_refused(
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "recording.not_ready"
     assert not run.exports.exists()
+
+
+def test_a_replay_link_downloads_the_file_for_whoever_holds_it(tenant: Tenant) -> None:
+    run = seed_three_chunks(tenant)
+    answer = tenant.client.post(f"/v1/runs/{run.id}/recording", {}, format="json").json()
+    path = urlsplit(answer["replayFileUrl"]).path
+    assert path == urlsplit(answer["iframeUrl"]).path + "/replay.html"
+    anonymous = Client()  # no key, no session: the link alone
+    response = anonymous.get(path)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    assert f'filename="{run.id}-replay.html"' in response["Content-Disposition"]
+    body = b"".join(response.streaming_content)  # type: ignore[attr-defined]
+    assert int(response["Content-Length"]) == len(body) and b"<script src=" not in body
+    lease_id = tenant.client.get(f"/v1/runs/{run.id}/leases").json()["data"][0]["id"]
+    tenant.client.post(f"/v1/leases/{lease_id}/revoke", {}, format="json")
+    refused = anonymous.get(path)
+    assert refused.status_code in (401, 403, 410)
+    assert refused.json()["error"]["code"].startswith("lease.")
+
+
+def test_a_replay_link_of_a_run_not_processed_yet_says_so(tenant: Tenant) -> None:
+    run = services.run_create(space=tenant.space)
+    answer = tenant.client.post(f"/v1/runs/{run.id}/recording", {}, format="json").json()
+    response = Client().get(urlsplit(answer["replayFileUrl"]).path)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "recording.not_ready"

@@ -316,6 +316,7 @@ def test_the_runs_api_and_the_client_list_each_tabs_video(tenant: Tenant, asgi_s
             return (await client.runs.recording(run.id)).videos or []
 
     assert viewer.videos[0].url == f"{viewer.iframe_url}/video/{TARGET}"  # the same lease
+    assert viewer.replay_file_url == f"{viewer.iframe_url}/replay.html"
     for listed in [*viewer.videos, *asyncio.run(async_videos())]:
         assert isinstance(listed, VideoModel)
         assert listed.target == TARGET and listed.duration_ms == 5000

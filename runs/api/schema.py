@@ -237,6 +237,9 @@ RecordingViewerOut = _shape(
         "videos": RecordingVideoOut(
             many=True, help_text="One MP4 per recorded tab once encoded, first tab first"
         ),
+        "replayFileUrl": serializers.URLField(
+            help_text="The self-contained replay file (HTML), on the same lease"
+        ),
         "expiresAt": serializers.DateTimeField(),
     },
 )

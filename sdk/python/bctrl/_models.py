@@ -382,6 +382,7 @@ class RecordingViewer(Model):
     expires_at: datetime | None = None
     activity_stream_url: str | None = None
     videos: list[RecordingVideo] = field(default_factory=list)
+    replay_file_url: str | None = None  # the offline replay file, on the same lease
 
 
 @dataclass
