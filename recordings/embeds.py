@@ -63,7 +63,6 @@ import functools
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
 
-import orjson
 from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
@@ -84,6 +83,7 @@ from recordings.views import (
     chunks_response,
     live_response,
     manifest_data,
+    private_json,
     target_video_response,
 )
 from runs.api.errors import ApiError
@@ -110,14 +110,8 @@ def _no_store(response: HttpResponseBase) -> HttpResponseBase:
     return response
 
 
-def _json(data: Any, status: int = 200) -> HttpResponse:
-    response = HttpResponse(orjson.dumps(data), content_type="application/json", status=status)
-    _no_store(response)
-    return response
-
-
 def _error_json(status: int, code: str, message: str) -> HttpResponse:
-    return _json({"error": {"code": code, "message": message}}, status=status)
+    return private_json({"error": {"code": code, "message": message}}, status=status)
 
 
 def refused_json(refused: LeaseRefused) -> HttpResponse:
@@ -217,7 +211,7 @@ def replay_manifest(request: HttpRequest, lease: ViewerLease, token: str) -> Htt
         data["recording"].pop("id", None)
     if ACTIVITY not in lease.components:
         data["activity"] = []
-    return _json(data)
+    return private_json(data)
 
 
 @gzip_page
@@ -226,7 +220,7 @@ def replay_inspector(request: HttpRequest, lease: ViewerLease, token: str) -> Ht
     sections = [section for section in SECTIONS if section in lease.components]
     if not sections:
         return refused_json(LeaseRefused("wrong_kind"))
-    return _json(inspector_data(lease.run, sections))
+    return private_json(inspector_data(lease.run, sections))
 
 
 @_replay_data

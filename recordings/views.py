@@ -293,14 +293,15 @@ def manifest_data(run: Run, urls: ReplayUrls) -> dict[str, Any]:
     }
 
 
-def _json(data: Any, status: int = 200) -> HttpResponse:
+def private_json(data: Any, status: int = 200) -> HttpResponse:
+    """A JSON answer of a viewer's (the replay page's, an embed's): never cached."""
     response = HttpResponse(orjson.dumps(data), content_type="application/json", status=status)
     response["Cache-Control"] = "private, no-store"
     return response
 
 
 def manifest_response(run: Run, urls: ReplayUrls) -> HttpResponse:
-    return _json(manifest_data(run, urls))
+    return private_json(manifest_data(run, urls))
 
 
 def _processed_target_of(
@@ -488,7 +489,7 @@ def live_response(request: HttpRequest, run: Run, target: str) -> HttpResponse:
             continue  # processing may have removed it meanwhile; the replay will have it
         seq = batch_seq
     events.sort(key=lambda event: event.get("timestamp", 0) if isinstance(event, dict) else 0)
-    return _json({"status": recording.status, "events": events, "seq": seq, "more": more})
+    return private_json({"status": recording.status, "events": events, "seq": seq, "more": more})
 
 
 # Session views ----------------------------------------------------------------------
@@ -508,7 +509,7 @@ def session_run(
     ) -> HttpResponseBase:
         if not request.user.is_authenticated:
             if getattr(view, "json_view", False):
-                return _json(
+                return private_json(
                     {"error": {"code": "not_authenticated", "message": "Sign in first."}},
                     status=401,
                 )
@@ -553,7 +554,7 @@ def replay_manifest(request: HttpRequest, run: Run) -> HttpResponse:
 @session_run
 @json_view
 def replay_inspector(request: HttpRequest, run: Run) -> HttpResponse:
-    return _json(inspector_data(run, SECTIONS))
+    return private_json(inspector_data(run, SECTIONS))
 
 
 @session_run
