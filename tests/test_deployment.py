@@ -124,6 +124,12 @@ def wait(check: Callable[[], Any], timeout: float, message: str) -> Any:
         time.sleep(0.2)
 
 
+def encoded_download(url: str, tenant: Tenant) -> Any:
+    """Seed 004's download answer once it is 200 (202 while the video is encoded)."""
+    answer = api("GET", url, tenant)
+    return answer if answer.status == 200 else None
+
+
 def host_id_of(pid: int | None) -> str | None:
     return RuntimeHost.objects.filter(pid=pid).values_list("id", flat=True).first()
 
@@ -318,10 +324,15 @@ def test_two_web_processes_two_hosts_a_worker_and_beat_share_everything(
             assert chunk.status == 200
             assert b"Order desk" in gzip.decompress(chunk.body)
 
-            answer = api("GET", f"{web}/api/v1/recordings/{recording.id}/download", tenant)
-            assert answer.status == 200, answer.body
+            # Seed 004's download is the tab's MP4 once the worker encoded it (202 until
+            # then), and the rrweb events on request: both presigned from the bucket.
+            download = f"{web}/api/v1/recordings/{recording.id}/download"
+            answer = wait(functools.partial(encoded_download, download, tenant), 120, "the video")
             assert answer.json()["provider"] == "s3"
-            assert b"Order desk" in fetch(answer.json()["download_url"])[2]
+            assert fetch(answer.json()["download_url"])[2][4:8] == b"ftyp"  # an MP4
+            events = api("GET", f"{download}?format=rrweb", tenant)
+            assert events.status == 200, events.body
+            assert b"Order desk" in fetch(events.json()["download_url"])[2]
 
             content = api(
                 "GET", f"{web}/v1/runs/{started['runId']}/artifacts/{artifact.id}/content", tenant
