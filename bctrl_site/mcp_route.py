@@ -27,20 +27,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 from bctrl import AsyncBctrl
-from bctrl.mcp import create_server
 from django.http import HttpResponse
-from mcp.server.mcpserver import Context
-from mcp.server.transport_security import TransportSecuritySettings
 
 from recordings.api import in_ingest_thread
 from recordings.ingest_route import header_meta, host_allowed, is_secure, send_response
 from runs.api.auth import api_key_from_meta, bearer_token
 from runs.api.errors import MCP_PATHS, OUTAGE_ERRORS, api_error_response, service_unavailable
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context, MCPServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,11 +61,7 @@ class McpRoute:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.server = create_server(self.client_for)
-        self.server.streamable_http_app(
-            stateless_http=True,
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
+        self._server: MCPServer | None = None
         self._running: asyncio.Event | None = None
         self._manager_task: asyncio.Task[None] | None = None
 
@@ -109,6 +105,22 @@ class McpRoute:
         response["WWW-Authenticate"] = 'Bearer realm="bctrl"'
         return response
 
+    @property
+    def server(self) -> "MCPServer":
+        """The MCP server, built at the first request to /mcp: importing the MCP SDK
+        takes about a second, which a web process that never serves /mcp should not pay
+        at its start (hence the imports here, not at the module's top)."""
+        if self._server is None:
+            from bctrl.mcp import create_server
+            from mcp.server.transport_security import TransportSecuritySettings
+
+            self._server = create_server(self.client_for)
+            self._server.streamable_http_app(
+                stateless_http=True,
+                transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+            )
+        return self._server
+
     async def started(self) -> None:
         """Starts the session manager's task group once, for the life of the process."""
         if self._running is None:
@@ -126,7 +138,7 @@ class McpRoute:
             raise
 
     @asynccontextmanager
-    async def client_for(self, ctx: Context) -> AsyncIterator[AsyncBctrl]:
+    async def client_for(self, ctx: "Context") -> AsyncIterator[AsyncBctrl]:
         """A client of this process's API with the caller's key, for one tool call."""
         request = ctx.request_context.request
         assert request is not None, "an MCP call over HTTP has its request"

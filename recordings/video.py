@@ -243,24 +243,26 @@ def _fail_exhausted(video_id: int) -> None:
 class Span:
     start_ms: int
     end_ms: int
+    frame_count: int  # the frames the host captured in it
 
 
 def video_span(video: RecordingVideo) -> Span | None:
     """The part of the replay's timeline the target's video covers: its processed
     target's span (to its last frame, if later), else its frames' first time to the
-    recording's stop."""
+    recording's stop. None when the target has no frames."""
     times = RecordingFrames.objects.filter(
         recording_id=video.recording_id, target=video.target
-    ).aggregate(first=Min("first_ms"), last=Max("last_ms"))
-    if times["first"] is None:
+    ).aggregate(first=Min("first_ms"), last=Max("last_ms"), count=Sum("frame_count"))
+    if times["first"] is None or not times["count"]:
         return None
+    count = int(times["count"])
     row = video.recording.targets.filter(target=video.target, playable=True).first()
     if row is not None and row.start_timestamp is not None and row.end_timestamp is not None:
         # A canvas may go on changing after the page's last DOM event.
-        return Span(row.start_timestamp, max(row.end_timestamp, times["last"]))
+        return Span(row.start_timestamp, max(row.end_timestamp, times["last"]), count)
     stopped = video.recording.stopped_at
     end = int(stopped.timestamp() * 1000) if stopped is not None else times["last"]
-    return Span(times["first"], max(end, times["last"]))
+    return Span(times["first"], max(end, times["last"]), count)
 
 
 def _frames_of(video: RecordingVideo) -> Iterator[tuple[int, bytes]]:
@@ -281,13 +283,7 @@ def _frames_of(video: RecordingVideo) -> Iterator[tuple[int, bytes]]:
 
 def _encode(video: RecordingVideo, started: Any) -> RecordingVideo:
     span = video_span(video)
-    frame_count = (
-        RecordingFrames.objects.filter(
-            recording_id=video.recording_id, target=video.target
-        ).aggregate(n=Sum("frame_count"))["n"]
-        or 0
-    )
-    if span is None or not frame_count:
+    if span is None:
         raise ValueError("the target has no frames")
     with tempfile.NamedTemporaryFile(suffix=".mp4") as spool:
         width, height = encode_mp4(
@@ -304,7 +300,7 @@ def _encode(video: RecordingVideo, started: Any) -> RecordingVideo:
         "status": RecordingVideo.Status.READY,
         "start_ms": span.start_ms,
         "end_ms": span.end_ms,
-        "frame_count": frame_count,
+        "frame_count": span.frame_count,
         "width": width,
         "height": height,
         "size_bytes": size,

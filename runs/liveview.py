@@ -184,6 +184,26 @@ class LayerWatchingConsumer(AsyncWebsocketConsumer):
         await self.close(code=closecodes.LAYER_UNAVAILABLE)
 
 
+class HostLinkKeepalive(LayerWatchingConsumer):
+    """A runtime host's link (one of its runtimes', or its own): checks the layer every
+    BCTRL_LIVE_RECHECK_S while open and closes when it is lost, for the host to link
+    again on a fresh subscription."""
+
+    keepalive: asyncio.Task[None] | None = None
+
+    def keep_alive(self) -> None:
+        self.keepalive = asyncio.create_task(self._keepalive_loop())
+
+    async def _keepalive_loop(self) -> None:
+        while await self.layer_alive():
+            await asyncio.sleep(settings.BCTRL_LIVE_RECHECK_S)
+        await self.layer_lost()
+
+    async def disconnect(self, code: int) -> None:
+        if self.keepalive is not None and self.keepalive is not asyncio.current_task():
+            self.keepalive.cancel()
+
+
 class Refused(Exception):
     """A refusal: `code` is 4000 + the HTTP status, `error` the error code of the JSON
     body the handshake is answered with (runs.handshake)."""
@@ -227,7 +247,7 @@ def _link_runtime(runtime_id: str, authorization: str) -> tuple[str, str]:
     return runtime.id, run.id
 
 
-class HostLinkConsumer(LayerWatchingConsumer):
+class HostLinkConsumer(HostLinkKeepalive):
     """The web end of a runtime host's link: frames and tabs out to the run's viewers,
     viewers' watch, input and the automation's active tab in to the host."""
 
@@ -251,12 +271,7 @@ class HostLinkConsumer(LayerWatchingConsumer):
             return
         await self.accept()
         await self.send(text_data=orjson.dumps({"type": "linked", "runId": self.run_id}).decode())
-        self.keepalive = asyncio.create_task(self._keepalive_loop())
-
-    async def _keepalive_loop(self) -> None:
-        while await self.layer_alive():
-            await asyncio.sleep(settings.BCTRL_LIVE_RECHECK_S)
-        await self.layer_lost()
+        self.keep_alive()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         assert self.channel_layer is not None
@@ -304,11 +319,6 @@ class HostLinkConsumer(LayerWatchingConsumer):
         await self.layer_lost()
         return False
 
-    async def disconnect(self, code: int) -> None:
-        keepalive = getattr(self, "keepalive", None)
-        if keepalive is not None and keepalive is not asyncio.current_task():
-            keepalive.cancel()
-
     async def host_message(self, message: dict[str, Any]) -> None:
         """Something for the host (watch, input, active), from any web process."""
         await self.send(text_data=orjson.dumps(message["body"]).decode())
@@ -322,7 +332,7 @@ def host_starts_path(host_id: str) -> str:
     return f"/ws/host/hosts/{host_id}"
 
 
-class HostStartsConsumer(LayerWatchingConsumer):
+class HostStartsConsumer(HostLinkKeepalive):
     """A runtime host's own link (one per host, beside its runtimes' links): a start
     placed on it or a stop asked of it is pushed (`{"type": "wake"}`), so it acts at once
     rather than at its next poll of the database; and it says when a runtime of its is running
@@ -355,12 +365,7 @@ class HostStartsConsumer(LayerWatchingConsumer):
             await refuse_handshake(self, unavailable.code, unavailable.error, unavailable.reason)
             return
         await self.accept()
-        self.keepalive = asyncio.create_task(self._keepalive_loop())
-
-    async def _keepalive_loop(self) -> None:
-        while await self.layer_alive():
-            await asyncio.sleep(settings.BCTRL_LIVE_RECHECK_S)
-        await self.layer_lost()
+        self.keep_alive()
 
     async def host_wake(self, message: dict[str, Any]) -> None:
         await self.send(text_data=WAKE)
@@ -373,11 +378,6 @@ class HostStartsConsumer(LayerWatchingConsumer):
         assert self.channel_layer is not None
         notice = {"type": "run.changed", "kind": "status"}
         await layer_call(self.channel_layer, "group_send", run_group(run_id[:100]), notice)
-
-    async def disconnect(self, code: int) -> None:
-        keepalive = getattr(self, "keepalive", None)
-        if keepalive is not None and keepalive is not asyncio.current_task():
-            keepalive.cancel()
 
 
 WAKE = orjson.dumps({"type": "wake"}).decode()

@@ -342,6 +342,8 @@ class ManagedBrowser:
             return
         if method == "Target.detachedFromTarget":
             target = self.targets.pop(params.get("sessionId", ""), None)
+            if target is not None:
+                self._write_finishing(target)  # no headers will come for them now
             if target is not None and self.sessions_by_target.get(target.target_id) == (
                 params.get("sessionId")
             ):
@@ -827,6 +829,11 @@ class ManagedBrowser:
             "network.response", finished["data"], page_id=target.page_id, time=finished["time"]
         )
 
+    def _write_finishing(self, target: Target) -> None:
+        """Writes the target's responses still waiting for their headers, as they are."""
+        for request_id in list(target.finishing):  # in the order they ended
+            self._write_response(target, target.finishing.pop(request_id))
+
     async def _write_response_later(self, target: Target, request_id: str) -> None:
         """A response whose ExtraInfo headers did not come: written as it is."""
         await asyncio.sleep(EXTRA_INFO_WAIT_S)
@@ -1069,9 +1076,8 @@ class ManagedBrowser:
             await asyncio.sleep(0.05)
             if self.profile and self.profile.get("persist"):
                 await self._save_profile()
-        for target in list(self.targets.values()):  # responses still waiting for headers
-            for request_id in list(target.finishing):
-                self._write_response(target, target.finishing.pop(request_id))
+        for target in list(self.targets.values()):
+            self._write_finishing(target)
         await self.writer.flush()
         await self._release()
         for key, reasons in self.blocked.items():
