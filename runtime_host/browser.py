@@ -85,7 +85,7 @@ MAX_TEXT = 4000
 SHOT_CACHE_INTERVAL_S = 2.0
 MAX_PENDING_EXTRAS = 1000
 # How long a finished response waits for its ExtraInfo headers before it is written.
-EXTRA_INFO_WAIT_S = 0.5
+EXTRA_INFO_WAIT_S = 1.0
 # How long a refusal of the egress proxy waits for the page's failure of that request.
 BLOCK_MATCH_S = 2.0
 # How long naming an input's element may take before the page's own guess stands.
