@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "channels",
     "runs",
     "recordings",
+    "viewers",
 ]
 
 MIDDLEWARE = [

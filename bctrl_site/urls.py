@@ -28,7 +28,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("recordings.urls")),
     # Viewer embeds opened by a lease token (/embed/…), no session.
-    path("", include("recordings.embed_urls")),
+    path("", include("viewers.embed_urls")),
     # The public demo shop that `manage.py demo` drives (runs/demo_site.py).
     path("demo/", include("runs.demo_site")),
     path("", include("runs.urls")),

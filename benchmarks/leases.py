@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.leases      (or `make benchmark-leases`)
 
 Measures, with the database warm:
-- lease checks per second and the latency of one check (`recordings.leases.lease_check`,
+- lease checks per second and the latency of one check (`viewers.leases.lease_check`,
   the function every embed page, data endpoint, SSE stream and websocket calls);
 - the latency a lease check adds to a viewer request: the replay manifest and the
   activity stream's connect (first frame), each served once through a lease (embed
@@ -46,9 +46,9 @@ def fixture() -> dict[str, Any]:
     """A space, a member, a run with activity, and a replay lease with the activity panel."""
     from django.contrib.auth.models import User
 
-    from recordings.leases import lease_mint
     from runs import services
     from runs.models import Membership, Space
+    from viewers.leases import lease_mint
 
     space, _ = Space.objects.get_or_create(slug="lease-bench", defaults={"name": "Lease bench"})
     user, _ = User.objects.get_or_create(username="lease-bench")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_django(url)
     from django.test import AsyncClient, Client
 
-    from recordings.leases import lease_check
+    from viewers.leases import lease_check
 
     data = fixture()
     token, run = data["token"], data["run"]

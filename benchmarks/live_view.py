@@ -126,9 +126,9 @@ async def close(viewers: list[Viewer], readers: list[asyncio.Task[None]]) -> Non
 def mint_tokens(run_id: str, count: int) -> list[str]:
     from django.db import close_old_connections
 
-    from recordings.leases import lease_mint
-    from recordings.models import ViewerLease
     from runs.models import Run
+    from viewers.leases import lease_mint
+    from viewers.models import ViewerLease
 
     close_old_connections()
     run = Run.objects.get(pk=run_id)

@@ -1,11 +1,9 @@
 from typing import Any
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib import admin
 from django.http import HttpRequest
 
-from recordings.leases import lease_revoke
-from recordings.models import Recording, RecordingBatch, RecordingTarget, ViewerLease
+from recordings.models import Recording, RecordingBatch, RecordingTarget
 from runs.admin import ReadOnlyAdmin
 
 TARGET_FIELDS = [
@@ -118,39 +116,3 @@ class RecordingTargetAdmin(ReadOnlyAdmin):
     list_filter = ["playable"]
     search_fields = ["recording__id", "target"]
     list_select_related = ["recording"]
-
-
-@admin.register(ViewerLease)
-class ViewerLeaseAdmin(ReadOnlyAdmin):
-    """Leases are minted by the API and the dashboard, and only ever revoked by hand: the
-    row holds a hash of the secret, never the URL. Kept for the record, so not deletable."""
-
-    list_display = [
-        "id",
-        "kind",
-        "control",
-        "run",
-        "space",
-        "expires_at",
-        "revoked_at",
-        "use_count",
-        "last_used_at",
-        "creator",
-    ]
-    list_filter = ["kind", "control", "space", ("revoked_at", admin.EmptyFieldListFilter)]
-    search_fields = ["id", "run__id"]
-    list_select_related = ["run", "space"]
-    date_hierarchy = "created_at"
-    exclude = ["secret_hash"]
-    actions = ["revoke"]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.action(description="Revoke selected viewer leases")
-    def revoke(self, request: HttpRequest, queryset: QuerySet[ViewerLease]) -> None:
-        revoked = 0
-        for lease in queryset.filter(revoked_at__isnull=True):
-            lease_revoke(lease=lease)
-            revoked += 1
-        self.message_user(request, f"Revoked {revoked} viewer lease(s).", messages.SUCCESS)

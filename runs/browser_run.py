@@ -403,8 +403,8 @@ def target_json(
 
 
 def live_view(run: Run, lifetime_ms: int, *, readonly: bool, request: Request) -> str:
-    from recordings.leases import embed_url, lease_mint
-    from recordings.models import ViewerLease
+    from viewers.leases import embed_url, lease_mint
+    from viewers.models import ViewerLease
 
     minted = lease_mint(
         run=run,

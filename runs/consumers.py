@@ -4,7 +4,7 @@ Routes (bctrl_site.routing.cdp_urlpatterns, outside the browser Origin check, si
 Playwright or Puppeteer client sends no Origin header):
 
 - `/cdp/<token>`: the token of POST /v1/runtimes/{id}/start (a `cdp` viewer lease,
-  revoked when the run ends), checked by recordings.leases.lease_check.
+  revoked when the run ends), checked by viewers.leases.lease_check.
 - `/v1/runtimes/<runtime_id>/cdp` with `Authorization: Bearer <api key>`: the key's
   space must own the runtime.
 
@@ -151,8 +151,8 @@ _LEASE_CLOSE = {
 
 
 def grant_for_token(token: str) -> ProxyGrant:
-    from recordings.leases import LeaseRefused, lease_check
-    from recordings.models import ViewerLease
+    from viewers.leases import LeaseRefused, lease_check
+    from viewers.models import ViewerLease
 
     try:
         lease = lease_check(token, kind=ViewerLease.Kind.CDP)
@@ -237,8 +237,8 @@ def _grant(
 def grant_recheck(grant: ProxyGrant) -> ProxyRefused | bool:
     """Why an open connection must end now (revoked, expired, run over), else whether a
     person controls the browser (runs.control)."""
-    from recordings.leases import LeaseRefused, lease_check
-    from recordings.models import ViewerLease
+    from viewers.leases import LeaseRefused, lease_check
+    from viewers.models import ViewerLease
 
     if grant.token is not None:
         try:

@@ -418,8 +418,8 @@ def _origin_allowed(origin: str, embed_origins: list[str]) -> bool:
 
 
 def viewer_for_lease(token: str, origin: str) -> Viewer:
-    from recordings.leases import LeaseRefused, lease_check
-    from recordings.models import ViewerLease
+    from viewers.leases import LeaseRefused, lease_check
+    from viewers.models import ViewerLease
 
     try:
         lease = lease_check(token, kind=ViewerLease.Kind.LIVE)
@@ -467,16 +467,16 @@ def viewer_for_user(user: Any, run_id: str, origin: str) -> Viewer:
 
 
 def _lease_refused(refused: Any) -> Refused:
-    """A viewer lease's refusal (recordings.leases.LeaseRefused) as this socket's."""
+    """A viewer lease's refusal (viewers.leases.LeaseRefused) as this socket's."""
     return Refused(4000 + refused.status, refused.message, f"lease.{refused.reason}")
 
 
 def viewer_recheck(viewer: Viewer) -> Refused | bool:
     """Why an open live view must close now (lease gone, membership gone), else whether
     its run is still live."""
-    from recordings.leases import LeaseRefused, lease_check
-    from recordings.models import ViewerLease
     from runs.models import Membership
+    from viewers.leases import LeaseRefused, lease_check
+    from viewers.models import ViewerLease
 
     if viewer.token is not None:
         try:

@@ -753,8 +753,8 @@ def runtime_start(
     """Opens a run and places the runtime on the host with the most room, which launches
     the browser; 409 if it is running, 429/503 (and nothing written) when no host has
     room (runtime_place)."""
-    from recordings.leases import MAX_LIFETIME_S, lease_mint
-    from recordings.models import ViewerLease
+    from viewers.leases import MAX_LIFETIME_S, lease_mint
+    from viewers.models import ViewerLease
 
     with transaction.atomic():
         locked = Runtime.objects.select_for_update().get(pk=runtime.pk)
@@ -877,8 +877,8 @@ def runtime_running(*, runtime: Runtime, cdp_endpoint: str, files_dir: str = "")
 def runtime_finished(*, runtime: Runtime, state: str, reason: str = "") -> Runtime:
     """The browser is gone: the runtime is stopped (or failed, with the reason), its run
     ends the same way, and the connectUrl's credential is revoked."""
-    from recordings.leases import lease_revoke
-    from recordings.models import ViewerLease
+    from viewers.leases import lease_revoke
+    from viewers.models import ViewerLease
 
     failed = state == "failed"
     with transaction.atomic():

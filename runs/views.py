@@ -27,8 +27,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from recordings import leases, upstream
-from recordings.models import ViewerLease
+from recordings import upstream
 from runs import profiles, selectors, services, webhooks
 from runs.activity import activity_items, human_duration
 from runs.api.errors import ApiError
@@ -45,6 +44,8 @@ from runs.models import (
     Space,
     any_embed_origin,
 )
+from viewers import leases
+from viewers.models import ViewerLease
 
 SESSION_SPACE_KEY = "space_id"
 RUNS_PAGE_SIZE = 25

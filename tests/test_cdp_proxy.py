@@ -25,13 +25,13 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from websockets.sync.client import connect as ws_connect
 
-from recordings.leases import lease_mint, lease_revoke
-from recordings.models import ViewerLease
 from runs import services
 from runs.cdp import REDACTED, CommandRecorder, redact_params
 from runs.consumers import connect_options
 from runs.models import ApiKey, Command, Run, Runtime
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Refusal, Tenant, refused
+from viewers.leases import lease_mint, lease_revoke
+from viewers.models import ViewerLease
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -33,14 +33,15 @@ from django.db import connection, connections
 from django.test import Client
 from websockets.sync.client import connect as ws_connect
 
-from recordings.leases import lease_mint
-from recordings.models import Recording, RecordingBatch, ViewerLease
+from recordings.models import Recording, RecordingBatch
 from runs.models import Artifact, Run, Runtime, RuntimeHost
 from runtime_host.sweep import HOST_GONE_REASON
 from tests.conftest import CHROMIUM, ObjectStore, RedisServer, Tenant, services_required
 from tests.processes import ROOT, Answer, call, free_port, process_env, stop, wait_until_answers
 from tests.test_live_scale import receive_frame, receive_json
 from tests.test_object_storage import fetch
+from viewers.leases import lease_mint
+from viewers.models import ViewerLease
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 

@@ -1,4 +1,4 @@
-"""Viewer embeds (recordings/embeds.py): lease checks, refusals, headers, streams, logs."""
+"""Viewer embeds (viewers/embeds.py): lease checks, refusals, headers, streams, logs."""
 
 import asyncio
 import gzip
@@ -18,8 +18,7 @@ from django.utils import timezone
 from bctrl_site.logging import LoggingAccessLog, RedactEmbedTokens, redact
 from bctrl_site.middleware import frame_ancestors, with_frame_ancestors
 from bctrl_site.origins import valid_origin
-from recordings.leases import lease_mint, lease_revoke
-from recordings.models import Recording, ViewerLease
+from recordings.models import Recording
 from runs import services
 from runs.models import Run
 from tests.conftest import Tenant, started_at_ms
@@ -32,6 +31,8 @@ from tests.test_replay import (
     store_target,
 )
 from tests.test_streams import SSE, Frame, in_own_thread
+from viewers.leases import lease_mint, lease_revoke
+from viewers.models import ViewerLease
 
 ORIGIN = "https://app.example.com"
 
@@ -81,7 +82,7 @@ def mint(run: Run, kind: str = "replay", **options: Any) -> str:
 
 def lease_of(token: str) -> ViewerLease:
     """The lease that a token names (tests only: the token holds its secret)."""
-    from recordings.leases import _hash, _signer
+    from viewers.leases import _hash, _signer
 
     return ViewerLease.objects.get(secret_hash=_hash(_signer().unsign(token)))
 

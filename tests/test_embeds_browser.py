@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from recordings.leases import lease_mint
-from recordings.models import ViewerLease
 from runs.models import Run
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Tenant
 from tests.test_replay import T0, page_chunk, ready_recording, store_target
 from tests.test_replay_browser import IFRAME_TEXT
+from viewers.leases import lease_mint
+from viewers.models import ViewerLease
 
 pytestmark = [pytest.mark.browser]
 
@@ -221,8 +221,8 @@ def test_an_expired_link_says_so_inside_the_frame(
 def test_activity_embed_follows_the_stream_until_revoked(
     tab: Any, asgi_server: str, live_tenant: Tenant, host: HostPages
 ) -> None:
-    from recordings.leases import lease_revoke
     from runs import services
+    from viewers.leases import lease_revoke
 
     live_tenant.space.allowed_embed_origins = [host.origin]
     live_tenant.space.save()

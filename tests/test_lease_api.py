@@ -11,12 +11,13 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from recordings.leases import lease_check, lease_mint, lease_revoke
-from recordings.models import Recording, ViewerLease
+from recordings.models import Recording
 from runs import services
 from runs.models import Membership, Run
 from tests.conftest import Tenant, make_tenant, started_at_ms
 from tests.test_recording_ingest import START, rrweb_events
+from viewers.leases import lease_check, lease_mint, lease_revoke
+from viewers.models import ViewerLease
 
 # seed 000's keys, seed 001's `url` (the same URL as iframeUrl), and each tab's video
 RECORDING_KEYS = {
@@ -604,7 +605,7 @@ def test_leases_page_query_count_is_pinned(
 
 def test_revoking_from_the_dashboard(client_in: Client, run: Run) -> None:
     minted = lease_mint(run=run, kind="replay")
-    with mock.patch("recordings.leases.notify_run_changed") as notify:
+    with mock.patch("viewers.leases.notify_run_changed") as notify:
         response = csrf_post(
             client_in, "/leases", f"/leases/{minted.lease.id}/revoke", {"next": "/leases"}
         )
@@ -677,20 +678,20 @@ def test_admin_lists_leases_read_only_and_searches_by_run(
     admin_client_in: Client, run: Run
 ) -> None:
     lease = lease_mint(run=run, kind="replay").lease
-    listing = admin_client_in.get(f"/admin/recordings/viewerlease/?q={run.id}")
+    listing = admin_client_in.get(f"/admin/viewers/viewerlease/?q={run.id}")
     assert listing.status_code == 200
     assert lease.id in listing.content.decode()
-    assert admin_client_in.get("/admin/recordings/viewerlease/?kind__exact=live").status_code == 200
-    detail = admin_client_in.get(f"/admin/recordings/viewerlease/{lease.id}/change/")
+    assert admin_client_in.get("/admin/viewers/viewerlease/?kind__exact=live").status_code == 200
+    detail = admin_client_in.get(f"/admin/viewers/viewerlease/{lease.id}/change/")
     assert detail.status_code == 200
     assert lease.secret_hash not in detail.content.decode()
-    assert admin_client_in.get("/admin/recordings/viewerlease/add/").status_code == 403
+    assert admin_client_in.get("/admin/viewers/viewerlease/add/").status_code == 403
 
 
 def test_admin_revoke_action(admin_client_in: Client, run: Run) -> None:
     leases = [lease_mint(run=run, kind="replay").lease for _ in range(2)]
     response = admin_client_in.post(
-        "/admin/recordings/viewerlease/",
+        "/admin/viewers/viewerlease/",
         {"action": "revoke", "_selected_action": [lease.pk for lease in leases]},
     )
     assert response.status_code == 302

@@ -13,13 +13,14 @@ import pytest
 from django.core import signing
 from django.utils import timezone
 
-from recordings import leases
-from recordings.leases import LeaseRefused, lease_check, lease_mint, lease_revoke
-from recordings.models import Recording, ViewerLease
+from recordings.models import Recording
 from runs import services
 from runs.api.errors import ApiError, Conflict
 from runs.models import Run
 from tests.conftest import Tenant
+from viewers import leases
+from viewers.leases import LeaseRefused, lease_check, lease_mint, lease_revoke
+from viewers.models import ViewerLease
 
 REPLAY = ViewerLease.Kind.REPLAY
 LIVE = ViewerLease.Kind.LIVE
@@ -118,7 +119,7 @@ def test_it_refuses_an_unknown_secret_with_a_valid_signature(run: Run) -> None:
 def test_it_refuses_an_expired_lease_with_a_410(run: Run) -> None:
     minted = lease_mint(run=run, kind=REPLAY, lifetime_s=60)
     later = timezone.now() + timedelta(seconds=61)
-    with mock.patch("recordings.leases.timezone.now", return_value=later):
+    with mock.patch("viewers.leases.timezone.now", return_value=later):
         refused = refusal(minted.token, kind=REPLAY)
     assert (refused.reason, refused.status) == ("expired", 410)
     assert "expired" in refused.message
@@ -127,7 +128,7 @@ def test_it_refuses_an_expired_lease_with_a_410(run: Run) -> None:
 def test_a_lease_still_opens_one_second_before_it_expires(run: Run) -> None:
     minted = lease_mint(run=run, kind=REPLAY, lifetime_s=60)
     just_before = minted.lease.expires_at - timedelta(seconds=1)
-    with mock.patch("recordings.leases.timezone.now", return_value=just_before):
+    with mock.patch("viewers.leases.timezone.now", return_value=just_before):
         assert lease_check(minted.token, kind=REPLAY).pk == minted.lease.pk
 
 
@@ -222,10 +223,10 @@ def test_each_check_counts_a_use(run: Run) -> None:
     assert (lease.use_count, lease.first_used_at, lease.last_used_at) == (0, None, None)
 
     first = timezone.now() + timedelta(seconds=5)
-    with mock.patch("recordings.leases.timezone.now", return_value=first):
+    with mock.patch("viewers.leases.timezone.now", return_value=first):
         lease_check(minted.token, kind=REPLAY)
     second = first + timedelta(seconds=30)
-    with mock.patch("recordings.leases.timezone.now", return_value=second):
+    with mock.patch("viewers.leases.timezone.now", return_value=second):
         lease_check(minted.token, kind=REPLAY)
 
     lease.refresh_from_db()
@@ -281,7 +282,7 @@ def test_two_leases_never_share_a_token(run: Run) -> None:
 
 def test_revoking_notifies_the_runs_open_viewers(run: Run) -> None:
     minted = lease_mint(run=run, kind=REPLAY)
-    with mock.patch("recordings.leases.notify_run_changed") as notify:
+    with mock.patch("viewers.leases.notify_run_changed") as notify:
         lease_revoke(lease=minted.lease)
         lease_revoke(lease=minted.lease)  # a second revoke is a no-op
     notify.assert_called_once_with(run.id, "lease.revoked", leaseId=minted.lease.id)

@@ -9,11 +9,11 @@ import pytest
 from bctrl import Bctrl
 from playwright.sync_api import Error as PlaywrightError
 
-from recordings.leases import lease_mint
-from recordings.models import ViewerLease
 from runs.activity import activity_items
 from runs.models import Event, Run
 from tests.conftest import Refusal, Tenant, refused, sign_in
+from viewers.leases import lease_mint
+from viewers.models import ViewerLease
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

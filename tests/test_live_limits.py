@@ -21,12 +21,12 @@ from bctrl_site.routing import (
     live_urlpatterns,
     message_limit,
 )
-from recordings.leases import lease_mint
-from recordings.models import ViewerLease
 from runs import control
 from runs.liveview import host_link_token, pack_frame
 from runs.models import Event, Run, Runtime
 from tests.conftest import Tenant
+from viewers.leases import lease_mint
+from viewers.models import ViewerLease
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,8 +12,6 @@ from bctrl import Bctrl
 from django.conf import settings
 from django.db import connections
 
-from recordings.leases import lease_mint
-from recordings.models import ViewerLease
 from runs.models import Run
 from tests.conftest import (
     CHROMIUM,
@@ -23,6 +21,8 @@ from tests.conftest import (
     start_web_process,
     stop_host_process,
 )
+from viewers.leases import lease_mint
+from viewers.models import ViewerLease
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -13,8 +13,6 @@ from bctrl import Bctrl
 from django.db import connections
 from websockets.sync.client import connect as ws_connect
 
-from recordings.leases import lease_mint
-from recordings.models import ViewerLease
 from runs.liveview import frame_header
 from runs.models import Event, Run
 from tests.conftest import (
@@ -24,6 +22,8 @@ from tests.conftest import (
     start_web_process,
     stop_host_process,
 )
+from viewers.leases import lease_mint
+from viewers.models import ViewerLease
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

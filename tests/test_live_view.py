@@ -18,12 +18,12 @@ from django.test import Client
 from django.utils import timezone
 
 from bctrl_site.asgi import application
-from recordings.leases import lease_mint, lease_revoke
-from recordings.models import ViewerLease
 from runs import control, liveview
 from runs.liveview import frame_header, host_link_token, pack_frame
 from runs.models import Event, Run, Runtime
 from tests.conftest import Tenant
+from viewers.leases import lease_mint, lease_revoke
+from viewers.models import ViewerLease
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

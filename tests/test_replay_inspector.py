@@ -8,7 +8,6 @@ from typing import Any
 from django.test import Client
 from django.urls import reverse
 
-from recordings.leases import lease_mint
 from recordings.processing import snapshot_page, target_pages
 from runs import services
 from runs.cdp import REDACTED, redact_headers
@@ -20,6 +19,7 @@ from tests.test_replay import STARTED_AT, T0, Nodes, StoredTarget, page_chunk
 from tests.test_replay import processed as processed
 from tests.test_replay import run as run
 from tests.test_replay import signed_in as signed_in
+from viewers.leases import lease_mint
 
 
 def at(ms: int) -> datetime:

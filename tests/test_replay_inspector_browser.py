@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from recordings.leases import lease_mint
 from runs import services
 from runs.models import Command, Run
 from tests.conftest import Tenant, sign_in
 from tests.test_replay import T0, page_chunk, ready_recording, store_target
 from tests.test_replay_browser import wait_for_iframe_text
+from viewers.leases import lease_mint
 
 pytestmark = [pytest.mark.browser]
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from recordings.leases import lease_check
-from recordings.models import ViewerLease
 from runs import services
 from runs.models import Artifact, Command, Run, Runtime
 from tests.conftest import DUMMY_ENDPOINT, Tenant, fake_host
 from tests.test_cdp_proxy import Browser, launch_chromium
+from viewers.leases import lease_check
+from viewers.models import ViewerLease
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

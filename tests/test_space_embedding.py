@@ -10,10 +10,10 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from bctrl_site.origins import origin_allowed
-from recordings.leases import lease_mint
-from recordings.models import ViewerLease
 from runs import services
 from runs.models import Run, Space
+from viewers.leases import lease_mint
+from viewers.models import ViewerLease
 
 from .conftest import Tenant
 from .test_recordings_seed_api import assert_error

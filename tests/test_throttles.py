@@ -10,11 +10,12 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
-from recordings.models import Recording, ViewerLease
+from recordings.models import Recording
 from runs import services
 from runs.api import throttles
 from runs.api.throttles import Rate, parse_rate
 from runs.models import ApiKey, Run, Runtime
+from viewers.models import ViewerLease
 
 from .conftest import MEMBER_PASSWORD, Tenant, make_tenant
 

@@ -1,9 +1,9 @@
 from django.urls import path
 
 from recordings import api as recording_api
-from recordings import handoff_api, lease_api
 from runs.api import activity as activity_views
 from runs.api import profiles, spaces, streams, views
+from viewers import handoff_api, lease_api
 
 app_name = "api"
 

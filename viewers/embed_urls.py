@@ -1,8 +1,8 @@
-"""Viewer embeds (recordings/embeds.py): one opaque URL per lease, no session."""
+"""Viewer embeds (viewers/embeds.py): one opaque URL per lease, no session."""
 
 from django.urls import path
 
-from recordings import embeds
+from viewers import embeds
 
 app_name = "embed"
 

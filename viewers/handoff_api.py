@@ -33,9 +33,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recordings.lease_api import api_key_of
-from recordings.leases import MAX_LIFETIME_S, MIN_LIFETIME_S, embed_url, lease_mint
-from recordings.models import ViewerLease
 from runs import selectors, services
 from runs.api.auth import space_of
 from runs.api.errors import api_error_response
@@ -45,6 +42,9 @@ from runs.api.streams import Refused, authorized_run, bounded_int
 from runs.api.views import validated
 from runs.live import run_change_listener
 from runs.models import Handoff
+from viewers.lease_api import api_key_of
+from viewers.leases import MAX_LIFETIME_S, MIN_LIFETIME_S, embed_url, lease_mint
+from viewers.models import ViewerLease
 
 TEXT_MAX = 2000
 OBJECT = {200: OpenApiTypes.OBJECT, **ERRORS}

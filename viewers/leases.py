@@ -27,13 +27,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from recordings.inspector import SECTIONS
-from recordings.models import Recording, ViewerLease
+from recordings.models import Recording
 from recordings.selectors import latest_recording_of
 from runs.api.errors import Conflict, Invalid
 from runs.live import notify_run_changed
 from runs.models import ApiKey, Run, Space
 from runs.rawsql import instance_from_row, model_columns
 from runs.selectors import ObjectNotFound, spaces_of_user
+from viewers.models import ViewerLease
 
 SALT = "bctrl.viewer-lease"
 DEFAULT_LIFETIME_S = 60 * 60
@@ -295,7 +296,7 @@ def lease_revoke(*, lease: ViewerLease) -> ViewerLease:
 
 # Embed URLs ---------------------------------------------------------------------------
 
-# The pages and the stream that a lease token opens (recordings.embeds serves them). The
+# The pages and the stream that a lease token opens (viewers.embeds serves them). The
 # activity stream takes an `activity` lease, or a `replay` lease granted the "activity"
 # component (POST /v1/runs/{id}/recording with components: ["activity"]), which it checks
 # with lease_check(token, kind="replay", component="activity").

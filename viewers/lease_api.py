@@ -20,17 +20,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recordings.leases import (
-    COMPONENTS,
-    active_leases,
-    embed_url,
-    lease_mint,
-    lease_of,
-    lease_revoke,
-    leases_of,
-    lifetime_seconds,
-)
-from recordings.models import ViewerLease
 from recordings.selectors import runs_api_status, videos_of
 from runs import selectors
 from runs.api.auth import space_of
@@ -41,6 +30,17 @@ from runs.api.serializers import StrictSerializer, iso
 from runs.api.throttles import LEASE
 from runs.api.views import validated
 from runs.models import ApiKey
+from viewers.leases import (
+    COMPONENTS,
+    active_leases,
+    embed_url,
+    lease_mint,
+    lease_of,
+    lease_revoke,
+    leases_of,
+    lifetime_seconds,
+)
+from viewers.models import ViewerLease
 
 
 class LifetimeField(serializers.JSONField):

@@ -1,7 +1,7 @@
 """Viewer embeds: the pages a lease URL opens inside another product's iframe.
 
-URLs (recordings/embed_urls.py, names in the `embed` namespace; `<token>` is a viewer
-lease token, recordings.leases):
+URLs (viewers/embed_urls.py, names in the `embed` namespace; `<token>` is a viewer
+lease token, viewers.leases):
 
 - `GET /embed/replay/<token>` (`embed:replay`): the replay player of
   recordings/views.py (same markup, static/js/replay.js and CSS) bound to the lease's
@@ -33,7 +33,7 @@ lease token, recordings.leases):
   (with the activity) that lasts as long as the live lease would have, and redirects
   to its embed.
 
-Every lease check goes through recordings.leases.lease_check: pages and a stream's
+Every lease check goes through viewers.leases.lease_check: pages and a stream's
 connect record a use, data requests and the stream's re-checks do not. A refused page is
 a small standalone page with the words of LeaseRefused.message and its status (403, or
 410 for expired and no longer available); a refused data request or stream connect is
@@ -75,8 +75,6 @@ from django.views.decorators.http import require_GET
 from bctrl_site.middleware import ANY_ANCESTOR, allow_embed_framing
 from recordings.exports import CONTENT_TYPE, replay_file, replay_filename
 from recordings.inspector import SECTIONS, inspector_data
-from recordings.leases import MIN_LIFETIME_S, LeaseRefused, lease_check, lease_mint
-from recordings.models import ViewerLease
 from recordings.views import (
     REPLAY_POLICY,
     ReplayUrls,
@@ -91,6 +89,8 @@ from runs.api.streams import ActivityFeed, Refused, sse_loop, sse_response
 from runs.exports import streaming_response
 from runs.liveview import live_ws_path
 from runs.models import Run
+from viewers.leases import MIN_LIFETIME_S, LeaseRefused, lease_check, lease_mint
+from viewers.models import ViewerLease
 
 P = ParamSpec("P")
 ACTIVITY = "activity"
