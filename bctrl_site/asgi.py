@@ -12,12 +12,12 @@ from django.urls import re_path  # noqa: E402
 
 from bctrl_site.bodies import RequestBodies  # noqa: E402
 from bctrl_site.mcp_route import McpRoute  # noqa: E402
-from bctrl_site.routing import (  # noqa: E402
+from recordings.ingest_route import RecordingIngestRoute  # noqa: E402
+from runtimes.routing import (  # noqa: E402
     cdp_urlpatterns,
     live_urlpatterns,
     websocket_urlpatterns,
 )
-from recordings.ingest_route import RecordingIngestRoute  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -27,7 +27,7 @@ application = ProtocolTypeRouter(
         # a chunked body made readable (bctrl_site/bodies.py).
         "http": RecordingIngestRoute(McpRoute(RequestBodies(django_asgi_app))),
         # The CDP proxy and the live view first, with Origin rules of their own (see
-        # bctrl_site/routing.py); every other websocket is for web pages and needs an
+        # runtimes/routing.py); every other websocket is for web pages and needs an
         # Origin of ALLOWED_HOSTS.
         "websocket": URLRouter(
             [

@@ -10,7 +10,7 @@ of:
 - `[]`: none; viewer links open only as pages of their own.
 
 The same list decides both: `frame-ancestors` of the embed pages (bctrl_site.middleware)
-and the `Origin` a live view's websocket may come from (runs.liveview), matched the way
+and the `Origin` a live view's websocket may come from (runtimes.liveview), matched the way
 CSP matches `frame-ancestors` sources (`origin_allowed`).
 """
 

@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "runs",
     "recordings",
     "viewers",
+    "runtimes",
 ]
 
 MIDDLEWARE = [
@@ -503,7 +504,7 @@ if BCTRL_BROWSER_PRIVATE_NETWORKS != "*":
 # object store or a metrics endpoint); its web server, database and Redis are built in.
 BCTRL_BROWSER_BLOCKED_SERVICES = envlist("BCTRL_BROWSER_BLOCKED_SERVICES")
 
-# Runtimes and the CDP proxy of connectUrl (runs.consumers).
+# Runtimes and the CDP proxy of connectUrl (runtimes.cdp_proxy).
 # How long POST /v1/runtimes/{id}/start waits for a runtime host to launch the browser.
 BCTRL_RUNTIME_START_TIMEOUT_S = float(envstr("BCTRL_RUNTIME_START_TIMEOUT_S", "30"))
 # Pre-launched, never-used browsers each runtime host keeps ready for the next starts
@@ -520,10 +521,10 @@ BCTRL_CDP_SCREENSHOT_TIMEOUT_S = float(envstr("BCTRL_CDP_SCREENSHOT_TIMEOUT_S", 
 BCTRL_RUNTIME_UPLOAD_WAIT_S = float(envstr("BCTRL_RUNTIME_UPLOAD_WAIT_S", "10"))
 # Largest websocket message a CDP client may send (connectUrl): CDP messages (scripts,
 # files set on inputs) exceed daphne's 1 MiB default. Also daphne's ceiling for every
-# socket (`manage.py serve`); each route has its own limit (bctrl_site.routing).
+# socket (`manage.py serve`); each route has its own limit (runtimes.routing).
 BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES = envint("BCTRL_WEBSOCKET_MAX_MESSAGE_BYTES", 256 * 1024 * 1024)
 
-# Live view and takeover (runs.liveview, runtime_host.live).
+# Live view and takeover (runtimes.liveview, runtime_host.live).
 # Where a runtime host sends screencast frames: a web process's websocket address.
 # `manage.py serve` points its host at its own web server.
 BCTRL_HOST_LINK_URL = envstr("BCTRL_HOST_LINK_URL") or local_url(HOST, PORT, "ws")

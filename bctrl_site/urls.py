@@ -19,7 +19,7 @@ urlpatterns = [
     # Recordings API of seed 004 (/api/v1/…) and Browser Run of seed 003 (/client/v4/…).
     path("", include("recordings.seed_urls")),
     # Browser Run's session API (seed 003, as the `cloudflare` package calls it).
-    path("", include("runs.browser_run")),
+    path("", include("runtimes.browser_run")),
     path("docs/", dashboard_views.api_docs, name="api-docs"),
     # Sign-in throttled (runs/signin.py): the admin's login first, before its other pages.
     path("admin/login/", guard_sign_in(admin.site.login)),

@@ -12,8 +12,8 @@ Three things on top of daphne 4.2:
   extension, and an application may answer the handshake with a response of its own
   (`websocket.http.response.start` with a status and headers, then
   `websocket.http.response.body` messages), as the CDP proxy does to say 404 to a key
-  of another space (runs.consumers). A close before accept is still a 403.
-- A size limit per websocket route (bctrl_site.routing.message_limit), not daphne's one
+  of another space (runtimes.cdp_proxy). A close before accept is still a 403.
+- A size limit per websocket route (runtimes.routing.message_limit), not daphne's one
   global `--websocket-max-message-size`: a message over its route's limit is refused
   with close code 4413 as soon as its frame header says so, and what still streams in
   of it is dropped, never buffered (autobahn buffers a whole message before daphne
@@ -34,8 +34,8 @@ from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.ws_protocol import WebSocketProtocol
 
 from bctrl_site.logging import LoggingAccessLog, redact
-from runs.closecodes import MESSAGE_TOO_LARGE
-from runs.handshake import DENIAL_EXTENSION
+from runtimes.closecodes import MESSAGE_TOO_LARGE
+from runtimes.handshake import DENIAL_EXTENSION
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class DenyingWebSocketProtocol(WebSocketProtocol):
     def onConnect(self, request: Any) -> Any:
         # Imported here: this module loads before Django is set up (daphne's command
         # line imports it, then the application).
-        from bctrl_site.routing import message_limit
+        from runtimes.routing import message_limit
 
         self.message_limit = message_limit(unquote(request.path))
         return super().onConnect(request)

@@ -33,7 +33,7 @@ Events (`Event.type` → `Event.data`):
 - `artifact.created`   {artifactId, kind, name, size}
 - `control.requested`, `control.granted`, `control.released`  {who, viewer, reason?}
 - `connection.opened`, `connection.closed`  {connectionId, client, remoteAddress?,
-  durationMs?, code?}: a CDP client of the runtime (runs/consumers.py)
+  durationMs?, code?}: a CDP client of the runtime (runtimes/cdp_proxy.py)
 - anything else        → a generic `event` item named after its type.
 
 Commands (`Command.method`, `params`, `status`, `duration_ms`, `page_id`, times): CDP
@@ -1267,7 +1267,7 @@ _RELEASES = {
     "ended": "the run ended",
 }
 
-# How a CDP client connected (runs.consumers.ProxyGrant.client), and why a browser stopped.
+# How a CDP client connected (runtimes.cdp_proxy.ProxyGrant.client), and why a browser stopped.
 CLIENT_KINDS = {
     "api_key": "a client with an API key",
     "connect_token": "a client through the connect URL",

@@ -1,4 +1,4 @@
-"""What the CDP proxy (runs.consumers) knows about the DevTools protocol: which client
+"""What the CDP proxy (runtimes.cdp_proxy) knows about the DevTools protocol: which client
 commands it records and how, with secrets redacted, and a short CDP client of its own
 for the screenshot API.
 

@@ -1,6 +1,6 @@
 """What a tenant's hosted browser may reach: one statement of the rules, read by the
 runtime host's egress proxy and its sandbox (runtime_host/egress.py, sandbox.py) and by
-the CDP proxy (runs/consumers.py), which refuses a client's command that would break them.
+the CDP proxy (runtimes/cdp_proxy.py), which refuses a client's command that would break them.
 
 - Schemes: `file:`, browser-internal pages (`chrome:`, `devtools:`…) and `view-source:`
   never load, by any route (`BLOCKED_SCHEMES`; Chromium enforces them through its URL

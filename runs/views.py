@@ -33,7 +33,6 @@ from runs.activity import activity_items, human_duration
 from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
 from runs.launch import queued_starts
-from runs.liveview import live_ws_path
 from runs.models import (
     Command,
     Event,
@@ -381,14 +380,14 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def run_live(request: HttpRequest, run_id: str) -> HttpResponse:
-    """The live view of a run (runs.liveview): members may watch and take control."""
+    """The live view of a run (runtimes.liveview): members may watch and take control."""
     run = _run_or_404(request, run_id)
     if not run.is_active or run.runtime_id is None:
         return HttpResponseRedirect(reverse("dashboard:run", args=[run.id]))
     context = run_context(
         request,
         run,
-        ws_url=live_ws_path(run_id=run.id),
+        ws_url=leases.live_ws_path(run_id=run.id),
         may_control=True,
         run_state="live",
         replay_url=reverse("replay:page", args=[run.id]),

@@ -1,6 +1,6 @@
 """The host end of the live view: screencasts the tabs someone watches and sends the
 frames over a link to a web process, which hands them to viewers through the channel
-layer (runs.liveview); viewers' input comes back over the same link.
+layer (runtimes.liveview); viewers' input comes back over the same link.
 
 - A tab is screencast only while a viewer said "watching" within
   BCTRL_LIVE_WATCH_TTL_S: the tab the automation last used for viewers that follow it,
@@ -35,7 +35,7 @@ from django.conf import settings
 
 from runs.cdp import json_object
 from runs.control import INPUT_METHODS
-from runs.liveview import host_link_token, pack_frame
+from runtimes.liveview import host_link_token, pack_frame
 
 if TYPE_CHECKING:
     from runtime_host.browser import ManagedBrowser, Target

@@ -1,4 +1,4 @@
-"""Browser Run's session API (seed 003; runs/browser_run.py) driven by the official
+"""Browser Run's session API (seed 003; runtimes/browser_run.py) driven by the official
 `cloudflare` package, unchanged, pointed at the live daphne (`asgi_server`), with a
 runtime host (`host_thread`) running the browsers and Playwright connecting to the
 websocket URLs the package is given."""

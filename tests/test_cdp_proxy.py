@@ -27,8 +27,8 @@ from websockets.sync.client import connect as ws_connect
 
 from runs import services
 from runs.cdp import REDACTED, CommandRecorder, redact_params
-from runs.consumers import connect_options
 from runs.models import ApiKey, Command, Run, Runtime
+from runtimes.cdp_proxy import connect_options
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Refusal, Tenant, refused
 from viewers.leases import lease_mint, lease_revoke
 from viewers.models import ViewerLease

@@ -14,16 +14,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from bctrl_site.routing import (
+from runs import control
+from runs.models import Event, Run, Runtime
+from runtimes.liveview import host_link_token, pack_frame
+from runtimes.routing import (
     MESSAGE_LIMITS,
     PAGE_MESSAGE_MAX_BYTES,
     cdp_urlpatterns,
     live_urlpatterns,
     message_limit,
 )
-from runs import control
-from runs.liveview import host_link_token, pack_frame
-from runs.models import Event, Run, Runtime
 from tests.conftest import Tenant
 from viewers.leases import lease_mint
 from viewers.models import ViewerLease

@@ -13,8 +13,8 @@ from bctrl import Bctrl
 from django.db import connections
 from websockets.sync.client import connect as ws_connect
 
-from runs.liveview import frame_header
 from runs.models import Event, Run
+from runtimes.liveview import frame_header
 from tests.conftest import (
     CHROMIUM,
     Tenant,

@@ -1,6 +1,6 @@
 """The live view's websockets through Channels' WebsocketCommunicator: every refusal,
 frames from a host link to viewers, the controller lock and its release paths, and
-what a viewer's input becomes (runs.liveview, runs.control)."""
+what a viewer's input becomes (runtimes.liveview, runs.control)."""
 
 import asyncio
 import logging
@@ -18,9 +18,10 @@ from django.test import Client
 from django.utils import timezone
 
 from bctrl_site.asgi import application
-from runs import control, liveview
-from runs.liveview import frame_header, host_link_token, pack_frame
+from runs import control
 from runs.models import Event, Run, Runtime
+from runtimes import liveview
+from runtimes.liveview import frame_header, host_link_token, pack_frame
 from tests.conftest import Tenant
 from viewers.leases import lease_mint, lease_revoke
 from viewers.models import ViewerLease
@@ -283,7 +284,7 @@ async def test_view_only_input_is_refused_logged_and_never_reaches_the_host(
     run, link = live["run"], live["link"]
     viewer, _, _ = await open_viewer(f"/ws/live/{await db(live_token)(run)}")
     await host_receives(link, "watch")
-    caplog.set_level(logging.WARNING, logger="runs.liveview")
+    caplog.set_level(logging.WARNING, logger="runtimes.liveview")
     await viewer.send_to(text_data='{"type": "control", "action": "request"}')
     assert (await json_until(viewer, "error"))["code"] == "control.view_only"
     await viewer.send_to(text_data='{"type": "text", "text": "123456"}')

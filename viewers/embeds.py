@@ -25,7 +25,7 @@ lease token, viewers.leases):
   every read of the loop (each change notice, and every BCTRL_SSE_POLL_SECONDS, 1 s by
   default): once it is revoked or has expired the stream sends
   `event: end` / `data: {"reason": "revoked"|"expired"|…, "message": …}` and closes.
-- `GET /embed/live/<token>` (`embed:live`): the live view of runs.liveview (the
+- `GET /embed/live/<token>` (`embed:live`): the live view of runtimes.liveview (the
   browser's picture, tabs, take-over when the lease has `control: "input"`) beside the
   activity. `?control=input` asks for input control and is refused (403) when the lease
   has none. When the run ends the page says so and links to
@@ -87,9 +87,8 @@ from recordings.views import (
 from runs.api.errors import ApiError
 from runs.api.streams import ActivityFeed, Refused, sse_loop, sse_response
 from runs.exports import streaming_response
-from runs.liveview import live_ws_path
 from runs.models import Run
-from viewers.leases import MIN_LIFETIME_S, LeaseRefused, lease_check, lease_mint
+from viewers.leases import MIN_LIFETIME_S, LeaseRefused, lease_check, lease_mint, live_ws_path
 from viewers.models import ViewerLease
 
 P = ParamSpec("P")

@@ -308,6 +308,12 @@ EMBED_PATHS = {
 }
 
 
+def live_ws_path(*, token: str | None = None, run_id: str | None = None) -> str:
+    """The websocket path of a live view: by lease token, or a member's by run id
+    (Channels routes have no `reverse`)."""
+    return f"/ws/live/{token}" if token is not None else f"/ws/runs/{run_id}/live"
+
+
 def embed_url(kind: str, token: str) -> str:
     """The absolute URL of the embed `kind` ("replay", "live", "activity" or
     "activity_stream") that `token` opens, on settings.SITE_URL."""

@@ -1,7 +1,7 @@
 // bctrl live view: the browser's picture from the runtime host's screencast, its tabs,
 // and, with control, the viewer's clicks, scrolling and typing sent back to it.
 //
-// The websocket (data-ws-url; protocol in runs/liveview.py) sends binary frames (a
+// The websocket (data-ws-url; protocol in runtimes/liveview.py) sends binary frames (a
 // 4-byte header length, a JSON header, a JPEG) and JSON messages (hello, tabs, control,
 // error, ended, closed). Each frame is acked once painted: the server sends the next
 // one only then, so a slow viewer gets fewer frames instead of a growing backlog.

@@ -1,8 +1,10 @@
-import django.db.models.deletion
 import functools
-import runs.ids
+
+import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+
+import runs.ids
 
 
 class Migration(migrations.Migration):

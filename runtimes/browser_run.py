@@ -4,7 +4,7 @@ space id, `Authorization: Bearer <bctrl API key>`. A session is a runtime with i
 (the session id is the run id), so sessions are runs like any other: in `/v1/runs`, the
 dashboard, the replay and the live view.
 
-HTTP (this module; the websockets are the CDP proxy's, runs/consumers.py):
+HTTP (this module; the websockets are the CDP proxy's, runtimes/cdp_proxy.py):
 
 - `POST devtools/browser?keep_alive=&recording=&targets=&lab=&live_view_url_expires_in_ms=`
   (body `{"guardrails": {"allowedDomains": [...]}}` optional) → `{sessionId,
@@ -51,6 +51,8 @@ from runs.api.errors import ApiError, Invalid, NotFound, exception_handler
 from runs.confinement import url_refusal
 from runs.launch import launch
 from runs.models import Event, Run, Runtime, Space
+from viewers.leases import embed_url, lease_mint
+from viewers.models import ViewerLease
 
 OBJECT = {200: OpenApiTypes.OBJECT}
 DEFAULT_KEEP_ALIVE_MS = 60_000  # upstream closes a browser idle for 60 s
@@ -319,7 +321,7 @@ class BrowserView(BrowserRunView):
             ]
         return Response(body)
 
-    @extend_schema(exclude=True)  # a websocket (runs/consumers.py)
+    @extend_schema(exclude=True)  # a websocket (runtimes/cdp_proxy.py)
     def get(self, request: Request, account_id: str) -> Response:
         account_of(request, account_id)
         raise websocket_only()
@@ -335,7 +337,7 @@ class SessionView(BrowserRunView):
         closed = runtime.status in (Runtime.Status.STOPPED, Runtime.Status.FAILED)
         return Response({"status": "closed" if closed else "closing"})
 
-    @extend_schema(exclude=True)  # a websocket (runs/consumers.py)
+    @extend_schema(exclude=True)  # a websocket (runtimes/cdp_proxy.py)
     def get(self, request: Request, account_id: str, session_id: str) -> Response:
         session_of(account_of(request, account_id), session_id)
         raise websocket_only()
@@ -403,8 +405,6 @@ def target_json(
 
 
 def live_view(run: Run, lifetime_ms: int, *, readonly: bool, request: Request) -> str:
-    from viewers.leases import embed_url, lease_mint
-    from viewers.models import ViewerLease
 
     minted = lease_mint(
         run=run,
@@ -548,7 +548,7 @@ class LiveViewView(BrowserRunView):
 
 
 class PageView(BrowserRunView):
-    @extend_schema(exclude=True)  # a websocket (runs/consumers.py)
+    @extend_schema(exclude=True)  # a websocket (runtimes/cdp_proxy.py)
     def get(self, request: Request, account_id: str, session_id: str, target_id: str) -> Response:
         session_of(account_of(request, account_id), session_id)
         raise websocket_only()

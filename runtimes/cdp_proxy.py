@@ -1,6 +1,6 @@
 """The CDP proxy behind a runtime's `connectUrl`.
 
-Routes (bctrl_site.routing.cdp_urlpatterns, outside the browser Origin check, since a
+Routes (runtimes.routing.cdp_urlpatterns, outside the browser Origin check, since a
 Playwright or Puppeteer client sends no Origin header):
 
 - `/cdp/<token>`: the token of POST /v1/runtimes/{id}/start (a `cdp` viewer lease,
@@ -51,23 +51,25 @@ from django.utils import timezone
 from runs import selectors, services
 from runs.api.auth import api_key_from_meta
 from runs.api.errors import ApiError, Conflict
-from runs.browser_run import (
+from runs.cdp import CommandRecorder, json_object
+from runs.confinement import DOWNLOAD_METHODS, command_refusal, download_behaviour
+from runs.control import AUTOMATION_INPUT_METHODS, BUSY_CODE, control_holder
+from runs.ids import new_id
+from runs.launch import launch
+from runs.live import run_group
+from runs.models import ApiKey, Run, Runtime
+from runs.services import commands_record, event_emit
+from runtimes.browser_run import (
     DEFAULT_KEEP_ALIVE_MS,
     SESSION_RUNTIME_NAME,
     TARGET_ID,
     cloudflare_error,
     session_of,
 )
-from runs.cdp import CommandRecorder, json_object
-from runs.confinement import DOWNLOAD_METHODS, command_refusal, download_behaviour
-from runs.control import AUTOMATION_INPUT_METHODS, BUSY_CODE, control_holder
-from runs.handshake import refuse_handshake
-from runs.ids import new_id
-from runs.launch import launch
-from runs.live import run_group
-from runs.liveview import layer_call, send_to_host
-from runs.models import ApiKey, Run, Runtime
-from runs.services import event_emit
+from runtimes.handshake import refuse_handshake
+from runtimes.liveview import layer_call, send_to_host
+from viewers.leases import LeaseRefused, lease_check
+from viewers.models import ViewerLease
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +153,6 @@ _LEASE_CLOSE = {
 
 
 def grant_for_token(token: str) -> ProxyGrant:
-    from viewers.leases import LeaseRefused, lease_check
-    from viewers.models import ViewerLease
 
     try:
         lease = lease_check(token, kind=ViewerLease.Kind.CDP)
@@ -237,8 +237,6 @@ def _grant(
 def grant_recheck(grant: ProxyGrant) -> ProxyRefused | bool:
     """Why an open connection must end now (revoked, expired, run over), else whether a
     person controls the browser (runs.control)."""
-    from viewers.leases import LeaseRefused, lease_check
-    from viewers.models import ViewerLease
 
     if grant.token is not None:
         try:
@@ -281,8 +279,6 @@ def client_left(grant: ProxyGrant) -> None:
 
 def commands_store(run: Run, commands: list[dict[str, Any]]) -> bool:
     """Writes a batch; False once the run has ended (nothing more will be recorded)."""
-    from runs.services import commands_record
-
     try:
         commands_record(run=run, commands=commands)
     except Conflict:

@@ -7,15 +7,15 @@ asgi.py. The others check origins themselves:
   the connect token or an API key, and a foreign web page (which always sends its
   Origin) is still refused. The runtime host's link has the same rule.
 - `live_urlpatterns` serve the live view, whose pages may sit in a space's embed
-  origins as well as on ALLOWED_HOSTS (runs.liveview checks both, after the lease).
+  origins as well as on ALLOWED_HOSTS (runtimes.liveview checks both, after the lease).
 """
 
 from channels.auth import AuthMiddlewareStack
 from django.conf import settings
 from django.urls import URLPattern, path
 
-from runs.consumers import CdpOriginValidator, CdpProxyConsumer
-from runs.liveview import HostLinkConsumer, HostStartsConsumer, LiveViewConsumer
+from runtimes.cdp_proxy import CdpOriginValidator, CdpProxyConsumer
+from runtimes.liveview import HostLinkConsumer, HostStartsConsumer, LiveViewConsumer
 
 websocket_urlpatterns: list[URLPattern] = []
 
@@ -26,7 +26,7 @@ cdp_urlpatterns: list[URLPattern] = [
         CdpOriginValidator(CdpProxyConsumer.as_asgi()),
         name="runtime-cdp-proxy",
     ),
-    # Browser Run's devtools websockets (runs/browser_run.py): acquire and connect, connect
+    # Browser Run's devtools websockets (runtimes/browser_run.py): acquire and connect, connect
     # to a session, connect to one page of it.
     *(
         path(

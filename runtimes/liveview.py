@@ -4,7 +4,7 @@ viewers, and a human controller's input back to the browser.
     runtime host ──link──▶ web process A ──channel layer──▶ web process B ──▶ viewer
                  ◀─────────              ◀────────────────               ◀──
 
-Routes (bctrl_site.routing):
+Routes (runtimes.routing):
 
 - `ws/host/runtimes/<runtime_id>` (HostLinkConsumer): the runtime host's link, one per
   running browser, with `Authorization: Bearer <host_link_token>` (signed with the
@@ -26,7 +26,7 @@ ALLOWED_HOSTS nor one that the space's embed origins let in (bctrl_site.origins:
 lets any page open a view-only or control socket with a valid lease; the dashboard's
 route takes ALLOWED_HOSTS only): with an HTTP status and a JSON error
 (`lease.invalid|expired|revoked|wrong_kind`, `forbidden`, `unauthenticated`,
-`not_found`) where the server allows (runs.handshake), else with close code 4000 + that
+`not_found`) where the server allows (runtimes.handshake), else with close code 4000 + that
 status. An open view closes within BCTRL_LIVE_RECHECK_S of its lease expiring and at
 once on revocation, after a `closed` message.
 
@@ -44,7 +44,7 @@ messages of runs.control (only from the holder of control through a lease with `
 "input"`; anything else is refused, logged and answered with an `error`, never sent to
 the browser). A larger message closes the socket with 4413 (bctrl's daphne refuses it
 while it streams in, before buffering it: bctrl_site.webserver), one that is not a JSON
-object with a `type` with 4400 (runs.closecodes); either hands control back at once
+object with a `type` with 4400 (runtimes.closecodes); either hands control back at once
 (`control.released`, reason `refused`). The live page splits a long paste into `text`
 messages under both limits.
 """
@@ -67,13 +67,17 @@ from django.core import signing
 from django.urls import reverse
 
 from bctrl_site.origins import origin_allowed
-from runs import closecodes, control, selectors, services
+from runs import control, selectors, services
 from runs.api.errors import Conflict
 from runs.api.serializers import iso
 from runs.cdp import json_object
-from runs.handshake import refuse_handshake
 from runs.live import host_group_of, run_group
-from runs.models import Handoff, Run, Runtime
+from runs.models import Handoff, Membership, Run, Runtime
+from runs.selectors import ObjectNotFound, run_of_user
+from runtimes import closecodes
+from runtimes.handshake import refuse_handshake
+from viewers.leases import LeaseRefused, lease_check
+from viewers.models import ViewerLease
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +87,6 @@ HOST_LINK_MAX_AGE_S = 60
 ACK_TIMEOUT_S = 3.0  # a viewer that never acks still gets a frame this often
 TOUCH_EVERY_S = 5.0  # how often a controller's activity is written down
 RELAYED = '{"type":"relayed"}'
-
-
-def live_ws_path(*, token: str | None = None, run_id: str | None = None) -> str:
-    """The websocket path of a live view (Channels routes have no `reverse`)."""
-    return f"/ws/live/{token}" if token is not None else f"/ws/runs/{run_id}/live"
 
 
 def live_group(run_id: str) -> str:
@@ -206,7 +205,7 @@ class HostLinkKeepalive(LayerWatchingConsumer):
 
 class Refused(Exception):
     """A refusal: `code` is 4000 + the HTTP status, `error` the error code of the JSON
-    body the handshake is answered with (runs.handshake)."""
+    body the handshake is answered with (runtimes.handshake)."""
 
     ERRORS = {
         4401: "unauthenticated",
@@ -418,8 +417,6 @@ def _origin_allowed(origin: str, embed_origins: list[str]) -> bool:
 
 
 def viewer_for_lease(token: str, origin: str) -> Viewer:
-    from viewers.leases import LeaseRefused, lease_check
-    from viewers.models import ViewerLease
 
     try:
         lease = lease_check(token, kind=ViewerLease.Kind.LIVE)
@@ -442,8 +439,6 @@ def viewer_for_lease(token: str, origin: str) -> Viewer:
 
 
 def viewer_for_user(user: Any, run_id: str, origin: str) -> Viewer:
-    from runs.selectors import ObjectNotFound, run_of_user
-
     if user is None or not user.is_authenticated:
         raise Refused(4401, "Sign in to watch this run.")
     if not _origin_allowed(origin, []):
@@ -474,10 +469,6 @@ def _lease_refused(refused: Any) -> Refused:
 def viewer_recheck(viewer: Viewer) -> Refused | bool:
     """Why an open live view must close now (lease gone, membership gone), else whether
     its run is still live."""
-    from runs.models import Membership
-    from viewers.leases import LeaseRefused, lease_check
-    from viewers.models import ViewerLease
-
     if viewer.token is not None:
         try:
             lease_check(viewer.token, kind=ViewerLease.Kind.LIVE, record_use=False, with_run=False)
