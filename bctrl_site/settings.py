@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "recordings",
     "viewers",
     "runtimes",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -299,8 +300,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-# ModelBackend that refuses a username locked out after failed sign-ins (runs/signin.py).
-AUTHENTICATION_BACKENDS = ["runs.signin.ThrottledModelBackend"]
+# ModelBackend that refuses a username locked out after failed sign-ins (dashboard/signin.py).
+AUTHENTICATION_BACKENDS = ["dashboard.signin.ThrottledModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:runs"
 LOGOUT_REDIRECT_URL = "login"

@@ -4,8 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from bctrl_site.recorder_script import recorder_script
-from runs import views as dashboard_views
-from runs.signin import guard_sign_in
+from dashboard import views as dashboard_views
+from dashboard.signin import guard_sign_in
 
 handler400 = "runs.api.errors.handler400"
 handler404 = "runs.api.errors.handler404"
@@ -21,15 +21,15 @@ urlpatterns = [
     # Browser Run's session API (seed 003, as the `cloudflare` package calls it).
     path("", include("runtimes.browser_run")),
     path("docs/", dashboard_views.api_docs, name="api-docs"),
-    # Sign-in throttled (runs/signin.py): the admin's login first, before its other pages.
+    # Sign-in throttled (dashboard/signin.py): the admin's login first, before its other pages.
     path("admin/login/", guard_sign_in(admin.site.login)),
     path("admin/", admin.site.urls),
     path("login/", guard_sign_in(dashboard_views.SignInView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", include("recordings.urls")),
+    path("", include("dashboard.replay_urls")),
     # Viewer embeds opened by a lease token (/embed/…), no session.
     path("", include("viewers.embed_urls")),
     # The public demo shop that `manage.py demo` drives (runs/demo_site.py).
     path("demo/", include("runs.demo_site")),
-    path("", include("runs.urls")),
+    path("", include("dashboard.urls")),
 ]

@@ -220,10 +220,9 @@ def build_cases(dashboard_large: str | None) -> tuple[list[Case], dict[str, Any]
         ]
 
     events = f"/v1/runs/{run.id}/events"
-    import runs.views
+    import dashboard.views  # after django.setup()
 
-    default_rows = getattr(runs.views, "RUNS_PAGE_SIZE", None)
-    dashboard_rows = f" ({default_rows} rows)" if default_rows else ""
+    dashboard_rows = f" ({dashboard.views.RUNS_PAGE_SIZE} rows)"
     cases = [
         *pair("runs, first page, limit 20", "/v1/runs?limit=20", "/naive/v1/runs?limit=20"),
         *pair("runs, first page, limit 100", "/v1/runs?limit=100", "/naive/v1/runs?limit=100"),

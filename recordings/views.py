@@ -84,7 +84,6 @@ from django.http import (
     HttpResponse,
     HttpResponseBase,
 )
-from django.shortcuts import render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.gzip import gzip_page
@@ -99,7 +98,6 @@ from recordings.video import video_filename
 from runs import selectors
 from runs.activity import activity_items
 from runs.models import Event, Run
-from runs.views import run_context
 
 REPLAY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -526,21 +524,6 @@ def session_run(
 def json_view(view: Callable[P, HttpResponseBase]) -> Callable[P, HttpResponseBase]:
     view.json_view = True  # type: ignore[attr-defined]
     return view
-
-
-@session_run
-def replay_page(request: HttpRequest, run: Run) -> HttpResponse:
-    context = run_context(
-        request,
-        run,
-        manifest_url=reverse("replay:manifest", args=[run.id]),
-        inspector_url=reverse("replay:inspector", args=[run.id]),
-        inspector_tabs=["activity", *SECTIONS],
-        first_chunk=first_chunk_to_preload(run, session_urls(run)),
-    )
-    response = render(request, "replay/page.html", context)
-    response["Content-Security-Policy"] = REPLAY_POLICY
-    return response
 
 
 @gzip_page  # the chunk index and markers: ~130 KiB of JSON for a 2 h recording, ~6x less

@@ -362,7 +362,7 @@ def test_detail_renders_activity_items(
             ],
         }
     ]
-    monkeypatch.setattr("runs.views.activity_items", lambda run: items)
+    monkeypatch.setattr("dashboard.views.activity_items", lambda run: items)
     body = client_in.get(reverse("dashboard:run", args=[full_run.id])).content.decode()
     assert "Opened example.com" in body
     assert "1.2 s" in body

@@ -1,5 +1,5 @@
 """Rate limits (runs/api/throttles.py) on runtime starts and lease minting, and sign-in
-throttling (runs/signin.py). The rrweb ingest's limit is tested with the ingest, through
+throttling (dashboard/signin.py). The rrweb ingest's limit is tested with the ingest, through
 both of its paths (tests/test_recording_ingest.py)."""
 
 import uuid

@@ -1,11 +1,12 @@
 from django.urls import path
 
+from dashboard import views as pages
 from recordings import views
 
 app_name = "replay"
 
 urlpatterns = [
-    path("runs/<str:run_id>/replay", views.replay_page, name="page"),
+    path("runs/<str:run_id>/replay", pages.replay_page, name="page"),
     path("runs/<str:run_id>/replay/manifest", views.replay_manifest, name="manifest"),
     path("runs/<str:run_id>/replay/inspector", views.replay_inspector, name="inspector"),
     path("runs/<str:run_id>/replay/<str:target>/chunks", views.replay_chunks, name="chunks"),

@@ -1,10 +1,10 @@
 """The dashboard: server-rendered pages over the selectors, for signed-in users.
 
 Every query is scoped to the spaces the user belongs to; an id from another space
-is a 404, exactly like an id that does not exist.
+is a 404, exactly like an id that does not exist. Pages about one run live here; the
+space's own pages (settings, viewer links, hosts) in dashboard.space_pages.
 """
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,39 +14,39 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.contrib.auth.views import LoginView
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from recordings import upstream
-from runs import profiles, selectors, services, webhooks
+from dashboard.context import (
+    base_context,
+    json_pretty,
+    json_preview,
+    relative_time,
+    run_context,
+    space_context,
+    time_until,
+)
+from recordings.inspector import SECTIONS
+from recordings.views import REPLAY_POLICY, first_chunk_to_preload, session_run, session_urls
+from runs import selectors
 from runs.activity import activity_items, human_duration
 from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
-from runs.launch import queued_starts
 from runs.models import (
     Command,
     Event,
     Handoff,
     Run,
-    Runtime,
-    RuntimeHost,
-    Space,
-    any_embed_origin,
 )
 from viewers import leases
 from viewers.models import ViewerLease
 
-SESSION_SPACE_KEY = "space_id"
 RUNS_PAGE_SIZE = 25
 RUNS_MAX_PAGE_SIZE = 50  # rendering dominates a list page: 50 rows keep p95 under 50 ms
 EVENTS_PAGE_SIZE = 200
@@ -60,99 +60,6 @@ DOCS_POLICY = (
     "img-src 'self' data:; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-
-
-# Formatting -------------------------------------------------------------------------
-
-
-def relative_time(value: datetime, now: datetime | None = None) -> str:
-    """ "just now", "4 min ago", "3 h ago", "2 days ago"."""
-    seconds = int(((now or timezone.now()) - value).total_seconds())
-    if seconds < 45:
-        return "just now"
-    if seconds < 3600:
-        return f"{max(1, round(seconds / 60))} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    days = seconds // 86400
-    if days < 30:
-        return f"{days} day{'s' if days != 1 else ''} ago"
-    return f"{value:%b} {value.day}, {value.year}"
-
-
-def time_until(value: datetime, now: datetime | None = None) -> str:
-    """ "in 45 s", "in 12 min", "in 5 h", "expired"."""
-    seconds = int((value - (now or timezone.now())).total_seconds())
-    if seconds <= 0:
-        return "expired"
-    if seconds < 90:
-        return f"in {seconds} s"
-    if seconds < 5400:
-        return f"in {round(seconds / 60)} min"
-    if seconds < 172800:
-        return f"in {round(seconds / 3600)} h"
-    return f"in {seconds // 86400} days"
-
-
-def json_preview(value: Any, limit: int = 90) -> str:
-    text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def json_pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
-# Spaces -----------------------------------------------------------------------------
-
-
-@dataclass
-class SpaceContext:
-    spaces: list[Space]
-    current: Space | None
-
-
-def space_context(request: HttpRequest) -> SpaceContext:
-    """The user's spaces (one query) and the current one: the session's, else the first."""
-    spaces = list(selectors.spaces_of_user(request.user).order_by("name", "id"))
-    wanted = request.session.get(SESSION_SPACE_KEY)
-    current = next((space for space in spaces if space.id == wanted), None)
-    if current is None and spaces:
-        current = spaces[0]
-    return SpaceContext(spaces=spaces, current=current)
-
-
-def base_context(request: HttpRequest, spaces: SpaceContext, **extra: Any) -> dict[str, Any]:
-    return {
-        "spaces": spaces.spaces,
-        "current_space": spaces.current,
-        "docs_url": reverse("api-docs"),
-        **extra,
-    }
-
-
-def run_context(request: HttpRequest, run: Run, **extra: Any) -> dict[str, Any]:
-    """The base context of a page about one run: a run of another of the user's spaces
-    is shown in its own space."""
-    spaces = space_context(request)
-    spaces.current = run.space
-    return base_context(request, spaces, run=run, **extra)
-
-
-@login_required
-@require_POST
-def switch_space(request: HttpRequest) -> HttpResponse:
-    space_id = request.POST.get("space_id", "")
-    space = selectors.spaces_of_user(request.user).filter(pk=space_id).first()
-    if space is None:
-        raise Http404("No such space.")
-    request.session[SESSION_SPACE_KEY] = space.id
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = reverse("dashboard:runs")
-    return HttpResponseRedirect(target)
 
 
 # Runs list --------------------------------------------------------------------------
@@ -434,7 +341,6 @@ LEASE_LIFETIMES = [
     (6 * 60 * 60, "6 hours"),
     (24 * 60 * 60, "24 hours"),
 ]
-LEASES_SHOWN = 200
 
 
 def _share_error(request: HttpRequest, run: Run, message: str, status: int) -> HttpResponse:
@@ -492,181 +398,6 @@ def run_share(request: HttpRequest, run_id: str) -> HttpResponse:
     return response
 
 
-@dataclass
-class LeaseRow:
-    lease: ViewerLease
-    run_url: str
-    expires_in: str
-    last_used: str
-    creator: str
-
-
-def _creator(lease: ViewerLease) -> str:
-    if lease.created_by_user is not None:
-        return lease.created_by_user.get_username()
-    if lease.created_by_key is not None:
-        return f"API key {lease.created_by_key.name or lease.created_by_key.masked}"
-    return "—"
-
-
-@login_required
-@require_GET
-def leases_list(request: HttpRequest) -> HttpResponse:
-    """The current space's viewer links that still open something, soonest to expire first."""
-    spaces = space_context(request)
-    space = spaces.current
-    if space is None:
-        return render(request, "dashboard/no_space.html", base_context(request, spaces))
-    run_id = request.GET.get("run", "")
-    active = leases.active_leases(leases.leases_of(space))
-    if run_id:
-        active = active.filter(run_id=run_id)
-    page = list(active.order_by("expires_at", "id")[: LEASES_SHOWN + 1])
-    now = timezone.now()
-    rows = [
-        LeaseRow(
-            lease=lease,
-            run_url=reverse("dashboard:run", args=[lease.run_id]),
-            expires_in=time_until(lease.expires_at, now),
-            last_used=relative_time(lease.last_used_at, now) if lease.last_used_at else "never",
-            creator=_creator(lease),
-        )
-        for lease in page[:LEASES_SHOWN]
-    ]
-    context = base_context(
-        request, spaces, rows=rows, run_id=run_id, truncated=len(page) > LEASES_SHOWN
-    )
-    return render(request, "dashboard/leases.html", context)
-
-
-@login_required
-@require_POST
-def lease_revoke(request: HttpRequest, lease_id: str) -> HttpResponse:
-    """Revokes a lease of one of the user's spaces; any other id is a 404."""
-    try:
-        lease = leases.lease_of_user(request.user, lease_id)
-    except selectors.ObjectNotFound as exc:
-        raise Http404(str(exc)) from exc
-    leases.lease_revoke(lease=lease)
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = reverse("dashboard:leases")
-    return HttpResponseRedirect(target)
-
-
-# Space settings ---------------------------------------------------------------------
-
-
-def _origins_typed(text: str) -> list[str]:
-    """The origins of the settings page's box: one a line (commas and spaces also part them)."""
-    return [part for part in text.replace(",", " ").split() if part]
-
-
-@sensitive_post_parameters("api_token")
-@login_required
-@require_http_methods(["GET", "HEAD", "POST"])
-def space_settings(request: HttpRequest) -> HttpResponse:
-    """Settings of the current space, a section each: the sites that may embed its viewer
-    links, and the upstream Browser Run account that seed 004's sync imports from (the
-    token is typed, never shown back). `?space=<id>` opens another of the user's spaces
-    (links from a run of it) and makes it the current one."""
-    wanted = request.GET.get("space", "")
-    if wanted and selectors.spaces_of_user(request.user).filter(pk=wanted).exists():
-        request.session[SESSION_SPACE_KEY] = wanted
-    spaces = space_context(request)
-    space = spaces.current
-    if space is None:
-        return render(request, "dashboard/no_space.html", base_context(request, spaces))
-    errors: dict[str, str] = {}
-    typed: dict[str, str] = {}
-    if request.method == "POST":
-        action = request.POST.get("action", "")
-        if action == "set-embedding":
-            any_site = request.POST.get("embed_mode") == "any"
-            typed = {
-                "embedMode": "any" if any_site else "listed",
-                "embedOrigins": request.POST.get("embed_origins", "").strip(),
-            }
-            try:
-                services.space_embed_origins_set(
-                    space=space,
-                    origins=any_embed_origin()
-                    if any_site
-                    else _origins_typed(typed["embedOrigins"]),
-                )
-            except ApiError as exc:
-                errors["embedOrigins"] = str(exc.detail).removeprefix("embedOrigins: ")
-            else:
-                return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=embedding")
-        elif action == "clear-upstream":
-            upstream.upstream_account_clear(space=space)
-            return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=upstream-cleared")
-        elif action == "set-upstream":
-            typed = {
-                "baseUrl": request.POST.get("base_url", "").strip(),
-                "accountId": request.POST.get("account_id", "").strip(),
-            }
-            try:
-                upstream.upstream_account_set(
-                    space=space,
-                    base_url=typed["baseUrl"],
-                    account_id=typed["accountId"],
-                    api_token=request.POST.get("api_token", "").strip() or None,
-                )
-            except ApiError as exc:
-                field_name = (exc.details or {}).get("field", "")
-                errors[field_name] = str(exc.detail).removeprefix(f"{field_name}: ")
-            else:
-                return HttpResponseRedirect(reverse("dashboard:settings") + "?saved=upstream")
-        elif action in ("set-webhook", "clear-webhook", "roll-webhook-secret"):
-            typed = {"webhookUrl": request.POST.get("webhook_url", "").strip()}
-            try:
-                if action == "roll-webhook-secret":
-                    webhooks.webhook_secret_roll(space=space)
-                else:
-                    url = typed["webhookUrl"] if action == "set-webhook" else ""
-                    webhooks.webhook_set(space=space, url=url)
-            except ApiError as exc:
-                errors["webhookUrl"] = str(exc.detail).removeprefix("webhookUrl: ")
-            else:
-                return HttpResponseRedirect(
-                    reverse("dashboard:settings") + "?saved=webhook#webhook"
-                )
-        elif action == "delete-profile":
-            try:
-                profiles.profile_delete(
-                    profile=profiles.profile_of(space, request.POST.get("profile", ""))
-                )
-            except ApiError as exc:
-                errors["profile"] = str(exc.detail)
-            else:
-                return HttpResponseRedirect(
-                    reverse("dashboard:settings") + "?saved=profile-deleted#profiles"
-                )
-        else:
-            errors["action"] = "Unknown action."
-    if "embedMode" in typed:
-        embed_form = {"mode": typed["embedMode"], "origins": typed["embedOrigins"]}
-    elif space.embeds_from_any_site:
-        embed_form = {"mode": "any", "origins": ""}
-    else:
-        embed_form = {"mode": "listed", "origins": "\n".join(space.allowed_embed_origins)}
-    context = base_context(
-        request,
-        spaces,
-        embed_form=embed_form,
-        upstream=upstream.upstream_account_json(space, upstream.upstream_account_of(space)),
-        profiles=profiles.profiles_of(space),
-        webhook=webhooks.webhook_json(space),
-        typed=typed,
-        errors=errors,
-        saved=request.GET.get("saved", "") if request.method == "GET" else "",
-    )
-    return render(request, "dashboard/space_settings.html", context, status=400 if errors else 200)
-
-
 # Sign in ----------------------------------------------------------------------------
 
 
@@ -697,52 +428,19 @@ def api_docs(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@dataclass
-class HostRow:
-    host: RuntimeHost
-    alive: bool
-    room: int
-    memory: str
-    heartbeat: str
+# Replay page ------------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-def hosts_list(request: HttpRequest) -> HttpResponse:
-    """The fleet for the people who run it (staff): each runtime host, what it holds and
-    can hold, its memory and load, and the starts waiting for a place."""
-    if not request.user.is_staff:
-        raise Http404("No such page.")
-    spaces = space_context(request)
-    now = timezone.now()
-    alive = set(selectors.live_hosts().values_list("id", flat=True))
-    placed = dict(
-        Runtime.objects.filter(status__in=services.RUNTIME_BUSY)
-        .exclude(host_id="")
-        .values_list("host_id")
-        .annotate(count=Count("id"))
-    )
-    rows = [
-        HostRow(
-            host=host,
-            alive=host.id in alive,
-            room=max(0, host.capacity - placed.get(host.id, 0)),
-            memory=(
-                f"{filesizeformat(host.memory_available)} free of "
-                f"{filesizeformat(host.memory_total)}"
-                if host.memory_total
-                else "unknown"
-            ),
-            heartbeat=relative_time(host.heartbeat_at, now),
-        )
-        for host in RuntimeHost.objects.order_by("id")
-    ]
-    starting = Runtime.objects.filter(status=Runtime.Status.STARTING).select_related("space")
-    context = base_context(
+@session_run
+def replay_page(request: HttpRequest, run: Run) -> HttpResponse:
+    context = run_context(
         request,
-        spaces,
-        rows=rows,
-        starting=list(starting.order_by("updated_at")[:50]),
-        waiting=queued_starts(),
+        run,
+        manifest_url=reverse("replay:manifest", args=[run.id]),
+        inspector_url=reverse("replay:inspector", args=[run.id]),
+        inspector_tabs=["activity", *SECTIONS],
+        first_chunk=first_chunk_to_preload(run, session_urls(run)),
     )
-    return render(request, "dashboard/hosts.html", context)
+    response = render(request, "replay/page.html", context)
+    response["Content-Security-Policy"] = REPLAY_POLICY
+    return response
