@@ -14,7 +14,7 @@ handler500 = "runs.api.errors.handler500"
 urlpatterns = [
     # The in-page recorder, for the Python client's local recorder (bctrl.record).
     path("v1/recorder.js", recorder_script, name="recorder-script"),
-    path("v1/", include("runs.api.urls")),
+    path("v1/", include("bctrl_site.api_urls")),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     # Recordings API of seed 004 (/api/v1/…) and Browser Run of seed 003 (/client/v4/…).
     path("", include("recordings.seed_urls")),

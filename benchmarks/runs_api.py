@@ -220,9 +220,9 @@ def build_cases(dashboard_large: str | None) -> tuple[list[Case], dict[str, Any]
         ]
 
     events = f"/v1/runs/{run.id}/events"
-    import dashboard.views  # after django.setup()
+    from dashboard.views import RUNS_PAGE_SIZE  # after django.setup()
 
-    dashboard_rows = f" ({dashboard.views.RUNS_PAGE_SIZE} rows)"
+    dashboard_rows = f" ({RUNS_PAGE_SIZE} rows)"
     cases = [
         *pair("runs, first page, limit 20", "/v1/runs?limit=20", "/naive/v1/runs?limit=20"),
         *pair("runs, first page, limit 100", "/v1/runs?limit=100", "/naive/v1/runs?limit=100"),

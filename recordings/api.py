@@ -25,12 +25,14 @@ from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.views import APIView
 
 from recordings import services
+from recordings.selectors import run_recording_summary
 from runs import selectors
+from runs.api import serializers as s
 from runs.api import throttles
 from runs.api.auth import bearer_token, space_of
 from runs.api.errors import ApiError, Invalid, error_body
 from runs.api.parsers import BodySlot, BoundedJSONParser, body_slot, json_body
-from runs.api.schema import ERRORS
+from runs.api.schema import ERRORS, RunDetailOut
 from runs.models import Run
 from runs.selectors import ObjectNotFound
 
@@ -329,3 +331,13 @@ class RunReplayFileView(APIView):
         response["Content-Disposition"] = f'attachment; filename="{replay_filename(run)}"'
         response["Cache-Control"] = "private, no-store"
         return response
+
+
+class RunDetailView(APIView):
+    """`GET /v1/runs/{id}`: the run with its recording's summary, so it is answered here,
+    where both are known."""
+
+    @extend_schema(operation_id="runs_get", responses={200: RunDetailOut, **ERRORS})
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_of(space_of(request), run_id)
+        return Response({**s.run_json(run), "recording": run_recording_summary(run)})

@@ -4,6 +4,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from runs.models import ApiKey, Space
+from runs.selectors import ObjectNotFound
 
 
 class ApiKeyCaller:
@@ -55,3 +56,11 @@ def space_of(request: Request) -> Space:
     caller = request.user
     assert isinstance(caller, ApiKeyCaller)
     return caller.space
+
+
+def own_space(request: Request, space_id: str) -> Space:
+    """The caller's space if `space_id` names it; any other id is a 404, as everywhere."""
+    space = space_of(request)
+    if space.id != space_id:
+        raise ObjectNotFound(f"No space {space_id!r}.")
+    return space

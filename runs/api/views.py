@@ -33,7 +33,6 @@ from runs.api.schema import (
     CommandOut,
     EventOut,
     ExportOut,
-    RunDetailOut,
     RunOut,
     RuntimeDetailOut,
     RuntimeOut,
@@ -352,15 +351,6 @@ class RunListView(APIView):
             metadata=data["metadata"],
         )
         return Response(s.run_json(run), status=201)
-
-
-class RunDetailView(APIView):
-    @extend_schema(operation_id="runs_get", responses={200: RunDetailOut, **ERRORS})
-    def get(self, request: Request, run_id: str) -> Response:
-        from recordings.selectors import run_recording_summary
-
-        run = selectors.run_of(space_of(request), run_id)
-        return Response({**s.run_json(run), "recording": run_recording_summary(run)})
 
 
 class RunStopView(APIView):

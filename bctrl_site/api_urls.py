@@ -1,6 +1,10 @@
+"""The `/v1` API: each app's endpoints under one URL namespace (`api`), composed here, above
+the apps, so that no app needs to import another's views."""
+
 from django.urls import path
 
 from recordings import api as recording_api
+from recordings import upstream_api
 from runs.api import activity as activity_views
 from runs.api import profiles, spaces, streams, views
 from viewers import handoff_api, lease_api
@@ -23,10 +27,12 @@ urlpatterns = [
     path("profiles", profiles.ProfileListView.as_view(), name="profiles"),
     path("profiles/<str:profile_id>", profiles.ProfileDetailView.as_view(), name="profile"),
     path(
-        "spaces/<str:space_id>/upstream", spaces.SpaceUpstreamView.as_view(), name="space-upstream"
+        "spaces/<str:space_id>/upstream",
+        upstream_api.SpaceUpstreamView.as_view(),
+        name="space-upstream",
     ),
     path("runs", views.RunListView.as_view(), name="runs"),
-    path("runs/<str:run_id>", views.RunDetailView.as_view(), name="run"),
+    path("runs/<str:run_id>", recording_api.RunDetailView.as_view(), name="run"),
     path("runs/<str:run_id>/stop", views.RunStopView.as_view(), name="run-stop"),
     path("runs/<str:run_id>/screenshot", views.RunScreenshotView.as_view(), name="run-screenshot"),
     path("runs/<str:run_id>/events", views.RunEventsView.as_view(), name="run-events"),
