@@ -25,7 +25,7 @@ from django.utils.html import escape
 from recordings.inspector import SECTIONS, inspector_data
 from recordings.models import Recording, RecordingTarget
 from recordings.selectors import latest_recording_of, targets_of
-from recordings.storage import open_recording_file
+from recordings.storage import recording_files
 from recordings.views import ReplayUrls, manifest_data
 from runs.api.errors import Conflict
 from runs.models import Run
@@ -68,9 +68,10 @@ class ReplayFile:
 
     def chunks(self) -> Iterator[bytes]:
         yield self.head
+        files = recording_files(self.recording)
         for target, _, opening, closing in self.targets:
             yield opening
-            with open_recording_file(self.recording, target.path) as handle:
+            with files.open(target.path) as handle:
                 while block := handle.read(READ_BYTES):
                     yield base64.b64encode(block)
             yield closing
@@ -115,8 +116,9 @@ def replay_file(run: Run) -> ReplayFile:
     )
     head, tail = page.split(CHUNKS_MARK, 1)
     targets = []
+    files = recording_files(recording)
     for target in targets_of(recording).exclude(path=""):
-        with open_recording_file(recording, target.path) as handle:
+        with files.open(target.path) as handle:
             size = handle.size
         name = escape(target.target)
         opening = f'<script type="application/octet-stream" data-offline-chunks="{name}">'

@@ -32,7 +32,8 @@ from recordings import upstream as upstream_client
 from recordings.documents import DocumentError, DocumentReader, Readable, TooLarge, WrongShape
 from recordings.documents import loads as document_loads
 from recordings.models import MIN_PLAYABLE_MS, Recording, RecordingBatch, UpstreamSessionSkip
-from recordings.services import TARGET_PATTERN, batch_path, rrweb_event_problem
+from recordings.rrweb import batch_path
+from recordings.services import TARGET_PATTERN, rrweb_event_problem
 from runs.api.errors import ApiError, Invalid, PayloadTooLarge
 from runs.ids import new_id
 from runs.models import Run, Runtime

@@ -128,9 +128,8 @@ class RecordingBatch(models.Model):
 class RecordingTarget(models.Model):
     """The processed replay of one page target: gzip chunks in one file, and their index.
 
-    `index` is {"chunks": [{"start", "end", "offset", "length", "events"}], "markers":
-    [{"time", "kind", "label"}], "inactivity": [{"start", "end"}]}; each chunk begins with
-    a Meta and a FullSnapshot, so a player can start at any chunk.
+    `index` is a `recordings.rrweb.ChunkIndex` (`{}` for an unplayable target); each
+    chunk begins with a Meta and a FullSnapshot, so a player can start at any chunk.
     """
 
     recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="targets")

@@ -53,7 +53,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bctrl_site.storage import download_url
 from recordings import imports, selectors, services
 from recordings import storage as files
 from recordings.import_body import import_body
@@ -412,11 +411,8 @@ class RecordingDownloadView(APIView):
 def _video_answer(request: Request, recording: Recording, video: RecordingVideo) -> dict[str, Any]:
     """The seed's download answer for a tab's MP4: a presigned URL on object storage,
     else a signed URL of this server."""
-    url = download_url(
-        files.storage_of(recording),
-        video.path,
-        filename=video_filename(recording.id, video.target),
-        content_type=VIDEO_TYPE,
+    url = files.recording_files(recording).download_url(
+        video.path, filename=video_filename(recording.id, video.target), content_type=VIDEO_TYPE
     )
     if url is None:
         path = reverse("seed_api:recording-file", kwargs={"recording_id": recording.id})

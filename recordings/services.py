@@ -19,23 +19,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from recordings.models import MAX_CAPTURE_MS, Recording, RecordingBatch
+from recordings.rrweb import EVENT_TYPES, EventType, batch_path
 from runs.api.errors import Conflict, Invalid, PayloadTooLarge
 from runs.live import notify_run_changed
 from runs.models import API_KEY_PREFIX, ApiKey, Run, hash_api_key
 from runs.rawsql import instance_from_row, model_columns
 
 TARGET_PATTERN = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,100}$")  # not "." or ".."
-# rrweb's EventType: DomContentLoaded 0, Load 1, FullSnapshot 2, IncrementalSnapshot 3,
-# Meta 4, Custom 5, Plugin 6.
-RRWEB_EVENT_TYPES = range(7)
-
-
-def recording_dir(recording_id: str) -> str:
-    return f"recordings/{recording_id}"
-
-
-def batch_path(recording_id: str, target: str, seq: int, digest: str) -> str:
-    return f"{recording_dir(recording_id)}/batches/{target}/{seq:010d}-{digest[:16]}.json.gz"
 
 
 def recording_start(*, run: Run) -> Recording:
@@ -90,7 +80,7 @@ def validate_rrweb_events(events: Any) -> list[dict[str, Any]]:
             kind, timestamp = event.get("type"), event.get("timestamp")
             if (
                 type(kind) is int
-                and 0 <= kind <= 6
+                and kind in EVENT_TYPES
                 and (type(timestamp) is int or type(timestamp) is float)
                 and timestamp > 0
                 and type(event.get("data")) is dict
@@ -107,8 +97,8 @@ def rrweb_event_problem(event: Any) -> str:
     if not isinstance(event, dict):
         return "an event must be an object"
     kind = event.get("type")
-    if type(kind) is not int or kind not in RRWEB_EVENT_TYPES:
-        return "type must be an rrweb event type (an integer 0-6)"
+    if type(kind) is not int or kind not in EVENT_TYPES:
+        return f"type must be an rrweb event type (an integer {min(EventType)}-{max(EventType)})"
     timestamp = event.get("timestamp")
     if not isinstance(timestamp, int | float) or isinstance(timestamp, bool) or timestamp <= 0:
         return "timestamp must be a positive number of milliseconds"

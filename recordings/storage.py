@@ -3,14 +3,15 @@
 Tiers: `hot` files are in the default storage; `archive` copies a ready recording's target,
 batch and video files to the `cold` storage (`STORAGES["cold"]`, a folder at
 `BCTRL_COLD_STORAGE_ROOT` by default) under the same names, checks each copy's size, and
-deletes the hot files once the move is committed. Every read of a recording's file goes
-through `open_recording_file(recording, name)`, which opens it in the storage of the
-recording's tier and copes with an archive that moves it meanwhile.
+deletes the hot files once the move is committed. Every read of a recording's files goes
+through `recording_files(recording)`, which opens them in the storage of the recording's
+tier and copes with an archive that moves them meanwhile: a reader never picks a tier.
 
 Downloads: one JSON document of a recording's rrweb events per page target,
 `{<head fields>, "events": {"<target>": [rrweb events…]}}`, streamed chunk by chunk from the
 processed target files (each a concatenation of gzip members, one JSON array per member,
-described by `RecordingTarget.index["chunks"]`). At most one chunk is in memory at a time.
+described by the chunks of its `recordings.rrweb.ChunkIndex`). At most one chunk is in
+memory at a time.
 
 On object storage (S3_BUCKET): reads are ranged GETs (bctrl_site.storage.RangedObject),
 so a replay's seek fetches one chunk; the archive copies inside the object store; and a
@@ -45,7 +46,7 @@ from django.utils import timezone
 
 from bctrl_site.storage import ObjectStorage, download_url
 from recordings.models import Recording, RecordingBatch, RecordingTarget, RecordingVideo
-from recordings.services import recording_dir
+from recordings.rrweb import chunk_index_of, recording_dir
 from runs.api.errors import ApiError, Conflict
 from runs.live import notify_run_changed
 
@@ -67,7 +68,8 @@ def cold_storage() -> Storage:
 
 
 def storage_of(recording: Recording) -> Storage:
-    """The storage that holds the recording's files now (as far as `recording` knows)."""
+    """The storage that holds the recording's files now (as far as `recording` knows), for
+    writing them; reads go through `recording_files`."""
     return _tier_storage(recording.tier)
 
 
@@ -75,24 +77,63 @@ def _tier_storage(tier: str) -> Storage:
     return cold_storage() if tier == Recording.Tier.COLD else hot_storage()
 
 
-def open_recording_file(recording: Recording, name: str) -> File:
-    """Opens `name`, one of the recording's files (a target's chunk file or a batch), for
-    reading, in the storage of the recording's tier: the one way to read them.
+class RecordingFiles:
+    """The files of one recording, read in the storage of its tier: the one way to read
+    them (a target's chunk file, a batch, a video, frames), so that no reader can pick the
+    wrong tier. Names are the paths of the recording's rows (recordings.rrweb says where
+    each kind of file lives).
 
-    An archive may move the file between the caller's read of the tier and this open: it
-    copies to cold storage under the same name, commits the new tier, and only then
-    deletes the hot copy. So a file missing where `recording` says is looked for once
-    more in the tier the database names now (and `recording.tier` is updated, for the
-    caller's next file); a file opened just before the delete stays readable.
-    FileNotFoundError when it is in neither."""
-    try:
-        return storage_of(recording).open(name, "rb")
-    except FileNotFoundError:
-        tier = Recording.objects.filter(pk=recording.pk).values_list("tier", flat=True).first()
-        if tier is None or tier == recording.tier:
-            raise
-    recording.tier = tier
-    return _tier_storage(tier).open(name, "rb")
+    An archive may move a file between the read of the tier and an open: it copies to
+    cold storage under the same name, commits the new tier, and only then deletes the hot
+    copy. So a file missing where `recording` says is looked for once more in the tier
+    the database names now (and `recording.tier` is updated, for the next file); a file
+    opened just before the delete stays readable. FileNotFoundError when it is in
+    neither."""
+
+    def __init__(self, recording: Recording) -> None:
+        self.recording = recording
+
+    def open(self, name: str) -> File:
+        """Opens one of the recording's files for reading (a chunk file for its ranges, a
+        video)."""
+        recording = self.recording
+        try:
+            return storage_of(recording).open(name, "rb")
+        except FileNotFoundError:
+            tier = Recording.objects.filter(pk=recording.pk).values_list("tier", flat=True).first()
+            if tier is None or tier == recording.tier:
+                raise
+        recording.tier = tier
+        return _tier_storage(tier).open(name, "rb")
+
+    def read_chunk(self, name: str, *, offset: int, length: int) -> bytes:
+        """One chunk of a target's chunk file as stored: the gzip member at the byte range
+        its index gives."""
+        with self.open(name) as handle:
+            handle.seek(offset)
+            return bytes(handle.read(length))
+
+    def read_batch(self, name: str) -> Any:
+        """A batch's events as ingested (the JSON array of its gzip file). Raises what gzip
+        and orjson raise for a file that is not one."""
+        with self.open(name) as handle:
+            return orjson.loads(gzip.decompress(handle.read()))
+
+    def open_frames(self, name: str) -> File:
+        """Opens a file of video frames. Frames are written to hot storage and deleted once
+        their video is encoded; an archive does not move them, whatever the tier."""
+        return hot_storage().open(name, "rb")
+
+    def download_url(self, name: str, *, filename: str, content_type: str) -> str | None:
+        """A presigned URL of one of the recording's files on object storage, None when
+        its tier is a local folder."""
+        return download_url(
+            storage_of(self.recording), name, filename=filename, content_type=content_type
+        )
+
+
+def recording_files(recording: Recording) -> RecordingFiles:
+    return RecordingFiles(recording)
 
 
 def provider_of(recording: Recording) -> str:
@@ -167,7 +208,7 @@ def _copy_verified(source: Storage, destination: Storage, name: str) -> str:
             saved = destination.save(name, File(handle))
     if saved != name or destination.size(saved) != size:
         # The same name in both tiers is what lets a reader that knew the hot file find
-        # it in cold storage (open_recording_file).
+        # it in cold storage (RecordingFiles.open).
         destination.delete(saved)
         raise OSError(f"Copy of {name} to cold storage has the wrong name or size.")
     return saved
@@ -306,7 +347,7 @@ def target_files(recording: Recording) -> list[TargetFile]:
         .exclude(path="")
         .order_by("start_timestamp", "target")
     ):
-        chunks = (row.index or {}).get("chunks") or []
+        chunks = chunk_index_of(row.index)["chunks"]
         files.append(
             TargetFile(
                 target=row.target,
@@ -323,12 +364,13 @@ def events_document(
     """`{**head, "events": {target: [events…], …}}` as JSON, a piece at a time.
 
     Every file is opened here, before the first piece (streaming runs on any worker
-    thread, without the database that open_recording_file may ask); a missing one is a
+    thread, without the database that RecordingFiles.open may ask); a missing one is a
     409 `recording.file_missing` before anything is sent."""
+    reader = recording_files(recording)
     opened: list[tuple[TargetFile, File]] = []
     try:
         for file in files:
-            opened.append((file, open_recording_file(recording, file.path)))
+            opened.append((file, reader.open(file.path)))
     except FileNotFoundError as exc:
         for _, handle in opened:
             handle.close()

@@ -46,14 +46,14 @@ from django.db.models import F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from recordings.models import MAX_CAPTURE_MS, Recording, RecordingFrames, RecordingVideo
+from recordings.rrweb import recording_dir
 from recordings.selectors import latest_recording_of
 from recordings.services import (
     TARGET_PATTERN,
     active_recording_for_ingest,
-    recording_dir,
     timestamp_window,
 )
-from recordings.storage import hot_storage, storage_of
+from recordings.storage import hot_storage, recording_files, storage_of
 from runs.api.errors import Conflict, Invalid, PayloadTooLarge
 from runs.exports.trace import ScreencastFrame
 from runs.models import Run
@@ -266,14 +266,14 @@ def video_span(video: RecordingVideo) -> Span | None:
 
 
 def _frames_of(video: RecordingVideo) -> Iterator[tuple[int, bytes]]:
-    storage = hot_storage()
+    files = recording_files(video.recording)
     for path in (
         RecordingFrames.objects.filter(recording_id=video.recording_id, target=video.target)
         .order_by("seq")
         .values_list("path", flat=True)
     ):
         try:
-            handle = storage.open(path, "rb")
+            handle = files.open_frames(path)
         except FileNotFoundError:
             logger.warning("Frames %s are missing; the video holds the picture before", path)
             continue
@@ -455,11 +455,11 @@ def screencast_frames(run: Run) -> Iterator[ScreencastFrame]:
     videos = list(recording.videos.filter(status=RecordingVideo.Status.READY).exclude(path=""))
     total_ms = sum(video.duration_ms for video in videos)
     every_ms = max(TRACE_FRAME_EVERY_MS, total_ms / TRACE_FRAMES_MAX)
-    storage = storage_of(recording)
+    files = recording_files(recording)
     for video in videos:
         if video.start_ms is None:
             continue
-        with storage.open(video.path, "rb") as handle, av.open(handle, "r") as container:
+        with files.open(video.path) as handle, av.open(handle, "r") as container:
             encoder: Any = None
             due = float(video.start_ms)
             for picture in container.decode(video=0):

@@ -67,7 +67,6 @@ endpoint and feeds a live-mode Replayer until the recording is processed.
 """
 
 import functools
-import gzip
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,8 +90,9 @@ from django.views.decorators.http import require_GET
 
 from recordings.inspector import SECTIONS, inspector_data
 from recordings.models import Recording, RecordingBatch, RecordingTarget, RecordingVideo
+from recordings.rrweb import ChunkIndex, Page, chunk_index_of
 from recordings.selectors import latest_recording_of, runs_api_status, targets_of, videos_of
-from recordings.storage import open_recording_file
+from recordings.storage import recording_files
 from recordings.video import CONTENT_TYPE as VIDEO_TYPE
 from recordings.video import video_filename
 from runs import selectors
@@ -181,21 +181,16 @@ def _video_of(video: RecordingVideo | None, urls: ReplayUrls) -> dict[str, Any] 
 def _processed_target(
     target: RecordingTarget, urls: ReplayUrls, video: RecordingVideo | None = None
 ) -> dict[str, Any]:
-    index = target.index or {}
+    index = chunk_index_of(target.index)
     return {
         "id": target.target,
-        "playable": target.playable and bool(target.path) and bool(index.get("chunks")),
+        "playable": target.playable and bool(target.path) and bool(index["chunks"]),
         "problem": target.problem,
         "start": target.start_timestamp,
         "end": target.end_timestamp,
         "durationMs": target.duration_ms,
         "eventCount": target.event_count,
-        "index": {
-            "chunks": index.get("chunks") or [],
-            "markers": index.get("markers") or [],
-            "inactivity": index.get("inactivity") or [],
-            "pages": index.get("pages") or [],
-        },
+        "index": index,
         "chunksUrl": urls.chunks(target.target) if target.path else None,
         "liveUrl": None,
         "video": _video_of(video, urls),
@@ -235,7 +230,9 @@ def _pages_from_navigations(run: Run, targets: list[dict[str, Any]]) -> None:
     """Targets processed before their index kept their pages get them from the run's
     navigation events (their URLs; the titles are in the recording only): the player
     names a tab by its address rather than by its number. One query, for those only."""
-    missing = {target["id"]: target for target in targets if not target["index"]["pages"]}
+    missing: dict[str, ChunkIndex] = {
+        target["id"]: target["index"] for target in targets if not target["index"]["pages"]
+    }
     if not missing:
         return
     rows = (
@@ -246,8 +243,8 @@ def _pages_from_navigations(run: Run, targets: list[dict[str, Any]]) -> None:
     for page_id, time, data in rows:
         url = data.get("url") if isinstance(data, dict) else None
         if isinstance(url, str) and url:
-            page = {"time": int(time.timestamp() * 1000), "url": url, "title": "", "icon": ""}
-            missing[page_id]["index"]["pages"].append(page)
+            page: Page = {"time": int(time.timestamp() * 1000), "url": url, "title": "", "icon": ""}
+            missing[page_id].setdefault("pages", []).append(page)
 
 
 def manifest_data(run: Run, urls: ReplayUrls) -> dict[str, Any]:
@@ -328,7 +325,7 @@ def _processed_target_of(
 
 def _open(recording: Recording, name: str) -> File:
     try:
-        return open_recording_file(recording, name)
+        return recording_files(recording).open(name)
     except FileNotFoundError as exc:
         raise Http404("The recording file is missing.") from exc
 
@@ -381,10 +378,12 @@ def _one_chunk_response(run: Run, target: str, raw: str) -> HttpResponse:
     found = (getattr(processed, "chunk_offset", None), getattr(processed, "chunk_length", None))
     if found[0] is None or found[1] is None:
         raise Http404(f"No chunk {raw!r}.")
-    offset, length = int(found[0]), int(found[1])
-    with _open(recording, processed.path) as handle:
-        handle.seek(offset)
-        body = handle.read(length)
+    try:
+        body = recording_files(recording).read_chunk(
+            processed.path, offset=int(found[0]), length=int(found[1])
+        )
+    except FileNotFoundError as exc:
+        raise Http404("The recording file is missing.") from exc
     response = HttpResponse(body, content_type="application/octet-stream")
     response["Content-Length"] = str(len(body))
     # The URL names a chunk of the current index, which a reprocessing replaces.
@@ -479,10 +478,10 @@ def live_response(request: HttpRequest, run: Run, target: str) -> HttpResponse:
     batches = batches[:LIVE_MAX_BATCHES]
     events: list[Any] = []
     seq = after
+    files = recording_files(recording)
     for batch_seq, path in batches:
         try:
-            with open_recording_file(recording, path) as handle:
-                events.extend(orjson.loads(gzip.decompress(handle.read())))
+            events.extend(files.read_batch(path))
         except (OSError, ValueError):
             continue  # processing may have removed it meanwhile; the replay will have it
         seq = batch_seq

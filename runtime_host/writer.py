@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.utils import timezone
 
+from recordings.rrweb import EventType
 from runs.api.errors import ApiError, Conflict
 from runs.models import Run
 
@@ -85,7 +86,9 @@ class RunWriter:
             return
         buffer = self._targets.setdefault(target, TargetBuffer())
         buffer.events.extend(events)
-        if len(buffer.events) >= MAX_BATCH_EVENTS or any(e.get("type") == 2 for e in events):
+        if len(buffer.events) >= MAX_BATCH_EVENTS or any(
+            e.get("type") == EventType.FullSnapshot for e in events
+        ):
             self._wake.set()
 
     def frame(self, target: str, time_ms: int, jpeg: bytes) -> None:

@@ -1,6 +1,6 @@
 """An archived recording replays from the cold tier (seed 004's `archive`): the replay's
 manifest, first chunk, a seek and the download, including for a recording archived while
-its replay is open; every read goes through recordings.storage.open_recording_file."""
+its replay is open; every read goes through recordings.storage.recording_files."""
 
 import gzip
 import json
@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage, storages
 from django.test import Client
 
 from recordings.models import Recording
-from recordings.storage import open_recording_file, recording_archive
+from recordings.storage import recording_archive, recording_files
 from runs.models import Run
 from tests.conftest import Tenant, sign_in
 from tests.test_replay import T0, StoredTarget, page_chunk, ready_recording, store_target
@@ -127,7 +127,7 @@ def test_a_reader_that_saw_the_hot_tier_before_the_archive_still_reads_the_file(
     _, stored = three_chunk_recording(tenant)
     path = stored.target.path
     seen_hot = Recording.objects.get(pk=stored.target.recording_id)
-    opened_before = open_recording_file(seen_hot, path)
+    opened_before = recording_files(seen_hot).open(path)
 
     recording_archive(recording=Recording.objects.get(pk=seen_hot.pk))
     assert not default_storage.exists(path) and storages["cold"].exists(path)
@@ -136,7 +136,7 @@ def test_a_reader_that_saw_the_hot_tier_before_the_archive_still_reads_the_file(
     with opened_before as handle:
         assert handle.read() == stored.blob
     # Opened after, by a reader that still thinks it is hot: found in the cold tier.
-    with open_recording_file(seen_hot, path) as handle:
+    with recording_files(seen_hot).open(path) as handle:
         assert handle.read() == stored.blob
     assert seen_hot.tier == Recording.Tier.COLD
 

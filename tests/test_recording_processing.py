@@ -20,8 +20,8 @@ from recordings.processing import (
     recording_process,
     recordings_expire,
     recordings_sweep_stuck,
-    target_path,
 )
+from recordings.rrweb import target_path
 from recordings.selectors import runs_api_status
 from recordings.services import batch_ingest, recording_start, recording_stop
 from runs.models import Run

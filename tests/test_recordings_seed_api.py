@@ -20,8 +20,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from recordings.models import Recording, RecordingBatch, RecordingTarget
+from recordings.rrweb import batch_path
 from recordings.seed_api import API_STATUS, api_status
-from recordings.services import batch_path
 from runs import services as run_services
 from runs.models import Run, Runtime
 

@@ -22,7 +22,7 @@ from django.test import Client
 
 from recordings.models import Recording, RecordingFrames, RecordingVideo
 from recordings.services import batch_ingest, recording_stop
-from recordings.storage import open_recording_file
+from recordings.storage import recording_files
 from recordings.video import frames_ingest, read_frames
 from runs.models import Run
 from runs.services import run_create
@@ -49,7 +49,7 @@ def solid_jpeg(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
 
 
 def mp4_bytes(recording: Recording, video: RecordingVideo) -> bytes:
-    with open_recording_file(recording, video.path) as handle:
+    with recording_files(recording).open(video.path) as handle:
         return bytes(handle.read())
 
 

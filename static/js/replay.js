@@ -1,8 +1,8 @@
 // bctrl replay player: rrweb's Replayer driven chunk by chunk.
 //
 // Chunked mode (a processed recording): the manifest gives each target's index
-// ({chunks: [{start, end, offset, length}], markers, inactivity}); nothing else is
-// fetched up front. The page keeps its own clock (time T in rrweb epoch ms) across the
+// (recordings/rrweb.py, ChunkIndex: chunks, markers, inactivity, pages; read by the
+// "Recording format" functions below); nothing else is fetched up front. The page keeps its own clock (time T in rrweb epoch ms) across the
 // whole target; one Replayer renders the chunk whose start <= T (binary search), built
 // from that chunk alone: every chunk begins with Meta + FullSnapshot. A chunk is one
 // Range request of the chunk file (or, for the first chunk on the replay page, the
@@ -39,6 +39,72 @@
 // no scripts); UNSAFE_replayCanvas stays false and no plugins or style rules are given.
 (function () {
   "use strict";
+
+  // Recording format ---------------------------------------------------------------
+  //
+  // What the player reads of bctrl's recording format (recordings/rrweb.py): rrweb's
+  // event types, and a target's chunk index as processing wrote it (ChunkIndex). Only
+  // these functions read an index; they touch neither the page nor the network, so
+  // tests/test_recording_contract.py runs them in Node (globalThis.bctrlRecordingFormat)
+  // on an index and a chunk file that recordings/processing.py wrote.
+
+  const EventType = Object.freeze({ FullSnapshot: 2, Meta: 4 }); // rrweb.EventType
+
+  function chunksOf(target) {
+    return (target && target.index && target.index.chunks) || [];
+  }
+
+  function markersOf(target) {
+    return (target && target.index && target.index.markers) || [];
+  }
+
+  function inactivityOf(target) {
+    return (target && target.index && target.index.inactivity) || [];
+  }
+
+  function pagesOf(target) {
+    return (target && target.index && target.index.pages) || [];
+  }
+
+  // The position of the chunk that shows time t: the last one that starts at or before
+  // it (the first one for a time before the first start).
+  function chunkAt(chunks, t) {
+    let lo = 0;
+    let hi = chunks.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (chunks[mid].start <= t) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  // A chunk's bytes in the target's chunk file, first and last included (one gzip member).
+  function byteRange(chunk) {
+    return { first: chunk.offset, last: chunk.offset + chunk.length - 1 };
+  }
+
+  // A chunk's events from its bytes: the JSON array of its gzip member.
+  async function inflate(blob) {
+    const stream = blob.stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).json();
+  }
+
+  globalThis.bctrlRecordingFormat = Object.freeze({
+    EventType,
+    chunksOf,
+    markersOf,
+    inactivityOf,
+    pagesOf,
+    chunkAt,
+    byteRange,
+    inflate,
+  });
 
   const root = document.querySelector("[data-replay]");
   if (!root) return;
@@ -171,34 +237,12 @@
 
   // Chunks -----------------------------------------------------------------------
 
-  function chunksOf(target) {
-    return (target && target.index && target.index.chunks) || [];
-  }
-
   function chunkIndexAt(t) {
-    const chunks = chunksOf(state.target);
-    let lo = 0;
-    let hi = chunks.length - 1;
-    let found = 0;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (chunks[mid].start <= t) {
-        found = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
+    return chunkAt(chunksOf(state.target), t);
   }
 
   function chunkKey(target, i) {
     return `${target.id}#${i}`;
-  }
-
-  async function inflate(blob) {
-    const stream = blob.stream().pipeThrough(new DecompressionStream("gzip"));
-    return new Response(stream).json();
   }
 
   // The page may preload a chunk (templates/replay/page.html: <link rel="preload"
@@ -215,17 +259,17 @@
   }
 
   function chunkBytes(target, chunk, i) {
-    const last = chunk.offset + chunk.length - 1;
+    const { first, last } = byteRange(chunk);
     const byRange = () =>
       fetch(target.chunksUrl, {
-        headers: { Range: `bytes=${chunk.offset}-${last}` },
+        headers: { Range: `bytes=${first}-${last}` },
         credentials: "same-origin",
       }).then((response) => {
         if (response.status !== 206 && response.status !== 200) {
           throw new Error(`chunk ${i}: HTTP ${response.status}`);
         }
         return response.blob().then((blob) =>
-          response.status === 200 ? blob.slice(chunk.offset, last + 1) : blob
+          response.status === 200 ? blob.slice(first, last + 1) : blob
         );
       });
     const preloaded = takePreloadedChunk(target, i);
@@ -287,7 +331,7 @@
 
   function mountReplayer(events, key, options) {
     destroyReplayer();
-    const meta = events.find((e) => e.type === 4);
+    const meta = events.find((e) => e.type === EventType.Meta);
     state.dims = meta ? { width: meta.data.width, height: meta.data.height } : null;
     const replayer = new window.rrweb.Replayer(events, {
       root: els.viewport,
@@ -410,7 +454,7 @@
   }
 
   function computeSkipPeriods(target) {
-    const periods = ((target.index && target.index.inactivity) || []).map((p) => ({
+    const periods = inactivityOf(target).map((p) => ({
       start: p.start,
       end: p.end,
     }));
@@ -555,7 +599,7 @@
     }
     els.inactivity.appendChild(bands);
     const ticks = document.createDocumentFragment();
-    for (const marker of (target.index && target.index.markers) || []) {
+    for (const marker of markersOf(target)) {
       const tick = document.createElement("div");
       tick.className = `scrub-marker kind-${kindClass(marker.kind)}`;
       tick.style.left = pct(marker.time);
@@ -643,7 +687,7 @@
 
   function pageUrlOf(pageId) {
     const target = ((state.manifest && state.manifest.targets) || []).find((t) => t.id === pageId);
-    const pages = (target && target.index && target.index.pages) || [];
+    const pages = pagesOf(target);
     return pages.length ? pages[0].url : "";
   }
 
@@ -663,7 +707,7 @@
         record: item,
       });
     }
-    for (const marker of (target && target.index && target.index.markers) || []) {
+    for (const marker of markersOf(target)) {
       items.push({
         time: marker.time,
         pageId: target.id,
@@ -1152,7 +1196,7 @@
   // icon can be shown without reaching another site (a data: image, or this server's).
 
   function pageAt(target, t) {
-    const pages = (target.index && target.index.pages) || [];
+    const pages = pagesOf(target);
     let found = pages.length ? pages[0] : null;
     for (const page of pages) {
       if (page.time <= t) found = page;
@@ -1354,7 +1398,8 @@
 
   function startOfLastSnapshot(events) {
     for (let i = events.length - 1; i >= 0; i--) {
-      if (events[i].type === 4 && events.slice(i + 1).some((e) => e.type === 2)) return i;
+      const meta = events[i].type === EventType.Meta;
+      if (meta && events.slice(i + 1).some((e) => e.type === EventType.FullSnapshot)) return i;
     }
     return -1;
   }
@@ -1383,7 +1428,7 @@
   function feedLive(live, events) {
     if (!events.length) return;
     for (const event of events) {
-      if (event.type === 4 && event.data && event.data.href) state.liveHrefs[live.target.id] = event.data.href;
+      if (event.type === EventType.Meta && event.data && event.data.href) state.liveHrefs[live.target.id] = event.data.href;
     }
     live.lastTimestamp = Math.max(live.lastTimestamp || 0, events[events.length - 1].timestamp);
     if (!live.replayer) {
