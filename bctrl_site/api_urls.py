@@ -7,19 +7,30 @@ from recordings import api as recording_api
 from recordings import upstream_api
 from runs.api import activity as activity_views
 from runs.api import profiles, spaces, streams, views
+from runtimes import api as runtime_api
 from viewers import handoff_api, lease_api
 
 app_name = "api"
 
 urlpatterns = [
-    path("runtimes", views.RuntimeListView.as_view(), name="runtimes"),
-    path("runtimes/<str:runtime_id>", views.RuntimeDetailView.as_view(), name="runtime"),
-    path("runtimes/<str:runtime_id>/start", views.RuntimeStartView.as_view(), name="runtime-start"),
-    path("runtimes/<str:runtime_id>/stop", views.RuntimeStopView.as_view(), name="runtime-stop"),
-    path("runtimes/<str:runtime_id>/files", views.RuntimeFilesView.as_view(), name="runtime-files"),
+    path("runtimes", runtime_api.RuntimeListView.as_view(), name="runtimes"),
+    path("runtimes/<str:runtime_id>", runtime_api.RuntimeDetailView.as_view(), name="runtime"),
+    path(
+        "runtimes/<str:runtime_id>/start",
+        runtime_api.RuntimeStartView.as_view(),
+        name="runtime-start",
+    ),
+    path(
+        "runtimes/<str:runtime_id>/stop", runtime_api.RuntimeStopView.as_view(), name="runtime-stop"
+    ),
+    path(
+        "runtimes/<str:runtime_id>/files",
+        runtime_api.RuntimeFilesView.as_view(),
+        name="runtime-files",
+    ),
     path(
         "runtimes/<str:runtime_id>/current-run",
-        views.RuntimeCurrentRunView.as_view(),
+        runtime_api.RuntimeCurrentRunView.as_view(),
         name="runtime-current-run",
     ),
     path("spaces/<str:space_id>", spaces.SpaceView.as_view(), name="space"),

@@ -18,7 +18,7 @@ app.conf.beat_schedule = {
     "handoffs-expire": {"task": "runs.tasks.expire_handoffs", "schedule": 5.0},
     "webhooks-send-due": {"task": "runs.webhooks.send_due_webhooks", "schedule": 5.0},
     "runtimes-sweep-vanished": {
-        "task": "runs.tasks.sweep_vanished_runtimes",
+        "task": "runtimes.tasks.sweep_vanished_runtimes",
         "schedule": 10.0,
     },
     "recordings-expire": {

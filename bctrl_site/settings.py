@@ -103,6 +103,8 @@ INSTALLED_APPS = [
     "viewers",
     "runtimes",
     "dashboard",
+    "demo",
+    "runtime_host",
 ]
 
 MIDDLEWARE = [

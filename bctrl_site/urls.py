@@ -29,7 +29,7 @@ urlpatterns = [
     path("", include("dashboard.replay_urls")),
     # Viewer embeds opened by a lease token (/embed/…), no session.
     path("", include("viewers.embed_urls")),
-    # The public demo shop that `manage.py demo` drives (runs/demo_site.py).
-    path("demo/", include("runs.demo_site")),
+    # The public demo shop that `manage.py demo` drives (demo/shop.py).
+    path("demo/", include("demo.shop")),
     path("", include("dashboard.urls")),
 ]

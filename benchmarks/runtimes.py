@@ -11,7 +11,7 @@ CDP proxy exactly as a user's script would (Playwright `connect_over_cdp(connect
     and until `connect_over_cdp(connectUrl)` has returned; then stop. N times with the
     host's warm pool (BCTRL_RUNTIME_WARM_BROWSERS=1, the default), then the host is
     restarted without it (0: every start launches Chromium) and N times again.
-(b) the demo flow of `manage.py demo` (runs.management.commands.demo.drive_demo: ten
+(b) the demo flow of `manage.py demo` (demo.management.commands.demo.drive_demo: ten
     pages, typing, two form submits, a download, a new tab and a pop-up) with recording on
     and off (`{"recording": false}` at start and `?recording=false` on the connectUrl),
     alternated, N runs each; time of the flow as the client sees it.
@@ -166,7 +166,7 @@ class Servers:
 def tenant() -> tuple[str, str]:
     """A space, an API key (raw) and a runtime, in the benchmark's database."""
     from runs.models import ApiKey, Space
-    from runs.services import runtime_create
+    from runtimes.services import runtime_create
 
     space = Space.objects.create(name="Bench", slug="bench")
     _, raw_key = ApiKey.objects.issue(space=space, name="bench")
@@ -207,7 +207,7 @@ class Bench:
         return started.raw, time.perf_counter() - t0
 
     def connect(self, started: dict[str, Any], recording: bool = True) -> tuple[Any, float]:
-        from runs.management.commands.demo import with_query
+        from demo.management.commands.demo import with_query
 
         url = with_query(started["connectUrl"], "" if recording else "recording=false")
         t0 = time.perf_counter()
@@ -215,7 +215,7 @@ class Bench:
         return browser, time.perf_counter() - t0
 
     def stop(self, browser: Any) -> None:
-        from runs.management.commands.demo import BUSY, wait_until
+        from demo.management.commands.demo import BUSY, wait_until
 
         self.client.runtimes.stop(self.runtime_id)
         wait_until(
@@ -254,7 +254,7 @@ def measure_start(bench: Bench, count: int) -> list[Sample]:
 
 
 def measure_flows(bench: Bench, count: int) -> dict[bool, list[Sample]]:
-    from runs.management.commands.demo import drive_demo
+    from demo.management.commands.demo import drive_demo
 
     def flow(browser: Any) -> float:
         t0 = time.perf_counter()

@@ -32,7 +32,7 @@ from benchmarks.runtimes import TARGET_FLOW_RATIO, Bench, Sample, Servers, p50, 
 
 
 def flows(bench: Bench, count: int, label: str) -> dict[bool, list[Sample]]:
-    from runs.management.commands.demo import drive_demo
+    from demo.management.commands.demo import drive_demo
 
     def flow(browser: Any) -> float:
         t0 = time.perf_counter()

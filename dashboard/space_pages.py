@@ -24,12 +24,13 @@ from dashboard.context import (
 from recordings import upstream
 from runs import profiles, selectors, services, webhooks
 from runs.api.errors import ApiError
-from runs.launch import queued_starts
 from runs.models import (
     Runtime,
     RuntimeHost,
     any_embed_origin,
 )
+from runtimes import services as runtime_services
+from runtimes.launch import queued_starts
 from viewers import leases
 from viewers.models import ViewerLease
 
@@ -183,7 +184,7 @@ def hosts_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     alive = set(selectors.live_hosts().values_list("id", flat=True))
     placed = dict(
-        Runtime.objects.filter(status__in=services.RUNTIME_BUSY)
+        Runtime.objects.filter(status__in=runtime_services.RUNTIME_BUSY)
         .exclude(host_id="")
         .values_list("host_id")
         .annotate(count=Count("id"))

@@ -37,6 +37,7 @@ from recordings.services import TARGET_PATTERN, rrweb_event_problem
 from runs.api.errors import ApiError, Invalid, PayloadTooLarge
 from runs.ids import new_id
 from runs.models import Run, Runtime
+from runs.queue import queue
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +199,6 @@ def _from_ms(value: int | None) -> datetime | None:
 
 
 def _commit(room: Runtime, staged: _Staged, origin: ImportOrigin) -> Recording:
-    from recordings.tasks import process_recording
-
     now = timezone.now()
     started_at = origin.started_at or _from_ms(staged.first) or now
     ended_at = max(origin.ended_at or _from_ms(staged.last) or started_at, started_at)
@@ -232,7 +231,7 @@ def _commit(room: Runtime, staged: _Staged, origin: ImportOrigin) -> Recording:
             for batch in staged.batches:
                 batch.recording = recording
             RecordingBatch.objects.bulk_create(staged.batches)
-            transaction.on_commit(lambda: process_recording.delay(recording.id))
+            transaction.on_commit(lambda: queue("recordings.tasks.process_recording", recording.id))
     except IntegrityError as exc:
         if (
             origin.upstream_session_id

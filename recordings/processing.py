@@ -117,6 +117,7 @@ from recordings.storage import hot_storage, recording_files, storage_of
 from recordings.video import queue_encoding, videos_prepare, videos_sweep
 from runs.live import notify_run_changed
 from runs.models import Event
+from runs.queue import queue
 
 logger = logging.getLogger(__name__)
 
@@ -845,8 +846,6 @@ def recordings_sweep_stuck() -> SweepResult:
     lost), or `preparing` and re-queued more than the timeout ago (still not taken).
     Videos that wait are queued again too (recordings.video.videos_sweep).
     """
-    from recordings.tasks import process_recording
-
     now = timezone.now()
     stale = now - timedelta(seconds=processing_timeout_s())
     stuck = (
@@ -874,7 +873,7 @@ def recordings_sweep_stuck() -> SweepResult:
         if requeued:
             logger.warning("Re-queuing stuck recording %s (attempts so far: %d)", pk, attempts)
             result.requeued.append(pk)
-            process_recording.delay(pk)
+            queue("recordings.tasks.process_recording", pk)
     result.videos = videos_sweep()
     return result
 

@@ -65,6 +65,7 @@ from runs.api.errors import ApiError, Conflict, NotFound, error_body
 from runs.api.throttles import LEASE
 from runs.live import notify_run_changed
 from runs.models import Runtime
+from runs.queue import queue
 from runs.selectors import ObjectNotFound, active_run_of, run_of, runtime_of
 
 DEFAULT_LIMIT = 20
@@ -494,10 +495,10 @@ class RecordingRecoverView(APIView):
                 "processing can be recovered.",
                 code="recording.not_processing",
             )
-        from recordings.tasks import process_recording
-
         # force: an operator asked, so take it even if a worker started it recently.
-        transaction.on_commit(lambda: process_recording.delay(recording.id, True))
+        transaction.on_commit(
+            lambda: queue("recordings.tasks.process_recording", recording.id, True)
+        )
         return _data({"id": recording.id, "status": "processing", "message": RECOVER_MESSAGE})
 
 

@@ -23,6 +23,7 @@ from recordings.rrweb import EVENT_TYPES, EventType, batch_path
 from runs.api.errors import Conflict, Invalid, PayloadTooLarge
 from runs.live import notify_run_changed
 from runs.models import API_KEY_PREFIX, ApiKey, Run, hash_api_key
+from runs.queue import queue
 from runs.rawsql import instance_from_row, model_columns
 
 TARGET_PATTERN = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,100}$")  # not "." or ".."
@@ -421,11 +422,11 @@ def recording_stop(*, recording: Recording, reason: str = "") -> Recording:
             locked.failure_reason = reason
         locked.save(update_fields=["status", "stopped_at", "expires_at", "failure_reason"])
         notify_run_changed(locked.run_id, "recording", status=locked.status)
-        from recordings.tasks import process_recording
-
         # robust: the stop is saved even if the queue is down (the failure is logged);
         # the sweep queues a recording left `preparing` again (recordings.processing).
-        transaction.on_commit(lambda: process_recording.delay(locked.id), robust=True)
+        transaction.on_commit(
+            lambda: queue("recordings.tasks.process_recording", locked.id), robust=True
+        )
     return locked
 
 

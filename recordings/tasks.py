@@ -1,5 +1,8 @@
 from celery import Task, shared_task
 
+from recordings.processing import recording_process, recordings_expire, recordings_sweep_stuck
+from recordings.video import recording_encode_videos
+
 
 @shared_task(acks_late=True, bind=True)
 def process_recording(self: Task, recording_id: str, force: bool = False) -> None:
@@ -7,30 +10,22 @@ def process_recording(self: Task, recording_id: str, force: bool = False) -> Non
 
     `force` takes a recording that another worker is processing right now (a recover).
     """
-    from recordings.processing import recording_process
-
     recording_process(recording_id=recording_id, force=force, task_id=self.request.id or "")
 
 
 @shared_task(acks_late=True)
 def sweep_stuck_recordings() -> None:
     """Every minute: re-queue recordings whose processing was lost, fail those out of tries."""
-    from recordings.processing import recordings_sweep_stuck
-
     recordings_sweep_stuck()
 
 
 @shared_task(acks_late=True)
 def expire_recordings() -> None:
     """Hourly: expire recordings past retention and purge files of deleted ones."""
-    from recordings.processing import recordings_expire
-
     recordings_expire()
 
 
 @shared_task(acks_late=True)
 def encode_recording_videos(recording_id: str) -> None:
     """Encodes the MP4 of each recorded tab of a ready recording (see recordings.video)."""
-    from recordings.video import recording_encode_videos
-
     recording_encode_videos(recording_id=recording_id)

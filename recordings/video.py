@@ -57,6 +57,7 @@ from recordings.storage import hot_storage, recording_files, storage_of
 from runs.api.errors import Conflict, Invalid, PayloadTooLarge
 from runs.exports.trace import ScreencastFrame
 from runs.models import Run
+from runs.queue import queue
 
 logger = logging.getLogger(__name__)
 
@@ -186,10 +187,10 @@ def videos_prepare(recording_id: str) -> bool:
 
 
 def queue_encoding(recording_id: str) -> None:
-    from recordings.tasks import encode_recording_videos
-
     # robust: a queue that is down is logged; the sweep queues the videos again.
-    transaction.on_commit(lambda: encode_recording_videos.delay(recording_id), robust=True)
+    transaction.on_commit(
+        lambda: queue("recordings.tasks.encode_recording_videos", recording_id), robust=True
+    )
 
 
 def _stale() -> Any:
@@ -428,13 +429,11 @@ def videos_sweep() -> list[str]:
     """Queues again the recordings whose videos wait: pending for more than a minute (the
     task was lost or failed once) or encoding for longer than the processing timeout (its
     worker died). Returns their ids."""
-    from recordings.tasks import encode_recording_videos
-
     lost = Q(status=RecordingVideo.Status.PENDING, created_at__lt=timezone.now() - LOST_AFTER)
     lost |= Q(status=RecordingVideo.Status.ENCODING, encoding_started_at__lt=_stale())
     ids = sorted(set(RecordingVideo.objects.filter(lost).values_list("recording_id", flat=True)))
     for recording_id in ids:
-        encode_recording_videos.delay(recording_id)
+        queue("recordings.tasks.encode_recording_videos", recording_id)
     return ids
 
 

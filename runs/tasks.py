@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from runs import services
+from runs.exports.files import export_build
 from runs.webhooks import deliver_webhook, send_due_webhooks
 
 # The webhook tasks live with their rules; named here so the worker registers them.
@@ -9,15 +10,7 @@ __all__ = ["deliver_webhook", "send_due_webhooks"]
 
 @shared_task(acks_late=True)
 def build_export(export_id: str) -> None:
-    services.export_build(export_id=export_id)
-
-
-@shared_task
-def sweep_vanished_runtimes() -> int:
-    """Fails runtimes whose host stopped heartbeating (killed, machine gone)."""
-    from runtime_host.sweep import runtimes_sweep_vanished
-
-    return runtimes_sweep_vanished()
+    export_build(export_id=export_id)
 
 
 @shared_task

@@ -1046,7 +1046,7 @@ class ManagedBrowser:
         except Exception:
             logger.exception("Stopping %s failed", self.name)
         if finish and self.bound:
-            from runs.services import runtime_finished
+            from runtimes.services import runtime_finished
 
             def finished() -> None:
                 close_old_connections()

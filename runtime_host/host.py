@@ -25,16 +25,11 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from runs.models import Run, Runtime
-from runs.services import (
-    host_gone,
-    host_heartbeat,
-    hosts_retire_dead,
-    upload_placed,
-    uploads_pending,
-)
+from runs.services import upload_placed, uploads_pending
 from runtime_host.browser import ManagedBrowser, needs_own_launch, pid_alive
 from runtime_host.live import RECONNECT_S
 from runtimes.liveview import host_starts_path, host_starts_token
+from runtimes.services import host_gone, host_heartbeat, hosts_retire_dead
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +63,7 @@ async def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _claim(host_id: str) -> tuple[Runtime, Run | None] | None:
     from runs.selectors import active_run_of
-    from runs.services import runtime_claim
+    from runtimes.services import runtime_claim
 
     runtime = runtime_claim(host_id=host_id)
     if runtime is None:
@@ -311,7 +306,7 @@ class RuntimeHost:
             self.tasks[runtime.id] = asyncio.create_task(self._serve(runtime, run))
 
     async def _serve(self, runtime: Runtime, run: Run | None) -> None:
-        from runs.services import runtime_finished, runtime_running
+        from runtimes.services import runtime_finished, runtime_running
 
         try:
             if run is None:

@@ -45,12 +45,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from runs import selectors, services
+from runs import selectors
 from runs.api.auth import space_of
 from runs.api.errors import ApiError, Invalid, NotFound, exception_handler
 from runs.confinement import url_refusal
-from runs.launch import launch
 from runs.models import Event, Run, Runtime, Space
+from runtimes import services as runtime_services
+from runtimes.launch import launch
 from viewers.leases import embed_url, lease_mint
 from viewers.models import ViewerLease
 
@@ -277,12 +278,12 @@ def acquire(
     keep_alive_ms: int | None,
     api_key: Any,
     domains: list[str] | None = None,
-) -> services.RuntimeStart:
+) -> runtime_services.RuntimeStart:
     """A runtime started for one session; raises the API's errors when it cannot start."""
     config: dict[str, Any] = {"browserRun": True}
     if domains is not None:
         config["allowedDomains"] = domains
-    runtime = services.runtime_create(space=space, name=SESSION_RUNTIME_NAME, config=config)
+    runtime = runtime_services.runtime_create(space=space, name=SESSION_RUNTIME_NAME, config=config)
     return async_to_sync(launch)(
         runtime, recording=recording, keep_alive_ms=keep_alive_ms, api_key=api_key
     )
@@ -333,7 +334,7 @@ class SessionView(BrowserRunView):
         run = session_of(account_of(request, account_id), session_id)
         if run.status != Run.Status.RUNNING or run.runtime is None:
             return Response({"status": "closed"})
-        runtime = services.runtime_stop(runtime=run.runtime)
+        runtime = runtime_services.runtime_stop(runtime=run.runtime)
         closed = runtime.status in (Runtime.Status.STOPPED, Runtime.Status.FAILED)
         return Response({"status": "closed" if closed else "closing"})
 

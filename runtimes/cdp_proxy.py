@@ -48,17 +48,17 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from runs import selectors, services
+from runs import selectors
 from runs.api.auth import api_key_from_meta
 from runs.api.errors import ApiError, Conflict
 from runs.cdp import CommandRecorder, json_object
 from runs.confinement import DOWNLOAD_METHODS, command_refusal, download_behaviour
 from runs.control import AUTOMATION_INPUT_METHODS, BUSY_CODE, control_holder
 from runs.ids import new_id
-from runs.launch import launch
 from runs.live import run_group
 from runs.models import ApiKey, Run, Runtime
 from runs.services import commands_record, event_emit
+from runtimes import services as runtime_services
 from runtimes.browser_run import (
     DEFAULT_KEEP_ALIVE_MS,
     SESSION_RUNTIME_NAME,
@@ -67,6 +67,7 @@ from runtimes.browser_run import (
     session_of,
 )
 from runtimes.handshake import refuse_handshake
+from runtimes.launch import launch
 from runtimes.liveview import layer_call, send_to_host
 from viewers.leases import LeaseRefused, lease_check
 from viewers.models import ViewerLease
@@ -399,7 +400,7 @@ class CdpProxyConsumer(AsyncWebsocketConsumer):
             )
             return grant, options
         # Acquire and connect in one step (seed 003): recording only when asked for.
-        runtime = await run_sync(services.runtime_create)(
+        runtime = await run_sync(runtime_services.runtime_create)(
             space=api_key.space, name=SESSION_RUNTIME_NAME, config={"browserRun": True}
         )
         keep_alive = options.keep_alive_ms

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recordings import processing
-from runs import services
+from runs.exports import files as exports
 
 
 def pause(point: str) -> None:
@@ -34,7 +34,7 @@ def pause(point: str) -> None:
 
 
 _process_target = processing._process_target
-_artifact_store = services.artifact_store
+_artifact_store = exports.artifact_store
 
 
 def pause_then_process_target(
@@ -53,4 +53,4 @@ def artifact_store_then_pause(**kwargs: Any) -> Any:
 
 
 processing._process_target = pause_then_process_target
-services.artifact_store = artifact_store_then_pause
+exports.artifact_store = artifact_store_then_pause

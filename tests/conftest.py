@@ -480,22 +480,22 @@ def fake_host(
     """Plays a runtime host on a thread: heartbeats, claims the runtimes placed on it and
     launches nothing (running at `endpoint`, or failed with `fail`), and finishes the
     ones asked to stop."""
-    from runs import services
+    from runtimes import services as runtime_services
 
     done = threading.Event()
-    services.host_heartbeat(host_id=host_id, capacity=capacity, browsers=0)
+    runtime_services.host_heartbeat(host_id=host_id, capacity=capacity, browsers=0)
 
     def play() -> None:
         try:
             while not done.is_set():
-                services.host_heartbeat(host_id=host_id, capacity=capacity, browsers=0)
-                runtime = services.runtime_claim(host_id=host_id)
+                runtime_services.host_heartbeat(host_id=host_id, capacity=capacity, browsers=0)
+                runtime = runtime_services.runtime_claim(host_id=host_id)
                 if runtime is not None and fail:
-                    services.runtime_finished(runtime=runtime, state="failed", reason=fail)
+                    runtime_services.runtime_finished(runtime=runtime, state="failed", reason=fail)
                 elif runtime is not None:
-                    services.runtime_running(runtime=runtime, cdp_endpoint=endpoint)
+                    runtime_services.runtime_running(runtime=runtime, cdp_endpoint=endpoint)
                 for stopping in Runtime.objects.filter(status="stopping", host_id=host_id):
-                    services.runtime_finished(runtime=stopping, state="stopped")
+                    runtime_services.runtime_finished(runtime=stopping, state="stopped")
                 done.wait(0.01)
         finally:
             connection.close()

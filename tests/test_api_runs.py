@@ -7,7 +7,9 @@ import pytest
 from django.utils import timezone
 
 from runs import services
+from runs.exports.files import export_request
 from runs.models import ApiKey, Run
+from runtimes import services as runtime_services
 
 from .conftest import Tenant
 
@@ -53,7 +55,7 @@ def test_it_stores_only_a_hash_of_the_key(tenant: Tenant) -> None:
 
 
 def test_it_lists_runs_newest_first_in_camel_case(tenant: Tenant) -> None:
-    runtime = services.runtime_create(space=tenant.space, name="chrome")
+    runtime = runtime_services.runtime_create(space=tenant.space, name="chrome")
     first = services.run_create(space=tenant.space, runtime=runtime, name="first")
     services.run_stop(run=first)
     second = services.run_create(space=tenant.space, name="second", labels={"team": "qa"})
@@ -78,7 +80,7 @@ def test_it_lists_runs_newest_first_in_camel_case(tenant: Tenant) -> None:
 
 
 def test_it_filters_runs_by_status_and_runtime(tenant: Tenant) -> None:
-    runtime = services.runtime_create(space=tenant.space)
+    runtime = runtime_services.runtime_create(space=tenant.space)
     on_runtime = services.run_create(space=tenant.space, runtime=runtime)
     services.run_stop(run=on_runtime, status="failed", error={"message": "boom"})
     done = services.run_create(space=tenant.space)
@@ -130,7 +132,7 @@ def test_it_rejects_bad_paging(tenant: Tenant, query: str) -> None:
 def test_the_runs_list_query_count_does_not_grow_with_page_size(
     tenant: Tenant, django_assert_num_queries: Any
 ) -> None:
-    runtime = services.runtime_create(space=tenant.space)
+    runtime = runtime_services.runtime_create(space=tenant.space)
     for _ in range(30):
         run = services.run_create(space=tenant.space, runtime=None)
         run.runtime = runtime
@@ -171,12 +173,12 @@ READ_PATHS = [
 def test_another_spaces_objects_are_not_found(
     tenant: Tenant, other_tenant: Tenant, path: str
 ) -> None:
-    runtime = services.runtime_create(space=other_tenant.space)
+    runtime = runtime_services.runtime_create(space=other_tenant.space)
     run = services.run_create(space=other_tenant.space, runtime=runtime)
     artifact = services.artifact_store(
         run=run, kind="report", name="r.txt", content=io.BytesIO(b"secret")
     )
-    export, _ = services.export_request(run=run, name="files", types=[])
+    export, _ = export_request(run=run, name="files", types=[])
     url = path.format(run=run.id, runtime=runtime.id, artifact=artifact.id, export=export.id)
     response = tenant.client.get(url)
     assert response.status_code == 404, url
@@ -194,7 +196,7 @@ def test_another_spaces_runs_never_appear_in_lists(tenant: Tenant, other_tenant:
 
 
 def test_another_spaces_runtime_filter_is_not_found(tenant: Tenant, other_tenant: Tenant) -> None:
-    runtime = services.runtime_create(space=other_tenant.space)
+    runtime = runtime_services.runtime_create(space=other_tenant.space)
     assert tenant.client.get(f"/v1/runs?runtimeId={runtime.id}").status_code == 404
 
 
@@ -236,12 +238,12 @@ def test_the_documented_shapes_match_what_the_api_sends(tenant: Tenant) -> None:
     from runs.api import schema
     from runs.api import serializers as s
 
-    runtime = services.runtime_create(space=tenant.space)
+    runtime = runtime_services.runtime_create(space=tenant.space)
     run = services.run_create(space=tenant.space, runtime=runtime)
     services.events_append(run=run, events=[{"type": "navigation", "data": {}}])
     (command,) = services.commands_record(run=run, commands=[{"method": "Page.reload"}])
     artifact = services.artifact_store(run=run, kind="report", name="r", content=io.BytesIO(b"x"))
-    export, _ = services.export_request(run=run, name="files", types=[])
+    export, _ = export_request(run=run, name="files", types=[])
     pairs = [
         (schema.RunOut, s.run_json(run)),
         (schema.RuntimeOut, s.runtime_json(runtime, active_run_id=run.id)),

@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from runs import services
 from runs.models import Artifact, Command, Event, Run
+from runtimes import services as runtime_services
 
 from .conftest import Tenant
 
@@ -56,7 +57,7 @@ def test_it_creates_a_run_without_a_runtime(tenant: Tenant) -> None:
 
 
 def test_a_runtime_has_one_active_run_at_a_time(tenant: Tenant) -> None:
-    runtime = services.runtime_create(space=tenant.space)
+    runtime = runtime_services.runtime_create(space=tenant.space)
     first = tenant.client.post("/v1/runs", {"runtimeId": runtime.id}, format="json")
     assert first.status_code == 201
     second = tenant.client.post("/v1/runs", {"runtimeId": runtime.id}, format="json")
@@ -68,7 +69,7 @@ def test_a_runtime_has_one_active_run_at_a_time(tenant: Tenant) -> None:
 def test_it_will_not_create_a_run_on_another_spaces_runtime(
     tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    runtime = services.runtime_create(space=other_tenant.space)
+    runtime = runtime_services.runtime_create(space=other_tenant.space)
     response = tenant.client.post("/v1/runs", {"runtimeId": runtime.id}, format="json")
     assert response.status_code == 404
     assert not Run.objects.exists()

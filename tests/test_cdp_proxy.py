@@ -25,9 +25,9 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from websockets.sync.client import connect as ws_connect
 
-from runs import services
 from runs.cdp import REDACTED, CommandRecorder, redact_params
 from runs.models import ApiKey, Command, Run, Runtime
+from runtimes import services as runtime_services
 from runtimes.cdp_proxy import connect_options
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Refusal, Tenant, refused
 from viewers.leases import lease_mint, lease_revoke
@@ -113,12 +113,12 @@ class Started:
 
 def start_runtime(tenant: Tenant, browser: Browser, name: str = "chrome") -> Started:
     """A runtime that a (fake) host has launched: running, with the real browser's endpoint."""
-    runtime = services.runtime_create(space=tenant.space, name=name)
-    services.host_heartbeat(host_id="test-host", capacity=8, browsers=0)
-    started = services.runtime_start(runtime=runtime)
-    claimed = services.runtime_claim(host_id="test-host")
+    runtime = runtime_services.runtime_create(space=tenant.space, name=name)
+    runtime_services.host_heartbeat(host_id="test-host", capacity=8, browsers=0)
+    started = runtime_services.runtime_start(runtime=runtime)
+    claimed = runtime_services.runtime_claim(host_id="test-host")
     assert claimed is not None and claimed.pk == runtime.pk
-    services.runtime_running(runtime=claimed, cdp_endpoint=browser.endpoint)
+    runtime_services.runtime_running(runtime=claimed, cdp_endpoint=browser.endpoint)
     runtime.refresh_from_db()
     return Started(runtime=runtime, run=started.run, token=started.token)
 
@@ -176,7 +176,7 @@ async def test_a_tampered_or_unknown_token_is_refused(started: Started) -> None:
 
 
 async def test_a_revoked_token_is_refused(started: Started) -> None:
-    await sync_to_async(services.runtime_finished)(runtime=started.runtime, state="stopped")
+    await sync_to_async(runtime_services.runtime_finished)(runtime=started.runtime, state="stopped")
     assert await refusal_code(f"/cdp/{started.token}") == 4403
 
 
@@ -194,13 +194,13 @@ async def test_an_expired_token_is_refused(started: Started) -> None:
 async def test_a_token_of_an_earlier_run_is_refused(started: Started, browser: Browser) -> None:
     def restart() -> str:
         old_run = started.run
-        services.runtime_finished(runtime=started.runtime, state="stopped")
+        runtime_services.runtime_finished(runtime=started.runtime, state="stopped")
         stale = lease_mint(run=old_run, kind=ViewerLease.Kind.CDP).token  # not revoked
-        services.host_heartbeat(host_id="test-host", capacity=8, browsers=0)
-        services.runtime_start(runtime=started.runtime)
-        claimed = services.runtime_claim(host_id="test-host")
+        runtime_services.host_heartbeat(host_id="test-host", capacity=8, browsers=0)
+        runtime_services.runtime_start(runtime=started.runtime)
+        claimed = runtime_services.runtime_claim(host_id="test-host")
         assert claimed is not None
-        services.runtime_running(runtime=claimed, cdp_endpoint=browser.endpoint)
+        runtime_services.runtime_running(runtime=claimed, cdp_endpoint=browser.endpoint)
         return stale
 
     stale = await sync_to_async(restart)()
@@ -627,7 +627,7 @@ def test_the_end_of_the_run_closes_clients_and_stops_recording(
     with ws_connect(f"{ws_base(asgi_server)}/cdp/{started.token}", open_timeout=10) as client:
         client.send(json.dumps({"id": 1, "method": "Target.getTargets"}))
         assert json.loads(client.recv(timeout=10))["id"] == 1
-        services.runtime_finished(runtime=started.runtime, state="stopped")
+        runtime_services.runtime_finished(runtime=started.runtime, state="stopped")
         with pytest.raises(websockets.exceptions.ConnectionClosed):
             while True:
                 client.recv(timeout=10)

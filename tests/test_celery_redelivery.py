@@ -26,6 +26,7 @@ from recordings.models import Recording, RecordingTarget
 from recordings.services import batch_ingest, recording_start, recording_stop
 from recordings.tasks import process_recording
 from runs import services
+from runs.exports.files import export_request
 from runs.models import Artifact, FileExport, Run
 from runs.tasks import build_export
 
@@ -167,7 +168,7 @@ def test_a_killed_worker_process_loses_neither_a_recording_nor_an_export(
         run=run, kind="download", name="report.csv", content=io.BytesIO(b"a,b\n1,2\n")
     )
     recording = recording_stop(recording=Recording.objects.get(run=run))
-    export, _ = services.export_request(run=run, name="files", types=["download"])
+    export, _ = export_request(run=run, name="files", types=["download"])
 
     kill_when_held(worker, "recording-second-target", "export-zip-stored")
 

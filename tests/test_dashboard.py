@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from runs import services
 from runs.models import Membership, Run, Space
+from runtimes import services as runtime_services
 from tests.conftest import Tenant, make_tenant
 
 # A valid 1x1 PNG.
@@ -106,7 +107,7 @@ def test_list_row_has_status_counts_and_thumbnail(client_in: Client, tenant: Ten
 
 
 def test_status_and_runtime_filters(client_in: Client, tenant: Tenant) -> None:
-    chrome = services.runtime_create(space=tenant.space, name="chrome-1")
+    chrome = runtime_services.runtime_create(space=tenant.space, name="chrome-1")
     running = make_run(tenant.space, runtime=chrome)
     done = services.run_stop(run=make_run(tenant.space))
     failed = services.run_stop(
@@ -172,7 +173,7 @@ def test_user_without_a_space_sees_how_to_join(db: None, django_user_model: Any)
 
 
 def _seed(space: Space, count: int) -> None:
-    runtime = services.runtime_create(space=space, name="rt")
+    runtime = runtime_services.runtime_create(space=space, name="rt")
     for index in range(count):
         run = make_run(space, runtime=runtime if index % 2 else None, name=f"r{index}")
         if index % 3 == 0:

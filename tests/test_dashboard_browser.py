@@ -9,6 +9,7 @@ import pytest
 
 from runs import services
 from runs.models import Run
+from runtimes import services as runtime_services
 from tests.conftest import Tenant, sign_in
 
 pytestmark = [pytest.mark.browser]
@@ -36,7 +37,7 @@ def page_screenshot(chromium: Any) -> bytes:
 
 
 def seed(tenant: Tenant, png: bytes) -> Run:
-    runtime = services.runtime_create(space=tenant.space, name="chrome-eu-1")
+    runtime = runtime_services.runtime_create(space=tenant.space, name="chrome-eu-1")
     finished = services.run_create(space=tenant.space, name="nightly crawl")
     services.events_append(run=finished, events=[{"type": "navigation", "data": {"url": "a"}}])
     services.run_stop(run=finished)

@@ -8,7 +8,7 @@ from bctrl import Bctrl
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from runs.management.commands.demo import (
+from demo.management.commands.demo import (
     DEMO_CARD,
     DEMO_EMAIL,
     DEMO_PASSWORD,
@@ -16,8 +16,8 @@ from runs.management.commands.demo import (
     run_demo,
 )
 from runs.models import ApiKey, Artifact, Command, Event, Run, Runtime
-from runs.services import runtime_create
 from runtime_host.host import RuntimeHost
+from runtimes.services import runtime_create
 from tests.conftest import Tenant
 
 PAGES = [

@@ -35,7 +35,7 @@ from websockets.sync.client import connect as ws_connect
 
 from recordings.models import Recording, RecordingBatch
 from runs.models import Artifact, Run, Runtime, RuntimeHost
-from runtime_host.sweep import HOST_GONE_REASON
+from runtimes.sweep import HOST_GONE_REASON
 from tests.conftest import CHROMIUM, ObjectStore, RedisServer, Tenant, services_required
 from tests.processes import ROOT, Answer, call, free_port, process_env, stop, wait_until_answers
 from tests.test_live_scale import receive_frame, receive_json

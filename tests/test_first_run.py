@@ -22,7 +22,7 @@ from bctrl_site.serving import (
     server_announce,
     server_withdraw,
 )
-from runs.management.commands.demo import demo_server_url
+from demo.management.commands.demo import demo_server_url
 from runs.management.commands.serve import banner
 from tests.processes import ROOT, SERVER_SETTINGS, call, free_port, wait_until_answers
 from tests.test_serve_faults import manage

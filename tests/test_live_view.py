@@ -413,7 +413,7 @@ async def test_one_controller_at_a_time_and_every_release_path(
 
 
 async def test_an_ended_run_says_so_and_releases_control(live: dict[str, Any]) -> None:
-    from runs.services import runtime_finished
+    from runtimes.services import runtime_finished
 
     run = live["run"]
     viewer, _, _ = await open_viewer(f"/ws/live/{await db(live_token)(run, 'input')}")

@@ -13,6 +13,7 @@ from runs import profiles, services
 from runs.models import Profile, Run, Runtime
 from runs.sealed import seal, unseal
 from runtime_host.host import RuntimeHost
+from runtimes import services as runtime_services
 from tests.conftest import Tenant, fake_host, start_runtime, stop_runtime
 
 COOKIE = {
@@ -73,10 +74,10 @@ def test_profiles_are_listed_inspected_and_deleted_in_their_space(
 @pytest.mark.django_db(transaction=True)
 def test_one_run_at_a_time_writes_a_profile(tenant: Tenant, other_tenant: Tenant) -> None:
     profile = create(tenant, "agent").json()
-    first = services.runtime_create(space=tenant.space, name="one")
-    second = services.runtime_create(space=tenant.space, name="two")
-    third = services.runtime_create(space=tenant.space, name="three")
-    theirs = services.runtime_create(space=other_tenant.space, name="theirs")
+    first = runtime_services.runtime_create(space=tenant.space, name="one")
+    second = runtime_services.runtime_create(space=tenant.space, name="two")
+    third = runtime_services.runtime_create(space=tenant.space, name="three")
+    theirs = runtime_services.runtime_create(space=other_tenant.space, name="theirs")
     with fake_host():
         assert start(tenant, first, {"profileId": "prof_nope"}).status_code == 404
         assert start(tenant, first, {"persist": True}).status_code == 422

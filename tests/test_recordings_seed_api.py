@@ -24,6 +24,7 @@ from recordings.rrweb import batch_path
 from recordings.seed_api import API_STATUS, api_status
 from runs import services as run_services
 from runs.models import Run, Runtime
+from runtimes.services import runtime_create
 
 from .conftest import Tenant
 
@@ -79,7 +80,7 @@ def rrweb_chunk(start: int, count: int) -> list[dict[str, Any]]:
 
 
 def make_room(tenant: Tenant, name: str = "CS101 Lecture", *, active: bool = True) -> Runtime:
-    room = run_services.runtime_create(space=tenant.space, name=name)
+    room = runtime_create(space=tenant.space, name=name)
     if active:
         run_services.run_create(space=tenant.space, runtime=room)
     return room

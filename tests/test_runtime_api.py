@@ -10,6 +10,7 @@ import pytest
 
 from runs import services
 from runs.models import Artifact, Command, Run, Runtime
+from runtimes import services as runtime_services
 from tests.conftest import DUMMY_ENDPOINT, Tenant, fake_host
 from tests.test_cdp_proxy import Browser, launch_chromium
 from viewers.leases import lease_check
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def runtime(tenant: Tenant) -> Runtime:
-    return services.runtime_create(space=tenant.space, name="chrome")
+    return runtime_services.runtime_create(space=tenant.space, name="chrome")
 
 
 def start(tenant: Tenant, runtime: Runtime, body: Any = None, **extra: Any) -> Any:
@@ -82,7 +83,7 @@ def test_a_start_its_host_does_not_take_is_503_and_cancelled(
     tenant: Tenant, runtime: Runtime, settings: Any
 ) -> None:
     settings.BCTRL_RUNTIME_START_TIMEOUT_S = 0.3
-    services.host_heartbeat(host_id="silent-host", capacity=4, browsers=0)  # never claims
+    runtime_services.host_heartbeat(host_id="silent-host", capacity=4, browsers=0)  # never claims
     response = start(tenant, runtime)
     assert response.status_code == 503
     error = response.json()["error"]
@@ -90,7 +91,7 @@ def test_a_start_its_host_does_not_take_is_503_and_cancelled(
     runtime.refresh_from_db()
     assert runtime.status == "failed" and "silent-host did not take" in runtime.failure_reason
     assert Run.objects.get(pk=error["details"]["runId"]).status == "failed"
-    assert services.runtime_claim(host_id="silent-host") is None  # it will not start later
+    assert runtime_services.runtime_claim(host_id="silent-host") is None  # it will not start later
 
 
 def test_a_start_the_host_fails_is_502_with_the_reason(tenant: Tenant, runtime: Runtime) -> None:

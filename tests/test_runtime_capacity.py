@@ -1,7 +1,7 @@
 """Runtimes as a fleet: each host says with its heartbeat what it holds and can hold; a
 start goes to the live host with the most room and is answered at once when there is
 none (429 runtime.capacity, or 503 runtime.no_host), leaving nothing behind, unless
-`waitMs` lets it wait for room (runs/services.py runtime_place, runs/launch.py)."""
+`waitMs` lets it wait for room (runs/services.py runtime_place, runtimes/launch.py)."""
 
 import os
 import threading
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from runs import services
-from runs.launch import queued_starts
 from runs.models import Run, Runtime, RuntimeHost
-from runtime_host.sweep import runtimes_sweep_vanished
+from runtimes import services as runtime_services
+from runtimes.launch import queued_starts
+from runtimes.sweep import runtimes_sweep_vanished
 from tests.conftest import Tenant, fake_host
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -26,7 +26,9 @@ def start(tenant: Tenant, runtime: Runtime, query: str = "") -> Any:
 
 
 def runtimes(tenant: Tenant, count: int) -> list[Runtime]:
-    return [services.runtime_create(space=tenant.space, name=f"rt{n}") for n in range(count)]
+    return [
+        runtime_services.runtime_create(space=tenant.space, name=f"rt{n}") for n in range(count)
+    ]
 
 
 def test_a_start_beyond_capacity_is_429_at_once_and_leaves_nothing_behind(
@@ -68,7 +70,7 @@ def test_a_start_goes_to_the_host_with_the_most_room(tenant: Tenant) -> None:
 def test_a_host_short_of_memory_takes_no_start(tenant: Tenant, settings: Any) -> None:
     settings.BCTRL_RUNTIME_BROWSER_MEMORY_MB = 500
     (runtime,) = runtimes(tenant, 1)
-    services.host_heartbeat(
+    runtime_services.host_heartbeat(
         host_id="tight", capacity=4, browsers=0, memory_total=8 << 30, memory_available=200 << 20
     )
     refused = start(tenant, runtime)
@@ -78,7 +80,7 @@ def test_a_host_short_of_memory_takes_no_start(tenant: Tenant, settings: Any) ->
 
 def test_a_host_that_stopped_heartbeating_takes_no_start(tenant: Tenant) -> None:
     (runtime,) = runtimes(tenant, 1)
-    services.host_heartbeat(host_id="gone", capacity=4, browsers=0)
+    runtime_services.host_heartbeat(host_id="gone", capacity=4, browsers=0)
     RuntimeHost.objects.filter(pk="gone").update(heartbeat_at=timezone.now() - timedelta(minutes=5))
     refused = start(tenant, runtime)
     assert refused.status_code == 503
@@ -123,8 +125,8 @@ def test_an_invalid_wait_is_422(tenant: Tenant, value: str, settings: Any) -> No
 
 def test_a_start_placed_on_a_host_that_died_before_taking_it_is_failed(tenant: Tenant) -> None:
     (runtime,) = runtimes(tenant, 1)
-    services.host_heartbeat(host_id="doomed", capacity=4, browsers=0)
-    started = services.runtime_start(runtime=runtime)
+    runtime_services.host_heartbeat(host_id="doomed", capacity=4, browsers=0)
+    started = runtime_services.runtime_start(runtime=runtime)
     past = timezone.now() - timedelta(minutes=5)
     RuntimeHost.objects.filter(pk="doomed").update(heartbeat_at=past)
     Runtime.objects.filter(pk=runtime.pk).update(updated_at=past)
@@ -137,11 +139,11 @@ def test_a_start_placed_on_a_host_that_died_before_taking_it_is_failed(tenant: T
 def test_staff_see_the_hosts_their_load_and_the_queue(
     tenant: Tenant, client: Any, django_user_model: Any
 ) -> None:
-    services.host_heartbeat(
+    runtime_services.host_heartbeat(
         host_id="host-a", capacity=4, browsers=1, memory_total=8 << 30, memory_available=6 << 30
     )
     (runtime,) = runtimes(tenant, 1)
-    services.runtime_start(runtime=runtime)  # placed on host-a, not yet taken
+    runtime_services.runtime_start(runtime=runtime)  # placed on host-a, not yet taken
     staff = django_user_model.objects.create_user("root", password="x" * 12, is_staff=True)
     client.force_login(staff)
     page = client.get("/hosts").content.decode().replace("\xa0", " ")
@@ -158,7 +160,7 @@ def test_a_start_its_host_does_not_take_moves_to_another_host(
     settings.BCTRL_RUNTIME_CLAIM_TIMEOUT_S = 0.3
     (runtime,) = runtimes(tenant, 1)
     # The most room, but its process died since its last heartbeat: it never takes it.
-    services.host_heartbeat(host_id="dead-but-fresh", capacity=8, browsers=0)
+    runtime_services.host_heartbeat(host_id="dead-but-fresh", capacity=8, browsers=0)
     with fake_host(host_id="alive", capacity=1):
         answer = start(tenant, runtime)
     assert answer.status_code == 200
@@ -172,14 +174,14 @@ def test_a_restarted_host_forgets_the_dead_hosts_of_its_machine() -> None:
     from runtime_host.host import pid_alive
 
     hostname = socket.gethostname()
-    services.host_heartbeat(
+    runtime_services.host_heartbeat(
         host_id="crashed", capacity=4, browsers=0, hostname=hostname, pid=1 << 30
     )
-    services.host_heartbeat(
+    runtime_services.host_heartbeat(
         host_id="me", capacity=4, browsers=0, hostname=hostname, pid=os.getpid()
     )
-    services.host_heartbeat(
+    runtime_services.host_heartbeat(
         host_id="elsewhere", capacity=4, browsers=0, hostname="other", pid=1 << 30
     )
-    assert services.hosts_retire_dead(hostname=hostname, alive=pid_alive) == 1
+    assert runtime_services.hosts_retire_dead(hostname=hostname, alive=pid_alive) == 1
     assert set(RuntimeHost.objects.values_list("id", flat=True)) == {"me", "elsewhere"}

@@ -11,9 +11,9 @@ import pytest
 from bctrl import Bctrl
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from runs import services
 from runs.models import Artifact, Runtime
 from runtime_host.host import RuntimeHost
+from runtimes import services as runtime_services
 from tests.conftest import Tenant, fake_host, start_runtime, stop_runtime
 
 RECEIPT = b"%PDF-1.4\n% a receipt\n" + bytes(range(256)) * 40
@@ -44,7 +44,7 @@ def test_files_need_a_running_runtime_of_the_callers_space(
     tenant: Tenant, other_tenant: Tenant, settings: Any
 ) -> None:
     settings.BCTRL_RUNTIME_UPLOAD_WAIT_S = 0.2
-    runtime = services.runtime_create(space=tenant.space, name="chrome")
+    runtime = runtime_services.runtime_create(space=tenant.space, name="chrome")
     idle = upload(tenant, runtime, RECEIPT)
     assert idle.status_code == 409
     assert idle.json()["error"]["code"] == "runtime.not_running"

@@ -28,10 +28,10 @@ from recordings.models import Recording, RecordingBatch, RecordingTarget
 from recordings.processing import recording_process
 from runs.cdp import REDACTED
 from runs.models import Artifact, Command, Event, Run, Runtime
-from runs.services import host_heartbeat, runtime_create, runtime_start
-from runs.tasks import sweep_vanished_runtimes
 from runtime_host.host import RuntimeHost
-from runtime_host.sweep import HOST_GONE_REASON
+from runtimes.services import host_heartbeat, runtime_create, runtime_start
+from runtimes.sweep import HOST_GONE_REASON
+from runtimes.tasks import sweep_vanished_runtimes
 from tests.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from runs import services
 from runs.models import Event, Run, Runtime
 from runtime_host.host import RuntimeHost
+from runtimes import services as runtime_services
 from tests.conftest import Tenant, db, fake_host, start_runtime, stop_runtime
 from tests.test_runtime_options import echo  # noqa: F401 - the echo site, a fixture
 
@@ -145,7 +145,7 @@ def socks_proxy() -> Iterator[Proxy]:
     ],
 )
 def test_a_bad_proxy_is_422_and_nothing_starts(tenant: Tenant, proxy: Any) -> None:
-    runtime = services.runtime_create(space=tenant.space, name="chrome")
+    runtime = runtime_services.runtime_create(space=tenant.space, name="chrome")
     with fake_host():
         answer = tenant.client.post(
             f"/v1/runtimes/{runtime.id}/start", {"proxy": proxy}, format="json"
@@ -157,7 +157,7 @@ def test_a_bad_proxy_is_422_and_nothing_starts(tenant: Tenant, proxy: Any) -> No
 
 @pytest.mark.django_db(transaction=True)
 def test_the_credentials_are_never_answered_nor_kept_in_clear(tenant: Tenant) -> None:
-    runtime = services.runtime_create(space=tenant.space, name="chrome")
+    runtime = runtime_services.runtime_create(space=tenant.space, name="chrome")
     proxy = {"server": "socks5://proxy.example.com:1080", "username": USER, "password": PASSWORD}
     with fake_host():
         answer = tenant.client.post(

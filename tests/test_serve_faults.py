@@ -25,7 +25,7 @@ from .processes import ROOT, SERVER_SETTINGS, call, free_port, wait_until_answer
 
 pytestmark = pytest.mark.browser
 
-HOST_GONE_REASON = "runtime host stopped responding"  # runtime_host.sweep.HOST_GONE_REASON
+HOST_GONE_REASON = "runtime host stopped responding"  # runtimes.sweep.HOST_GONE_REASON
 
 
 @dataclass

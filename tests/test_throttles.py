@@ -15,6 +15,7 @@ from runs import services
 from runs.api import throttles
 from runs.api.throttles import Rate, parse_rate
 from runs.models import ApiKey, Run, Runtime
+from runtimes import services as runtime_services
 from viewers.models import ViewerLease
 
 from .conftest import MEMBER_PASSWORD, Tenant, make_tenant
@@ -33,7 +34,7 @@ def assert_rate_limited(response: Any, message_part: str, wait: int = 30) -> Non
 
 @pytest.fixture
 def runtime(tenant: Tenant) -> Runtime:
-    return services.runtime_create(space=tenant.space, name="limited")
+    return runtime_services.runtime_create(space=tenant.space, name="limited")
 
 
 def start(tenant: Tenant, runtime: Runtime) -> Any:

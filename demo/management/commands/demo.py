@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from bctrl_site.serving import running_server_url
 from runs.models import ApiKey, Runtime, Space
+from runtimes.services import runtime_create
 
 DEMO_RUNTIME_NAME = "Demo"
 DEMO_EMAIL = "ada@example.com"
@@ -373,8 +374,6 @@ def space_of(value: str | None) -> Space:
 
 
 def demo_runtime(space: Space, name: str = DEMO_RUNTIME_NAME) -> Runtime:
-    from runs.services import runtime_create
-
     existing = Runtime.objects.filter(space=space, name=name).order_by("created_at", "id").first()
     return existing or runtime_create(space=space, name=name)
 

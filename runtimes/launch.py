@@ -10,10 +10,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from runs import services
 from runs.api.errors import ApiError, Conflict
 from runs.live import run_change_listener
 from runs.models import Runtime
+from runtimes import services as runtime_services
 
 START_POLL_S = 0.025
 
@@ -42,13 +42,13 @@ def abandon_start(runtime: Runtime, timeout_s: float) -> Runtime:
     with transaction.atomic():
         locked = Runtime.objects.select_for_update().get(pk=runtime.pk)
         if locked.status == Runtime.Status.STARTING and locked.heartbeat_at is None:
-            return services.runtime_finished(
+            return runtime_services.runtime_finished(
                 runtime=locked,
                 state="failed",
                 reason=f"Runtime host {locked.host_id} did not take the start within "
                 f"{timeout_s:g} s.",
             )
-    return services.runtime_stop(runtime=runtime)
+    return runtime_services.runtime_stop(runtime=runtime)
 
 
 QUEUE_KEY = "bctrl:runtime-start-queue"
@@ -61,9 +61,9 @@ def queued_starts() -> int:
     return max(0, int(cache.get(QUEUE_KEY, 0) or 0))
 
 
-async def _placed(runtime: Runtime, wait_ms: int, **options: Any) -> services.RuntimeStart:
+async def _placed(runtime: Runtime, wait_ms: int, **options: Any) -> runtime_services.RuntimeStart:
     """runtime_start, retried while no host has room, for up to `wait_ms`."""
-    start = sync_to_async(services.runtime_start)
+    start = sync_to_async(runtime_services.runtime_start)
     deadline = asyncio.get_running_loop().time() + wait_ms / 1000
     queued = False
     try:
@@ -103,7 +103,7 @@ async def launch(
     profile_id: str | None = None,
     persist: bool = False,
     proxy: dict[str, Any] | None = None,
-) -> services.RuntimeStart:
+) -> runtime_services.RuntimeStart:
     """Opens a run of `runtime` on the host with the most room and returns once its
     browser runs. Without room it answers at once (429 runtime.capacity, 503
     runtime.no_host) unless `wait_ms` lets it wait for some; other failures: 409
@@ -135,7 +135,7 @@ async def launch(
             break
         taken = current.heartbeat_at is not None
         if not taken:
-            await sync_to_async(services.runtime_replace)(runtime=current)
+            await sync_to_async(runtime_services.runtime_replace)(runtime=current)
     details = {"runId": started.run.id}
     if current.status == Runtime.Status.STARTING:
         await sync_to_async(abandon_start)(current, timeout_s)
@@ -159,4 +159,4 @@ async def launch(
             code="runtime.stopped",
             details=details,
         )
-    return services.RuntimeStart(runtime=current, run=started.run, token=started.token)
+    return runtime_services.RuntimeStart(runtime=current, run=started.run, token=started.token)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from runs.models import Runtime
 from runs.selectors import live_hosts
+from runtimes.services import RUNTIME_BUSY, runtime_finished
 
 logger = logging.getLogger(__name__)
 
@@ -17,8 +18,6 @@ HOST_GONE_REASON = "runtime host stopped responding"
 
 
 def runtimes_sweep_vanished() -> int:
-    from runs.services import RUNTIME_BUSY, runtime_finished
-
     stale = settings.BCTRL_RUNTIME_HEARTBEAT_S * settings.BCTRL_RUNTIME_STALE_HEARTBEATS
     cutoff = timezone.now() - timedelta(seconds=stale)
     swept = 0
