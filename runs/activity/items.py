@@ -144,6 +144,9 @@ class Element:
 
 @dataclass(slots=True)
 class Item:
+    """An item of the timeline: an item of one record as it is, or the base of one that
+    grows."""
+
     id: str
     time: datetime
     type: str
