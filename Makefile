@@ -49,6 +49,7 @@ check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	PYTHONPATH=. $(VENV)/bin/lint-imports --no-cache
 	cd sdk/python && ../../$(VENV)/bin/mypy bctrl
 	BCTRL_PRODUCTION=1 SECRET_KEY=check-deploy-$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') \
 		ALLOWED_HOSTS=bctrl.example.com $(PY) manage.py check --deploy --fail-level WARNING

@@ -25,8 +25,8 @@ import orjson
 from django.conf import settings
 
 from recordings.ingest_route import INGEST_PATH, security_headers
-from runs.api.errors import error_body
 from runs.api.uploads import MULTIPART_OVERHEAD_BYTES
+from runs.errors import error_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -37,7 +37,7 @@ from django.http import HttpResponse
 from recordings.api import in_ingest_thread
 from recordings.ingest_route import header_meta, host_allowed, is_secure, send_response
 from runs.api.auth import api_key_from_meta, bearer_token
-from runs.api.errors import MCP_PATHS, OUTAGE_ERRORS, api_error_response, service_unavailable
+from runs.errors import MCP_PATHS, OUTAGE_ERRORS, api_error_response, service_unavailable
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context, MCPServer

@@ -7,9 +7,9 @@ from bctrl_site.recorder_script import recorder_script
 from dashboard import views as dashboard_views
 from dashboard.signin import guard_sign_in
 
-handler400 = "runs.api.errors.handler400"
-handler404 = "runs.api.errors.handler404"
-handler500 = "runs.api.errors.handler500"
+handler400 = "runs.errors.handler400"
+handler404 = "runs.errors.handler404"
+handler500 = "runs.errors.handler500"
 
 urlpatterns = [
     # The in-page recorder, for the Python client's local recorder (bctrl.record).

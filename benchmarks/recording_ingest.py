@@ -500,7 +500,7 @@ def baseline_urlpatterns() -> list[Any]:
     from recordings.api import RecordingBatchParser
     from runs import selectors
     from runs.api.auth import space_of
-    from runs.api.errors import Invalid
+    from runs.errors import Invalid
 
     postgres = connection.vendor == "postgresql"
     value = "(%s, %s, %s, %s, %s, %s::jsonb)" if postgres else "(%s, %s, %s, %s, %s, %s)"

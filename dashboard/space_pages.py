@@ -23,7 +23,7 @@ from dashboard.context import (
 )
 from recordings import upstream
 from runs import profiles, selectors, services, webhooks
-from runs.api.errors import ApiError
+from runs.errors import ApiError
 from runs.models import (
     Runtime,
     RuntimeHost,

@@ -36,8 +36,8 @@ from recordings.inspector import SECTIONS
 from recordings.views import REPLAY_POLICY, first_chunk_to_preload, session_run, session_urls
 from runs import selectors
 from runs.activity import activity_items, human_duration
-from runs.api.errors import ApiError
 from runs.api.views import artifact_file_response
+from runs.errors import ApiError
 from runs.models import (
     Command,
     Event,

@@ -30,9 +30,9 @@ from runs import selectors
 from runs.api import serializers as s
 from runs.api import throttles
 from runs.api.auth import bearer_token, space_of
-from runs.api.errors import ApiError, Invalid, error_body
 from runs.api.parsers import BodySlot, BoundedJSONParser, body_slot, json_body
 from runs.api.schema import ERRORS, RunDetailOut
+from runs.errors import ApiError, Invalid, error_body
 from runs.models import Run
 from runs.selectors import ObjectNotFound
 
@@ -144,7 +144,7 @@ def _json(status: int, body: dict[str, Any]) -> HttpResponse:
 
 
 def _error(exc: Exception) -> HttpResponse | None:
-    """The API's error answer for `exc` (runs.api.errors.exception_handler), or None."""
+    """The API's error answer for `exc` (runs.errors.exception_handler), or None."""
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         response = _json(401, error_body("unauthenticated", str(exc.detail)))
         response["WWW-Authenticate"] = 'Bearer realm="bctrl"'

@@ -27,7 +27,7 @@ from recordings.models import Recording, RecordingTarget
 from recordings.selectors import latest_recording_of, targets_of
 from recordings.storage import recording_files
 from recordings.views import ReplayUrls, manifest_data
-from runs.api.errors import Conflict
+from runs.errors import Conflict
 from runs.models import Run
 
 OFFLINE = "bctrl-offline:"

@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework.request import Request
 
 from recordings.documents import READ_BYTES, Readable
-from runs.api.errors import ApiError, PayloadTooLarge, UnsupportedEncoding
+from runs.errors import ApiError, PayloadTooLarge, UnsupportedEncoding
 
 
 class _Empty:

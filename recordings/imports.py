@@ -34,7 +34,7 @@ from recordings.documents import loads as document_loads
 from recordings.models import MIN_PLAYABLE_MS, Recording, RecordingBatch, UpstreamSessionSkip
 from recordings.rrweb import batch_path
 from recordings.services import TARGET_PATTERN, rrweb_event_problem
-from runs.api.errors import ApiError, Invalid, PayloadTooLarge
+from runs.errors import ApiError, Invalid, PayloadTooLarge
 from runs.ids import new_id
 from runs.models import Run, Runtime
 from runs.queue import queue

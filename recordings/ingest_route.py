@@ -18,7 +18,7 @@ What it keeps of the middleware chain, for the requests it takes:
   from the same setting the middleware reads (`security_headers`), and `Content-Length`;
 - the `django.request` log line of every 4xx/5xx answer, the API's JSON 500 for an
   unexpected error (logged with its traceback), and its 503 when the database or Redis
-  is down (as `runs.api.errors.handler500` answers on Django's routes).
+  is down (as `runs.errors.handler500` answers on Django's routes).
 
 Everything else goes to Django, unchanged: other methods and paths, and every request for
 which a middleware would do more than add headers: a `Host` outside ALLOWED_HOSTS (or
@@ -41,7 +41,7 @@ from django.utils.log import log_response
 
 from bctrl_site.middleware import STRICT_POLICY
 from recordings import api
-from runs.api.errors import OUTAGE_ERRORS, error_body, service_unavailable
+from runs.errors import OUTAGE_ERRORS, error_body, service_unavailable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -61,8 +61,8 @@ from recordings.video import CONTENT_TYPE as VIDEO_TYPE
 from recordings.video import video_filename
 from recordings.views import video_response
 from runs.api.auth import space_of
-from runs.api.errors import ApiError, Conflict, NotFound, error_body
 from runs.api.throttles import LEASE
+from runs.errors import ApiError, Conflict, NotFound, error_body
 from runs.live import notify_run_changed
 from runs.models import Runtime
 from runs.queue import queue

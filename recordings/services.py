@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_datetime
 
 from recordings.models import MAX_CAPTURE_MS, Recording, RecordingBatch
 from recordings.rrweb import EVENT_TYPES, EventType, batch_path
-from runs.api.errors import Conflict, Invalid, PayloadTooLarge
+from runs.errors import Conflict, Invalid, PayloadTooLarge
 from runs.live import notify_run_changed
 from runs.models import API_KEY_PREFIX, ApiKey, Run, hash_api_key
 from runs.queue import queue

@@ -47,7 +47,7 @@ from django.utils import timezone
 from bctrl_site.storage import ObjectStorage, download_url
 from recordings.models import Recording, RecordingBatch, RecordingTarget, RecordingVideo
 from recordings.rrweb import chunk_index_of, recording_dir
-from runs.api.errors import ApiError, Conflict
+from runs.errors import ApiError, Conflict
 from runs.live import notify_run_changed
 
 logger = logging.getLogger(__name__)

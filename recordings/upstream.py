@@ -42,8 +42,8 @@ from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
 from recordings.models import UpstreamAccount, UpstreamSessionSkip
-from runs.api.errors import ApiError, Conflict, Invalid
 from runs.confinement import never_reachable, parse_address
+from runs.errors import ApiError, Conflict, Invalid
 from runs.fetch import FetchRefused, checked_connection, failure_reason
 from runs.models import Space
 

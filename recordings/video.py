@@ -54,7 +54,7 @@ from recordings.services import (
     timestamp_window,
 )
 from recordings.storage import hot_storage, recording_files, storage_of
-from runs.api.errors import Conflict, Invalid, PayloadTooLarge
+from runs.errors import Conflict, Invalid, PayloadTooLarge
 from runs.exports.trace import ScreencastFrame
 from runs.models import Run
 from runs.queue import queue

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from runs.api.errors import Conflict
+from runs.errors import Conflict
 from runs.live import notify_run_changed
 from runs.models import Run, Runtime
 from runs.services import event_emit

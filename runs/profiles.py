@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from runs.api.errors import ApiError, Conflict, NotFound
+from runs.errors import ApiError, Conflict, NotFound
 from runs.models import Profile, Run, Space
 from runs.sealed import InvalidToken, seal, unseal
 

@@ -15,8 +15,7 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from bctrl_site.origins import InvalidEmbedOrigins, embed_origins_checked
-from runs.api.errors import Conflict, Invalid
-from runs.api.serializers import iso
+from runs.errors import Conflict, Invalid
 from runs.live import notify_run_changed
 from runs.models import (
     Artifact,
@@ -29,6 +28,7 @@ from runs.models import (
 )
 from runs.selectors import active_run_of
 from runs.signals import run_ended
+from runs.timestamps import iso
 from runs.webhooks import webhook_enqueue
 
 logger = logging.getLogger(__name__)

@@ -31,11 +31,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from runs.api.errors import Invalid
-from runs.api.serializers import iso
 from runs.confinement import never_reachable, parse_address
+from runs.errors import Invalid
 from runs.fetch import FetchRefused, checked_connection, failure_reason
 from runs.models import Space, WebhookDelivery
+from runs.timestamps import iso
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from recordings.rrweb import EventType
-from runs.api.errors import ApiError, Conflict
+from runs.errors import ApiError, Conflict
 from runs.models import Run
 
 logger = logging.getLogger(__name__)

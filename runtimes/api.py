@@ -16,7 +16,6 @@ from runs import selectors, services
 from runs.api import serializers as s
 from runs.api import throttles
 from runs.api.auth import space_of
-from runs.api.errors import Invalid, NotFound
 from runs.api.pagination import paginate, parse_limit
 from runs.api.schema import (
     ERRORS,
@@ -30,6 +29,7 @@ from runs.api.schema import (
 )
 from runs.api.uploads import LimitedUploads
 from runs.api.views import artifact_page, int_param, validated
+from runs.errors import Invalid, NotFound
 from runs.models import Artifact, Runtime
 from runtimes import services as runtime_services
 from runtimes.launch import launch

@@ -47,8 +47,8 @@ from rest_framework.views import APIView
 
 from runs import selectors
 from runs.api.auth import space_of
-from runs.api.errors import ApiError, Invalid, NotFound, exception_handler
 from runs.confinement import url_refusal
+from runs.errors import ApiError, Invalid, NotFound, exception_handler
 from runs.models import Event, Run, Runtime, Space
 from runtimes import services as runtime_services
 from runtimes.launch import launch
@@ -88,7 +88,7 @@ def cloudflare_error(status: int, message: str, code: str = "") -> dict[str, Any
 
 
 def cloudflare_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """The API's errors (runs.api.errors.exception_handler), in Cloudflare's envelope."""
+    """The API's errors (runs.errors.exception_handler), in Cloudflare's envelope."""
     response = exception_handler(exc, context)
     if response is not None:
         error = (response.data or {}).get("error") or {}

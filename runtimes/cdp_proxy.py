@@ -50,10 +50,10 @@ from django.utils import timezone
 
 from runs import selectors
 from runs.api.auth import api_key_from_meta
-from runs.api.errors import ApiError, Conflict
 from runs.cdp import CommandRecorder, json_object
 from runs.confinement import DOWNLOAD_METHODS, command_refusal, download_behaviour
 from runs.control import AUTOMATION_INPUT_METHODS, BUSY_CODE, control_holder
+from runs.errors import ApiError, Conflict
 from runs.ids import new_id
 from runs.live import run_group
 from runs.models import ApiKey, Run, Runtime

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from runs.api.errors import ApiError, Conflict
+from runs.errors import ApiError, Conflict
 from runs.live import run_change_listener
 from runs.models import Runtime
 from runtimes import services as runtime_services

@@ -68,12 +68,12 @@ from django.urls import reverse
 
 from bctrl_site.origins import origin_allowed
 from runs import control, selectors, services
-from runs.api.errors import Conflict
-from runs.api.serializers import iso
 from runs.cdp import json_object
+from runs.errors import Conflict
 from runs.live import host_group_of, run_group
 from runs.models import Handoff, Membership, Run, Runtime
 from runs.selectors import ObjectNotFound, run_of_user
+from runs.timestamps import iso
 from runtimes import closecodes
 from runtimes.handshake import refuse_handshake
 from viewers.leases import LeaseRefused, lease_check

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from runs.api.errors import ApiError, Conflict
+from runs.errors import ApiError, Conflict
 from runs.live import notify_host
 from runs.models import Run, Runtime, RuntimeHost, Space
 from runs.profiles import profile_claim, profile_take

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from recordings.models import Recording
 from runs import services
-from runs.api.errors import ApiError, Conflict
+from runs.errors import ApiError, Conflict
 from runs.models import Run
 from tests.conftest import Tenant
 from viewers import leases

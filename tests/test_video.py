@@ -159,7 +159,7 @@ def test_frames_change_size_and_keep_the_first_pictures_size(
 def test_frames_are_refused_once_the_recording_stopped_and_leave_nothing(
     tenant: Tenant,
 ) -> None:
-    from runs.api.errors import Conflict, Invalid
+    from runs.errors import Conflict, Invalid
 
     run, recording = recorded_run(tenant, video=False)
     before = set(default_storage.listdir(f"recordings/{recording.id}")[0])

@@ -84,8 +84,8 @@ from recordings.views import (
     private_json,
     target_video_response,
 )
-from runs.api.errors import ApiError
 from runs.api.streams import ActivityFeed, Refused, sse_loop, sse_response
+from runs.errors import ApiError
 from runs.exports import streaming_response
 from runs.models import Run
 from viewers.leases import MIN_LIFETIME_S, LeaseRefused, lease_check, lease_mint, live_ws_path

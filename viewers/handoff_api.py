@@ -35,13 +35,14 @@ from rest_framework.views import APIView
 
 from runs import selectors, services
 from runs.api.auth import space_of
-from runs.api.errors import api_error_response
 from runs.api.schema import ERRORS
-from runs.api.serializers import StrictInteger, StrictSerializer, Text, iso
+from runs.api.serializers import StrictInteger, StrictSerializer, Text
 from runs.api.streams import Refused, authorized_run, bounded_int
 from runs.api.views import validated
+from runs.errors import api_error_response
 from runs.live import run_change_listener
 from runs.models import Handoff
+from runs.timestamps import iso
 from viewers.lease_api import api_key_of
 from viewers.leases import MAX_LIFETIME_S, MIN_LIFETIME_S, embed_url, lease_mint
 from viewers.models import ViewerLease

@@ -23,13 +23,14 @@ from rest_framework.views import APIView
 from recordings.selectors import runs_api_status, videos_of
 from runs import selectors
 from runs.api.auth import space_of
-from runs.api.errors import Invalid
 from runs.api.pagination import paginate, parse_limit
 from runs.api.schema import ERRORS, LeaseOut, LiveViewerOut, RecordingViewerOut, page_of
-from runs.api.serializers import StrictSerializer, iso
+from runs.api.serializers import StrictSerializer
 from runs.api.throttles import LEASE
 from runs.api.views import validated
+from runs.errors import Invalid
 from runs.models import ApiKey
+from runs.timestamps import iso
 from viewers.leases import (
     COMPONENTS,
     active_leases,

@@ -29,7 +29,7 @@ from django.utils import timezone
 from recordings.inspector import SECTIONS
 from recordings.models import Recording
 from recordings.selectors import latest_recording_of
-from runs.api.errors import Conflict, Invalid
+from runs.errors import Conflict, Invalid
 from runs.live import notify_run_changed
 from runs.models import ApiKey, Run, Space
 from runs.rawsql import instance_from_row, model_columns

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
 from runs.activity.records import CommandRecord, ms
-from runs.api.serializers import iso
+from runs.timestamps import iso
 
 MAX_CHILDREN = 100
 MAX_SOURCE_REFS = 100

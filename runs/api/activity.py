@@ -8,8 +8,8 @@ from rest_framework.views import APIView
 from runs import selectors
 from runs.activity import ITEM_TYPES, SEVERITIES, activity
 from runs.api.auth import space_of
-from runs.api.errors import Invalid
 from runs.api.schema import ERRORS, ActivityList
+from runs.errors import Invalid
 
 
 def _min_severity(request: Request) -> str:

@@ -8,7 +8,7 @@ import orjson
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, Q, QuerySet
 
-from runs.api.errors import Invalid
+from runs.errors import Invalid
 
 M = TypeVar("M", bound=Model)
 

@@ -27,7 +27,7 @@ import orjson
 from django.conf import settings
 from rest_framework.parsers import BaseParser
 
-from runs.api.errors import ApiError, PayloadTooLarge, UnsupportedEncoding
+from runs.errors import ApiError, PayloadTooLarge, UnsupportedEncoding
 
 _READ_CHUNK = 64 * 1024
 _INFLATE_CHUNK = 1024 * 1024

@@ -22,9 +22,10 @@ from runs import profiles
 from runs.api.auth import space_of
 from runs.api.pagination import paginate, parse_limit
 from runs.api.schema import ERRORS, PAGING
-from runs.api.serializers import StrictSerializer, Text, iso
+from runs.api.serializers import StrictSerializer, Text
 from runs.api.views import validated
 from runs.models import Profile
+from runs.timestamps import iso
 
 
 def profile_json(profile: Profile) -> dict[str, Any]:

@@ -4,7 +4,6 @@ Output is built by plain functions: a list page is a loop over rows already
 fetched, with no per-row queries and no per-field serializer machinery.
 """
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -13,14 +12,11 @@ from rest_framework import serializers
 
 from runs.exports import BUILT_TYPES
 from runs.models import Artifact, Command, Event, FileExport, Run, Runtime, Space
+from runs.timestamps import iso
 
 # The smallest and largest page (CSS pixels) a start may ask for.
 MIN_VIEWPORT = (200, 200)
 MAX_VIEWPORT = (3840, 2160)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def space_json(space: Space) -> dict[str, Any]:

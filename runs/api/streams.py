@@ -47,8 +47,8 @@ from django.views.decorators.csrf import csrf_exempt
 from runs import selectors
 from runs.activity import activity_items
 from runs.api.auth import api_key_from_meta, bearer_token
-from runs.api.errors import OUTAGE_ERRORS, RETRY_AFTER_S, api_error_response
 from runs.api.serializers import event_json
+from runs.errors import OUTAGE_ERRORS, RETRY_AFTER_S, api_error_response
 from runs.live import run_change_listener
 from runs.models import Event, Run
 

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.request import Request
 
-from runs.api.errors import PayloadTooLarge
+from runs.errors import PayloadTooLarge
 
 # What a multipart body may hold besides its files: boundaries, part headers, the other
 # fields.

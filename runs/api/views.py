@@ -20,7 +20,6 @@ from bctrl_site.storage import download_url
 from runs import selectors, services
 from runs.api import serializers as s
 from runs.api.auth import space_of
-from runs.api.errors import ApiError, Conflict, Invalid, NotFound, PayloadTooLarge
 from runs.api.pagination import paginate, parse_limit
 from runs.api.schema import (
     ERRORS,
@@ -37,6 +36,7 @@ from runs.api.schema import (
 )
 from runs.api.uploads import LimitedUploads
 from runs.cdp import CdpError, capture_screenshot
+from runs.errors import ApiError, Conflict, Invalid, NotFound, PayloadTooLarge
 from runs.exports.files import export_request
 from runs.models import Artifact, Command, Run, Runtime
 

@@ -9,7 +9,7 @@ import zipfile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from runs.api.errors import Conflict
+from runs.errors import Conflict
 from runs.exports import BUILT_TYPES, builder_of
 from runs.live import notify_run_changed
 from runs.models import Artifact, FileExport, Run
