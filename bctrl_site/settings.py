@@ -4,9 +4,13 @@ With nothing set, everything runs on embedded defaults: SQLite under var/, the
 in-memory channel layer, a filesystem Celery broker and files in a local folder.
 """
 
+import atexit
 import ipaddress
 import os
+import secrets
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +70,6 @@ if not SECRET_KEY:
     # Local installs keep a generated key under var/ so sessions and leases survive restarts.
     _key_file = VAR_DIR / "secret_key"
     if not _key_file.exists():
-        import secrets
-
         _key_file.write_text(secrets.token_urlsafe(50))
         _key_file.chmod(0o600)
     SECRET_KEY = _key_file.read_text().strip()
@@ -216,10 +218,6 @@ BCTRL_SERVE_STABLE_S = float(envstr("BCTRL_SERVE_STABLE_S", "60"))
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "files")))
 if TESTING and not envstr("MEDIA_ROOT"):
     # One folder per test session, shared with the live servers that tests fork.
-    import atexit
-    import shutil
-    import tempfile
-
     MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="bctrl-test-files-"))
     atexit.register(shutil.rmtree, MEDIA_ROOT, True)
 MEDIA_URL = "/media/"
@@ -232,10 +230,6 @@ STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/rrweb", BASE_DIR / "node_modul
 BCTRL_COLD_STORAGE_ROOT = Path(envstr("BCTRL_COLD_STORAGE_ROOT", str(VAR_DIR / "cold")))
 if TESTING and not envstr("BCTRL_COLD_STORAGE_ROOT"):
     # As MEDIA_ROOT: one folder per test session, which the live servers share.
-    import atexit
-    import shutil
-    import tempfile
-
     BCTRL_COLD_STORAGE_ROOT = Path(tempfile.mkdtemp(prefix="bctrl-test-cold-"))
     atexit.register(shutil.rmtree, BCTRL_COLD_STORAGE_ROOT, True)
 # Object storage (S3, R2, MinIO): with S3_BUCKET set, recordings, artifacts and exports

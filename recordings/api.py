@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import orjson
 from asgiref.sync import SyncToAsync, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
@@ -25,7 +26,10 @@ from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.views import APIView
 
 from recordings import services
+from recordings.exports import CONTENT_TYPE as REPLAY_TYPE
+from recordings.exports import replay_file, replay_filename
 from recordings.selectors import run_recording_summary
+from recordings.video import screencast_frames
 from runs import selectors
 from runs.api import serializers as s
 from runs.api import throttles
@@ -33,6 +37,9 @@ from runs.api.auth import bearer_token, space_of
 from runs.api.parsers import BodySlot, BoundedJSONParser, body_slot, json_body
 from runs.api.schema import ERRORS, RunDetailOut
 from runs.errors import ApiError, Invalid, error_body
+from runs.exports import streaming_response
+from runs.exports.trace import CONTENT_TYPE as TRACE_TYPE
+from runs.exports.trace import trace_chunks, trace_filename
 from runs.models import Run
 from runs.selectors import ObjectNotFound
 
@@ -59,8 +66,6 @@ class BatchOut(serializers.Serializer):
 
 
 def _ingest_threads() -> int:
-    from django.conf import settings
-
     configured = getattr(settings, "BCTRL_RECORDING_INGEST_THREADS", None)
     return int(configured or os.environ.get("BCTRL_RECORDING_INGEST_THREADS") or 4)
 
@@ -101,8 +106,6 @@ def ingest_batch(meta: Mapping[str, Any], stream: Any, run: Run) -> tuple[int, d
 def _ingest_batch(
     meta: Mapping[str, Any], stream: Any, run: Run, slot: BodySlot
 ) -> tuple[int, dict[str, Any]]:
-    from django.conf import settings
-
     content_type = meta.get("CONTENT_TYPE", "")
     body: dict[str, Any] = {}  # no Content-Type: no body, as DRF reads it
     if content_type:
@@ -284,15 +287,11 @@ class RunTraceView(APIView):
         responses={(200, "application/zip"): OpenApiTypes.BINARY, **ERRORS},
     )
     def get(self, request: Request, run_id: str) -> HttpResponseBase:
-        from recordings.video import screencast_frames
-        from runs.exports import streaming_response
-        from runs.exports.trace import CONTENT_TYPE, trace_chunks, trace_filename
-
         run = selectors.run_of(space_of(request), run_id)
         return streaming_response(
             request._request,
             trace_chunks(run, screencast_frames(run)),
-            content_type=CONTENT_TYPE,
+            content_type=TRACE_TYPE,
             filename=trace_filename(run),
         )
 
@@ -306,15 +305,12 @@ class RunReplayFileView(APIView):
         responses={(200, "text/html"): OpenApiTypes.BINARY, **ERRORS},
     )
     def get(self, request: Request, run_id: str) -> HttpResponseBase:
-        from recordings.exports import CONTENT_TYPE, replay_file, replay_filename
-        from runs.exports import streaming_response
-
         run = selectors.run_of(space_of(request), run_id)
         file = replay_file(run)
         response = streaming_response(
             request._request,
             file.chunks(),
-            content_type=CONTENT_TYPE,
+            content_type=REPLAY_TYPE,
             filename=replay_filename(run),
         )
         response["Content-Length"] = str(file.size)
@@ -322,11 +318,9 @@ class RunReplayFileView(APIView):
 
     @extend_schema(operation_id="runs_replay_file_size", responses={200: None, **ERRORS})
     def head(self, request: Request, run_id: str) -> HttpResponseBase:
-        from recordings.exports import CONTENT_TYPE, replay_file, replay_filename
-
         run = selectors.run_of(space_of(request), run_id)
         file = replay_file(run)
-        response = HttpResponse(content_type=CONTENT_TYPE)
+        response = HttpResponse(content_type=REPLAY_TYPE)
         response["Content-Length"] = str(file.size)
         response["Content-Disposition"] = f'attachment; filename="{replay_filename(run)}"'
         response["Cache-Control"] = "private, no-store"

@@ -70,6 +70,14 @@ LOST_AFTER = timedelta(minutes=1)
 CONTENT_TYPE = "video/mp4"
 
 
+def _pyav() -> Any:
+    """PyAV, imported when a video is encoded or decoded: it loads FFmpeg (~0.1 s), which
+    the web processes and hosts that import this module for its names need not pay."""
+    import av
+
+    return av
+
+
 def video_fps() -> float:
     """Frames per second a host keeps of a recorded tab; 0 when video is off."""
     return max(float(settings.BCTRL_VIDEO_FPS), 0.0)
@@ -334,7 +342,7 @@ def encode_mp4(
     """Writes the H.264 MP4 of `frames` ((time, JPEG), in time order) to `path`: a
     constant `fps` from start_ms to end_ms, each output frame the newest picture shown
     before the middle of its slot. Returns the video's (width, height)."""
-    import av
+    av = _pyav()
 
     step_ms = 1000.0 / fps
     count = max(1, round((end_ms - start_ms) / step_ms))
@@ -378,7 +386,7 @@ def encode_mp4(
 
 
 def _decode(decoder: Any, jpeg: bytes) -> Any:
-    import av
+    av = _pyav()
 
     try:
         decoded = decoder.decode(av.Packet(jpeg))
@@ -398,7 +406,7 @@ def _stream(container: Any, first: Any, rate: Fraction) -> Any:
 
 def _fit(graphs: dict[tuple[int, int, str], Any], frame: Any, stream: Any, rate: Fraction) -> Any:
     """`frame` scaled (aspect kept) and padded to the stream's size, in yuv420p."""
-    import av
+    av = _pyav()
 
     key = (frame.width, frame.height, frame.format.name)
     graph = graphs.get(key)
@@ -446,7 +454,7 @@ TRACE_FRAMES_MAX = 900
 def screencast_frames(run: Run) -> Iterator[ScreencastFrame]:
     """Pictures of the run's tabs taken from their videos (a JPEG every
     TRACE_FRAME_EVERY_MS or more), decoded one at a time from the recording's storage."""
-    import av
+    av = _pyav()
 
     recording = latest_recording_of(run)
     if recording is None:

@@ -20,10 +20,16 @@ from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
+
+
+class ObjectNotFound(Exception):
+    """An id that does not exist, or that belongs to another space: callers see a 404.
+    Selectors raise it (runs.selectors)."""
 
 
 class ApiError(exceptions.APIException):
@@ -106,8 +112,6 @@ _DRF_CODES: dict[type[exceptions.APIException], tuple[int, str]] = {
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's exception handler, reshaped: invalid fields are 422, nothing leaks a trace."""
-    from runs.selectors import ObjectNotFound
-
     if isinstance(exc, ObjectNotFound):
         return Response(error_body("not_found", str(exc)), status=404)
     if isinstance(exc, Http404):
@@ -152,9 +156,7 @@ def api_error_response(status_code: int, code: str, message: str) -> JsonRespons
 def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
     if is_api_path(request.path):
         return api_error_response(404, "not_found", "Not found.")
-    from django.views.defaults import page_not_found
-
-    return page_not_found(request, exception or Http404())
+    return defaults.page_not_found(request, exception or Http404())
 
 
 def handler500(request: HttpRequest) -> Any:
@@ -164,17 +166,13 @@ def handler500(request: HttpRequest) -> Any:
         return service_unavailable(request.path, exc)
     if is_api_path(request.path):
         return api_error_response(500, "internal_error", "Internal server error.")
-    from django.views.defaults import server_error
-
-    return server_error(request)
+    return defaults.server_error(request)
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> Any:
     if is_api_path(request.path):
         return api_error_response(400, "bad_request", "Bad request.")
-    from django.views.defaults import bad_request
-
-    return bad_request(request, exception or Exception())
+    return defaults.bad_request(request, exception or Exception())
 
 
 # --- Outages --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from runs.errors import ObjectNotFound
 from runs.models import (
     Artifact,
     Command,
@@ -18,10 +19,6 @@ from runs.models import (
     RuntimeHost,
     Space,
 )
-
-
-class ObjectNotFound(Exception):
-    """An id that does not exist, or that belongs to another space: callers see a 404."""
 
 
 def runs_of(space: Space) -> QuerySet[Run]:

@@ -4,6 +4,7 @@ import io
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.http import FileResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -37,7 +38,10 @@ from runs.api.schema import (
 from runs.api.uploads import LimitedUploads
 from runs.cdp import CdpError, capture_screenshot
 from runs.errors import ApiError, Conflict, Invalid, NotFound, PayloadTooLarge
+from runs.exports import streaming_response
 from runs.exports.files import export_request
+from runs.exports.har import CONTENT_TYPE as HAR_TYPE
+from runs.exports.har import har_chunks, har_filename
 from runs.models import Artifact, Command, Run, Runtime
 
 
@@ -206,15 +210,10 @@ class RunEventsView(APIView):
 
 
 def _max_events() -> int:
-    from django.conf import settings
-
     return int(settings.BCTRL_MAX_EVENTS_PER_BATCH)
 
 
 def _check_event_sizes(events: list[Any]) -> None:
-    import orjson
-    from django.conf import settings
-
     limit = settings.BCTRL_MAX_EVENT_BYTES
     for index, event in enumerate(events):
         if len(orjson.dumps(event)) > limit:
@@ -420,16 +419,13 @@ class RunHarView(APIView):
         responses={(200, "application/json"): OpenApiTypes.OBJECT, **ERRORS},
     )
     def get(self, request: Request, run_id: str) -> StreamingHttpResponse:
-        from runs.exports import streaming_response
-        from runs.exports.har import CONTENT_TYPE, har_chunks, har_filename
-
         run = selectors.run_of(space_of(request), run_id)
         raw_page = request.query_params.get("pageId")
         page_id = selectors.page_of(run, raw_page) if raw_page is not None else None
         return streaming_response(
             request._request,
             har_chunks(run, page_id),
-            content_type=CONTENT_TYPE,
+            content_type=HAR_TYPE,
             filename=har_filename(run, page_id),
         )
 

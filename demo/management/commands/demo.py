@@ -32,6 +32,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 from django.utils import timezone
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import sync_playwright
 
 from bctrl_site.serving import running_server_url
 from runs.models import ApiKey, Runtime, Space
@@ -270,9 +272,6 @@ def _run_demo(
     run_timeout_s: float,
     recording_timeout_s: float,
 ) -> DemoOutcome:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-
     site = client.base_url
     timings: dict[str, float] = {}
     client.runs.list(limit=1)  # the key is refused (401) before anything starts
