@@ -52,7 +52,7 @@ def host_group_of(host_id: str) -> str:
 def notify_host(host_id: str) -> None:
     """Tells a runtime host, once the write commits, that a start was placed on it or a
     stop asked of one of its runtimes: it acts now rather than at its next poll of the
-    database (runtimes.liveview.HostStartsConsumer)."""
+    database (runtimes.hostlink.HostStartsConsumer)."""
     _publish_on_commit(host_group_of(host_id), {"type": "host.wake"})
 
 

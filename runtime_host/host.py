@@ -2,7 +2,7 @@
 and stops them when asked, when idle past keep_alive, or when the host shuts down.
 
 Starts and stops reach it two ways: its own link to its web server pushes each start
-placed on it and each stop asked of it (runtimes.liveview.HostStartsConsumer), which it acts
+placed on it and each stop asked of it (runtimes.hostlink.HostStartsConsumer), which it acts
 on at once; and it polls the database every `poll_s`, which finds any whose push was lost
 (a link down, a channel layer restarting). The link also tells the web server when a
 runtime is running, so the start request waiting for it answers without its own poll."""
@@ -28,7 +28,7 @@ from runs.models import Run, Runtime
 from runs.services import upload_placed, uploads_pending
 from runtime_host.browser import ManagedBrowser, needs_own_launch, pid_alive
 from runtime_host.live import RECONNECT_S
-from runtimes.liveview import host_starts_path, host_starts_token
+from runtimes.hostlink import host_starts_path, host_starts_token
 from runtimes.services import host_gone, host_heartbeat, hosts_retire_dead
 
 logger = logging.getLogger(__name__)

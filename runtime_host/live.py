@@ -35,7 +35,7 @@ from django.conf import settings
 
 from runs.cdp import json_object
 from runs.control import INPUT_METHODS
-from runtimes.liveview import host_link_token, pack_frame
+from runtimes.hostlink import host_link_token, pack_frame
 
 if TYPE_CHECKING:
     from runtime_host.browser import ManagedBrowser, Target

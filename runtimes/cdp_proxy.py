@@ -67,8 +67,8 @@ from runtimes.browser_run import (
     session_of,
 )
 from runtimes.handshake import refuse_handshake
+from runtimes.hostlink import layer_call, send_to_host
 from runtimes.launch import launch
-from runtimes.liveview import layer_call, send_to_host
 from viewers.leases import LeaseRefused, lease_check
 from viewers.models import ViewerLease
 

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.urls import URLPattern, path
 
 from runtimes.cdp_proxy import CdpOriginValidator, CdpProxyConsumer
-from runtimes.liveview import HostLinkConsumer, HostStartsConsumer, LiveViewConsumer
+from runtimes.hostlink import HostLinkConsumer, HostStartsConsumer
+from runtimes.liveview import LiveViewConsumer
 
 websocket_urlpatterns: list[URLPattern] = []
 

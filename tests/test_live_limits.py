@@ -16,7 +16,7 @@ from websockets.sync.client import connect as ws_connect
 
 from runs import control
 from runs.models import Event, Run, Runtime
-from runtimes.liveview import host_link_token, pack_frame
+from runtimes.hostlink import host_link_token, pack_frame
 from runtimes.routing import (
     MESSAGE_LIMITS,
     PAGE_MESSAGE_MAX_BYTES,

@@ -14,7 +14,7 @@ from django.db import connections
 from websockets.sync.client import connect as ws_connect
 
 from runs.models import Event, Run
-from runtimes.liveview import frame_header
+from runtimes.hostlink import frame_header
 from tests.conftest import (
     CHROMIUM,
     Tenant,

@@ -20,8 +20,8 @@ from django.utils import timezone
 from bctrl_site.asgi import application
 from runs import control
 from runs.models import Event, Run, Runtime
-from runtimes import liveview
-from runtimes.liveview import frame_header, host_link_token, pack_frame
+from runtimes import hostlink
+from runtimes.hostlink import frame_header, host_link_token, pack_frame
 from tests.conftest import Tenant
 from viewers.leases import lease_mint, lease_revoke
 from viewers.models import ViewerLease
@@ -556,7 +556,7 @@ async def stays_open_for(viewer: Any, seconds: float) -> None:
 async def test_a_view_whose_layer_stops_delivering_closes_for_the_page_to_reconnect(
     tenant: Tenant, memory_layer: InMemoryChannelLayer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(liveview, "LAYER_PROBE_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(hostlink, "LAYER_PROBE_TIMEOUT_S", 0.3)
     viewer, connected, _ = await open_viewer(
         f"/ws/live/{await db(live_token)(await db(make_run)(tenant))}"
     )

@@ -102,7 +102,7 @@ async def test_a_start_is_pushed_to_its_host_which_need_not_poll_for_it(
 
 
 def test_the_hosts_own_link_refuses_a_token_of_another_host(asgi_server: str) -> None:
-    from runtimes.liveview import host_starts_token
+    from runtimes.hostlink import host_starts_token
 
     ws = asgi_server.replace("http://", "ws://", 1) + "/ws/host/hosts/host-a"
     answer = refused(ws, {"Authorization": f"Bearer {host_starts_token('host-b')}"})
