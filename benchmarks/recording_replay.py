@@ -606,8 +606,8 @@ def kib(value: float) -> str:
 
 
 def processing_gzip_level() -> str:
-    """recordings.processing.GZIP_LEVEL, read from the source (no Django in this process)."""
-    source = (REPO / "recordings" / "processing.py").read_text()
+    """recordings.chunking.GZIP_LEVEL, read from the source (no Django in this process)."""
+    source = (REPO / "recordings" / "chunking.py").read_text()
     found = re.search(r"^GZIP_LEVEL = (\d+)", source, re.MULTILINE)
     return found.group(1) if found else "?"
 

@@ -1,6 +1,7 @@
 from celery import Task, shared_task
 
-from recordings.processing import recording_process, recordings_expire, recordings_sweep_stuck
+from recordings.processing import recording_process
+from recordings.sweeps import recordings_expire, recordings_sweep_stuck
 from recordings.video import recording_encode_videos
 
 

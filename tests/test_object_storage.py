@@ -22,7 +22,7 @@ from django.test import Client
 from django.utils import timezone
 
 from recordings.models import Recording
-from recordings.processing import recordings_expire
+from recordings.sweeps import recordings_expire
 from runs import services
 from runs.models import Artifact, Run
 from tests.conftest import ObjectStore, Tenant, object_storage_entry

@@ -14,8 +14,9 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from recordings.chunking import CHUNK_MIN_MS
 from recordings.models import Recording
-from recordings.processing import CHUNK_MIN_MS, recording_process
+from recordings.processing import recording_process
 from recordings.rrweb import EventType, IncrementalSource, MouseInteraction
 from recordings.services import batch_ingest, recording_stop
 from runs.models import Run

@@ -12,18 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from recordings import processing
+from recordings.chunking import CHUNK_MIN_EVENTS, CHUNK_MIN_MS
 from recordings.models import Recording, RecordingBatch, RecordingTarget
-from recordings.processing import (
-    CHUNK_MIN_EVENTS,
-    CHUNK_MIN_MS,
-    recording_delete_files,
-    recording_process,
-    recordings_expire,
-    recordings_sweep_stuck,
-)
+from recordings.processing import recording_process
 from recordings.rrweb import target_path
 from recordings.selectors import runs_api_status
 from recordings.services import batch_ingest, recording_start, recording_stop
+from recordings.sweeps import recording_delete_files, recordings_expire, recordings_sweep_stuck
 from runs.models import Run
 from runs.services import events_append, run_create, run_stop
 

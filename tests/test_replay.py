@@ -15,8 +15,8 @@ from django.core.files.storage import default_storage
 from django.test import Client
 from django.urls import reverse
 
+from recordings.chunking import target_pages
 from recordings.models import Recording, RecordingTarget
-from recordings.processing import target_pages
 from recordings.services import batch_ingest
 from runs.models import Event, Run
 from tests.conftest import Tenant

@@ -8,7 +8,7 @@ from typing import Any
 from django.test import Client
 from django.urls import reverse
 
-from recordings.processing import snapshot_page, target_pages
+from recordings.chunking import snapshot_page, target_pages
 from runs import services
 from runs.cdp import REDACTED, redact_headers
 from runs.models import Command, Run

@@ -290,7 +290,7 @@ def test_download_waits_while_the_video_is_encoded(tenant: Tenant, on_commit: An
     RecordingVideo.objects.filter(recording=recording).update(
         created_at=recording.created_at.replace(year=2020)
     )
-    from recordings.processing import recordings_sweep_stuck
+    from recordings.sweeps import recordings_sweep_stuck
 
     assert recordings_sweep_stuck().videos == [recording.id]
     assert download(tenant, recording).json()["file_size"] > 0
