@@ -1112,3 +1112,34 @@ def test_a_wheel_scroll_no_command_made_is_a_step_and_one_with_commands_is_not_d
         "Scrolled down 300 px",
         "Scrolled up 120 px",
     ]
+
+
+def test_the_filters_see_what_a_finished_item_says(tenant: Tenant, timeline: Timeline) -> None:
+    """A failed click and a failed navigation are errors, and a drag is a drag, when
+    filtered as well as when listed."""
+    busy = {"message": "runtime.controller_busy: a person is controlling this browser"}
+    timeline.commands(
+        cmd(timeline, 0, "Input.dispatchMouseEvent",
+            {"type": "mousePressed", "x": 5, "y": 5, "button": "left"},
+            status="failed", error=busy),
+        mouse(timeline, 3, "mousePressed", 10, 10, button="left"),
+        *[mouse(timeline, 3.1 + i * 0.02, "mouseMoved", 10 + i * 20, 10) for i in range(10)],
+        mouse(timeline, 3.4, "mouseReleased", 200, 10, button="left"),
+    )  # fmt: skip
+    timeline.command(
+        6,
+        "Page.navigate",
+        {"url": "https://nope.invalid"},
+        status="failed",
+        error={"message": "net::ERR_NAME_NOT_RESOLVED"},
+    )
+    url = f"/v1/runs/{timeline.run.id}/activity"
+
+    errors = tenant.client.get(url, {"severity": "error"}).json()["data"]
+    drags = tenant.client.get(url, {"type": "browser.drag"}).json()["data"]
+
+    assert [item["message"] for item in errors] == [
+        "Clicked at (5, 5) — refused: a person was controlling the browser",
+        "Navigation to https://nope.invalid failed: net::ERR_NAME_NOT_RESOLVED",
+    ]
+    assert [item["message"] for item in drags] == ["Dragged from (10, 10) to (200, 10)"]

@@ -173,7 +173,7 @@ from typing import Any
 from runs import selectors
 from runs.activity.builder import Builder, run_items
 from runs.activity.items import ITEM_TYPES, SEVERITIES, SEVERITY_RANK, Item
-from runs.activity.messages import render
+from runs.activity.messages import finish, render
 from runs.activity.naming import human_duration
 from runs.activity.records import COMMAND_FIELDS, EVENT_FIELDS, Record
 from runs.models import Run
@@ -230,9 +230,13 @@ def activity(
     )
     wanted_types = set(types) if types else None
     floor = SEVERITY_RANK[min_severity]
+    head = run_items(run)
+    if floor or wanted_types is not None:
+        # A burst's and a navigation command's severity, and a drag's type, are written
+        # when the item is finished: filtering asks finished items.
+        for item in [*head, *middle]:
+            finish(item)
 
-    # Filtered as folded, before rendering writes a burst's and a navigation command's
-    # final severity and a drag's type: `min_severity` and `types` do not see those.
     def keep(item: Item) -> bool:
         return SEVERITY_RANK[item.severity] >= floor and (
             wanted_types is None or item.type in wanted_types
@@ -241,7 +245,7 @@ def activity(
     kept = [item for item in middle if keep(item)]
     truncated = events_cut or commands_cut or len(kept) > MAX_ITEMS
     kept = kept[-MAX_ITEMS:]
-    head = [item for item in run_items(run) if keep(item)]
+    head = [item for item in head if keep(item)]
     started = [item for item in head if item.type == "run.started"]
     ended = [item for item in head if item.type != "run.started"]
     return Activity(items=[render(item) for item in [*started, *kept, *ended]], truncated=truncated)
