@@ -4,7 +4,7 @@ Every response gets the strict policy (`STRICT_POLICY`) unless the view set its 
 `Content-Security-Policy`; Django's XFrameOptionsMiddleware adds `X-Frame-Options:
 DENY` and SecurityMiddleware `Referrer-Policy: same-origin`.
 
-Embeds (`/embed/…`, recordings/embeds.py) are opened by a lease URL, inside a third-party
+Embeds (`/embed/…`, viewers/embeds.py) are opened by a lease URL, inside a third-party
 iframe. Their responses:
 
 - all of them: `Referrer-Policy: no-referrer`, so the token in the URL never leaves in

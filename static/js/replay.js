@@ -23,7 +23,7 @@
 // the parent window as {type: "bctrl.replay.time", timeMs (from the tab's start),
 // playing, target (the tab's id), epochMs} about four times a second while playing and
 // at once on seek, pause, end and tab change. Target origin "*": the message carries the
-// playhead only, never a URL, token or recorded content (see recordings/embeds.py).
+// playhead only, never a URL, token or recorded content (see viewers/embeds.py).
 //
 // Inspector (the panel beside the player): tabs Activity, Network, Console and Commands
 // whose rows seek the replay and follow the playhead; see its section below. The run's
