@@ -11,7 +11,7 @@ holds the same events the replay page plays.
 """
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,7 +26,7 @@ from recordings.inspector import SECTIONS, inspector_data
 from recordings.models import Recording, RecordingTarget
 from recordings.selectors import latest_recording_of, targets_of
 from recordings.storage import recording_files
-from recordings.views import ReplayUrls, manifest_data
+from recordings.views import ReplayUrls, manifest_data, shown_to_viewer
 from runs.errors import Conflict
 from runs.models import Run
 
@@ -34,6 +34,10 @@ OFFLINE = "bctrl-offline:"
 CHUNKS_MARK = "<!--bctrl-offline-chunks-->"
 READ_BYTES = 3 * 64 * 1024  # a multiple of 3: the base64 of each read joins up
 CONTENT_TYPE = "text/html; charset=utf-8"
+# The panels a replay file shows: all of them, unless a viewer's lease shows fewer.
+ALL_TABS = ("activity", *SECTIONS)
+# A viewer's download is not named after the run: the viewer is not told its id.
+VIEWER_FILENAME = "replay.html"
 STYLES = ("css/dashboard.css", "css/embed.css", "vendor/rrweb/dist/style.css", "css/replay.css")
 
 
@@ -93,22 +97,37 @@ def replay_check(run: Run) -> None:
         )
 
 
-def replay_file(run: Run) -> ReplayFile:
-    """The run's replay file, ready to stream; 409 when its recording is not processed."""
+def replay_file(
+    run: Run, *, tabs: Sequence[str] = ALL_TABS, for_viewer: bool = False
+) -> ReplayFile:
+    """The run's replay file, ready to stream; 409 when its recording is not processed.
+
+    `tabs`: the panels beside the player (activity, and the inspector's sections), and the
+    only records of the run besides its recording that the file holds. `for_viewer`: for
+    a lease's viewer, who sees the recording and not the names and ids of the space's
+    records (recordings.views.shown_to_viewer).
+    """
     replay_check(run)
     recording = latest_recording_of(run)
     urls = ReplayUrls(chunks=lambda target: f"{OFFLINE}chunks/{quote(target, safe='')}", live=str)
     manifest = manifest_data(run, urls)
     if recording is None or manifest["mode"] != "chunks":
         raise Conflict("This run's recording is not ready to save.", code="recording.not_ready")
+    if for_viewer:
+        manifest = shown_to_viewer(manifest, activity="activity" in tabs)
+    elif "activity" not in tabs:
+        manifest["activity"] = []
+    sections = [section for section in SECTIONS if section in tabs]
     page = render_to_string(
         "replay/offline.html",
         {
             "run": run,
+            "named": not for_viewer,
+            "show_activity": bool(tabs),
             "css": "\n".join(_static(path) for path in STYLES),
             "manifest": _json(manifest),
-            "inspector": _json(inspector_data(run, SECTIONS)),
-            "inspector_tabs": ["activity", *SECTIONS],
+            "inspector": _json(inspector_data(run, sections)),
+            "inspector_tabs": [tab for tab in ALL_TABS if tab in tabs],
             "offline_js": _script("js/replay-offline.js"),
             "rrweb_js": _script("vendor/rrweb/umd/rrweb.min.js"),
             "replay_js": _script("js/replay.js"),

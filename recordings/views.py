@@ -288,6 +288,17 @@ def manifest_data(run: Run, urls: ReplayUrls) -> dict[str, Any]:
     }
 
 
+def shown_to_viewer(manifest: dict[str, Any], *, activity: bool) -> dict[str, Any]:
+    """A manifest as a lease's viewer sees it: the recording, not the names and ids of the
+    space's records; the activity only when the lease shows it."""
+    manifest["run"] = {key: manifest["run"][key] for key in ("status", "startedAt", "endedAt")}
+    if manifest["recording"] is not None:
+        manifest["recording"].pop("id", None)
+    if not activity:
+        manifest["activity"] = []
+    return manifest
+
+
 def private_json(data: Any, status: int = 200) -> HttpResponse:
     """A JSON answer of a viewer's (the replay page's, an embed's): never cached."""
     response = HttpResponse(orjson.dumps(data), content_type="application/json", status=status)

@@ -168,7 +168,7 @@ def test_a_replay_link_downloads_the_file_for_whoever_holds_it(tenant: Tenant) -
     response = anonymous.get(path)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/html; charset=utf-8"
-    assert f'filename="{run.id}-replay.html"' in response["Content-Disposition"]
+    assert 'filename="replay.html"' in response["Content-Disposition"]
     body = b"".join(response.streaming_content)  # type: ignore[attr-defined]
     assert int(response["Content-Length"]) == len(body) and b"<script src=" not in body
     lease_id = tenant.client.get(f"/v1/runs/{run.id}/leases").json()["data"][0]["id"]
@@ -184,3 +184,47 @@ def test_a_replay_link_of_a_run_not_processed_yet_says_so(tenant: Tenant) -> Non
     response = Client().get(urlsplit(answer["replayFileUrl"]).path)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "recording.not_ready"
+
+
+def test_a_replay_links_file_holds_only_what_the_link_shows(tenant: Tenant) -> None:
+    """The file of a link without components has the player alone: no run name or id, no
+    activity, no network, console or command rows; a link with `network` adds those rows
+    and nothing else."""
+    run = seed_three_chunks(tenant)
+    run.name = "Quarterly payroll"
+    run.save(update_fields=["name"])
+    for seq, (type, data) in enumerate(
+        [
+            ("console.message", {"level": "error", "text": "secret-console"}),
+            (
+                "network.request",
+                {"requestId": "1", "method": "GET", "url": "https://a.test/secret-net"},
+            ),
+        ],
+        start=100,
+    ):
+        Event.objects.create(
+            run=run, seq=seq, type=type, page_id="page-1", time=run.started_at, data=data
+        )
+
+    def viewer_file(components: list[str]) -> bytes:
+        answer = tenant.client.post(
+            f"/v1/runs/{run.id}/recording", {"components": components}, format="json"
+        ).json()
+        response = Client().get(urlsplit(answer["replayFileUrl"]).path)
+        assert response.status_code == 200
+        assert 'filename="replay.html"' in response["Content-Disposition"]
+        return b"".join(response.streaming_content)  # type: ignore[attr-defined]
+
+    bare = viewer_file([])
+    network = viewer_file(["network"])
+    own = b"".join(tenant.client.get(f"/v1/runs/{run.id}/replay.html").streaming_content)  # type: ignore[attr-defined]
+
+    for secret in (run.id.encode(), b"Quarterly payroll", b"secret-console", b"secret-net"):
+        assert secret not in bare
+    assert b"secret-net" in network and b"secret-console" not in network
+    assert run.id.encode() not in network
+    assert all(
+        secret in own
+        for secret in (run.id.encode(), b"Quarterly payroll", b"secret-console", b"secret-net")
+    )

@@ -73,7 +73,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from bctrl_site.middleware import ANY_ANCESTOR, allow_embed_framing
-from recordings.exports import CONTENT_TYPE, replay_file, replay_filename
+from recordings.exports import CONTENT_TYPE, VIEWER_FILENAME, replay_file
 from recordings.inspector import SECTIONS, inspector_data
 from recordings.views import (
     REPLAY_POLICY,
@@ -82,6 +82,7 @@ from recordings.views import (
     live_response,
     manifest_data,
     private_json,
+    shown_to_viewer,
     target_video_response,
 )
 from runs.api.streams import ActivityFeed, Refused, sse_loop, sse_response
@@ -204,13 +205,7 @@ def replay_page(request: HttpRequest, token: str) -> HttpResponse:
 @_replay_data
 def replay_manifest(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResponse:
     data = manifest_data(lease.run, embed_replay_urls(token))
-    # The viewer is shown the recording, not the names and ids of the space's records.
-    data["run"] = {key: data["run"][key] for key in ("status", "startedAt", "endedAt")}
-    if data["recording"] is not None:
-        data["recording"].pop("id", None)
-    if ACTIVITY not in lease.components:
-        data["activity"] = []
-    return private_json(data)
+    return private_json(shown_to_viewer(data, activity=ACTIVITY in lease.components))
 
 
 @gzip_page
@@ -239,13 +234,14 @@ def replay_video(
 @_replay_data
 def replay_file_download(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResponseBase:
     """The self-contained replay file (recordings/exports.py) of the lease's run, for a
-    viewer who was given the link and no API key: the lease's own reach, no more."""
+    viewer who was given the link and no API key: the lease's own reach, no more (its
+    inspector tabs only, and no name or id of the space's records, as in the embed)."""
     try:
-        file = replay_file(lease.run)
+        file = replay_file(lease.run, tabs=inspector_tabs(lease), for_viewer=True)
     except ApiError as exc:  # nothing processed to replay yet
         return _error_json(exc.status_code, exc.code, str(exc.detail))
     response = streaming_response(
-        request, file.chunks(), content_type=CONTENT_TYPE, filename=replay_filename(lease.run)
+        request, file.chunks(), content_type=CONTENT_TYPE, filename=VIEWER_FILENAME
     )
     response["Content-Length"] = str(file.size)
     return response
