@@ -130,7 +130,10 @@ class McpRoute:
 
     async def _run_manager(self, running: asyncio.Event) -> None:
         try:
-            async with self.server.session_manager.run():
+            # Built in a worker thread: the SDK's import would otherwise hold this
+            # process's event loop (and every live view and stream on it) for a second.
+            server = await asyncio.to_thread(lambda: self.server)
+            async with server.session_manager.run():
                 running.set()
                 await asyncio.Event().wait()  # until the process ends
         except Exception:
