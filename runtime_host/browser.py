@@ -2,7 +2,6 @@
 turn what happens into run events and rrweb batches, and stop cleanly or fail loudly."""
 
 import asyncio
-import base64
 import contextlib
 import io
 import logging
@@ -23,12 +22,12 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from runs.cdp import redact_headers
+from runs.cdp_client import CdpConnection
 from runs.confinement import url_refusal
 from runs.models import Artifact, Run, Runtime
 from runs.profiles import clean_state, domains_of, empty_state, profile_save, profile_state
 from runs.sealed import unseal
 from runs.services import run_network_usage, safe_filename
-from runtime_host.cdp import CDPConnection
 from runtime_host.egress import (
     EgressProxy,
     UpstreamProxy,
@@ -189,7 +188,7 @@ class ManagedBrowser:
         self.egress = EgressProxy(on_blocked=self._egress_blocked, own_ports=host_ports)
         self.blocked: dict[str, list[str]] = {}  # host:port → the proxy's refusals
         self.browser: Any = None
-        self.cdp: CDPConnection | None = None
+        self.cdp: CdpConnection | None = None
         self.cdp_endpoint = ""
         self.pid: int | None = None
         self.targets: dict[str, Target] = {}  # by session id
@@ -249,7 +248,7 @@ class ManagedBrowser:
         self.pid, self.profile_dir = found
         self.cdp_endpoint = await self._read_port_file()
         host_ports.add(devtools_port(self.cdp_endpoint))
-        self.cdp = await CDPConnection.connect(self.cdp_endpoint, self._on_event)
+        self.cdp = await CdpConnection.connect(self.cdp_endpoint, self._on_event)
         self._spawn(self._watch_connection(self.cdp))
 
     def fits(self, options: dict[str, Any]) -> bool:
@@ -963,10 +962,7 @@ class ManagedBrowser:
         target = self.targets.get(session) if session else self.last_active_page()
         if target is None:
             return None
-        result = await self.cdp.send(
-            "Page.captureScreenshot", {"format": "png"}, target.session_id, timeout=10
-        )
-        return base64.b64decode(result["data"]), target
+        return await self.cdp.capture_png(target.session_id, timeout=10), target
 
     async def _final_screenshot(self) -> None:
         with contextlib.suppress(Exception):
@@ -1024,7 +1020,7 @@ class ManagedBrowser:
 
     # Stop and failure -------------------------------------------------------------------
 
-    async def _watch_connection(self, cdp: CDPConnection) -> None:
+    async def _watch_connection(self, cdp: CdpConnection) -> None:
         await cdp.closed.wait()
         await self._on_disconnected(f"CDP connection closed: {cdp.close_reason or 'no reason'}")
 
