@@ -42,7 +42,7 @@ MAX_SCRIPT_CHARS = 2 * 1024
 MAX_PARAMS_BYTES = 16 * 1024
 BURST_GAP_S = 1.0
 MAX_PENDING = 10_000
-# Recorded network headers (runtime_host.browser, runs.services.events_append) keep the
+# Recorded network headers (runtime_host.network, runs.services.events_append) keep the
 # names of these and never their values: credentials and session cookies.
 SECRET_HEADERS = frozenset(
     {
