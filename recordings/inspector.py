@@ -18,7 +18,7 @@ closes one row and its next request opens another); a row whose answer never cam
 `status` None. Console rows are `console.message` events and `page.error` events (level
 "error", with the page's stack when it had one).
 
-The events, as the runtime host (runtime_host/browser.py) writes them: `network.request`
+The events, as the runtime host (runtime_host/network.py) writes them: `network.request`
 {requestId, method, url, resourceType, headers}; `network.response` {requestId, url,
 status, mimeType, resourceType, encodedDataLength, durationMs (from the request's CDP
 timestamp), headers (the response's, as received), requestHeaders (as sent on the wire,

@@ -1,6 +1,6 @@
 """What the CDP proxy (runtimes.cdp_proxy) knows about the DevTools protocol: which client
-commands it records and how, with secrets redacted, and a short CDP client of its own
-for the screenshot API.
+commands it records and how, with secrets redacted. (The project's CDP client is
+runs.cdp_client.)
 
 Recording rules
 ---------------
@@ -27,9 +27,6 @@ the CDP error), timed from send to answer, on the page whose flat session carrie
 Messages are only peeked at (orjson); the proxy forwards the original text.
 """
 
-import asyncio
-import base64
-import contextlib
 import re
 import time
 from collections import Counter
@@ -38,7 +35,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import websockets
 from django.utils import timezone
 
 REDACTED = "[redacted]"
@@ -46,7 +42,7 @@ MAX_SCRIPT_CHARS = 2 * 1024
 MAX_PARAMS_BYTES = 16 * 1024
 BURST_GAP_S = 1.0
 MAX_PENDING = 10_000
-# Recorded network headers (runtime_host.browser, runs.services.events_append) keep the
+# Recorded network headers (runtime_host.network, runs.services.events_append) keep the
 # names of these and never their values: credentials and session cookies.
 SECRET_HEADERS = frozenset(
     {
@@ -475,116 +471,3 @@ class CommandRecorder:
             self.pending.clear()
         batch, self.ready = self.ready, []
         return batch
-
-
-# A short CDP client: the screenshot API -----------------------------------------------
-
-
-class CdpError(Exception):
-    """The browser answered a command with an error, or could not be reached."""
-
-
-class CdpClient:
-    """One websocket to a browser's DevTools endpoint; `call` sends and awaits the answer."""
-
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-        self.next_id = 0
-
-    async def call(
-        self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None
-    ) -> dict[str, Any]:
-        self.next_id += 1
-        command_id = self.next_id
-        message: dict[str, Any] = {"id": command_id, "method": method, "params": params or {}}
-        if session_id:
-            message["sessionId"] = session_id
-        await self.connection.send(orjson.dumps(message).decode())
-        while True:
-            answer = orjson.loads(await self.connection.recv())
-            if answer.get("id") != command_id:
-                continue  # an event, or the answer to someone else's command
-            if "error" in answer:
-                raise CdpError(f"{method}: {answer['error'].get('message', answer['error'])}")
-            result: dict[str, Any] = answer.get("result") or {}
-            return result
-
-
-@dataclass(frozen=True)
-class PageScreenshot:
-    png: bytes
-    target_id: str
-    url: str
-    title: str
-
-
-def pick_page(targets: list[dict[str, Any]], preferred: str | None) -> dict[str, Any] | None:
-    """The page to photograph: `preferred` (the page a client used last) if it is still
-    open, else an attached page that shows something, else any page with content, else
-    any page."""
-    pages = [target for target in targets if target.get("type") == "page"]
-    if not pages:
-        return None
-    for target in pages:
-        if preferred and target.get("targetId") == preferred:
-            return target
-
-    def shows_something(target: dict[str, Any]) -> bool:
-        return target.get("url") not in ("", "about:blank", None)
-
-    for candidates in (
-        [t for t in pages if t.get("attached") and shows_something(t)],
-        [t for t in pages if shows_something(t)],
-        pages,
-    ):
-        if candidates:
-            return candidates[0]
-    return None
-
-
-async def _capture(client: CdpClient, session_id: str, attempts: int = 4) -> dict[str, Any]:
-    # A tab that has not painted a frame yet (just opened, or in the background) answers
-    # "Unable to capture screenshot"; it does once it has.
-    for attempt in range(attempts):
-        try:
-            return await client.call("Page.captureScreenshot", {"format": "png"}, session_id)
-        except CdpError:
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0.25 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-async def capture_screenshot(
-    cdp_endpoint: str, *, preferred_target_id: str | None, timeout_s: float
-) -> PageScreenshot:
-    """A PNG of the runtime's current page, over a connection of its own that ends here."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            async with websockets.connect(
-                cdp_endpoint, max_size=None, compression=None, ping_interval=None
-            ) as connection:
-                client = CdpClient(connection)
-                targets = (await client.call("Target.getTargets")).get("targetInfos") or []
-                target = pick_page(targets, preferred_target_id)
-                if target is None:
-                    raise CdpError("The browser has no open page.")
-                attached = await client.call(
-                    "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
-                )
-                session_id = attached["sessionId"]
-                try:
-                    shot = await _capture(client, session_id)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await client.call("Target.detachFromTarget", {"sessionId": session_id})
-    except TimeoutError as exc:
-        raise CdpError(f"The browser did not answer within {timeout_s:g} s.") from exc
-    except (OSError, websockets.exceptions.WebSocketException) as exc:
-        raise CdpError(f"The browser cannot be reached: {exc}") from exc
-    return PageScreenshot(
-        png=base64.b64decode(shot["data"]),
-        target_id=str(target["targetId"]),
-        url=str(target.get("url") or ""),
-        title=str(target.get("title") or ""),
-    )

@@ -23,13 +23,22 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from playwright.async_api import async_playwright
 
 from runs.models import Run, Runtime
+from runs.selectors import active_run_of
 from runs.services import upload_placed, uploads_pending
 from runtime_host.browser import ManagedBrowser, needs_own_launch, pid_alive
 from runtime_host.live import RECONNECT_S
 from runtimes.hostlink import host_starts_path, host_starts_token
-from runtimes.services import host_gone, host_heartbeat, hosts_retire_dead
+from runtimes.services import (
+    host_gone,
+    host_heartbeat,
+    hosts_retire_dead,
+    runtime_claim,
+    runtime_finished,
+    runtime_running,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +71,6 @@ async def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _claim(host_id: str) -> tuple[Runtime, Run | None] | None:
-    from runs.selectors import active_run_of
-    from runtimes.services import runtime_claim
-
     runtime = runtime_claim(host_id=host_id)
     if runtime is None:
         return None
@@ -128,8 +134,6 @@ class RuntimeHost:
         self.stop_requested.set()
 
     async def run(self) -> None:
-        from playwright.async_api import async_playwright
-
         manager = async_playwright()
         self.playwright = await manager.start()
         logger.info("Runtime host %s ready (up to %s browsers)", self.host_id, self.max_browsers)
@@ -306,8 +310,6 @@ class RuntimeHost:
             self.tasks[runtime.id] = asyncio.create_task(self._serve(runtime, run))
 
     async def _serve(self, runtime: Runtime, run: Run | None) -> None:
-        from runtimes.services import runtime_finished, runtime_running
-
         try:
             if run is None:
                 await in_thread(

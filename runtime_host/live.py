@@ -27,19 +27,20 @@ import base64
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 import orjson
 import websockets
 from django.conf import settings
 
 from runs.cdp import json_object
+from runs.cdp_client import CdpConnection
 from runs.control import INPUT_METHODS
+from runs.models import Runtime
+from runtime_host.targets import Target, Targets
+from runtime_host.video import VideoCapture
 from runtimes.hostlink import host_link_token, pack_frame
-
-if TYPE_CHECKING:
-    from runtime_host.browser import ManagedBrowser, Target
-    from runtime_host.video import VideoCapture
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,25 @@ FOLLOW = ""  # the watch key of viewers that follow the automation's tab
 SETTLE_S = 0.5
 
 
+class WatchedBrowser(Protocol):
+    """What the live link needs of its browser."""
+
+    @property
+    def runtime(self) -> Runtime: ...
+
+    @property
+    def cdp(self) -> CdpConnection | None: ...
+
+    @property
+    def targets(self) -> Targets: ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
+
+    async def set_recording(self, enabled: bool) -> None: ...
+
+
 class LiveLink:
-    def __init__(self, browser: "ManagedBrowser", video: "VideoCapture | None" = None) -> None:
+    def __init__(self, browser: WatchedBrowser, video: VideoCapture | None = None) -> None:
         self.browser = browser
         self.video = video
         self.ws: Any = None
@@ -172,11 +190,11 @@ class LiveLink:
         elif kind == "input":
             self._input(message)
         elif kind == "recording":
-            self.browser._spawn(self._switch_recording(message))
+            self.browser.spawn(self._switch_recording(message))
         elif kind == "active":
             target = message.get("target")
-            if isinstance(target, str) and target in self.browser.page_infos:
-                self.browser._touch(target)
+            if isinstance(target, str) and target in self.browser.targets.page_infos:
+                self.browser.targets.touch(target)
                 self._reconcile()
 
     def _reply(self, channel: str, key: str) -> None:
@@ -207,7 +225,9 @@ class LiveLink:
             logger.warning("Live link of %s dropped a non-input call", self.browser.runtime.id)
             return
         target = message.get("target")
-        session = self.browser.sessions_by_target.get(target) if isinstance(target, str) else None
+        session = (
+            self.browser.targets.sessions_by_target.get(target) if isinstance(target, str) else None
+        )
         cdp = self.browser.cdp
         if session is None or cdp is None:
             return
@@ -216,14 +236,14 @@ class LiveLink:
     # Screencasts ----------------------------------------------------------------------
 
     def _active(self) -> str | None:
-        page = self.browser.last_active_page()
+        page = self.browser.targets.last_active_page()
         return page.target_id if page else None
 
     def _tabs(self) -> tuple[list[dict[str, Any]], str | None]:
         tabs = [
             {"id": target_id, "url": info.get("url", ""), "title": info.get("title", "")}
-            for target_id, info in self.browser.page_infos.items()
-            if target_id in self.browser.sessions_by_target
+            for target_id, info in self.browser.targets.page_infos.items()
+            if target_id in self.browser.targets.sessions_by_target
         ]
         return tabs, self._active()
 
@@ -234,7 +254,7 @@ class LiveLink:
         wanted = {key for key in self.watch_until if key != FOLLOW}
         if FOLLOW in self.watch_until and (active := self._active()):
             wanted.add(active)
-        return {t for t in wanted if t in self.browser.sessions_by_target}
+        return {t for t in wanted if t in self.browser.targets.sessions_by_target}
 
     def _reconcile(self) -> None:
         if self.closed or self.browser.cdp is None:
@@ -243,10 +263,10 @@ class LiveLink:
         wanted = self.watched | (self.video.wanted() if self.video is not None else set())
         for target_id in wanted - self.casting:
             self.casting.add(target_id)
-            session = self.browser.sessions_by_target[target_id]
+            session = self.browser.targets.sessions_by_target[target_id]
             self.browser.cdp.send_nowait("Page.startScreencast", SCREENCAST, session)
         for target_id in self.casting - wanted:
-            self.browser._spawn(self._stop_cast(target_id))
+            self.browser.spawn(self._stop_cast(target_id))
         if self.watch_until:
             tabs, active = self._tabs()
             encoded = orjson.dumps({"type": "tabs", "tabs": tabs, "active": active})
@@ -257,7 +277,7 @@ class LiveLink:
     async def _stop_cast(self, target_id: str) -> None:
         self.casting.discard(target_id)
         self.last_frame.pop(target_id, None)
-        session = self.browser.sessions_by_target.get(target_id)
+        session = self.browser.targets.sessions_by_target.get(target_id)
         if session is not None and self.browser.cdp is not None:
             with contextlib.suppress(Exception):
                 await self.browser.cdp.send("Page.stopScreencast", {}, session, timeout=2)
@@ -280,12 +300,12 @@ class LiveLink:
         with contextlib.suppress(Exception):
             answer = await cdp.send("Target.getTargets", {}, timeout=2)
             for info in answer.get("targetInfos") or []:
-                known = self.browser.page_infos.get(info.get("targetId", ""))
+                known = self.browser.targets.page_infos.get(info.get("targetId", ""))
                 if known is not None:
                     known["title"] = info.get("title", "")
                     known["url"] = info.get("url", known.get("url", ""))
 
-    def frame(self, target: "Target", params: dict[str, Any]) -> None:
+    def frame(self, target: Target, params: dict[str, Any]) -> None:
         """A `Page.screencastFrame`: acked at once, handed to the video, and sent to
         viewers at most every `interval`."""
         cdp = self.browser.cdp
@@ -350,7 +370,7 @@ class LiveLink:
         """No frame since held ones were acked: restart the screencast for the picture as
         it is now (a change made while frames waited was not sent)."""
         cdp = self.browser.cdp
-        session = self.browser.sessions_by_target.get(target_id)
+        session = self.browser.targets.sessions_by_target.get(target_id)
         if self.frames_of.get(target_id, 0) != seen or target_id not in self.casting:
             return
         if cdp is None or session is None or self.closed:

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -131,6 +132,19 @@ class Sandbox:
         if "TZ" in os.environ:
             env["TZ"] = os.environ["TZ"]
         return {**env, **(extra or {})}
+
+    def place_upload(self, name: str, source: BinaryIO) -> Path:
+        """Copies a file into the uploads folder, under `name` (already safe as a file
+        name) unless another file has it, and returns where it is."""
+        stem, suffix = os.path.splitext(name)
+        target = self.uploads / f"{stem}{suffix}"
+        number = 1
+        while target.exists():
+            number += 1
+            target = self.uploads / f"{stem} ({number}){suffix}"
+        with open(target, "xb") as copy:
+            shutil.copyfileobj(source, copy, 256 * 1024)
+        return target
 
     def executable(self, chromium: str) -> str:
         """What Playwright launches: Chromium itself, or a script that starts it in bwrap."""

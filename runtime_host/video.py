@@ -12,16 +12,34 @@ is never lost.
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from recordings.video import video_fps
+from runtime_host.targets import Targets
+from runtime_host.writer import RunWriter
 
-if TYPE_CHECKING:
-    from runtime_host.browser import ManagedBrowser
+
+class FilmedBrowser(Protocol):
+    """What the video needs of its browser."""
+
+    @property
+    def bound(self) -> bool: ...
+
+    @property
+    def recording_enabled(self) -> bool: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def targets(self) -> Targets: ...
+
+    @property
+    def writer(self) -> RunWriter: ...
 
 
 class VideoCapture:
-    def __init__(self, browser: "ManagedBrowser") -> None:
+    def __init__(self, browser: FilmedBrowser) -> None:
         self.browser = browser
         fps = video_fps()
         self.interval = 1.0 / fps if fps > 0 else 0.0
@@ -48,8 +66,8 @@ class VideoCapture:
             return set()
         return {
             target_id
-            for target_id, info in self.browser.page_infos.items()
-            if info.get("type") == "page" and target_id in self.browser.sessions_by_target
+            for target_id, info in self.browser.targets.page_infos.items()
+            if info.get("type") == "page" and target_id in self.browser.targets.sessions_by_target
         }
 
     def ack_delay(self, target_id: str) -> float:

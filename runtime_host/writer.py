@@ -19,8 +19,11 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from recordings.rrweb import EventType
+from recordings.services import batch_ingest
+from recordings.video import frames_ingest
 from runs.errors import ApiError, Conflict
 from runs.models import Run
+from runs.services import events_append
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +155,6 @@ class RunWriter:
     def _write(
         self, batches: list[tuple[str, int, list[dict[str, Any]]]], events: list[dict[str, Any]]
     ) -> None:
-        from recordings.services import batch_ingest
-        from runs.services import events_append
-
         close_old_connections()
         for target, seq, chunk in batches:
             try:
@@ -173,8 +173,6 @@ class RunWriter:
                 break
 
     def _write_frames(self, batches: list[tuple[str, int, list[tuple[int, bytes]], int]]) -> None:
-        from recordings.video import frames_ingest
-
         close_old_connections()
         for target, seq, frames, _ in batches:
             try:

@@ -43,11 +43,8 @@ class FakeRuntime:
     host_id: str = "host-a"
 
 
-class FakeBrowser:
+class FakeTargets:
     def __init__(self) -> None:
-        self.runtime = FakeRuntime()
-        self.tasks: set[asyncio.Future[Any]] = set()
-        self.cdp = FakeCdp()
         self.page_infos = {
             "T1": {"url": "https://a.test/", "title": "A"},
             "T2": {"url": "", "title": ""},
@@ -58,10 +55,18 @@ class FakeBrowser:
     def last_active_page(self) -> FakeTarget | None:
         return FakeTarget(self.active, self.sessions_by_target[self.active])
 
-    def _touch(self, target_id: str) -> None:
+    def touch(self, target_id: str) -> None:
         self.active = target_id
 
-    def _spawn(self, coroutine: Any) -> None:
+
+class FakeBrowser:
+    def __init__(self) -> None:
+        self.runtime = FakeRuntime()
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.cdp = FakeCdp()
+        self.targets = FakeTargets()
+
+    def spawn(self, coroutine: Any) -> None:
         self.tasks.add(asyncio.ensure_future(coroutine))
 
 

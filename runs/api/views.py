@@ -36,7 +36,7 @@ from runs.api.schema import (
     page_of,
 )
 from runs.api.uploads import LimitedUploads
-from runs.cdp import CdpError, capture_screenshot
+from runs.cdp_client import CdpError, capture_screenshot
 from runs.errors import ApiError, Conflict, Invalid, NotFound, PayloadTooLarge
 from runs.exports import streaming_response
 from runs.exports.files import export_request
