@@ -121,13 +121,22 @@ def copy_rows(
 ) -> None:
     table = connection.ops.quote_name(model._meta.db_table)
     progress = Progress(label, total)
+    # Columns the seed does not set get their model default, as the ORM would give them
+    # (the database has no defaults of its own), so a field added later needs no change here.
+    defaulted = [
+        field
+        for field in model._meta.concrete_fields
+        if field.name not in names and not field.null
+    ]
+    names = [*names, *(field.name for field in defaulted)]
+    defaults = tuple(field.get_db_prep_save(field.get_default(), connection) for field in defaulted)
     connection.ensure_connection()
     with (
         connection.connection.cursor() as cursor,
         cursor.copy(f"COPY {table} ({columns(model, names)}) FROM STDIN") as copy,
     ):
         for row in rows:
-            copy.write_row(row)
+            copy.write_row((*row, *defaults))
             progress.step()
 
 
