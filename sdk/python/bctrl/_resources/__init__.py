@@ -18,13 +18,7 @@ client.spaces.retrieve/update, .upstream, client.profiles             spaces
 """
 
 from bctrl._base import joined
-from bctrl._resources.activity import (
-    Activity,
-    ActivityChanges,
-    AsyncActivity,
-    AsyncRunActivity,
-    RunActivity,
-)
+from bctrl._resources.activity import Activity, AsyncActivity, AsyncRunActivity, RunActivity
 from bctrl._resources.events import (
     AsyncCommands,
     AsyncEvents,
@@ -84,7 +78,6 @@ __all__ = [
     "HANDOFF_WAIT_MAX_MS",
     "START_TIMEOUT_S",
     "Activity",
-    "ActivityChanges",
     "Artifacts",
     "AsyncActivity",
     "AsyncArtifacts",
