@@ -13,7 +13,7 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypedDict
 
@@ -40,6 +40,19 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 Params = Mapping[str, str | int | float | bool | None]
 Timeout = float | httpx.Timeout | None
+
+
+def joined(values: str | Sequence[str] | None) -> str | None:
+    """A filter of several values as the API reads it from a query: comma-separated."""
+    if values is None or isinstance(values, str):
+        return values
+    return ",".join(values)
+
+
+def long_poll_timeout(wait_s: float) -> httpx.Timeout:
+    """The timeout of a call that the server holds for up to `wait_s` seconds before it
+    answers: that long, and time to answer."""
+    return httpx.Timeout(wait_s + 30.0, connect=10.0)
 
 
 class CallOptions(TypedDict, total=False):

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bctrl import _async_resources as ar
 from bctrl import _resources as r
 from bctrl._base import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncAPI, SyncAPI
 
@@ -157,13 +156,13 @@ class AsyncBctrl:
             default_headers=default_headers,
             http_client=http_client,
         )
-        self.runtimes = ar.Runtimes(self)
-        self.runs = ar.Runs(self)
-        self.spaces = ar.Spaces(self._api)
-        self.profiles = ar.Profiles(self._api)
-        self.leases = ar.LeaseActions(self._api)
-        self.recordings = ar.Recordings(self._api)
-        self.rooms = ar.Rooms(self._api)
+        self.runtimes = r.AsyncRuntimes(self)
+        self.runs = r.AsyncRuns(self)
+        self.spaces = r.AsyncSpaces(self._api)
+        self.profiles = r.AsyncProfiles(self._api)
+        self.leases = r.AsyncLeaseActions(self._api)
+        self.recordings = r.AsyncRecordings(self._api)
+        self.rooms = r.AsyncRooms(self._api)
 
     @property
     def base_url(self) -> str:
