@@ -1,7 +1,7 @@
 """`/mcp`: bctrl's MCP server over the streamable HTTP transport, for agents that reach
 bctrl by URL (`bctrl mcp` serves the same tools on stdio).
 
-The tools are defined once, in the client package (sdk/python/bctrl/mcp.py), on the
+The tools are defined once, in the client package (sdk/python/bctrl/mcp/), on the
 client's `AsyncBctrl`. Here each tool call gets an `AsyncBctrl` that carries the
 caller's own `Authorization` and talks to this process's Django application in process
 (`httpx.ASGITransport`, no socket): so both transports run one code path, the /v1 API,

@@ -124,9 +124,7 @@ def copy_rows(
     # Columns the seed does not set get their model default, as the ORM would give them
     # (the database has no defaults of its own), so a field added later needs no change here.
     defaulted = [
-        field
-        for field in model._meta.concrete_fields
-        if field.name not in names and not field.null
+        field for field in model._meta.concrete_fields if field.name not in names and not field.null
     ]
     names = [*names, *(field.name for field in defaulted)]
     defaults = tuple(field.get_db_prep_save(field.get_default(), connection) for field in defaulted)
