@@ -43,7 +43,7 @@ def iframe_text(page: Any) -> str:
     return text
 
 
-def wait_for_iframe_text(page: Any, text: str, timeout: int = 10_000) -> None:
+def wait_for_iframe_text(page: Any, text: str, timeout: int = 20_000) -> None:
     page.wait_for_function(f"() => ({IFRAME_TEXT})().includes({text!r})", timeout=timeout)
 
 
