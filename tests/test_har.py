@@ -316,3 +316,51 @@ def test_the_har_of_a_real_browser_run_streams_from_daphne_and_validates(
     assert document["pageref"] == image["pageref"]
     assert [p["id"] for p in log["pages"]] == [document["pageref"]]
     automation.close()
+
+
+def test_a_viewer_link_with_the_network_tab_opens_the_har_and_trace_only_with_all_they_hold(
+    tenant: Tenant, network_run: Run
+) -> None:
+    """`harUrl` comes with a link that shows the network tab, `traceUrl` with one that shows
+    activity, network and console; each opens for whoever holds the link, says nothing of
+    the run's name or id, and refuses a link that does not show what it holds."""
+    from django.test import Client
+
+    def viewer(components: list[str]) -> dict[str, Any]:
+        response = tenant.client.post(
+            f"/v1/runs/{network_run.id}/recording", {"components": components}, format="json"
+        )
+        assert response.status_code == 200
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    bare = viewer([])
+    network = viewer(["network"])
+    everything = viewer(["activity", "network", "console"])
+    assert "harUrl" not in bare and "traceUrl" not in bare
+    assert "harUrl" in network and "traceUrl" not in network
+    assert {"harUrl", "traceUrl"} <= set(everything)
+
+    anonymous = Client()  # the link alone: no key, no session
+    response = anonymous.get(network["harUrl"])
+    assert response.status_code == 200
+    assert 'filename="network.har"' in response["Content-Disposition"]
+    har = b"".join(response.streaming_content)  # type: ignore[attr-defined]
+    assert har_validator(har) == "valid"
+    assert f"{SHOP}/api/cart".encode() in har
+    assert network_run.id.encode() not in har and b"checkout" not in har
+
+    trace = anonymous.get(everything["traceUrl"])
+    assert trace.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(trace.streaming_content)))  # type: ignore[attr-defined]
+    lines = archive.read("trace.trace")
+    assert network_run.id.encode() not in lines and b'"title":"Replay"' in lines
+
+    # The same paths on a link that does not show what they hold.
+    bare_base = bare["iframeUrl"]
+    for name in ("network.har", "trace.zip"):
+        refused = anonymous.get(f"{bare_base}/{name}")
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "lease.wrong_kind"
+    refused = anonymous.get(f"{network['iframeUrl']}/trace.zip")
+    assert refused.status_code == 403

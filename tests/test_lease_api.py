@@ -381,7 +381,9 @@ def test_the_minted_urls_open_their_embed_pages(tenant: Tenant, run: Run) -> Non
 def test_the_documented_shapes_match_what_the_api_sends(tenant: Tenant, run: Run) -> None:
     from runs.api import schema
 
-    recording = mint_recording(tenant, run, {"components": ["activity"]}).json()
+    # Every component, so every optional key is in the answer.
+    everything = {"components": ["activity", "network", "console", "commands"]}
+    recording = mint_recording(tenant, run, everything).json()
     live = post(tenant, f"/v1/runs/{run.id}/live", {}).json()
     (lease,) = tenant.client.get(f"/v1/runs/{run.id}/leases?limit=1").json()["data"]
     assert set(schema.RecordingViewerOut().fields) == set(recording)

@@ -22,6 +22,8 @@ urlpatterns = [
         embeds.replay_file_download,
         name="replay-file",
     ),
+    path("embed/replay/<str:token>/network.har", embeds.replay_har, name="replay-har"),
+    path("embed/replay/<str:token>/trace.zip", embeds.replay_trace, name="replay-trace"),
     path("embed/activity/<str:token>", embeds.activity_page, name="activity"),
     path("embed/activity/<str:token>/stream", embeds.activity_stream, name="activity-stream"),
     path("embed/live/<str:token>", embeds.live_page, name="live"),

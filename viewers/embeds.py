@@ -75,6 +75,7 @@ from django.views.decorators.http import require_GET
 from bctrl_site.middleware import ANY_ANCESTOR, allow_embed_framing
 from recordings.exports import CONTENT_TYPE, VIEWER_FILENAME, replay_file
 from recordings.inspector import SECTIONS, inspector_data
+from recordings.video import screencast_frames
 from recordings.views import (
     REPLAY_POLICY,
     ReplayUrls,
@@ -88,8 +89,22 @@ from recordings.views import (
 from runs.api.streams import ActivityFeed, Refused, sse_loop, sse_response
 from runs.errors import ApiError
 from runs.exports import streaming_response
+from runs.exports.har import CONTENT_TYPE as HAR_TYPE
+from runs.exports.har import har_chunks
+from runs.exports.trace import CONTENT_TYPE as TRACE_TYPE
+from runs.exports.trace import trace_chunks
 from runs.models import Run
-from viewers.leases import MIN_LIFETIME_S, LeaseRefused, lease_check, lease_mint, live_ws_path
+from viewers.leases import (
+    HAR_COMPONENTS,
+    HAR_FILENAME,
+    MIN_LIFETIME_S,
+    TRACE_COMPONENTS,
+    TRACE_FILENAME,
+    LeaseRefused,
+    lease_check,
+    lease_mint,
+    live_ws_path,
+)
 from viewers.models import ViewerLease
 
 P = ParamSpec("P")
@@ -245,6 +260,26 @@ def replay_file_download(request: HttpRequest, lease: ViewerLease, token: str) -
     )
     response["Content-Length"] = str(file.size)
     return response
+
+
+@_replay_data
+def replay_har(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResponseBase:
+    """The run's network log as HAR, for a lease that shows the network tab; without the
+    run's id, as in the embed."""
+    if not set(lease.components) >= HAR_COMPONENTS:
+        return refused_json(LeaseRefused("wrong_kind"))
+    chunks = har_chunks(lease.run, named=False)
+    return streaming_response(request, chunks, content_type=HAR_TYPE, filename=HAR_FILENAME)
+
+
+@_replay_data
+def replay_trace(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResponseBase:
+    """The run as a Playwright trace, for a lease that shows all a trace holds (activity,
+    network, console); without the run's name and id."""
+    if not set(lease.components) >= TRACE_COMPONENTS:
+        return refused_json(LeaseRefused("wrong_kind"))
+    chunks = trace_chunks(lease.run, screencast_frames(lease.run), named=False)
+    return streaming_response(request, chunks, content_type=TRACE_TYPE, filename=TRACE_FILENAME)
 
 
 @_replay_data

@@ -35,6 +35,7 @@ from viewers.leases import (
     COMPONENTS,
     active_leases,
     embed_url,
+    lease_files,
     lease_mint,
     lease_of,
     lease_revoke,
@@ -122,7 +123,9 @@ class RecordingViewerView(APIView):
             'Pass `components: ["activity"]` to also receive `activityStreamUrl` (and the '
             "activity beside the player); `network`, `console` and `commands` add those tabs "
             "of the replay's inspector. `replayFileUrl` downloads the self-contained "
-            "replay file on the same lease. `videos` lists each recorded tab's MP4 once "
+            "replay file on the same lease; `harUrl` (with `network`) the network log as "
+            "HAR and `traceUrl` (with `activity`, `network` and `console`) the Playwright "
+            "trace, on the same lease. `videos` lists each recorded tab's MP4 once "
             "encoded, at a URL of the same lease. "
             "`expiresInSeconds` outside 60 to 86400 (or not an integer) is a 422."
         ),
@@ -161,8 +164,10 @@ class RecordingViewerView(APIView):
             }
             for video in (videos_of(recording) if recording is not None else [])
         ]
-        # The offline replay file on the same lease, for whoever holds the link.
-        body["replayFileUrl"] = f"{viewer}/replay.html"
+        # The run's files on the same lease, for whoever holds the link: the offline
+        # replay file, and the HAR and the trace when the lease shows what they hold.
+        for key, name in lease_files(minted.lease).items():
+            body[key] = f"{viewer}/{name}"
         body["expiresAt"] = iso(minted.lease.expires_at)
         return Response(body)
 

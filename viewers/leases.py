@@ -314,6 +314,25 @@ def live_ws_path(*, token: str | None = None, run_id: str | None = None) -> str:
     return f"/ws/live/{token}" if token is not None else f"/ws/runs/{run_id}/live"
 
 
+# What a replay lease must show for each of the run's files beyond the replay: the HAR is
+# the network tab's rows; the trace holds the activity, the network and the console.
+HAR_COMPONENTS = frozenset({"network"})
+TRACE_COMPONENTS = frozenset({"activity", "network", "console"})
+HAR_FILENAME = "network.har"
+TRACE_FILENAME = "trace.zip"
+
+
+def lease_files(lease: ViewerLease) -> dict[str, str]:
+    """The run's files that `lease` opens, by the name of their URL on it."""
+    shown = set(lease.components)
+    files = {"replayFileUrl": "replay.html"}
+    if shown >= HAR_COMPONENTS:
+        files["harUrl"] = HAR_FILENAME
+    if shown >= TRACE_COMPONENTS:
+        files["traceUrl"] = TRACE_FILENAME
+    return files
+
+
 def embed_url(kind: str, token: str) -> str:
     """The absolute URL of the embed `kind` ("replay", "live", "activity" or
     "activity_stream") that `token` opens, on settings.SITE_URL."""

@@ -240,6 +240,13 @@ RecordingViewerOut = _shape(
         "replayFileUrl": serializers.URLField(
             help_text="The self-contained replay file (HTML), on the same lease"
         ),
+        "harUrl": serializers.URLField(
+            required=False, help_text="The network log as HAR 1.2 (with `network`)"
+        ),
+        "traceUrl": serializers.URLField(
+            required=False,
+            help_text="The Playwright trace (with `activity`, `network` and `console`)",
+        ),
         "expiresAt": serializers.DateTimeField(),
     },
 )

@@ -213,13 +213,16 @@ def har_entries(run: Run, page_id: str | None = None) -> Iterator[dict[str, Any]
         yield _entry(request, None)
 
 
-def har_chunks(run: Run, page_id: str | None = None) -> Iterator[bytes]:
-    """The HAR document as bytes, one entry at a time."""
+def har_chunks(run: Run, page_id: str | None = None, *, named: bool = True) -> Iterator[bytes]:
+    """The HAR document as bytes, one entry at a time. `named`: whether it says the run's
+    id (a lease's viewer is not told it)."""
     head = {
         "version": "1.2",
         "creator": CREATOR,
         "pages": _pages(run, page_id),
-        "comment": f"Run {run.id}" + (f", page {page_id}" if page_id else ""),
+        "comment": (f"Run {run.id}" + (f", page {page_id}" if page_id else ""))
+        if named
+        else "A recorded run",
     }
     yield b'{"log":' + orjson.dumps(head)[:-1] + b',"entries":['
     first = True

@@ -69,7 +69,7 @@ def _ms(run: Run, moment: datetime) -> float:
     return round((moment - run.started_at).total_seconds() * 1000, 3)
 
 
-def _lines(run: Run) -> Iterator[dict[str, Any]]:
+def _lines(run: Run, named: bool) -> Iterator[dict[str, Any]]:
     options = run.browser_options or {}
     yield {
         "version": TRACE_VERSION,
@@ -80,9 +80,9 @@ def _lines(run: Run) -> Iterator[dict[str, Any]]:
         "wallTime": run.started_at.timestamp() * 1000,
         "monotonicTime": 0,
         "sdkLanguage": "javascript",
-        "title": run.name or run.id,
+        "title": (run.name or run.id) if named else "Replay",
         "options": {"viewport": options.get("viewport") or {"width": 1280, "height": 720}},
-        "contextId": run.id,
+        "contextId": run.id if named else "context",
     }
     for number, item in enumerate(activity_items(run), start=1):
         call = f"call@{number}"
@@ -117,7 +117,11 @@ def _lines(run: Run) -> Iterator[dict[str, Any]]:
         }
 
 
-def trace_chunks(run: Run, frames: Iterable[ScreencastFrame] = ()) -> Iterator[bytes]:
+def trace_chunks(
+    run: Run, frames: Iterable[ScreencastFrame] = (), *, named: bool = True
+) -> Iterator[bytes]:
+    """The trace.zip in pieces. `named`: whether it says the run's name and id (a lease's
+    viewer is not told them)."""
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
         shown: list[dict[str, Any]] = []  # the frames' lines: small, the pictures are not
@@ -137,7 +141,7 @@ def trace_chunks(run: Run, frames: Iterable[ScreencastFrame] = ()) -> Iterator[b
             )
             yield sink.take()
         with archive.open("trace.trace", "w") as trace:
-            for line in _lines(run):
+            for line in _lines(run, named):
                 trace.write(orjson.dumps(line) + b"\n")
                 yield sink.take()
             for line in shown:

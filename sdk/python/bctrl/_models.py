@@ -383,6 +383,8 @@ class RecordingViewer(Model):
     activity_stream_url: str | None = None
     videos: list[RecordingVideo] = field(default_factory=list)
     replay_file_url: str | None = None  # the offline replay file, on the same lease
+    har_url: str | None = None  # the network log as HAR (a lease with "network")
+    trace_url: str | None = None  # the Playwright trace (activity, network and console)
 
 
 @dataclass
