@@ -203,7 +203,7 @@ class Runtime(models.Model):
 
 class RuntimeHost(models.Model):
     """A runtime host process, as it said in its last heartbeat: what it holds and can
-    hold. A start goes to the live host with the most room (runs.services.runtime_place)."""
+    hold. A start goes to the live host with the most room (runtimes.services.runtime_place)."""
 
     id = models.CharField(primary_key=True, max_length=100)
     hostname = models.CharField(max_length=200, blank=True)

@@ -9,7 +9,7 @@ WORLD_NAME = "bctrl"
 BINDING_NAME = "__bctrlRecord"
 INPUT_BINDING_NAME = "__bctrlInput"
 
-# When the run stops: the last event of each page (recordings.processing.END_TAG), flushed.
+# When the run stops: the last event of each page (recordings.chunking.END_TAG), flushed.
 END_EXPRESSION = "globalThis.__bctrl ? (globalThis.__bctrl.end(), true) : false"
 RUNNING_EXPRESSION = "!!(globalThis.__bctrl && globalThis.__bctrl.running())"
 INPUTS_PRESENT_EXPRESSION = "!!globalThis.__bctrlInputs"

@@ -96,7 +96,7 @@
 
   function end() {
     // The run stops: a last event marks the time, so a page that stood still until
-    // now spans its whole time in the replay (recordings.processing.END_TAG).
+    // now spans its whole time in the replay (recordings.chunking.END_TAG).
     if (state.stop && state.doc === document) {
       try {
         rrwebRecord.record.addCustomEvent("bctrl.end", {});
