@@ -18,7 +18,8 @@ from django.conf import settings
 from runs import services
 from runs.models import Event, Run
 
-from .conftest import Tenant
+from .conftest import CHROMIUM, CHROMIUM_ARGS, Tenant
+from .processes import free_port
 from .test_cdp_proxy import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -364,3 +365,35 @@ def test_a_viewer_link_with_the_network_tab_opens_the_har_and_trace_only_with_al
         assert refused.json()["error"]["code"] == "lease.wrong_kind"
     refused = anonymous.get(f"{network['iframeUrl']}/trace.zip")
     assert refused.status_code == 403
+
+
+# Chromium's DevTools frontend, served by Chromium itself on its debugging port, imports a
+# HAR with these two calls (what its Network panel's "Import HAR file" runs).
+DEVTOOLS_IMPORT = """async (har) => {
+  const HAR = await import('/devtools/models/har/har.js');
+  const log = new HAR.HARFormat.HARRoot(har).log;
+  return HAR.Importer.Importer.requestsFromHARLog(log).map(
+    (request) => [request.requestMethod, request.url(), request.statusCode]);
+}"""
+
+
+@pytest.mark.browser
+def test_chromium_devtools_imports_the_har(tenant: Tenant, network_run: Run, chromium: Any) -> None:
+    _, body = get_har(tenant, f"/v1/runs/{network_run.id}/har")
+    har = json.loads(body)
+    port = free_port()
+    # A Chromium of its own, with its debugging port open (which serves DevTools' files).
+    args = [*CHROMIUM_ARGS, f"--remote-debugging-port={port}"]
+    browser = chromium.browser_type.launch(executable_path=CHROMIUM, args=args)
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/json/version")  # DevTools' own origin
+        imported = page.evaluate(DEVTOOLS_IMPORT, har)
+    finally:
+        browser.close()
+
+    assert imported == [
+        [entry["request"]["method"], entry["request"]["url"], entry["response"]["status"]]
+        for entry in har["log"]["entries"]
+    ]
+    assert len(imported) == 7
