@@ -4,19 +4,16 @@ stored as a `download` artifact of the run, with a `download` event after the ev
 before it."""
 
 import logging
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from runs.cdp_client import CdpConnection
-from runs.models import Artifact, Run
+from runs.models import Artifact
 from runs.services import artifact_store
-from runtime_host.targets import Targets
-from runtime_host.writer import RunWriter
+from runtime_host.parts import HostedBrowser
 
 logger = logging.getLogger(__name__)
 
@@ -28,29 +25,8 @@ class Download:
     page_id: str
 
 
-class DownloadingBrowser(Protocol):
-    """What the downloads need of their browser."""
-
-    @property
-    def cdp(self) -> CdpConnection | None: ...
-
-    @property
-    def run(self) -> Run: ...
-
-    @property
-    def writer(self) -> RunWriter: ...
-
-    @property
-    def targets(self) -> Targets: ...
-
-    @property
-    def download_dir(self) -> Path: ...
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
-
-
 class Downloads:
-    def __init__(self, browser: DownloadingBrowser) -> None:
+    def __init__(self, browser: HostedBrowser) -> None:
         self.browser = browser
         self.contexts_with_downloads: set[str] = set()
         self.in_progress: dict[str, Download] = {}  # by the download's guid

@@ -6,8 +6,8 @@ dialogs here; the network (runtime_host/network.py), downloads
 (runtime_host/page_capture.py) by their own parts, to which events are handed on."""
 
 import contextlib
-from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -16,33 +16,15 @@ from runtime_host.downloads import Downloads
 from runtime_host.live import LiveLink
 from runtime_host.network import NetworkLog
 from runtime_host.page_capture import PageCapture
+from runtime_host.parts import HostedBrowser
 from runtime_host.profiles import ProfileSync
 from runtime_host.screenshots import Screenshots
-from runtime_host.targets import Target, Targets
-from runtime_host.writer import RunWriter
+from runtime_host.targets import Target
 
 CONSOLE_LEVELS = {"warning": "warning", "error": "error", "assert": "error", "debug": "debug"}
 CONSOLE_LEVELS.update({"info": "info", "trace": "debug"})
 MAX_TEXT = 4000
 AUTO_ATTACH = {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True}
-
-
-class InstrumentedBrowser(Protocol):
-    """What the instrumentation needs of its browser."""
-
-    @property
-    def cdp(self) -> CdpConnection | None: ...
-
-    @property
-    def writer(self) -> RunWriter: ...
-
-    @property
-    def targets(self) -> Targets: ...
-
-    @property
-    def options(self) -> dict[str, Any]: ...
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
 
 
 def _text_of(value: dict[str, Any]) -> str:
@@ -55,7 +37,7 @@ def _text_of(value: dict[str, Any]) -> str:
 class Instrumentation:
     def __init__(
         self,
-        browser: InstrumentedBrowser,
+        browser: HostedBrowser,
         *,
         network: NetworkLog,
         capture: PageCapture,

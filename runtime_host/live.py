@@ -27,18 +27,16 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import websockets
 from django.conf import settings
 
 from runs.cdp import json_object
-from runs.cdp_client import CdpConnection
 from runs.control import INPUT_METHODS
-from runs.models import Runtime
-from runtime_host.targets import Target, Targets
+from runtime_host.parts import HostedBrowser
+from runtime_host.targets import Target
 from runtime_host.video import VideoCapture
 from runtimes.hostlink import host_link_token, pack_frame
 
@@ -53,25 +51,8 @@ FOLLOW = ""  # the watch key of viewers that follow the automation's tab
 SETTLE_S = 0.5
 
 
-class WatchedBrowser(Protocol):
-    """What the live link needs of its browser."""
-
-    @property
-    def runtime(self) -> Runtime: ...
-
-    @property
-    def cdp(self) -> CdpConnection | None: ...
-
-    @property
-    def targets(self) -> Targets: ...
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
-
-    async def set_recording(self, enabled: bool) -> None: ...
-
-
 class LiveLink:
-    def __init__(self, browser: WatchedBrowser, video: VideoCapture | None = None) -> None:
+    def __init__(self, browser: HostedBrowser, video: VideoCapture | None = None) -> None:
         self.browser = browser
         self.video = video
         self.ws: Any = None

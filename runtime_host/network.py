@@ -4,31 +4,22 @@ egress proxy (runtime_host/egress.py) matched to the requests they failed. Heade
 stored redacted (runs.cdp.redact_headers)."""
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from django.utils import timezone
 
 from runs.cdp import redact_headers
 from runs.confinement import url_refusal
 from runtime_host.egress import destination_key
+from runtime_host.parts import HostedBrowser
 from runtime_host.targets import Target
-from runtime_host.writer import RunWriter
 
 MAX_PENDING_EXTRAS = 1000
 # How long a finished response waits for its ExtraInfo headers before it is written.
 EXTRA_INFO_WAIT_S = 1.0
 # How long a refusal of the egress proxy waits for the page's failure of that request.
 BLOCK_MATCH_S = 2.0
-
-
-class NetworkBrowser(Protocol):
-    """What the network log needs of its browser."""
-
-    @property
-    def writer(self) -> RunWriter: ...
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
 
 
 def _took(known: dict[str, Any], params: dict[str, Any]) -> dict[str, int]:
@@ -40,7 +31,7 @@ def _took(known: dict[str, Any], params: dict[str, Any]) -> dict[str, int]:
 
 
 class NetworkLog:
-    def __init__(self, browser: NetworkBrowser) -> None:
+    def __init__(self, browser: HostedBrowser) -> None:
         self.browser = browser
         self.blocked: dict[str, list[str]] = {}  # host:port → the proxy's refusals
 

@@ -8,14 +8,14 @@ accessibility tree."""
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from django.utils import timezone
 
 from runs.cdp_client import CdpConnection
+from runtime_host.parts import HostedBrowser
 from runtime_host.recorder import (
     BINDING_NAME,
     END_EXPRESSION,
@@ -29,32 +29,10 @@ from runtime_host.recorder import (
     take_element_expression,
 )
 from runtime_host.steps import accessible_element, input_event, named, record_of
-from runtime_host.targets import Target, Targets
-from runtime_host.writer import RunWriter
+from runtime_host.targets import Target
 
 # How long naming an input's element may take before the page's own guess stands.
 INPUT_RESOLVE_TIMEOUT_S = 1.0
-
-
-class CapturedBrowser(Protocol):
-    """What the page capture needs of its browser."""
-
-    @property
-    def cdp(self) -> CdpConnection | None: ...
-
-    @property
-    def writer(self) -> RunWriter: ...
-
-    @property
-    def targets(self) -> Targets: ...
-
-    @property
-    def recording_enabled(self) -> bool: ...
-
-    @property
-    def stopping(self) -> bool: ...
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
 
 
 async def evaluate_in_world(
@@ -87,7 +65,7 @@ def recorder_script() -> dict[str, Any]:
 
 
 class PageCapture:
-    def __init__(self, browser: CapturedBrowser) -> None:
+    def __init__(self, browser: HostedBrowser) -> None:
         self.browser = browser
 
     @property

@@ -4,17 +4,15 @@ their scripts run) and, for a profile that persists, saved back when the run sto
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
 
 from runs.cdp_client import CdpConnection
-from runs.models import Run, Runtime
 from runs.profiles import clean_state, domains_of, empty_state, profile_save, profile_state
 from runtime_host.page_capture import evaluate_in_world
-from runtime_host.targets import Targets
-from runtime_host.writer import RunWriter
+from runtime_host.parts import HostedBrowser
 
 logger = logging.getLogger(__name__)
 
@@ -27,27 +25,8 @@ STORAGE_EXPRESSION = (
 )
 
 
-class ProfiledBrowser(Protocol):
-    """What the profile sync needs of its browser."""
-
-    @property
-    def cdp(self) -> CdpConnection | None: ...
-
-    @property
-    def runtime(self) -> Runtime: ...
-
-    @property
-    def run(self) -> Run: ...
-
-    @property
-    def writer(self) -> RunWriter: ...
-
-    @property
-    def targets(self) -> Targets: ...
-
-
 class ProfileSync:
-    def __init__(self, browser: ProfiledBrowser) -> None:
+    def __init__(self, browser: HostedBrowser) -> None:
         self.browser = browser
         self.profile: dict[str, Any] | None = None  # the start's {"id", "name", "persist"}
         self.state = empty_state()

@@ -6,40 +6,20 @@ import asyncio
 import contextlib
 import io
 import time
-from collections.abc import Coroutine
-from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from runs.cdp_client import CdpConnection
-from runs.models import Artifact, Run
+from runs.models import Artifact
 from runs.services import artifact_store
-from runtime_host.targets import Target, Targets
+from runtime_host.parts import HostedBrowser
+from runtime_host.targets import Target
 
 SHOT_CACHE_INTERVAL_S = 2.0
 
 
-class PhotographedBrowser(Protocol):
-    """What the screenshots need of their browser."""
-
-    @property
-    def cdp(self) -> CdpConnection | None: ...
-
-    @property
-    def run(self) -> Run: ...
-
-    @property
-    def targets(self) -> Targets: ...
-
-    @property
-    def stopping(self) -> bool: ...
-
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
-
-
 class Screenshots:
-    def __init__(self, browser: PhotographedBrowser) -> None:
+    def __init__(self, browser: HostedBrowser) -> None:
         self.browser = browser
         self._last_shot_at = 0.0
         self._shot_scheduled = False

@@ -12,34 +12,13 @@ is never lost.
 
 import asyncio
 import time
-from typing import Protocol
 
 from recordings.video import video_fps
-from runtime_host.targets import Targets
-from runtime_host.writer import RunWriter
-
-
-class FilmedBrowser(Protocol):
-    """What the video needs of its browser."""
-
-    @property
-    def bound(self) -> bool: ...
-
-    @property
-    def recording_enabled(self) -> bool: ...
-
-    @property
-    def stopping(self) -> bool: ...
-
-    @property
-    def targets(self) -> Targets: ...
-
-    @property
-    def writer(self) -> RunWriter: ...
+from runtime_host.parts import HostedBrowser
 
 
 class VideoCapture:
-    def __init__(self, browser: FilmedBrowser) -> None:
+    def __init__(self, browser: HostedBrowser) -> None:
         self.browser = browser
         fps = video_fps()
         self.interval = 1.0 / fps if fps > 0 else 0.0
