@@ -231,7 +231,8 @@ def activity(
     wanted_types = set(types) if types else None
     floor = SEVERITY_RANK[min_severity]
     head = run_items(run)
-    if floor or wanted_types is not None:
+    filtered = bool(floor) or wanted_types is not None
+    if filtered:
         # A burst's and a navigation command's severity, and a drag's type, are written
         # when the item is finished: filtering asks finished items.
         for item in [*head, *middle]:
@@ -248,7 +249,9 @@ def activity(
     head = [item for item in head if keep(item)]
     started = [item for item in head if item.type == "run.started"]
     ended = [item for item in head if item.type != "run.started"]
-    return Activity(items=[render(item) for item in [*started, *kept, *ended]], truncated=truncated)
+    # Each item finished once: above when filtering, by render otherwise.
+    items = [item.as_json() if filtered else render(item) for item in [*started, *kept, *ended]]
+    return Activity(items=items, truncated=truncated)
 
 
 def _latest(rows: Any) -> tuple[list[tuple[Any, ...]], bool]:
