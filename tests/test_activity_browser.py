@@ -256,12 +256,13 @@ async def test_raw_cdp_input_gets_the_same_words(
 
     items = await db(activity_items)(run)
     said = messages(items)
-    assert 'Clicked button "Place order"' in said, said
-    assert 'Clicked field "Card number"' in said, said
-    assert 'Typed 4 characters into "Card number"' in said, said
-    assert "Clicked an unlabelled field" in said, said
-    assert "Typed 2 characters into an unlabelled field" in said, said
-    assert 'Clicked button "Accept cookies"' in said, said
-    assert any(m.startswith("Navigated to Help — ") for m in said), said
-    assert 'Clicked button "Contact us"' in said, said
-    assert not [m for m in said if "Target." in m or "Runtime." in m], said
+    told = "\n".join(said)  # the whole list when an assertion fails
+    assert 'Clicked button "Place order"' in said, told
+    assert 'Clicked field "Card number"' in said, told
+    assert 'Typed 4 characters into "Card number"' in said, told
+    assert "Clicked an unlabelled field" in said, told
+    assert "Typed 2 characters into an unlabelled field" in said, told
+    assert 'Clicked button "Accept cookies"' in said, told
+    assert any(m.startswith("Navigated to Help — ") for m in said), told
+    assert 'Clicked button "Contact us"' in said, told
+    assert not [m for m in said if "Target." in m or "Runtime." in m], told
