@@ -88,6 +88,36 @@ def cpu_ticks(pids: list[int]) -> int:
     return total
 
 
+def tree_cpu_seconds(root_pid: int) -> tuple[float, float]:
+    """CPU seconds of `root_pid` itself, and of its descendants (live ones, and those that
+    ended and were waited for, counted in their parents' children's times)."""
+
+    def times(pid: int) -> tuple[int, int]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0, 0
+        return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    own, waited = times(root_pid)
+    descendants = waited
+    todo = list(children.get(root_pid, []))
+    while todo:
+        pid = todo.pop()
+        mine, theirs = times(pid)
+        descendants += mine + theirs
+        todo.extend(children.get(pid, []))
+    return own / CLK_TCK, descendants / CLK_TCK
+
+
 async def sample(host_pid: int, seconds: float) -> tuple[int, float]:
     """Memory (PSS) of the browsers and their CPU (cores) over `seconds`."""
     pids = chromium_pids(host_pid)

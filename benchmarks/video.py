@@ -27,22 +27,47 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import write_results
+from benchmarks.capacity import tree_cpu_seconds
 from benchmarks.recording_ingest import load_averages
 from benchmarks.runtimes import TARGET_FLOW_RATIO, Bench, Sample, Servers, p50, p95, tenant
 
+# Where a flow's CPU goes, by process: the part's name → its CPU seconds now.
+PARTS = ("Chromium", "runtime host", "web process", "client")
 
-def flows(bench: Bench, count: int, label: str) -> dict[bool, list[Sample]]:
+
+def cpu_now(servers: Servers) -> dict[str, float]:
+    """The CPU seconds so far of each part; the client is this process and its children
+    (Playwright's driver) other than the servers."""
+    host, browsers = tree_cpu_seconds(servers.host.pid)
+    web = sum(tree_cpu_seconds(servers.daphne.process.pid))
+    everything = sum(tree_cpu_seconds(os.getpid()))
+    return {
+        "Chromium": browsers,
+        "runtime host": host,
+        "web process": web,
+        "client": everything - browsers - host - web,
+    }
+
+
+def flows(bench: Bench, count: int, label: str, servers: Servers) -> dict[bool, list[Sample]]:
     from demo.management.commands.demo import drive_demo
 
     def flow(browser: Any) -> float:
+        before = cpu_now(servers)
         t0 = time.perf_counter()
         drive_demo(browser, bench.base)
-        return time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        after = cpu_now(servers)
+        cpu.update({part: after[part] - before[part] for part in PARTS})
+        return seconds
+
+    cpu: dict[str, float] = {}
 
     samples: dict[bool, list[Sample]] = {True: [], False: []}
     for index in range(count):
         for recording in (True, False) if index % 2 == 0 else (False, True):
             sample = bench.with_runtime(recording, flow)
+            sample.extra.update(cpu)
             samples[recording].append(sample)
             print(
                 f"  {label} {index + 1}/{count} recording={'on ' if recording else 'off'}: "
@@ -95,14 +120,14 @@ def encode_all(run_ids: list[str]) -> list[dict[str, float]]:
 
 
 def report(
-    off_a: list[float],
-    rrweb: list[float],
-    off_b: list[float],
-    video: list[float],
+    block_a: dict[bool, list[Sample]],
+    block_b: dict[bool, list[Sample]],
     tabs: list[dict[str, float]],
     load_before: str,
     load_after: str,
 ) -> str:
+    off_a, rrweb = [s.seconds for s in block_a[False]], [s.seconds for s in block_a[True]]
+    off_b, video = [s.seconds for s in block_b[False]], [s.seconds for s in block_b[True]]
     rrweb_ratio = p50(rrweb) / p50(off_a)
     video_ratio = p50(video) / p50(off_b)
     minutes = sum(tab["minutes"] for tab in tabs) or 1e-9
@@ -127,6 +152,20 @@ def report(
         f"| frames kept per minute of video (changes only, ≤ 5/s) | {frames_per_min:,.0f} |",
         f"| MP4 per minute of video | {mp4_per_min / 1024 / 1024:.2f} MiB |",
         f"| encoding time per minute of video (one core) | {encode_per_min:.2f} s |",
+        "",
+        "| CPU seconds per flow, p50 | " + " | ".join(PARTS) + " | all |",
+        "|---|" + "---:|" * (len(PARTS) + 1),
+        *(
+            f"| {name} | "
+            + " | ".join(f"{p50([s.extra[part] for s in samples]):.2f}" for part in PARTS)
+            + f" | {p50([sum(s.extra[part] for part in PARTS) for s in samples]):.2f} |"
+            for name, samples in (
+                ("video off: recording off", block_a[False]),
+                ("video off: rrweb recording", block_a[True]),
+                ("video on: recording off", block_b[False]),
+                ("video on: rrweb + video", block_b[True]),
+            )
+        ),
         "",
         f"Load average before: {load_before}; after: {load_after}.",
     ]
@@ -153,29 +192,21 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as playwright:
             bench = Bench(servers.base, raw_key, runtime_id, playwright)
             print("Warm-up: one demo flow…", flush=True)
-            flows(bench, 1, "warm-up")
+            flows(bench, 1, "warm-up", servers)
             print(f"(a) video off: recording off/on alternated, {args.flows} each", flush=True)
-            block_a = flows(bench, args.flows, "video off")
+            block_a = flows(bench, args.flows, "video off", servers)
             print("    restarting the runtime host with BCTRL_VIDEO_FPS=5…", flush=True)
             servers.restart_host({"BCTRL_VIDEO_FPS": "5"})
-            flows(bench, 1, "warm-up")
+            flows(bench, 1, "warm-up", servers)
             print(f"(b) video on: recording off/on alternated, {args.flows} each", flush=True)
-            block_b = flows(bench, args.flows, "video on")
+            block_b = flows(bench, args.flows, "video on", servers)
         print("(c) encoding the recorded tabs…", flush=True)
         tabs = encode_all([sample.run_id for sample in block_b[True]])
     finally:
         servers.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    text = report(
-        [s.seconds for s in block_a[False]],
-        [s.seconds for s in block_a[True]],
-        [s.seconds for s in block_b[False]],
-        [s.seconds for s in block_b[True]],
-        tabs,
-        load_before,
-        load_averages(),
-    )
+    text = report(block_a, block_b, tabs, load_before, load_averages())
     print("\n" + text)
     write_results("video.md", text)
     return 0

@@ -168,6 +168,8 @@ async def test_a_clients_recording_switch_is_applied_then_confirmed(link: LiveLi
 class FakeVideo:
     """The run's video wanting every tab, its next slot 0.05 s away."""
 
+    interval = 0.05
+
     def __init__(self) -> None:
         self.frames: list[tuple[str, bytes]] = []
 
@@ -205,3 +207,52 @@ async def test_a_tab_only_the_video_wants_is_throttled_and_refreshed_once_still(
     assert [p["sessionId"] for p, _ in cdp.methods("Page.screencastFrameAck")] == [1, 2]
     await asyncio.sleep(0.7)
     assert len(cdp.methods("Page.startScreencast")) == 2  # not restarted again
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.002)
+
+
+async def test_a_busy_tab_only_the_video_wants_is_taken_in_pulses_until_it_is_still(
+    settings: Any,
+) -> None:
+    """A tab whose next frame comes the moment its held ones are acked, three slots in a
+    row, leaves the screencast (which costs Chromium every picture it composites) for a
+    pulse per slot: the screencast started, its first picture taken and acked, stopped.
+    A repeated picture is not sent to the video again; three in a row, and the tab is
+    back on the screencast."""
+    link = LiveLink(FakeBrowser(), video=FakeVideo())  # type: ignore[arg-type]
+    cdp = fake(link).cdp
+    link._reconcile()
+    target = FakeTarget("T1", "S1")
+    acks = 0
+
+    def send(picture: bytes) -> None:
+        nonlocal acks
+        acks += 1
+        data = base64.b64encode(picture).decode()
+        link.frame(target, {"data": data, "sessionId": acks, "metadata": {}})  # type: ignore[arg-type]
+
+    def starts() -> int:
+        return len(cdp.methods("Page.startScreencast"))
+
+    send(b"a")  # held until the video's next slot
+    for _ in range(3):
+        await until(lambda: "T1" not in link.held_acks)  # acked…
+        send(b"a")  # …and the next frame at once: busy
+    assert link.pulses == {"T1": True} and "T1" not in link.casting
+    await until(lambda: len(cdp.methods("Page.stopScreencast")) == 1)
+
+    for pulse, picture in enumerate((b"b", b"c", b"c", b"c", b"c"), start=2):
+        await until(lambda pulse=pulse: starts() == pulse)  # it began
+        send(picture)
+    await until(lambda: not link.pulses)
+    assert "T1" in link.casting  # the screencast again
+    assert starts() == 1 + 5 + 1
+    assert len(cdp.methods("Page.stopScreencast")) == 1 + 5
+    # Each pulse's picture acked at once; the video got each new picture once.
+    assert len(cdp.methods("Page.screencastFrameAck")) >= 4 + 5 - 1
+    assert [picture for _, picture in link.video.frames][-2:] == [b"b", b"c"]  # type: ignore[union-attr]

@@ -345,13 +345,41 @@ setTimeout(() => fill("rgb(20,40,230)", "blue"), 2000);
 </script></body></html>"""
 
 
+# A canvas repainted at every animation frame for 3 s (its red going up, its blue down),
+# then green and still: a busy tab, which the host takes in pulses, not on the screencast.
+BUSY_PAGE = b"""<!doctype html><html><head><title>busy</title></head>
+<body style="margin:0;overflow:hidden">
+<canvas id="c" width="640" height="400" style="display:block;width:100vw;height:100vh"></canvas>
+<script>
+const context = document.getElementById("c").getContext("2d");
+const began = Date.now();
+window.span = {began};
+function paint() {
+  const part = (Date.now() - began) / 3000;
+  if (part >= 1) {
+    context.fillStyle = "rgb(20,200,40)";
+    context.fillRect(0, 0, 640, 400);
+    requestAnimationFrame(() => { window.span.ended = Date.now(); document.title = "done"; });
+    return;
+  }
+  const red = Math.round(20 + 220 * part);
+  context.fillStyle = `rgb(${red},20,${240 - red})`;
+  context.fillRect(0, 0, 640, 400);
+  requestAnimationFrame(paint);
+}
+requestAnimationFrame(paint);
+</script></body></html>"""
+GREEN = (20, 200, 40)
+
+
 class CanvasHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        page = BUSY_PAGE if self.path == "/busy" else CANVAS_PAGE
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(CANVAS_PAGE)))
+        self.send_header("Content-Length", str(len(page)))
         self.end_headers()
-        self.wfile.write(CANVAS_PAGE)
+        self.wfile.write(page)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -430,3 +458,74 @@ async def test_a_canvas_that_turns_blue_is_red_then_blue_in_the_runs_mp4(
 
     assert near(picture_at(turns["blue"] - 100), RED), picture_at(turns["blue"] - 100)
     assert near(picture_at(turns["blue"] + 1200), BLUE), picture_at(turns["blue"] + 1200)
+
+
+def colours_between(data: bytes, start_s: float, end_s: float) -> list[tuple[int, int, int]]:
+    """The middle pixel of each frame shown from `start_s` to `end_s`, in order."""
+    colours = []
+    with av.open(io.BytesIO(data), "r") as container:
+        for frame in container.decode(video=0):
+            if frame.time is not None and start_s <= frame.time <= end_s:
+                rgb = frame.reformat(format="rgb24")
+                plane = rgb.planes[0]
+                offset = (rgb.height // 2) * plane.line_size + 3 * (rgb.width // 2)
+                pixel = bytes(plane)[offset : offset + 3]
+                colours.append((pixel[0], pixel[1], pixel[2]))
+    return colours
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+async def test_a_canvas_repainted_every_frame_is_in_the_video_at_its_rate_then_still(
+    asgi_server: str,
+    host_thread: RuntimeHost,
+    tenant: Tenant,
+    canvas_site: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A tab that paints at every animation frame for 3 s: the host takes its video in
+    pulses (runtime_host/live.py), and the video shows the canvas changing through those
+    seconds at about the video's rate (5 pictures a second), in order, and then the green
+    it stopped on; once still, the tab is back on the screencast."""
+    from playwright.async_api import async_playwright
+
+    caplog.set_level("DEBUG", logger="runtime_host.live")
+    from recordings.tasks import process_recording
+
+    started = await start_runtime(asgi_server, tenant)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
+        context = await browser.new_context(viewport={"width": 640, "height": 400})
+        page = await context.new_page()
+        await page.goto(canvas_site.replace("/canvas", "/busy"))
+        await page.wait_for_function("document.title === 'done'", timeout=15_000)
+        await page.wait_for_timeout(1500)  # green for a while, still
+        span = await page.evaluate("window.span")
+        run = await stop_runtime(asgi_server, tenant, started)
+
+    recording = await db(lambda: Recording.objects.get(run=run))()
+    if recording.status != Recording.Status.READY:
+        await db(lambda: process_recording.delay(recording.id, True))()
+    video = await wait_for(
+        lambda: RecordingVideo.objects.filter(
+            recording__run=run, status=RecordingVideo.Status.READY
+        ).first(),
+        timeout=60,
+        message="the tab's video",
+    )
+    recording = await db(lambda: Recording.objects.get(run=run))()
+    data = await db(mp4_bytes)(recording, video)
+    assert video.start_ms is not None
+    began = (span["began"] - video.start_ms) / 1000
+    ended = (span["ended"] - video.start_ms) / 1000
+    painted = colours_between(data, began + 0.3, ended - 0.3)
+    pictures = [colour for index, colour in enumerate(painted) if colour != painted[index - 1]]
+    # 2.4 s of a canvas that changes at every frame: ~12 pictures at 5 a second; at least
+    # half of them even on a loaded machine, each redder than the one before.
+    assert len(pictures) >= 6, painted
+    reds = [colour[0] for colour in pictures]
+    assert reds == sorted(reds), pictures
+    assert near(colour_at(data, ended + 1.0), GREEN), colour_at(data, ended + 1.0)
+    said = [record.getMessage() for record in caplog.records if record.name == "runtime_host.live"]
+    assert any("busy: its video in pulses" in line for line in said), said
+    assert any("its video on the screencast" in line for line in said), said
