@@ -195,6 +195,7 @@ class Instrumentation:
         if params.get("type") and params.get("type") != "Navigation":
             data["transition"] = params["type"]
         self.browser.writer.event("navigation", data, page_id=target.page_id)
+        self.live.navigated(target.target_id)
         self.browser.spawn(self.capture.check(target))
 
     def _load_fired(self, target: Target, params: dict[str, Any]) -> None:

@@ -90,6 +90,7 @@ class LiveLink:
         # Targets taken in pulses (their loop runs) → whether the loop is to go on.
         self.pulses: dict[str, bool] = {}
         self.pulse_seen: dict[str, asyncio.Event] = {}  # target → its pulse's picture came
+        self.pulsed_once: set[str] = set()  # targets taken in pulses at least once
         self.last_frame: dict[str, tuple[dict[str, Any], bytes]] = {}  # header, JPEG
         # The newest message per key not yet sent: text, or a frame (header, JPEG, to).
         self.outbox: dict[str, str | tuple[dict[str, Any], bytes, str]] = {}
@@ -273,6 +274,9 @@ class LiveLink:
         for target_id in self.pulses.keys() - (wanted - self.watched):
             self.pulses[target_id] = False  # watched (screencast at once) or not wanted
         for target_id in wanted - self.casting - self.pulses.keys():
+            if target_id not in self.watched and target_id not in self.pulsed_once:
+                self._start_pulses(target_id)  # a new tab: its first page is loading
+                continue
             self.casting.add(target_id)
             session = self.browser.targets.sessions_by_target[target_id]
             self.browser.cdp.send_nowait("Page.startScreencast", SCREENCAST, session)
@@ -404,13 +408,24 @@ class LiveLink:
             self.busy_slots.pop(target_id, None)
             return
         self.busy_slots[target_id] = self.busy_slots.get(target_id, 0) + 1
-        if self.busy_slots[target_id] >= BUSY_SLOTS and self.video is not None:
-            del self.busy_slots[target_id]
-            runtime = self.browser.runtime.id
-            logger.debug("Tab %s of %s is busy: its video in pulses", target_id, runtime)
-            self.casting.discard(target_id)
-            self.pulses[target_id] = True
-            self.browser.spawn(self._pulse(target_id))
+        if self.busy_slots[target_id] >= BUSY_SLOTS:
+            self._start_pulses(target_id)
+
+    def navigated(self, target_id: str) -> None:
+        """A tab's page navigated: it is about to load and paint, which makes a tab that
+        only the video wants busy for a while."""
+        if target_id in self.casting and target_id not in self.watched:
+            self._start_pulses(target_id)
+
+    def _start_pulses(self, target_id: str) -> None:
+        if self.video is None or self.closed or not self.video.enabled:
+            return
+        self.busy_slots.pop(target_id, None)
+        logger.debug("Tab %s of %s: its video in pulses", target_id, self.browser.runtime.id)
+        self.casting.discard(target_id)
+        self.pulses[target_id] = True
+        self.pulsed_once.add(target_id)
+        self.browser.spawn(self._pulse(target_id))
 
     async def _pulse(self, target_id: str) -> None:
         """Takes the tab's picture at each video slot (the screencast started, its first

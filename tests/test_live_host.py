@@ -165,10 +165,18 @@ async def test_a_clients_recording_switch_is_applied_then_confirmed(link: LiveLi
     assert isinstance(done, str) and orjson.loads(done) == {"type": "done", "to": "proxy-1"}
 
 
+def on_the_screencast(link: LiveLink) -> LiveLink:
+    """A link whose tab T1 has been taken in pulses while its first page loaded and is on
+    the screencast since."""
+    link.pulsed_once.add("T1")
+    return link
+
+
 class FakeVideo:
     """The run's video wanting every tab, its next slot 0.05 s away."""
 
     interval = 0.05
+    enabled = True
 
     def __init__(self) -> None:
         self.frames: list[tuple[str, bytes]] = []
@@ -189,7 +197,7 @@ async def test_a_tab_only_the_video_wants_is_throttled_and_refreshed_once_still(
     """Its frames are acked at the video's next slot, not at once; once it is quiet
     after held frames, its screencast restarts (the picture as it is now), and that
     frame is acked at once, so a still tab is not restarted again and again."""
-    link = LiveLink(FakeBrowser(), video=FakeVideo())  # type: ignore[arg-type]
+    link = on_the_screencast(LiveLink(FakeBrowser(), video=FakeVideo()))  # type: ignore[arg-type]
     cdp = fake(link).cdp
     link._reconcile()
     assert [s for _, s in cdp.methods("Page.startScreencast")] == ["S1"]  # nobody watches
@@ -224,7 +232,7 @@ async def test_a_busy_tab_only_the_video_wants_is_taken_in_pulses_until_it_is_st
     pulse per slot: the screencast started, its first picture taken and acked, stopped.
     A repeated picture is not sent to the video again; three in a row, and the tab is
     back on the screencast."""
-    link = LiveLink(FakeBrowser(), video=FakeVideo())  # type: ignore[arg-type]
+    link = on_the_screencast(LiveLink(FakeBrowser(), video=FakeVideo()))  # type: ignore[arg-type]
     cdp = fake(link).cdp
     link._reconcile()
     target = FakeTarget("T1", "S1")
@@ -256,3 +264,24 @@ async def test_a_busy_tab_only_the_video_wants_is_taken_in_pulses_until_it_is_st
     # Each pulse's picture acked at once; the video got each new picture once.
     assert len(cdp.methods("Page.screencastFrameAck")) >= 4 + 5 - 1
     assert [picture for _, picture in link.video.frames][-2:] == [b"b", b"c"]  # type: ignore[union-attr]
+
+
+async def test_a_new_tab_and_a_navigated_one_are_taken_in_pulses(settings: Any) -> None:
+    """A tab the video starts to want is loading its first page: pulses from the start.
+    A tab on the screencast whose page navigates: pulses again. A watched tab stays on
+    its screencast."""
+    link = LiveLink(FakeBrowser(), video=FakeVideo())  # type: ignore[arg-type]
+    cdp = fake(link).cdp
+    link._reconcile()
+    assert link.pulses == {"T1": True} and link.casting == set()
+    link.pulses["T1"] = False  # as if its pulses found it still
+    await until(lambda: not link.pulses)
+    assert link.casting == {"T1"}
+    link.navigated("T1")
+    assert link.pulses == {"T1": True} and link.casting == set()
+    link.pulses["T1"] = False
+    await until(lambda: not link.pulses)
+    watch(link, "T1")
+    link.navigated("T1")
+    assert link.pulses == {} and link.casting == {"T1"}
+    assert cdp.methods("Page.startScreencast")
