@@ -792,6 +792,42 @@ def test_a_title_reported_before_its_navigation_names_it(timeline: Timeline) -> 
     ]
 
 
+def test_a_navigate_command_the_proxy_could_not_place_takes_its_events_page(
+    timeline: Timeline,
+) -> None:
+    # A raw client's Page.navigate on a session the proxy had not yet tied to its tab
+    # (sent right after Target.attachToTarget) has no page; its navigation event and the
+    # page's title do, and name the step.
+    timeline.command(0, "Page.navigate", {"url": "https://shop.test/help"}, page="", took=0.3)
+    timeline.event(0.2, "navigation", {"url": "https://shop.test/help"})
+    timeline.event(0.4, "page.title", {"url": "https://shop.test/help", "title": "Help"})
+    timeline.command(2, "Page.navigate", {"url": "https://shop.test/faq"}, page="", took=0.3)
+    timeline.event(2.1, "page.title", {"url": "https://shop.test/faq", "title": "FAQ"})
+    timeline.event(2.2, "navigation", {"url": "https://shop.test/faq"})
+    assert [item["message"] for item in timeline.items()] == [
+        "Navigated to Help — https://shop.test/help",
+        "Navigated to FAQ — /faq",
+    ]
+
+
+def test_a_navigate_command_whose_event_never_came_is_named_by_the_pages_title(
+    timeline: Timeline,
+) -> None:
+    timeline.command(0, "Page.navigate", {"url": "https://shop.test/"}, took=0.3)
+    timeline.event(0.2, "navigation", {"url": "https://shop.test/"})
+    # The host missed this navigation's event; the page's capture told its title.
+    timeline.command(2, "Page.navigate", {"url": "https://shop.test/help"}, took=0.3)
+    timeline.event(2.5, "page.title", {"url": "https://shop.test/help", "title": "Help"})
+    # A title of another address than the command's is not its.
+    timeline.command(4, "Page.navigate", {"url": "https://shop.test/faq"}, took=0.3)
+    timeline.event(4.5, "page.title", {"url": "https://shop.test/other", "title": "Other"})
+    assert [item["message"] for item in timeline.items()] == [
+        "Navigated to https://shop.test/",
+        "Navigated to Help — /help",
+        "Navigated to https://shop.test/faq",
+    ]
+
+
 def test_a_dialog_says_how_it_was_answered(timeline: Timeline) -> None:
     timeline.event(0, "dialog", {"type": "confirm", "message": "Are you sure?"})
     timeline.command(0.5, "Page.handleJavaScriptDialog", {"accept": True})

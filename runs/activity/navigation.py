@@ -60,6 +60,9 @@ class Navigations:
         if awaited is not None:
             pending, cmd = awaited
             self.nav_command = None
+            # A command the proxy could not place on a tab (sent on a session it had not
+            # yet tied to one) is of the page its navigation happened in.
+            pending.page_id = pending.page_id or ev.page_id
             pending.events.append(ev.seq)
             pending.url, pending.transition = url, ev.data.get("transition")
             if cmd.duration_ms is None:
@@ -89,7 +92,8 @@ class Navigations:
 
     def _navigated(self, item: Navigation, url: str) -> None:
         """The navigation of a page: a later title or document status of that URL is its."""
-        item.place = place(url, self.origins)
+        if not (item.place and item.url == url):  # not placed by its page's title already
+            item.place = place(url, self.origins)
         self.latest[item.page_id] = item
         early = self.early_titles.pop(item.page_id, None)
         if early is not None and without_fragment(early[0]) == without_fragment(url):
@@ -106,8 +110,28 @@ class Navigations:
         if item is not None and without_fragment(item.url or "") == without_fragment(url):
             item.title = text(ev.data.get("title"))
             item.events.append(ev.seq)
+        elif (awaited := self._titled_command(ev, url)) is not None:
+            # The page of a navigate command whose navigation event has not come (or
+            # never will: the host can miss it): the page's own title and address name
+            # the step; the event, if it comes, still joins it.
+            awaited.url = url
+            awaited.title = text(ev.data.get("title"))
+            awaited.events.append(ev.seq)
+            awaited.place = place(url, self.origins)
+            awaited.page_id = awaited.page_id or ev.page_id
+            self.latest[awaited.page_id] = awaited
         else:  # its navigation event may come next
             self.early_titles[ev.page_id] = (url, text(ev.data.get("title")), ev.seq)
+
+    def _titled_command(self, ev: EventRecord, url: str) -> Navigation | None:
+        """The navigate command still waiting for its event that a page's title of `url`
+        answers: on that page, to that address, within its window."""
+        awaited = self._awaiting(ev)
+        if awaited is None:
+            return None
+        pending, cmd = awaited
+        wanted = text(cmd.params.get("url") or "")
+        return pending if wanted and without_fragment(wanted) == without_fragment(url) else None
 
     def request(self, ev: EventRecord) -> None:
         request_id = ev.data.get("requestId")
