@@ -16,7 +16,7 @@ layer (runtimes.liveview); viewers' input comes back over the same link.
   wants it, and each frame goes to the video and, when watched, to the viewers at their
   own rate. A tab the video keeps cast also gives a new viewer its picture at once.
   A tab that only the video wants is throttled at the source: its frames are acked when
-  the video's next slot comes (Chromium encodes nothing more while that frame waits), so
+  the video's next slot comes (Chromium sends nothing more while two frames wait), so
   Chromium encodes about BCTRL_VIDEO_FPS pictures a second instead of up to 60. A change
   that came while frames waited would be lost once the page goes still, so a quiet
   SETTLE_S after held frames restarts the screencast, which sends the picture as it is.
@@ -52,16 +52,10 @@ from runtimes.hostlink import host_link_token, pack_frame
 
 logger = logging.getLogger(__name__)
 
-# One frame in flight: while a frame waits for its ack (at once for viewers, at the video's
-# next slot for a tab only the video wants), Chromium drops the frames it composites
-# instead of JPEG-encoding up to three that would be replaced.
-SCREENCAST = {
-    "format": "jpeg",
-    "quality": 60,
-    "maxWidth": 1280,
-    "maxHeight": 1280,
-    "maxFramesInFlight": 1,
-}
+# Chromium's default of three frames in flight is kept: with one (`maxFramesInFlight: 1`,
+# which saves JPEG encodings of frames the video replaces) a watched tab's screencast
+# stopped sending now and then under load, as if an ack had gone uncounted.
+SCREENCAST = {"format": "jpeg", "quality": 60, "maxWidth": 1280, "maxHeight": 1280}
 RECONCILE_S = 0.2
 TITLES_S = 1.0
 RELAY_TIMEOUT_S = 1.0
