@@ -349,13 +349,19 @@ def host_thread(transactional_db: None, asgi_server: str, settings: Any) -> Iter
 @pytest.fixture
 def started(asgi_server: str, tenant: Tenant, host_thread: RuntimeHost) -> Iterator[dict[str, Any]]:
     """A runtime of `tenant` started through the API, as a client would: the start's
-    answer (`connectUrl`, `runId`…) with `runtimeId`; stopped after the test."""
+    answer (`connectUrl`, `runId`…) with `runtimeId`; stopped after the test, and waited
+    for until the host has let it go (its last writes done: the next test's database
+    flush must not race them)."""
     client = Bctrl(api_key=tenant.raw_key, base_url=asgi_server)
     runtime = client.runtimes.create(name="live")
     answer = client.runtimes.start(runtime.id)
     yield {"runtimeId": runtime.id, **answer.raw}
     with contextlib.suppress(ConflictError):
         client.runtimes.stop(runtime.id)
+    deadline = time.monotonic() + 30
+    while client.runtimes.retrieve(runtime.id).status in ("starting", "running", "stopping"):
+        assert time.monotonic() < deadline, f"runtime {runtime.id} did not stop in 30 s"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
