@@ -60,24 +60,21 @@ class Navigations:
         if awaited is not None:
             pending, cmd = awaited
             self.nav_command = None
-            # A command the proxy could not place on a tab (sent on a session it had not
-            # yet tied to one) is of the page its navigation happened in.
-            pending.page_id = pending.page_id or ev.page_id
             pending.events.append(ev.seq)
-            pending.url, pending.transition = url, ev.data.get("transition")
+            pending.transition = ev.data.get("transition")
             if cmd.duration_ms is None:
                 pending.duration_ms = ms(ev.time - cmd.started_at)
-            self._navigated(pending, url)
+            self._navigated(pending, url, ev.page_id)
             return
         item = self.timeline.add(
             Navigation(
                 id=f"act_{ev.id}", time=ev.time, type="browser.navigate", page_id=ev.page_id,
-                order=self.timeline.order, status="succeeded", events=[ev.seq], url=url,
+                order=self.timeline.order, status="succeeded", events=[ev.seq],
                 transition=ev.data.get("transition"),
             )
         )  # fmt: skip
         self.nav_event = item
-        self._navigated(item, url)
+        self._navigated(item, url, ev.page_id)
 
     def _awaiting(self, ev: EventRecord) -> tuple[Navigation, CommandRecord] | None:
         """The navigate command a navigation event is the outcome of, if any: on its page,
@@ -90,10 +87,15 @@ class Navigations:
             return pending, cmd
         return None
 
-    def _navigated(self, item: Navigation, url: str) -> None:
-        """The navigation of a page: a later title or document status of that URL is its."""
-        if not (item.place and item.url == url):  # not placed by its page's title already
+    def _navigated(self, item: Navigation, url: str, page_id: str) -> None:
+        """The navigation of a page to `url`, told by its event (or, before it, by the
+        page's title): a later title or document status of that URL is its."""
+        # A command the proxy could not place on a tab (sent on a session it had not yet
+        # tied to one) is of the page its navigation happened in.
+        item.page_id = item.page_id or page_id
+        if not (item.place and item.url == url):  # placed once, by the first to tell it
             item.place = place(url, self.origins)
+        item.url = url
         self.latest[item.page_id] = item
         early = self.early_titles.pop(item.page_id, None)
         if early is not None and without_fragment(early[0]) == without_fragment(url):
@@ -114,12 +116,9 @@ class Navigations:
             # The page of a navigate command whose navigation event has not come (or
             # never will: the host can miss it): the page's own title and address name
             # the step; the event, if it comes, still joins it.
-            awaited.url = url
+            self._navigated(awaited, url, ev.page_id)
             awaited.title = text(ev.data.get("title"))
             awaited.events.append(ev.seq)
-            awaited.place = place(url, self.origins)
-            awaited.page_id = awaited.page_id or ev.page_id
-            self.latest[awaited.page_id] = awaited
         else:  # its navigation event may come next
             self.early_titles[ev.page_id] = (url, text(ev.data.get("title")), ev.seq)
 
