@@ -21,6 +21,7 @@ from runs.models import Event, Run
 from .conftest import CHROMIUM, CHROMIUM_ARGS, Tenant
 from .processes import free_port
 from .test_cdp_proxy import eventually
+from .test_lease_api import mint_recording
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -328,9 +329,7 @@ def test_a_viewer_link_with_the_network_tab_opens_the_har_and_trace_only_with_al
     from django.test import Client
 
     def viewer(components: list[str]) -> dict[str, Any]:
-        response = tenant.client.post(
-            f"/v1/runs/{network_run.id}/recording", {"components": components}, format="json"
-        )
+        response = mint_recording(tenant, network_run, {"components": components})
         assert response.status_code == 200
         answer: dict[str, Any] = response.json()
         return answer

@@ -103,6 +103,7 @@ from viewers.leases import (
     LeaseRefused,
     lease_check,
     lease_mint,
+    lease_shows,
     live_ws_path,
 )
 from viewers.models import ViewerLease
@@ -266,7 +267,7 @@ def replay_file_download(request: HttpRequest, lease: ViewerLease, token: str) -
 def replay_har(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResponseBase:
     """The run's network log as HAR, for a lease that shows the network tab; without the
     run's id, as in the embed."""
-    if not set(lease.components) >= HAR_COMPONENTS:
+    if not lease_shows(lease, HAR_COMPONENTS):
         return refused_json(LeaseRefused("wrong_kind"))
     chunks = har_chunks(lease.run, named=False)
     return streaming_response(request, chunks, content_type=HAR_TYPE, filename=HAR_FILENAME)
@@ -276,7 +277,7 @@ def replay_har(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResp
 def replay_trace(request: HttpRequest, lease: ViewerLease, token: str) -> HttpResponseBase:
     """The run as a Playwright trace, for a lease that shows all a trace holds (activity,
     network, console); without the run's name and id."""
-    if not set(lease.components) >= TRACE_COMPONENTS:
+    if not lease_shows(lease, TRACE_COMPONENTS):
         return refused_json(LeaseRefused("wrong_kind"))
     chunks = trace_chunks(lease.run, screencast_frames(lease.run), named=False)
     return streaming_response(request, chunks, content_type=TRACE_TYPE, filename=TRACE_FILENAME)

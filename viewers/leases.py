@@ -322,13 +322,17 @@ HAR_FILENAME = "network.har"
 TRACE_FILENAME = "trace.zip"
 
 
+def lease_shows(lease: ViewerLease, components: frozenset[str]) -> bool:
+    """Whether `lease` shows all of `components` (a file holding them is its to open)."""
+    return set(lease.components) >= components
+
+
 def lease_files(lease: ViewerLease) -> dict[str, str]:
     """The run's files that `lease` opens, by the name of their URL on it."""
-    shown = set(lease.components)
     files = {"replayFileUrl": "replay.html"}
-    if shown >= HAR_COMPONENTS:
+    if lease_shows(lease, HAR_COMPONENTS):
         files["harUrl"] = HAR_FILENAME
-    if shown >= TRACE_COMPONENTS:
+    if lease_shows(lease, TRACE_COMPONENTS):
         files["traceUrl"] = TRACE_FILENAME
     return files
 
