@@ -22,6 +22,7 @@ largest sustained K. Prints a Markdown table and writes benchmarks/results/capac
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -41,26 +42,41 @@ PAUSE_S = 0.3
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def chromium_pids(root_pid: int) -> list[int]:
-    """Chromium processes descending from `root_pid` (the runtime host)."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command's name (state first); [] when the
+    process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _children() -> dict[int, list[int]]:
+    """Every process's children, by parent pid."""
     children: dict[int, list[int]] = {}
-    names: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            names[int(entry.name)] = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [root_pid]
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def _descendants(root_pid: int) -> list[int]:
+    children = _children()
+    found, todo = [], list(children.get(root_pid, []))
     while todo:
         pid = todo.pop()
-        for child in children.get(pid, []):
-            todo.append(child)
-            if "chrom" in names.get(child, ""):
-                found.append(child)
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def chromium_pids(root_pid: int) -> list[int]:
+    """Chromium processes descending from `root_pid` (the runtime host)."""
+    found = []
+    for pid in _descendants(root_pid):
+        with contextlib.suppress(OSError):
+            if "chrom" in Path(f"/proc/{pid}/comm").read_text():
+                found.append(pid)
     return found
 
 
@@ -77,44 +93,24 @@ def pss_bytes(pids: list[int]) -> int:
     return total
 
 
-def cpu_ticks(pids: list[int]) -> int:
+def cpu_ticks(pids: list[int], *, waited: bool = False) -> int:
+    """utime + stime of `pids` (and, with `waited`, of their children that ended and were
+    waited for)."""
     total = 0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except OSError:
-            continue
+        if fields := _stat(pid):
+            total += int(fields[11]) + int(fields[12])
+            if waited:
+                total += int(fields[13]) + int(fields[14])
     return total
 
 
 def tree_cpu_seconds(root_pid: int) -> tuple[float, float]:
     """CPU seconds of `root_pid` itself, and of its descendants (live ones, and those that
     ended and were waited for, counted in their parents' children's times)."""
-
-    def times(pid: int) -> tuple[int, int]:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0, 0
-        return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
-
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    own, waited = times(root_pid)
-    descendants = waited
-    todo = list(children.get(root_pid, []))
-    while todo:
-        pid = todo.pop()
-        mine, theirs = times(pid)
-        descendants += mine + theirs
-        todo.extend(children.get(pid, []))
+    own = cpu_ticks([root_pid])
+    descendants = cpu_ticks([root_pid], waited=True) - own
+    descendants += cpu_ticks(_descendants(root_pid), waited=True)
     return own / CLK_TCK, descendants / CLK_TCK
 
 
