@@ -53,16 +53,20 @@ def mp4_bytes(recording: Recording, video: RecordingVideo) -> bytes:
         return bytes(handle.read())
 
 
+def middle_pixel(frame: Any) -> tuple[int, int, int]:
+    rgb = frame.reformat(format="rgb24")
+    plane = rgb.planes[0]
+    offset = (rgb.height // 2) * plane.line_size + 3 * (rgb.width // 2)
+    pixel = bytes(plane)[offset : offset + 3]
+    return pixel[0], pixel[1], pixel[2]
+
+
 def colour_at(data: bytes, seconds: float) -> tuple[int, int, int]:
     """The colour of the middle pixel of the first frame shown at `seconds`."""
     with av.open(io.BytesIO(data), "r") as container:
         for frame in container.decode(video=0):
             if frame.time is not None and frame.time + 1e-6 >= seconds:
-                rgb = frame.reformat(format="rgb24")
-                plane = rgb.planes[0]
-                offset = (rgb.height // 2) * plane.line_size + 3 * (rgb.width // 2)
-                pixel = bytes(plane)[offset : offset + 3]
-                return pixel[0], pixel[1], pixel[2]
+                return middle_pixel(frame)
     raise AssertionError(f"no frame at {seconds} s")
 
 
@@ -394,28 +398,31 @@ def canvas_site() -> Iterator[str]:
     server.shutdown()
 
 
-@pytest.mark.browser
-@pytest.mark.timeout(180)
-async def test_a_canvas_that_turns_blue_is_red_then_blue_in_the_runs_mp4(
-    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, canvas_site: str
-) -> None:
-    """rrweb cannot see a canvas; the video does. A real runtime records the page, the
-    run ends, the recording is processed and the Celery task encodes the tab's MP4."""
+async def record_canvas(
+    asgi_server: str, tenant: Tenant, url: str, title: str, told: str
+) -> tuple[Run, Any]:
+    """A real runtime's tab on `url` (640x400) until its title is `title` and then still
+    for 1.5 s; the run stopped with the page open (the recording ends when the run does).
+    Answers the run and what the page holds in `told`."""
     from playwright.async_api import async_playwright
-
-    from recordings.tasks import process_recording
 
     started = await start_runtime(asgi_server, tenant)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.connect_over_cdp(started.connect_url)
         context = await browser.new_context(viewport={"width": 640, "height": 400})
         page = await context.new_page()
-        await page.goto(canvas_site)
-        await page.wait_for_function("document.title === 'blue'", timeout=15_000)
-        await page.wait_for_timeout(1500)  # blue for a while, still
-        turns = await page.evaluate("window.turns")
-        # Stopped with the page open: the recording ends when the run does.
+        await page.goto(url)
+        await page.wait_for_function(f"document.title === '{title}'", timeout=15_000)
+        await page.wait_for_timeout(1500)  # still for a while
+        value = await page.evaluate(told)
         run = await stop_runtime(asgi_server, tenant, started)
+    return run, value
+
+
+async def tab_video(run: Run) -> tuple[Recording, RecordingVideo, bytes]:
+    """The run's processed recording, its tab's video once the Celery task encoded it,
+    and the MP4."""
+    from recordings.tasks import process_recording
 
     recording = await db(lambda: Recording.objects.get(run=run))()
     if recording.status != Recording.Status.READY:  # the stop's own processing raced
@@ -428,7 +435,18 @@ async def test_a_canvas_that_turns_blue_is_red_then_blue_in_the_runs_mp4(
         message="the tab's video",
     )
     recording = await db(lambda: Recording.objects.get(run=run))()
-    data = await db(mp4_bytes)(recording, video)
+    return recording, video, await db(mp4_bytes)(recording, video)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+async def test_a_canvas_that_turns_blue_is_red_then_blue_in_the_runs_mp4(
+    asgi_server: str, host_thread: RuntimeHost, tenant: Tenant, canvas_site: str
+) -> None:
+    """rrweb cannot see a canvas; the video does. A real runtime records the page, the
+    run ends, the recording is processed and the Celery task encodes the tab's MP4."""
+    run, turns = await record_canvas(asgi_server, tenant, canvas_site, "blue", "window.turns")
+    recording, video, data = await tab_video(run)
     assert recording.duration_ms
     assert abs(duration_s(data) * 1000 - recording.duration_ms) <= 0.05 * recording.duration_ms
     assert video.start_ms is not None
@@ -462,16 +480,12 @@ async def test_a_canvas_that_turns_blue_is_red_then_blue_in_the_runs_mp4(
 
 def colours_between(data: bytes, start_s: float, end_s: float) -> list[tuple[int, int, int]]:
     """The middle pixel of each frame shown from `start_s` to `end_s`, in order."""
-    colours = []
     with av.open(io.BytesIO(data), "r") as container:
-        for frame in container.decode(video=0):
-            if frame.time is not None and start_s <= frame.time <= end_s:
-                rgb = frame.reformat(format="rgb24")
-                plane = rgb.planes[0]
-                offset = (rgb.height // 2) * plane.line_size + 3 * (rgb.width // 2)
-                pixel = bytes(plane)[offset : offset + 3]
-                colours.append((pixel[0], pixel[1], pixel[2]))
-    return colours
+        return [
+            middle_pixel(frame)
+            for frame in container.decode(video=0)
+            if frame.time is not None and start_s <= frame.time <= end_s
+        ]
 
 
 @pytest.mark.browser
@@ -487,34 +501,10 @@ async def test_a_canvas_repainted_every_frame_is_in_the_video_at_its_rate_then_s
     pulses (runtime_host/live.py), and the video shows the canvas changing through those
     seconds at about the video's rate (5 pictures a second), in order, and then the green
     it stopped on; once still, the tab is back on the screencast."""
-    from playwright.async_api import async_playwright
-
     caplog.set_level("DEBUG", logger="runtime_host.live")
-    from recordings.tasks import process_recording
-
-    started = await start_runtime(asgi_server, tenant)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.connect_over_cdp(started.connect_url)
-        context = await browser.new_context(viewport={"width": 640, "height": 400})
-        page = await context.new_page()
-        await page.goto(canvas_site.replace("/canvas", "/busy"))
-        await page.wait_for_function("document.title === 'done'", timeout=15_000)
-        await page.wait_for_timeout(1500)  # green for a while, still
-        span = await page.evaluate("window.span")
-        run = await stop_runtime(asgi_server, tenant, started)
-
-    recording = await db(lambda: Recording.objects.get(run=run))()
-    if recording.status != Recording.Status.READY:
-        await db(lambda: process_recording.delay(recording.id, True))()
-    video = await wait_for(
-        lambda: RecordingVideo.objects.filter(
-            recording__run=run, status=RecordingVideo.Status.READY
-        ).first(),
-        timeout=60,
-        message="the tab's video",
-    )
-    recording = await db(lambda: Recording.objects.get(run=run))()
-    data = await db(mp4_bytes)(recording, video)
+    busy = canvas_site.replace("/canvas", "/busy")
+    run, span = await record_canvas(asgi_server, tenant, busy, "done", "window.span")
+    _, video, data = await tab_video(run)
     assert video.start_ms is not None
     began = (span["began"] - video.start_ms) / 1000
     ended = (span["ended"] - video.start_ms) / 1000
