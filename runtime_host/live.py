@@ -265,6 +265,7 @@ class LiveLink:
             return
         self.watched = self._wanted()
         wanted = self.watched | (self.video.wanted() if self.video is not None else set())
+        self.pulsed_once &= self.browser.targets.sessions_by_target.keys()  # open tabs only
         for target_id in self.pulses.keys() - (wanted - self.watched):
             self.pulses[target_id] = False  # watched (screencast at once) or not wanted
         for target_id in wanted - self.casting - self.pulses.keys():
@@ -336,7 +337,8 @@ class LiveLink:
         metadata = params.get("metadata") or {}
         image = base64.b64decode(params.get("data") or "")
         if pulsed:
-            self.pulse_seen.setdefault(target_id, asyncio.Event()).set()
+            if (seen := self.pulse_seen.get(target_id)) is not None:
+                seen.set()
             previous = self.last_frame.get(target_id)
             if previous is not None and previous[1] == image:
                 return  # the same picture: the video holds it already
