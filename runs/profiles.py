@@ -2,12 +2,14 @@
 
 A start names a profile (`profileId`); its runtime host sets the profile's cookies in the
 browser before the client connects and gives each page of an origin the profile's local
-storage before the page's own scripts run. With `persist: true` the run is the profile's
-one writer until it ends, and the host saves the browser's cookies and the local storage
-of its open pages back when the run stops. The state is JSON
-`{"cookies": [CDP CookieParam…], "origins": {origin: {"localStorage": [[key, value]…]}}}`,
-stored encrypted (runs.sealed) and
-never logged or answered: the API shows a profile's domains, not its values.
+storage and IndexedDB before the page's own scripts run. With `persist: true` the run is
+the profile's one writer until it ends, and the host saves the browser's cookies and the
+local storage and IndexedDB of its open pages' origins back when the run stops. The state
+is JSON `{"cookies": [CDP CookieParam…], "origins": {origin: {"localStorage": [[key,
+value]…], "indexedDB": [database…]}}}` (a database as static/js/storage.js reads it: its
+version, stores, indexes and records, values as tagged JSON), stored encrypted
+(runs.sealed) and never logged or answered: the API shows a profile's domains, not its
+values.
 """
 
 from typing import Any
@@ -38,6 +40,8 @@ COOKIE_FIELDS = (
 )
 # The largest state a profile keeps (encrypted bytes).
 MAX_STATE_BYTES = 5 * 1024 * 1024
+# The most IndexedDB an origin keeps (JSON bytes); an origin with more keeps none.
+MAX_INDEXEDDB_BYTES = 2 * 1024 * 1024
 
 
 def empty_state() -> dict[str, Any]:
@@ -46,7 +50,8 @@ def empty_state() -> dict[str, Any]:
 
 def clean_state(cookies: list[dict[str, Any]], origins: dict[str, Any]) -> dict[str, Any]:
     """A state to keep from what the browser answered: cookies as Storage.setCookies takes
-    them (a session cookie without its expiry) and non-empty local storage per origin."""
+    them (a session cookie without its expiry) and each origin's local storage and
+    IndexedDB databases, for origins that have either."""
     kept = []
     for cookie in cookies:
         param = {name: cookie[name] for name in COOKIE_FIELDS if name in cookie}
@@ -56,9 +61,12 @@ def clean_state(cookies: list[dict[str, Any]], origins: dict[str, Any]) -> dict[
     return {
         "cookies": kept,
         "origins": {
-            origin: {"localStorage": storage["localStorage"]}
+            origin: {
+                "localStorage": storage.get("localStorage", []),
+                "indexedDB": storage.get("indexedDB", []),
+            }
             for origin, storage in origins.items()
-            if storage.get("localStorage")
+            if storage.get("localStorage") or storage.get("indexedDB")
         },
     }
 

@@ -36,10 +36,14 @@ INPUT_RESOLVE_TIMEOUT_S = 1.0
 
 
 async def evaluate_in_world(
-    cdp: CdpConnection, target: Target, expression: str, timeout: float = 5.0
+    cdp: CdpConnection,
+    target: Target,
+    expression: str,
+    timeout: float = 5.0,
+    await_promise: bool = False,
 ) -> Any:
     """`expression`'s value in the page's isolated world (WORLD_NAME), where the host's
-    scripts run apart from the page's own."""
+    scripts run apart from the page's own (with `await_promise`, what its promise gives)."""
     world = await cdp.send(
         "Page.createIsolatedWorld",
         {"frameId": target.target_id, "worldName": WORLD_NAME},
@@ -52,6 +56,7 @@ async def evaluate_in_world(
             "expression": expression,
             "contextId": world["executionContextId"],
             "returnByValue": True,
+            "awaitPromise": await_promise,
         },
         target.session_id,
         timeout=timeout,

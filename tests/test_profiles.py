@@ -1,6 +1,7 @@
 """Browser profiles: the API (create, list, inspect without values, delete, one writer at
 a time, tenancy), encryption at rest, and in real Chromium a person signed in to the demo
-shop in one run who is still signed in, with the page's local storage, at the next start."""
+shop in one run who is still signed in, with the page's local storage and IndexedDB, at
+the next start."""
 
 import asyncio
 from typing import Any
@@ -13,6 +14,7 @@ from runs import profiles, services
 from runs.models import Profile, Run, Runtime
 from runs.sealed import seal, unseal
 from runtime_host.host import RuntimeHost
+from runtime_host.profiles import kept_databases
 from runtimes import services as runtime_services
 from tests.conftest import Tenant, fake_host, start_runtime, stop_runtime
 
@@ -26,6 +28,72 @@ COOKIE = {
     "session": True,
     "expires": -1,
 }
+
+
+# A page's own IndexedDB: a store keyed in its values with an index, one keyed apart, and
+# values of the kinds a structured clone holds and JSON does not.
+WRITE_INDEXEDDB = """async () => {
+  const db = await new Promise((resolve, reject) => {
+    const opening = indexedDB.open("shop", 3);
+    opening.onupgradeneeded = () => {
+      const orders = opening.result.createObjectStore(
+        "orders", {keyPath: "id", autoIncrement: true});
+      orders.createIndex("by_day", "day");
+      opening.result.createObjectStore("drafts");
+    };
+    opening.onsuccess = () => resolve(opening.result);
+    opening.onerror = () => reject(opening.error);
+  });
+  const tx = db.transaction(["orders", "drafts"], "readwrite");
+  tx.objectStore("orders").put({
+    day: "mon", when: new Date(1700000000000), bytes: new Uint8Array([1, 2, 255]),
+    tags: new Map([["gift", true]]), seen: new Set([3, 4]), score: NaN, missing: undefined,
+    big: 12345678901234567890n, photo: new Blob(["png?"], {type: "image/png"}),
+    nested: {deep: [1, {"$bctrl": "not a tag"}]},
+  });
+  tx.objectStore("orders").put({day: "tue"});
+  tx.objectStore("drafts").put("half-typed note", "note-1");
+  await new Promise((resolve) => { tx.oncomplete = resolve; });
+  db.close();
+}"""
+
+# What the page finds at its first open, before anything else of it runs.
+FIRST_OPEN = """if (location.protocol === "http:") window.__firstOpen = new Promise((resolve) => {
+  const opening = indexedDB.open("shop");
+  opening.onsuccess = () => {
+    const db = opening.result;
+    try {
+      const read = db.transaction("orders").objectStore("orders").count();
+      read.onsuccess = () => { resolve({version: db.version, orders: read.result}); db.close(); };
+    } catch (error) { resolve({version: db.version, error: error.message}); }
+  };
+  opening.onerror = () => resolve({error: String(opening.error)});
+});"""
+
+READ_INDEXEDDB = """async () => {
+  const db = await new Promise((resolve) => {
+    const opening = indexedDB.open("shop");
+    opening.onsuccess = () => resolve(opening.result);
+  });
+  const ask = (request) => new Promise((resolve) => {
+    request.onsuccess = () => resolve(request.result);
+  });
+  const tx = db.transaction(["orders", "drafts"], "readwrite");
+  const orders = tx.objectStore("orders");
+  const [first] = await ask(orders.index("by_day").getAll("mon"));
+  const added = await ask(orders.put({day: "wed"}));
+  const note = await ask(tx.objectStore("drafts").get("note-1"));
+  db.close();
+  return {
+    when: first.when instanceof Date && first.when.getTime(),
+    bytes: [first.bytes.constructor.name, Array.from(first.bytes)],
+    tags: [...first.tags.entries()], seen: [...first.seen], score: Number.isNaN(first.score),
+    missing: "missing" in first && first.missing === undefined,
+    big: typeof first.big === "bigint" && String(first.big),
+    photo: [first.photo.type, await first.photo.text()], nested: first.nested,
+    added, note,
+  };
+}"""
 
 
 def create(tenant: Tenant, name: str) -> Any:
@@ -145,6 +213,24 @@ def test_the_space_settings_list_profiles_by_site_and_delete_them(
     assert "The profile was deleted." in browser.get(deleted["Location"]).content.decode()
 
 
+def test_an_origins_indexeddb_past_its_bound_is_left_out_and_named() -> None:
+    small = {"name": "prefs", "version": 1, "stores": []}
+    big = {"name": "cache", "version": 2, "stores": [{"records": [["k", "x" * 3_000_000]]}]}
+    assert kept_databases("https://a.example", {"databases": [small], "failed": []}) == (
+        [small],
+        [],
+    )
+    databases, not_kept = kept_databases(
+        "https://a.example", {"databases": [small, big], "failed": ["locked: blocked"]}
+    )
+    assert databases == []
+    assert not_kept[0] == "https://a.example locked: blocked"
+    assert not_kept[1].startswith("https://a.example prefs, cache: 3000") and "over" in not_kept[1]
+    # An origin with neither local storage nor databases is not kept.
+    state = profiles.clean_state([], {"https://a.example": {"localStorage": [], "indexedDB": []}})
+    assert state["origins"] == {}
+
+
 def test_the_state_is_encrypted_at_rest_and_keys_rotate(settings: Any) -> None:
     state = profiles.clean_state([COOKIE], {})
     token = seal(state)
@@ -182,6 +268,7 @@ async def test_signed_in_at_the_next_start(
         await page.click("#signin-submit")
         await page.wait_for_selector("#signed-in-as")
         await page.evaluate("localStorage.setItem('cart', '[\"mug\"]')")
+        await page.evaluate(WRITE_INDEXEDDB)
         await browser.close()
     await stop_runtime(asgi_server, tenant, first)
     saved = await asyncio.to_thread(api.get, f"/v1/profiles/{profile['id']}")
@@ -191,9 +278,25 @@ async def test_signed_in_at_the_next_start(
     async with async_playwright() as playwright:
         browser = await playwright.chromium.connect_over_cdp(second.connect_url)
         page = await browser.contexts[0].new_page()
+        await page.add_init_script(FIRST_OPEN)
         await page.goto(shop)
         assert await page.text_content("#signed-in-as") == "ada@example.com"
         assert await page.evaluate("localStorage.getItem('cart')") == '["mug"]'
+        # The page's very first open finds its database whole, at its version.
+        assert await page.evaluate("window.__firstOpen") == {"version": 3, "orders": 2}
+        assert await page.evaluate(READ_INDEXEDDB) == {
+            "when": 1700000000000,
+            "bytes": ["Uint8Array", [1, 2, 255]],
+            "tags": [["gift", True]],
+            "seen": [3, 4],
+            "score": True,
+            "missing": True,
+            "big": "12345678901234567890",
+            "photo": ["image/png", "png?"],
+            "nested": {"deep": [1, {"$bctrl": "not a tag"}]},
+            "added": 3,  # the key generator goes on after the kept records
+            "note": "half-typed note",
+        }
         await browser.close()
     await stop_runtime(asgi_server, tenant, second)
 
@@ -205,5 +308,6 @@ async def test_signed_in_at_the_next_start(
         await page.goto(shop)
         assert await page.query_selector("#signed-in-as") is None
         assert await page.evaluate("localStorage.getItem('cart')") is None
+        assert await page.evaluate("indexedDB.databases()") == []
         await browser.close()
     await stop_runtime(asgi_server, tenant, third)
