@@ -343,7 +343,8 @@ def report(
     s_off = [s.seconds for s in stress[False]]
     stress_ratio = p50(s_on) / p50(s_off)
     start_ok = p50(ready) <= TARGET_START_P50_S
-    flow_ok = flow_ratio <= TARGET_FLOW_RATIO
+    # A part skipped (--flows 0, --stress 0) has no rows and no verdict.
+    flow_ok = not (on and off) or flow_ratio <= TARGET_FLOW_RATIO
     lines = [
         "# Runtimes benchmark",
         "",
@@ -366,36 +367,50 @@ def report(
         f"| no pool: start → `connect_over_cdp` done | {len(ready)} "
         f"| {p50(ready) * 1000:.0f} ms | {p95(ready) * 1000:.0f} ms "
         f"| p50 ≤ {TARGET_START_P50_S:g} s: **{'holds' if start_ok else 'does not hold'}** |",
-        f"| demo flow, recording off | {len(off)} | {p50(off):.2f} s | {p95(off):.2f} s | |",
-        f"| demo flow, recording on | {len(on)} | {p50(on):.2f} s | {p95(on):.2f} s "
-        f"| ≤ {TARGET_FLOW_RATIO:g}x off: {flow_ratio:.2f}x "
-        f"**{'holds' if flow_ok else 'does not hold'}** |",
-        f"| stress, {mutations:,} mutations, off | {len(s_off)} | {p50(s_off) * 1000:.0f} ms "
-        f"| {p95(s_off) * 1000:.0f} ms | |",
-        f"| stress, {mutations:,} mutations, on | {len(s_on)} | {p50(s_on) * 1000:.0f} ms "
-        f"| {p95(s_on) * 1000:.0f} ms | {stress_ratio:.2f}x off (worst case, no target) |",
-        "",
-        "| recorded per run (median) | rrweb events | rrweb raw JSON | run events |",
-        "|---|---:|---:|---:|",
     ]
-    for label, group in (
-        ("demo flow, on", flows[True]),
-        ("demo flow, off", flows[False]),
-        ("stress, on", stress[True]),
-        ("stress, off", stress[False]),
-    ):
-        if not group:  # skipped (--flows 0, --stress 0)
-            continue
+    if on and off:
+        lines += [
+            f"| demo flow, recording off | {len(off)} | {p50(off):.2f} s | {p95(off):.2f} s | |",
+            f"| demo flow, recording on | {len(on)} | {p50(on):.2f} s | {p95(on):.2f} s "
+            f"| ≤ {TARGET_FLOW_RATIO:g}x off: {flow_ratio:.2f}x "
+            f"**{'holds' if flow_ok else 'does not hold'}** |",
+        ]
+    if s_on and s_off:
+        lines += [
+            f"| stress, {mutations:,} mutations, off | {len(s_off)} "
+            f"| {p50(s_off) * 1000:.0f} ms | {p95(s_off) * 1000:.0f} ms | |",
+            f"| stress, {mutations:,} mutations, on | {len(s_on)} | {p50(s_on) * 1000:.0f} ms "
+            f"| {p95(s_on) * 1000:.0f} ms | {stress_ratio:.2f}x off (worst case, no target) |",
+        ]
+    recorded = [
+        (label, group)
+        for label, group in (
+            ("demo flow, on", flows[True]),
+            ("demo flow, off", flows[False]),
+            ("stress, on", stress[True]),
+            ("stress, off", stress[False]),
+        )
+        if group  # skipped (--flows 0, --stress 0)
+    ]
+    if recorded:
+        lines += [
+            "",
+            "| recorded per run (median) | rrweb events | rrweb raw JSON | run events |",
+            "|---|---:|---:|---:|",
+        ]
+    for label, group in recorded:
         lines.append(
             f"| {label} | {statistics.median(s.rrweb_events for s in group):,.0f} "
             f"| {statistics.median(s.rrweb_bytes for s in group) / 1024:,.0f} KiB "
             f"| {statistics.median(s.run_events for s in group):,.0f} |"
         )
-    lines += [
-        "",
-        f"Stress: `window.demoStress.run({mutations}, {per_tick})` awaited by `page.evaluate`: "
-        f"{per_tick} mutations (text, class, insert, remove in turn) per macrotask.",
-    ]
+    if s_on and s_off:
+        lines += [
+            "",
+            f"Stress: `window.demoStress.run({mutations}, {per_tick})` awaited by "
+            f"`page.evaluate`: {per_tick} mutations (text, class, insert, remove in turn) per "
+            "macrotask.",
+        ]
     return "\n".join(lines) + "\n", warm_ok and start_ok and flow_ok
 
 

@@ -115,6 +115,16 @@ async def test_an_uploaded_file_reaches_the_pages_file_input(
         assert seen["name"] == mine.rsplit("/", 1)[-1]
         assert base64.b64decode(seen["base64"]) == RECEIPT
 
+        # The page's own file chooser, as Playwright hands it to a script, takes it too.
+        chosen = await browser.contexts[0].new_page()
+        await chosen.set_content(FORM)
+        async with chosen.expect_file_chooser() as opened:
+            await chosen.click("#file")
+        await (await opened.value).set_files(mine)
+        await chosen.wait_for_function("document.getElementById('out').textContent")
+        seen = await chosen.evaluate("JSON.parse(document.getElementById('out').textContent)")
+        assert base64.b64decode(seen["base64"]) == RECEIPT
+
         # A raw CDP client does the same with DOM.setFileInputFiles.
         raw = await browser.contexts[0].new_page()
         await raw.set_content(FORM)
