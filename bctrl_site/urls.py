@@ -27,6 +27,8 @@ urlpatterns = [
     path("login/", guard_sign_in(dashboard_views.SignInView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("dashboard.replay_urls")),
+    # Files a person in the live view picks for a page's file chooser (a ticket, no session).
+    path("", include("runtimes.live_files")),
     # Viewer embeds opened by a lease token (/embed/…), no session.
     path("", include("viewers.embed_urls")),
     # The public demo shop that `manage.py demo` drives (demo/shop.py).

@@ -238,6 +238,11 @@ class ManagedBrowser:
         return self.sandbox.downloads
 
     @property
+    def upload_dir(self) -> Path:
+        assert self.sandbox is not None
+        return self.sandbox.uploads
+
+    @property
     def files_dir(self) -> str:
         return str(self.sandbox.shared) if self.sandbox is not None else ""
 

@@ -147,6 +147,7 @@ class Instrumentation:
                     session,
                 )
             send("Page.enable", {}, session)
+            send("Page.setInterceptFileChooserDialog", {"enabled": True}, session)
             send("Runtime.enable", {}, session)
             self.capture.send_to_page(target)
             send("Network.enable", {}, session)
@@ -157,6 +158,7 @@ class Instrumentation:
         elif kind == "iframe":
             # An out-of-process frame: its inputs are told from its own documents.
             send("Page.enable", {}, session)
+            send("Page.setInterceptFileChooserDialog", {"enabled": True}, session)
             send("Runtime.enable", {}, session)
             self.capture.send_input_capture(session)
             send("Network.enable", {}, session)
@@ -239,6 +241,9 @@ TARGET_HANDLERS: dict[str, Callable[[Instrumentation, Target, dict[str, Any]], N
     "Page.loadEventFired": Instrumentation._load_fired,
     "Page.javascriptDialogOpening": Instrumentation._dialog,
     "Page.javascriptDialogClosed": Instrumentation._dialog_closed,
+    "Page.fileChooserOpened": lambda instrumentation, target, params: (
+        instrumentation.live.choosers.opened(target, params)
+    ),
     "Page.screencastFrame": lambda instrumentation, target, params: instrumentation.live.frame(
         target, params
     ),

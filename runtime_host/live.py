@@ -10,6 +10,8 @@ layer (runtimes.liveview); viewers' input comes back over the same link.
   newest frame of a tab waits: a busy web process gets fewer frames, never old ones.
 - Input is sent to the browser only as runs.control.INPUT_METHODS, on the tab's own
   CDP session; anything else is dropped and logged.
+- A file chooser a page opens is told to the viewers, and the files a person in control
+  picks are set on its input (runtime_host.choosers).
 - The link reconnects after a drop; without it the browser runs and records as usual.
 - One screencast per tab serves both the viewers and the run's video
   (runtime_host/video.py): a tab is screencast while viewers watch it or while the video
@@ -45,6 +47,7 @@ from django.conf import settings
 
 from runs.cdp import json_object
 from runs.control import INPUT_METHODS
+from runtime_host.choosers import FileChoosers
 from runtime_host.parts import HostedBrowser
 from runtime_host.targets import Target
 from runtime_host.video import VideoCapture
@@ -96,6 +99,7 @@ class LiveLink:
         self.tabs_sent = b""
         self.closed = False
         self.interval = 1.0 / max(settings.BCTRL_LIVE_MAX_FPS, 0.1)
+        self.choosers = FileChoosers(browser, self._queue)
 
     # The link -----------------------------------------------------------------------
 
@@ -195,6 +199,8 @@ class LiveLink:
             self._input(message)
         elif kind == "recording":
             self.browser.spawn(self._switch_recording(message))
+        elif kind == "chooseFiles":
+            self.browser.spawn(self.choosers.choose(message))
         elif kind == "active":
             target = message.get("target")
             if isinstance(target, str) and target in self.browser.targets.page_infos:
@@ -212,6 +218,7 @@ class LiveLink:
         frame = self.last_frame.get(target or "")
         if frame is not None:
             self._queue(f"frame:{channel}", (*frame, channel))
+        self.choosers.tell(channel)
 
     async def _switch_recording(self, message: dict[str, Any]) -> None:
         """A client's `recording=` option, applied before the proxy lets it in."""
@@ -266,6 +273,8 @@ class LiveLink:
         self.watched = self._wanted()
         wanted = self.watched | (self.video.wanted() if self.video is not None else set())
         self.pulsed_once &= self.browser.targets.sessions_by_target.keys()  # open tabs only
+        for tab in self.choosers.open.keys() - self.browser.targets.sessions_by_target.keys():
+            self.choosers.gone(tab)  # its tab closed
         for target_id in self.pulses.keys() - (wanted - self.watched):
             self.pulses[target_id] = False  # watched (screencast at once) or not wanted
         for target_id in wanted - self.casting - self.pulses.keys():
@@ -409,7 +418,8 @@ class LiveLink:
 
     def navigated(self, target_id: str) -> None:
         """A tab's page navigated: it is about to load and paint, which makes a tab that
-        only the video wants busy for a while."""
+        only the video wants busy for a while; a file chooser of its last page is gone."""
+        self.choosers.gone(target_id)
         if target_id in self.casting and target_id not in self.watched:
             self._start_pulses(target_id)
 

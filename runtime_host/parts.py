@@ -36,6 +36,9 @@ class HostedBrowser(Protocol):
     def download_dir(self) -> Path: ...
 
     @property
+    def upload_dir(self) -> Path: ...
+
+    @property
     def bound(self) -> bool: ...
 
     @property

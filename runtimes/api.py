@@ -1,7 +1,6 @@
 """`/v1/runtimes`: a space's runtimes, starting and stopping them, and the files a client
 puts into a running browser."""
 
-import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -88,7 +87,6 @@ class RuntimeDetailView(APIView):
 
 
 MAX_KEEP_ALIVE_MS = 24 * 60 * 60 * 1000
-UPLOAD_POLL_S = 0.05
 
 
 class RuntimeStartSerializer(s.BrowserOptionsSerializer):
@@ -240,11 +238,7 @@ class RuntimeFilesView(LimitedUploads, APIView):
             content=upload,
             content_type=data.get("contentType") or upload.content_type or "",
         )
-        deadline = time.monotonic() + settings.BCTRL_RUNTIME_UPLOAD_WAIT_S
-        while not artifact.metadata.get("placed") and time.monotonic() < deadline:
-            time.sleep(UPLOAD_POLL_S)
-            artifact.refresh_from_db(fields=["metadata"])
-        placed = bool(artifact.metadata.get("placed"))
+        placed = runtime_services.upload_wait_placed(artifact)
         return Response(runtime_file_json(artifact), status=201 if placed else 202)
 
 

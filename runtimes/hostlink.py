@@ -206,8 +206,9 @@ def _link_runtime(runtime_id: str, authorization: str) -> tuple[str, str]:
 
 
 class HostLinkConsumer(HostLinkKeepalive):
-    """The web end of a runtime host's link: frames and tabs out to the run's viewers,
-    viewers' watch, input and the automation's active tab in to the host."""
+    """The web end of a runtime host's link: frames, tabs and file choosers out to the
+    run's viewers, viewers' watch, input, chosen files and the automation's active tab in
+    to the host."""
 
     run_id = ""
 
@@ -257,6 +258,14 @@ class HostLinkConsumer(HostLinkKeepalive):
                 "type": "live.tabs",
                 "tabs": data.get("tabs") or [],
                 "active": data.get("active"),
+            }
+            await self._publish(data.get("to"), message)
+        elif data.get("type") == "fileChooser" and isinstance(data.get("target"), str):
+            message = {
+                "type": "live.chooser",
+                "target": data["target"],
+                "open": bool(data.get("open")),
+                "multiple": bool(data.get("multiple")),
             }
             await self._publish(data.get("to"), message)
         elif data.get("type") == "done" and isinstance(data.get("to"), str) and data["to"]:

@@ -23,7 +23,9 @@ once on revocation, after a `closed` message.
 Viewer protocol. From the server, binary frames as above and JSON messages: `hello`
 (what the viewer may do, and `maxMessageBytes` and `maxText`, the limits below), `tabs`
 (`tabs`: [{id, url, title}], `active`: the tab the automation last used, `watching`),
-`control` (`holder`: name or null, `you`: whether this viewer holds it), `error`
+`control` (`holder`: name or null, `you`: whether this viewer holds it), `fileChooser`
+(`tabId`, `open`, `multiple`, and for a viewer that may take control `upload`: where
+and with which ticket to send files for it, runtimes.live_files), `error`
 (`code`, `message`), `ended` (`replayUrl`, and the run's `status`: completed or failed)
 and `closed` (`reason`, `message`). From the
 viewer, JSON only, at most BCTRL_LIVE_MESSAGE_MAX_BYTES: `ack` after painting a frame
@@ -69,6 +71,7 @@ from runtimes.hostlink import (
     live_group,
     send_to_host,
 )
+from runtimes.live_files import chooser_ticket
 from viewers.leases import LeaseRefused, lease_check
 from viewers.models import ViewerLease
 
@@ -311,6 +314,24 @@ class LiveViewConsumer(LayerWatchingConsumer):
         await self._send_json(
             {"type": "tabs", "tabs": tabs, "active": self.active, "watching": self._watched()}
         )
+
+    async def live_chooser(self, message: dict[str, Any]) -> None:
+        """A tab opened a file chooser (or it went): a viewer that may take control gets
+        the ticket to send files for it (runtimes.live_files)."""
+        viewer = self.viewer
+        assert viewer is not None
+        tab = str(message["target"])
+        chooser: dict[str, Any] = {
+            "type": "fileChooser",
+            "tabId": tab,
+            "open": bool(message.get("open")),
+            "multiple": bool(message.get("multiple")),
+        }
+        if chooser["open"] and viewer.may_control:
+            chooser["upload"] = chooser_ticket(
+                run_id=viewer.run_id, runtime_id=viewer.runtime_id, tab=tab, key=self.channel_name
+            )
+        await self._send_json(chooser)
 
     async def run_changed(self, message: dict[str, Any]) -> None:
         kind = message.get("kind")

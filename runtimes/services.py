@@ -3,6 +3,7 @@ running, finished). They meet in the database, so any number of web processes an
 can share the work."""
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from runs.errors import ApiError, Conflict
 from runs.live import notify_host
-from runs.models import Run, Runtime, RuntimeHost, Space
+from runs.models import Artifact, Run, Runtime, RuntimeHost, Space
 from runs.profiles import profile_claim, profile_take
 from runs.sealed import seal
 from runs.selectors import active_run_of, live_hosts
@@ -42,6 +43,7 @@ class RuntimeStart:
 
 
 CAPACITY_RETRY_AFTER_S = 2
+UPLOAD_POLL_S = 0.05  # how often a wait for an upload's placing looks
 
 
 def host_heartbeat(
@@ -283,3 +285,13 @@ def runtime_finished(*, runtime: Runtime, state: str, reason: str = "") -> Runti
             )
     runtime.refresh_from_db()
     return runtime
+
+
+def upload_wait_placed(artifact: Artifact) -> bool:
+    """Whether the runtime host placed an upload (runs.services.runtime_upload) in its
+    browser's uploads folder within BCTRL_RUNTIME_UPLOAD_WAIT_S."""
+    deadline = time.monotonic() + settings.BCTRL_RUNTIME_UPLOAD_WAIT_S
+    while not artifact.metadata.get("placed") and time.monotonic() < deadline:
+        time.sleep(UPLOAD_POLL_S)
+        artifact.refresh_from_db(fields=["metadata"])
+    return bool(artifact.metadata.get("placed"))

@@ -10,7 +10,7 @@ from bctrl import Bctrl
 from playwright.sync_api import Error as PlaywrightError
 
 from runs.activity import activity_items
-from runs.models import Event, Run
+from runs.models import Artifact, Event, Run
 from tests.conftest import Refusal, Tenant, refused, sign_in
 from viewers.leases import lease_mint
 from viewers.models import ViewerLease
@@ -307,5 +307,67 @@ def test_a_long_paste_reaches_the_remote_page_whole_in_several_messages(
     assert remote.input_value("#code") == recovery
     assert viewer.get_attribute("[data-live-view]", "data-state") == "live"
     assert viewer.get_attribute("[data-live-view]", "data-control") == "you"
+    automation.close()
+    viewer.close()
+
+
+CHOOSER_PAGE = """
+<!doctype html><title>Identity check</title>
+<label>Your passport scan <input type="file" id="scan"></label>
+<p id="out">nothing yet</p>
+<script>
+  document.getElementById("scan").addEventListener("change", async (event) => {
+    const file = event.target.files[0];
+    document.getElementById("out").textContent = file.name + ": " + (await file.text());
+  });
+</script>
+"""
+
+
+def test_a_person_answers_the_pages_file_chooser_with_a_file_from_their_computer(
+    asgi_server: str, chromium: Any, member: Any, started: dict[str, Any]
+) -> None:
+    # The automation reaches an upload it cannot do and clicks it: the page's chooser opens.
+    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
+    remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
+    remote.set_content(CHOOSER_PAGE)
+    remote.click("#scan")
+
+    viewer = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    sign_in(viewer, asgi_server, f"/runs/{started['runId']}/live")
+    chooser = viewer.locator("[data-live-chooser]")
+    chooser.wait_for(state="visible", timeout=20_000)
+    assert chooser.locator("[data-live-chooser-ask]").inner_text() == "The page asks for a file."
+    assert "Take control" in chooser.inner_text()
+    assert viewer.locator("[data-live-chooser-input]").is_disabled()
+
+    viewer.click("[data-live-control]")
+    viewer.wait_for_selector("[data-live-view][data-control='you']")
+    viewer.wait_for_selector("[data-live-chooser-input]:enabled")
+    viewer.set_input_files(
+        "[data-live-chooser-input]",
+        files=[{"name": "passport.txt", "mimeType": "text/plain", "buffer": b"P<UTOERIKSSON"}],
+    )
+    # The page's own input got the person's file, as if picked in its dialog.
+    remote.wait_for_function(
+        "document.getElementById('out').textContent === 'passport.txt: P<UTOERIKSSON'",
+        timeout=20_000,
+    )
+    viewer.wait_for_selector("[data-live-chooser-status]:has-text('Sent passport.txt')")
+    viewer.screenshot(path=SHOTS.format("file-chooser"))
+    # Answered, the chooser is gone from the view.
+    chooser.wait_for(state="hidden", timeout=10_000)
+
+    # The file is kept with the run, as an upload.
+    files = Artifact.objects.filter(run_id=started["runId"], kind=Artifact.Kind.UPLOAD)
+    assert [(f.name, f.size) for f in files] == [("passport.txt", 13)]
+    # The activity says what the person did, in the page's words.
+    deadline = time.monotonic() + 10
+    while True:
+        said = [item["message"] for item in activity_items(Run.objects.get(pk=started["runId"]))]
+        if any("passport.txt" in m for m in said) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert 'Uploaded passport.txt to "Your passport scan"' in said, "\n".join(said)
     automation.close()
     viewer.close()

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from runtime_host.live import LiveLink
+from runtime_host.targets import Target
 
 
 @dataclass
@@ -285,3 +286,45 @@ async def test_a_new_tab_and_a_navigated_one_are_taken_in_pulses(settings: Any) 
     link.navigated("T1")
     assert link.pulses == {} and link.casting == {"T1"}
     assert cdp.methods("Page.startScreencast")
+
+
+async def test_a_file_chooser_is_told_to_viewers_and_answered_with_placed_files_only(
+    link: LiveLink, tmp_path: Any
+) -> None:
+    browser = fake(link)
+    browser.upload_dir = tmp_path / "uploads"  # type: ignore[attr-defined]
+    browser.upload_dir.mkdir()  # type: ignore[attr-defined]
+    placed = browser.upload_dir / "scan.pdf"  # type: ignore[attr-defined]
+    placed.write_bytes(b"%PDF")
+    (tmp_path / "secret.txt").write_text("host file")
+    tab = Target("T1", "page", "https://a.test/", "S1", "T1")
+    link.choosers.opened(tab, {"backendNodeId": 7, "mode": "selectMultiple", "frameId": "F"})
+    told = orjson.loads(link.outbox["chooser:T1"])  # type: ignore[arg-type]
+    assert told == {"type": "fileChooser", "target": "T1", "open": True, "multiple": True}
+    watch(link, reply="viewer-channel")  # a viewer who comes later hears of it too
+    assert orjson.loads(link.outbox["chooser:T1:viewer-channel"])["to"] == "viewer-channel"  # type: ignore[arg-type]
+
+    def choose(*paths: str, target: str = "T1") -> None:
+        link._received(orjson.dumps({"type": "chooseFiles", "target": target, "paths": paths}))
+
+    # Nothing outside the browser's uploads folder, nothing for a tab with no chooser.
+    choose(str(tmp_path / "secret.txt"))
+    choose(str(browser.upload_dir / ".." / "secret.txt"))  # type: ignore[attr-defined]
+    choose(str(placed), target="T2")
+    choose()
+    await asyncio.gather(*browser.tasks)
+    assert browser.cdp.methods("DOM.setFileInputFiles") == []
+    assert link.choosers.open.keys() == {"T1"}
+
+    choose(str(placed))
+    await asyncio.gather(*browser.tasks)
+    assert browser.cdp.methods("DOM.setFileInputFiles") == [
+        ({"files": [str(placed)], "backendNodeId": 7}, "S1")
+    ]
+    assert orjson.loads(link.outbox["chooser:T1"])["open"] is False  # type: ignore[arg-type]
+
+    # A chooser whose page navigated away is gone.
+    link.choosers.opened(tab, {"backendNodeId": 9, "mode": "selectSingle"})
+    link.navigated("T1")
+    assert link.choosers.open == {}
+    assert orjson.loads(link.outbox["chooser:T1"])["open"] is False  # type: ignore[arg-type]

@@ -26,6 +26,9 @@
   const replayLink = root.querySelector("[data-live-replay]");
   const handoffBox = root.querySelector("[data-live-handoff]");
   const handoffForm = root.querySelector("[data-live-handoff-form]");
+  const chooserBox = root.querySelector("[data-live-chooser]");
+  const chooserInput = root.querySelector("[data-live-chooser-input]");
+  const chooserStatus = root.querySelector("[data-live-chooser-status]");
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
   // A paste is typed text (a recovery code, an address), not a file: longer is refused.
@@ -47,6 +50,8 @@
   let pinned = null;
   let frames = 0;
   let painting = Promise.resolve();
+  let choosers = {}; // tab id → its open file chooser (server's `fileChooser`)
+  let sent = ""; // what the person last sent, said until the chooser closes and a moment
 
   function setState(state, text) {
     root.dataset.state = state;
@@ -132,6 +137,55 @@
       "Open until " + due.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + ".";
   }
 
+  // A file chooser the page opened: the newest open one, on whichever tab.
+  function showChooser() {
+    const open = Object.values(choosers);
+    const chooser = open[open.length - 1];
+    chooserBox.hidden = finished || (!chooser && !sent);
+    if (!chooser) return;
+    const tab = tabs.find(function (t) {
+      return t.id === chooser.tabId;
+    });
+    chooserBox.querySelector("[data-live-chooser-ask]").textContent =
+      (tab && tabs.length > 1 ? "“" + tabLabel(tab) + "” asks" : "The page asks") +
+      (chooser.multiple ? " for files." : " for a file.");
+    chooserBox.querySelector("[data-live-chooser-how]").textContent = !mayControl
+      ? "A person with control can choose it."
+      : you
+        ? "Pick it on your computer; it goes to the page as if chosen in its dialog."
+        : "Take control, then pick it on your computer.";
+    if (chooserInput) {
+      chooserInput.multiple = chooser.multiple;
+      chooserInput.disabled = !you;
+    }
+  }
+
+  function sendFiles(files) {
+    const open = Object.values(choosers);
+    const chooser = open[open.length - 1];
+    if (!chooser || !chooser.upload || !files.length) return;
+    const body = new FormData();
+    body.append("ticket", chooser.upload.ticket);
+    Array.from(files).forEach(function (file) {
+      body.append("file", file, file.name);
+    });
+    const names = Array.from(files, function (file) {
+      return file.name;
+    }).join(", ");
+    chooserStatus.textContent = "Sending " + names + "…";
+    fetch(chooser.upload.url, { method: "POST", body: body, credentials: "omit" })
+      .then(function (response) {
+        return response.json().then(function (answer) {
+          if (!response.ok) throw new Error(answer.message || "The files were not sent.");
+          sent = names;
+          chooserStatus.textContent = "Sent " + names + " to the page.";
+        });
+      })
+      .catch(function (error) {
+        chooserStatus.textContent = error.message || "The files were not sent.";
+      });
+  }
+
   function tabLabel(tab) {
     return tab.title || tab.url || "New tab";
   }
@@ -197,6 +251,22 @@
       case "control":
         you = !!message.you;
         showControl(message.holder);
+        showChooser();
+        break;
+      case "fileChooser":
+        if (message.open) {
+          choosers[message.tabId] = message;
+          chooserStatus.textContent = "";
+        } else {
+          delete choosers[message.tabId];
+          if (sent) {
+            setTimeout(function () {
+              sent = "";
+              showChooser();
+            }, 4000);
+          }
+        }
+        showChooser();
         break;
       case "error":
         root.dataset.lastError = message.code;
@@ -210,6 +280,8 @@
         setState("ended", "Run ended");
         showControl(null);
         showHandoff(null);
+        choosers = {};
+        showChooser();
         showRunStatus(message.status || "completed");
         break;
       case "closed":
@@ -380,6 +452,13 @@
   if (controlButton) {
     controlButton.addEventListener("click", function () {
       send({ type: "control", action: you ? "release" : "request" });
+    });
+  }
+
+  if (chooserInput) {
+    chooserInput.addEventListener("change", function () {
+      sendFiles(chooserInput.files);
+      chooserInput.value = "";
     });
   }
 
