@@ -32,6 +32,7 @@ from websockets.sync.client import connect as ws_connect
 
 from demo.management.commands.demo import free_runtime
 from runs.models import ApiKey, Membership, Run, Runtime, Space
+from runs.services import upload_placed, uploads_pending
 from runtime_host.flags import CHROMIUM_FLAGS
 from runtime_host.host import RuntimeHost
 
@@ -478,11 +479,16 @@ DUMMY_ENDPOINT = "ws://127.0.0.1:9/devtools/browser/dummy"
 
 @contextlib.contextmanager
 def fake_host(
-    endpoint: str = DUMMY_ENDPOINT, fail: str = "", host_id: str = "fake-host", capacity: int = 4
+    endpoint: str = DUMMY_ENDPOINT,
+    fail: str = "",
+    host_id: str = "fake-host",
+    capacity: int = 4,
+    place_uploads: bool = False,
 ) -> Iterator[None]:
     """Plays a runtime host on a thread: heartbeats, claims the runtimes placed on it and
-    launches nothing (running at `endpoint`, or failed with `fail`), and finishes the
-    ones asked to stop."""
+    launches nothing (running at `endpoint`, or failed with `fail`), finishes the ones
+    asked to stop and, with `place_uploads`, says it placed their runs' uploaded files
+    (at /uploads/<name>)."""
     from runtimes import services as runtime_services
 
     done = threading.Event()
@@ -499,6 +505,12 @@ def fake_host(
                     runtime_services.runtime_running(runtime=runtime, cdp_endpoint=endpoint)
                 for stopping in Runtime.objects.filter(status="stopping", host_id=host_id):
                     runtime_services.runtime_finished(runtime=stopping, state="stopped")
+                if place_uploads:
+                    runs = Run.objects.filter(runtime__host_id=host_id, status="running")
+                    for artifact in uploads_pending(
+                        run_ids=list(runs.values_list("id", flat=True))
+                    ):
+                        upload_placed(artifact=artifact, path=f"/uploads/{artifact.name}")
                 done.wait(0.01)
         finally:
             connection.close()

@@ -61,6 +61,21 @@ def click_picture(page: Any, fx: float, fy: float) -> None:
     page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
 
 
+def automation_page(chromium: Any, started: dict[str, Any], content: str) -> tuple[Any, Any]:
+    """The automation: its own Playwright through the connectUrl, working in a new page
+    that shows `content`."""
+    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
+    remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
+    remote.set_content(content)
+    return automation, remote
+
+
+def live_page(chromium: Any, asgi_server: str, started: dict[str, Any]) -> Any:
+    """A member signed in on the dashboard's live page of the run."""
+    viewer = live_page(chromium, asgi_server, started)
+    return viewer
+
+
 def frames_shown(page: Any) -> int:
     return int(page.get_attribute("[data-live-view]", "data-frames") or 0)
 
@@ -68,13 +83,9 @@ def frames_shown(page: Any) -> int:
 def test_a_person_watches_takes_over_and_hands_back_while_the_automation_runs(
     asgi_server: str, chromium: Any, member: Any, started: dict[str, Any]
 ) -> None:
-    # The automation: its own Playwright through the connectUrl, working in a new page.
-    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
-    remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
-    remote.set_content(REMOTE_PAGE)
+    automation, remote = automation_page(chromium, started, REMOTE_PAGE)
 
-    viewer = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    sign_in(viewer, asgi_server, f"/runs/{started['runId']}/live")
+    viewer = live_page(chromium, asgi_server, started)
     view = viewer.locator("[data-live-view]")
     # The picture of the remote page arrives, with its tab and address.
     viewer.wait_for_function(
@@ -236,9 +247,7 @@ def test_a_refused_live_view_handshake_answers_its_status_over_the_network(
 def test_the_view_only_embed_shows_the_picture_and_offers_no_control(
     asgi_server: str, chromium: Any, started: dict[str, Any]
 ) -> None:
-    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
-    remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
-    remote.set_content(REMOTE_PAGE)
+    automation, remote = automation_page(chromium, started, REMOTE_PAGE)
     run = Run.objects.get(pk=started["runId"])
     token = lease_mint(run=run, kind=ViewerLease.Kind.LIVE).token
 
@@ -274,11 +283,8 @@ def test_the_view_only_embed_shows_the_picture_and_offers_no_control(
 def test_a_long_paste_reaches_the_remote_page_whole_in_several_messages(
     asgi_server: str, chromium: Any, member: Any, started: dict[str, Any]
 ) -> None:
-    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
-    remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
-    remote.set_content(REMOTE_PAGE)
-    viewer = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    sign_in(viewer, asgi_server, f"/runs/{started['runId']}/live")
+    automation, remote = automation_page(chromium, started, REMOTE_PAGE)
+    viewer = live_page(chromium, asgi_server, started)
     viewer.wait_for_function(
         "() => Number(document.querySelector('[data-live-view]').dataset.frames || 0) > 0",
         timeout=20_000,
@@ -328,13 +334,10 @@ def test_a_person_answers_the_pages_file_chooser_with_a_file_from_their_computer
     asgi_server: str, chromium: Any, member: Any, started: dict[str, Any]
 ) -> None:
     # The automation reaches an upload it cannot do and clicks it: the page's chooser opens.
-    automation = chromium.browser_type.connect_over_cdp(started["connectUrl"])
-    remote = automation.new_context(viewport={"width": 1000, "height": 600}).new_page()
-    remote.set_content(CHOOSER_PAGE)
+    automation, remote = automation_page(chromium, started, CHOOSER_PAGE)
     remote.click("#scan")
 
-    viewer = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    sign_in(viewer, asgi_server, f"/runs/{started['runId']}/live")
+    viewer = live_page(chromium, asgi_server, started)
     chooser = viewer.locator("[data-live-chooser]")
     chooser.wait_for(state="visible", timeout=20_000)
     assert chooser.locator("[data-live-chooser-ask]").inner_text() == "The page asks for a file."

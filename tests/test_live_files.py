@@ -3,19 +3,16 @@ runtimes.live_files): a ticket of the viewer socket that holds control, and ever
 the request can be wrong, each a JSON error that keeps nothing. The whole path in real
 Chromium is in test_live_browser.py."""
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.test import Client
 
 from runs import control
 from runs.models import Artifact, Run, Runtime
-from runs.services import upload_placed, uploads_pending
 from runtimes import live_files
 from runtimes import services as runtime_services
 from tests.conftest import Tenant, fake_host
@@ -26,36 +23,10 @@ KEY = "specific.live-viewer!abc"  # the viewer socket's channel name
 
 
 @contextmanager
-def placing() -> Iterator[None]:
-    """Plays the runtime host's part of placing uploads in the browser's folder."""
-    done = threading.Event()
-
-    def place() -> None:
-        try:
-            while not done.is_set():
-                for artifact in uploads_pending(
-                    run_ids=list(Run.objects.values_list("id", flat=True))
-                ):
-                    upload_placed(artifact=artifact, path=f"/uploads/{artifact.name}")
-                done.wait(0.01)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=place, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-
-
-@pytest.fixture
-def live(tenant: Tenant, settings: Any) -> Iterator[tuple[Run, dict[str, str]]]:
+def live_run(tenant: Tenant, place_uploads: bool) -> Iterator[tuple[Run, dict[str, str]]]:
     """A running run whose viewer socket KEY holds control, and its chooser's ticket."""
-    settings.BCTRL_RUNTIME_UPLOAD_WAIT_S = 2
     runtime = runtime_services.runtime_create(space=tenant.space, name="chrome")
-    with fake_host():
+    with fake_host(place_uploads=place_uploads):
         started = tenant.client.post(f"/v1/runtimes/{runtime.id}/start", {}, format="json")
         assert started.status_code == 200
         run = Run.objects.get(pk=started.json()["runId"])
@@ -64,6 +35,13 @@ def live(tenant: Tenant, settings: Any) -> Iterator[tuple[Run, dict[str, str]]]:
             run,
             live_files.chooser_ticket(run_id=run.id, runtime_id=runtime.id, tab="TAB1", key=KEY),
         )
+
+
+@pytest.fixture
+def live(tenant: Tenant, settings: Any) -> Iterator[tuple[Run, dict[str, str]]]:
+    settings.BCTRL_RUNTIME_UPLOAD_WAIT_S = 2
+    with live_run(tenant, place_uploads=True) as live:
+        yield live
 
 
 def send(ticket: Any, *files: tuple[str, bytes]) -> Any:
@@ -88,8 +66,7 @@ def test_the_holders_files_are_kept_with_the_run_and_chosen(
 ) -> None:
     run, chooser = live
     assert chooser["url"] == "/live/files"
-    with placing():
-        answer = send(chooser["ticket"], ("scan.pdf", b"%PDF"), ("back.pdf", b"%PDF-2"))
+    answer = send(chooser["ticket"], ("scan.pdf", b"%PDF"), ("back.pdf", b"%PDF-2"))
     assert answer.status_code == 201, answer.content
     assert [(f["name"], f["size"]) for f in answer.json()["files"]] == [
         ("scan.pdf", 4),
@@ -143,12 +120,10 @@ def test_a_run_that_ended_takes_no_files(live: tuple[Run, dict[str, str]]) -> No
     assert uploads() == []
 
 
-def test_a_host_that_does_not_place_the_files_is_a_503(
-    live: tuple[Run, dict[str, str]], settings: Any
-) -> None:
+def test_a_host_that_does_not_place_the_files_is_a_503(tenant: Tenant, settings: Any) -> None:
     settings.BCTRL_RUNTIME_UPLOAD_WAIT_S = 0.2
-    _, chooser = live
-    refused(send(chooser["ticket"], ("a.txt", b"x")), 503, "live.not_placed")
-    # Kept with the run, for the host to place when it can; the person may send it again.
-    assert uploads() == ["a.txt"]
-    assert Runtime.objects.get().controller_key == KEY
+    with live_run(tenant, place_uploads=False) as (_, chooser):
+        refused(send(chooser["ticket"], ("a.txt", b"x")), 503, "live.not_placed")
+        # Kept with the run, for the host to place when it can; the person may send it again.
+        assert uploads() == ["a.txt"]
+        assert Runtime.objects.get().controller_key == KEY
