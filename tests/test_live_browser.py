@@ -72,7 +72,8 @@ def automation_page(chromium: Any, started: dict[str, Any], content: str) -> tup
 
 def live_page(chromium: Any, asgi_server: str, started: dict[str, Any]) -> Any:
     """A member signed in on the dashboard's live page of the run."""
-    viewer = live_page(chromium, asgi_server, started)
+    viewer = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    sign_in(viewer, asgi_server, f"/runs/{started['runId']}/live")
     return viewer
 
 
