@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from runs.models import Run, Space, id_field
+from runs.sealed import InvalidToken, seal, unseal
 
 MIN_PLAYABLE_MS = 1000
 MAX_CAPTURE_MS = 2 * 60 * 60 * 1000
@@ -165,9 +166,10 @@ class UpstreamAccount(models.Model):
     Cloudflare's API (`https://api.cloudflare.com/client/v4`) or another bctrl's
     `/client/v4`. One per space.
 
-    The API token is kept as given, since every sync sends it upstream; it is never shown
-    back (answers and pages say only that it is set and its last four characters), never
-    put in a URL, a log line or an error message, and `__str__`/`repr` leave it out.
+    The API token is kept encrypted (runs.sealed), since every sync sends it upstream and
+    so must open it; it is never shown back (answers and pages say only that it is set and
+    its last four characters), never put in a URL, a log line or an error message, and
+    `__str__`/`repr` leave it out.
     """
 
     space = models.OneToOneField(
@@ -175,13 +177,28 @@ class UpstreamAccount(models.Model):
     )
     base_url = models.CharField(max_length=500)
     account_id = models.CharField(max_length=100)
-    api_token = models.CharField(max_length=500, editable=False)
+    api_token_sealed = models.TextField(editable=False, default="")  # see api_token
     token_last_four = models.CharField(max_length=4, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"{self.account_id} at {self.base_url}"
+
+    @property
+    def api_token(self) -> str:
+        """The token, opened; "" when it is not set or no key of this deployment opens it
+        (SECRET_KEY changed without a fallback: the settings page asks for it again)."""
+        if not self.api_token_sealed:
+            return ""
+        try:
+            return str(unseal(self.api_token_sealed.encode()))
+        except InvalidToken:
+            return ""
+
+    @api_token.setter
+    def api_token(self, value: str) -> None:
+        self.api_token_sealed = seal(value).decode()
 
 
 class UpstreamSessionSkip(models.Model):

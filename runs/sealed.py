@@ -1,6 +1,7 @@
-"""Secrets kept in the database encrypted (Fernet): browser profiles' state and the
-credentials of a start's upstream proxy. Keys from BCTRL_PROFILE_KEYS (newest first: the
-first seals, all open), else one derived from SECRET_KEY and each of its fallbacks."""
+"""Secrets kept in the database encrypted (Fernet): browser profiles' state, the
+credentials of a start's upstream proxy and a space's upstream Browser Run token. Keys
+from BCTRL_PROFILE_KEYS (newest first: the first seals, all open), else one derived from
+SECRET_KEY and each of its fallbacks."""
 
 import base64
 import hashlib

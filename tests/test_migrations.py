@@ -47,3 +47,25 @@ def test_a_lease_minted_before_the_viewers_app_still_opens_its_replay_after_it()
     lease = ViewerLease.objects.get(pk="lse_moved")
     assert (lease.run_id, lease.recording_id, lease.kind) == (run.pk, recording.pk, "replay")
     assert lease_check(_signer().sign(secret), kind="replay").pk == "lse_moved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upstream_token_stored_as_given_is_sealed_and_still_opens() -> None:
+    from recordings.models import UpstreamAccount
+
+    old = migrate([("recordings", "0008_viewer_lease_moved")])
+    space = old.get_model("runs", "Space").objects.create(name="Acme", slug="acme")
+    token = "cf-token-" + "x" * 31
+    old.get_model("recordings", "UpstreamAccount").objects.create(
+        space=space, base_url="https://api.example.com/client/v4", account_id="acc", api_token=token
+    )
+
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    account = UpstreamAccount.objects.get()
+    assert account.api_token == token
+    assert token not in account.api_token_sealed and account.api_token_sealed.startswith("gAAAA")
+    # And back: the plain column again, with the token.
+    back = migrate([("recordings", "0008_viewer_lease_moved")])
+    assert back.get_model("recordings", "UpstreamAccount").objects.get().api_token == token
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -135,6 +135,7 @@ def test_the_space_settings_page_sets_and_clears_the_upstream_account(
     assert saved.status_code == 302
     account = UpstreamAccount.objects.get(space=tenant.space)
     assert account.api_token == ACCOUNT["apiToken"]
+    assert ACCOUNT["apiToken"] not in account.api_token_sealed  # encrypted at rest
     page = signed_in.get(saved["Location"])
     text = page.content.decode()
     assert "The upstream account is saved." in text
