@@ -53,8 +53,9 @@ def storage_expression() -> str:
 
 def seed_script(run_id: str, origins: dict[str, Any]) -> str:
     """The script that gives a page of a profile origin its local storage and IndexedDB
-    before the page's own scripts run, once per origin and run. Each origin's part is a
-    string parsed only in that origin's pages."""
+    before the page's own scripts run, once per origin and run. Every document of the run
+    runs it: one of another origin, or seeded already, returns before the saved state is
+    built, and an origin's part is a string parsed only in that origin's pages."""
     seeds = {
         origin: orjson.dumps(
             {"localStorage": kept.get("localStorage", []), "indexedDB": kept.get("indexedDB", [])}
@@ -63,12 +64,11 @@ def seed_script(run_id: str, origins: dict[str, Any]) -> str:
     }
     mark = orjson.dumps(f"{PROFILE_MARK}:{run_id}").decode()
     return (
-        f"(() => {{ {storage_source()}\n"
-        f" const seed = ({orjson.dumps(seeds).decode()})[location.origin];"
-        f" if (!seed) return; const mark = {mark};"
+        f"(() => {{ if (!{orjson.dumps(list(origins)).decode()}.includes(location.origin))"
+        f" return; const mark = {mark};"
         " try { if (localStorage.getItem(mark)) return; localStorage.setItem(mark, '1'); }"
-        " catch (error) { return; }"
-        " const kept = JSON.parse(seed);"
+        f" catch (error) {{ return; }}\n{storage_source()}\n"
+        f" const kept = JSON.parse(({orjson.dumps(seeds).decode()})[location.origin]);"
         " for (const [key, value] of kept.localStorage) localStorage.setItem(key, value);"
         " try { seedIndexedDB(kept.indexedDB); } catch (error) {} })();"
     )
