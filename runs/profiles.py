@@ -77,6 +77,29 @@ def domains_of(state: dict[str, Any]) -> list[str]:
     return sorted(name for name in names if name)
 
 
+def contents_of(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a profile holds per origin, without a value: how many local storage items,
+    and each IndexedDB database's name, version and its stores' record counts."""
+    return [
+        {
+            "origin": origin,
+            "localStorageItems": len(kept.get("localStorage", [])),
+            "indexedDB": [
+                {
+                    "name": database.get("name"),
+                    "version": database.get("version"),
+                    "stores": [
+                        {"name": store.get("name"), "records": len(store.get("records", []))}
+                        for store in database.get("stores", [])
+                    ],
+                }
+                for database in kept.get("indexedDB", [])
+            ],
+        }
+        for origin, kept in sorted(state["origins"].items())
+    ]
+
+
 def profiles_of(space: Space) -> QuerySet[Profile]:
     return Profile.objects.filter(space=space).select_related("writer_run")
 

@@ -129,6 +129,9 @@ def test_profiles_are_listed_inspected_and_deleted_in_their_space(
     assert seen["domains"] == ["app.example.com", "shop.example.com"]
     assert seen["cookieCount"] == 1 and seen["savedByRunId"] == run.id
     assert "very-secret-cookie-value" not in str(seen)
+    assert seen["origins"] == [
+        {"origin": "https://app.example.com", "localStorageItems": 1, "indexedDB": []}
+    ]
     listed = tenant.client.get("/v1/profiles").json()["data"]
     assert [p["id"] for p in listed] == [profile["id"]]
 
@@ -273,6 +276,14 @@ async def test_signed_in_at_the_next_start(
     await stop_runtime(asgi_server, tenant, first)
     saved = await asyncio.to_thread(api.get, f"/v1/profiles/{profile['id']}")
     assert saved["domains"] == ["127.0.0.1"] and saved["savedByRunId"] == first.run.id
+    [origin] = saved["origins"]
+    assert origin["localStorageItems"] >= 1 and origin["indexedDB"] == [
+        {
+            "name": "shop",
+            "version": 3,
+            "stores": [{"name": "drafts", "records": 1}, {"name": "orders", "records": 2}],
+        }
+    ]
 
     second = await start_runtime(asgi_server, tenant, {"profileId": profile["id"]})
     async with async_playwright() as playwright:

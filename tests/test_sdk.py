@@ -613,7 +613,8 @@ def test_profiles_browser_options_and_runtime_files(client: Bctrl, tenant: Tenan
             "proxy": {"server": "socks5://proxy.example.com:1080"},
             "profile": {"id": profile.id, "name": "shop account", "persist": True},
         }
-        assert client.profiles.retrieve(profile.id).in_use_by_run_id == started.run_id
+        retrieved = client.profiles.retrieve(profile.id)
+        assert retrieved.in_use_by_run_id == started.run_id and retrieved.origins == []
         with pytest.raises(ConflictError):
             client.profiles.delete(profile.id)
         sent = client.runtimes.upload_file(runtime.id, b"%PDF-1.4", name="receipt.pdf")

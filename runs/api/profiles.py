@@ -3,7 +3,9 @@
 - `GET /v1/profiles`: the space's profiles, newest first (`{data, hasMore, nextCursor}`).
 - `POST /v1/profiles` `{name}`: a new, empty profile (201; 409 profile.name_taken).
 - `GET /v1/profiles/{id}`: `{id, name, domains, cookieCount, size, savedAt,
-  savedByRunId, inUseByRunId, createdAt}`: whose state it holds, never the values.
+  savedByRunId, inUseByRunId, createdAt, origins}`: whose state it holds, never the
+  values (`origins`: per origin, how many local storage items, and each IndexedDB
+  database's name, version and its stores' record counts).
 - `DELETE /v1/profiles/{id}`: 204; 409 profile.in_use while a running run will save it.
 
 A start loads one with `profileId` and saves back into it with `persist: true`
@@ -79,7 +81,9 @@ class ProfileListView(APIView):
 class ProfileDetailView(APIView):
     @extend_schema(operation_id="profiles_get", responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, profile_id: str) -> Response:
-        return Response(profile_json(profiles.profile_of(space_of(request), profile_id)))
+        profile = profiles.profile_of(space_of(request), profile_id)
+        state = profiles.profile_state(profile_id=profile.id)
+        return Response({**profile_json(profile), "origins": profiles.contents_of(state)})
 
     @extend_schema(operation_id="profiles_delete", responses={204: None, **ERRORS})
     def delete(self, request: Request, profile_id: str) -> Response:

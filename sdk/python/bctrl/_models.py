@@ -277,6 +277,9 @@ class Profile(Model):
     saved_by_run_id: str | None = None
     in_use_by_run_id: str | None = None
     created_at: datetime | None = None
+    # Retrieved one by one only: per origin, how many local storage items, and each
+    # IndexedDB database's name, version and its stores' record counts.
+    origins: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
