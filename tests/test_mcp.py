@@ -115,6 +115,14 @@ async def activity_until(
         await asyncio.sleep(0.3)
 
 
+UPLOAD_FORM = """<input type="file" id="file"><p id="out"></p><script>
+document.getElementById("file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  document.getElementById("out").textContent = file.name + ": " + (await file.text());
+});
+</script>"""
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_an_agent_starts_drives_reads_and_stops_a_browser(
@@ -137,6 +145,7 @@ async def test_an_agent_starts_drives_reads_and_stops_a_browser(
             "request_handoff",
             "wait_for_handoff",
             "export_files",
+            "upload_file",
         } <= set(tools)
         assert tools["get_activity"].input_schema["required"] == ["run_id"]
 
@@ -171,6 +180,22 @@ async def test_an_agent_starts_drives_reads_and_stops_a_browser(
             for step in range(1, 6):
                 await page.mouse.move(40 * step, 30 * step)
             await page.wait_for_timeout(600)  # rrweb sends sampled moves in its next batch
+
+            # A file the agent has goes where its browser tool's upload reaches it.
+            notes = base64.b64encode(b"agent notes").decode()
+            sent = await call(
+                session, "upload_file", run_id=run_id, name="notes.txt", content_base64=notes
+            )
+            assert sent["kind"] == "upload" and sent["placed"] and sent["size"] == 11
+            form = await context.new_page()
+            await form.set_content(UPLOAD_FORM)
+            await form.set_input_files("#file", sent["path"])
+            await form.wait_for_function("document.getElementById('out').textContent")
+            assert await form.text_content("#out") == "notes.txt: agent notes"
+            wrong = await session.call_tool(
+                "upload_file", {"run_id": run_id, "name": "a.txt", "content_base64": "%%%"}
+            )
+            assert error_of(wrong)["code"] == "validation_error"
             await browser.close()
 
         replay = await call(session, "replay_url", run_id=run_id, with_activity=True)
@@ -198,6 +223,10 @@ async def test_an_agent_starts_drives_reads_and_stops_a_browser(
 
         stopped = await call(session, "stop_browser", run_id=run_id)
         assert stopped["status"] == "completed" and stopped["endedAt"]
+        late = await session.call_tool(
+            "upload_file", {"run_id": run_id, "name": "a.txt", "content_base64": notes}
+        )
+        assert error_of(late)["code"] == "run.not_running"
         # The recording's status, as an agent reads it until the replay is ready.
         deadline = time.monotonic() + 60
         while True:
