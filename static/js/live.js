@@ -51,7 +51,8 @@
   let frames = 0;
   let painting = Promise.resolve();
   let choosers = {}; // tab id → its open file chooser (server's `fileChooser`)
-  let sent = ""; // what the person last sent, said until the chooser closes and a moment
+  let sent = ""; // what the person last sent, said for a moment after it went
+  let sentTimer = null;
 
   function setState(state, text) {
     root.dataset.state = state;
@@ -177,8 +178,15 @@
       .then(function (response) {
         return response.json().then(function (answer) {
           if (!response.ok) throw new Error(answer.message || "The files were not sent.");
+          // Said for a moment, whether the chooser's closing came before this or after.
           sent = names;
           chooserStatus.textContent = "Sent " + names + " to the page.";
+          clearTimeout(sentTimer);
+          sentTimer = setTimeout(function () {
+            sent = "";
+            showChooser();
+          }, 4000);
+          showChooser();
         });
       })
       .catch(function (error) {
@@ -256,15 +264,10 @@
       case "fileChooser":
         if (message.open) {
           choosers[message.tabId] = message;
+          sent = "";
           chooserStatus.textContent = "";
         } else {
           delete choosers[message.tabId];
-          if (sent) {
-            setTimeout(function () {
-              sent = "";
-              showChooser();
-            }, 4000);
-          }
         }
         showChooser();
         break;
